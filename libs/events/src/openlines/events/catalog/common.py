@@ -1,0 +1,123 @@
+"""Closed sets and value objects shared by the catalog."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssignedBy",
+    "Attachment",
+    "AttachmentKind",
+    "ChannelType",
+    "CloseReason",
+    "Customer",
+    "DeliveryStatus",
+    "Direction",
+    "PresenceStatus",
+    "SlaMetric",
+    "conversation_key",
+]
+
+
+class ChannelType(StrEnum):
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    VIBER = "viber"
+    WIDGET = "widget"
+    EMAIL = "email"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    """From the customer."""
+    OUT = "out"
+    """From an operator to the customer."""
+    NOTE = "note"
+    """Staff-only note; hidden from the customer."""
+    SYSTEM = "system"
+    """Staff-only system message (assignment, close, CRM link...)."""
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class CloseReason(StrEnum):
+    OPERATOR = "operator"
+    AUTO_INACTIVE = "auto_inactive"
+    AUTO_UNASSIGNED = "auto_unassigned"
+    SPAM = "spam"
+
+
+class AssignedBy(StrEnum):
+    ROUTING = "routing"
+    OPERATOR = "operator"
+    """The operator took the dialog (Reply/Take/Take over)."""
+    SUPERVISOR = "supervisor"
+
+
+class PresenceStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class SlaMetric(StrEnum):
+    RESPONSE = "response"
+    """Since the customer's last unanswered message (the RetailCRM marker)."""
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class AttachmentKind(StrEnum):
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+    VIDEO = "video"
+    VOICE = "voice"
+    STICKER = "sticker"
+    OTHER = "other"
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+
+class Attachment(_Value):
+    """File metadata only; the bytes stay with the provider (or object storage)."""
+
+    kind: AttachmentKind
+    file_id: str
+    """Provider file id (or storage key); enough to fetch or re-send the file."""
+    file_name: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    duration_seconds: int | None = Field(default=None, ge=0)
+    """Audio, video and voice only."""
+    url: str | None = None
+    """Download URL when the provider gives one; it may expire."""
+
+
+class Customer(_Value):
+    """The customer as the channel knows them."""
+
+    name: str
+    external_id: str
+    """The customer's id in the channel (e.g. Telegram user id)."""
+    username: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    language_code: str | None = None
+
+
+def conversation_key(channel_id: str, external_chat_id: str) -> str:
+    """Key of ``openlines.inbound.v1``: one conversation of one channel."""
+    return f"{channel_id}:{external_chat_id}"

@@ -1,0 +1,118 @@
+"""``openlines.crm.v1``: customer identities and CRM entities, keyed by customer id.
+
+Every event carries ``customer_id`` so that the key is always at hand.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import Field
+
+from openlines.events.catalog.common import ChannelType
+from openlines.events.envelope import EventPayload
+
+__all__ = [
+    "CompanyCreated",
+    "ContactCreated",
+    "CustomerIdentified",
+    "CustomersMerged",
+    "DealCreated",
+    "LeadConverted",
+    "LeadCreated",
+]
+
+
+class CustomerIdentified(EventPayload):
+    """A messenger account was matched to (or created as) a CRM customer."""
+
+    TYPE: ClassVar[str] = "CustomerIdentified"
+
+    customer_id: UUID
+    channel_type: ChannelType
+    channel_id: str
+    external_user_id: str
+    name: str
+    dialog_id: UUID | None = None
+    """The dialog that revealed the identity."""
+    is_new: bool = False
+    """True when the customer did not exist before."""
+
+
+class LeadCreated(EventPayload):
+    TYPE: ClassVar[str] = "LeadCreated"
+
+    lead_id: UUID
+    customer_id: UUID
+    title: str
+    source_dialog_id: UUID | None = None
+    channel_type: ChannelType | None = None
+    auto: bool
+    """Created by the line's auto-lead rule rather than by an operator."""
+    actor_id: str | None = None
+    """The operator, for manual leads."""
+
+
+class LeadConverted(EventPayload):
+    """The lead became a contact, a company and/or a deal."""
+
+    TYPE: ClassVar[str] = "LeadConverted"
+
+    lead_id: UUID
+    customer_id: UUID
+    contact_id: UUID | None = None
+    company_id: UUID | None = None
+    deal_id: UUID | None = None
+    actor_id: str | None = None
+
+
+class ContactCreated(EventPayload):
+    TYPE: ClassVar[str] = "ContactCreated"
+
+    contact_id: UUID
+    customer_id: UUID
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    source_lead_id: UUID | None = None
+    actor_id: str | None = None
+
+
+class CompanyCreated(EventPayload):
+    TYPE: ClassVar[str] = "CompanyCreated"
+
+    company_id: UUID
+    customer_id: UUID
+    name: str
+    source_lead_id: UUID | None = None
+    actor_id: str | None = None
+
+
+class DealCreated(EventPayload):
+    """A deal, from a lead conversion or straight from a dialog."""
+
+    TYPE: ClassVar[str] = "DealCreated"
+
+    deal_id: UUID
+    customer_id: UUID
+    title: str
+    amount_minor: int | None = None
+    """Amount in minor units (cents), to stay exact."""
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    """ISO 4217 code."""
+    contact_id: UUID | None = None
+    company_id: UUID | None = None
+    source_lead_id: UUID | None = None
+    source_dialog_id: UUID | None = None
+    actor_id: str | None = None
+
+
+class CustomersMerged(EventPayload):
+    """Two customers turned out to be one; ``customer_id`` survives."""
+
+    TYPE: ClassVar[str] = "CustomersMerged"
+
+    customer_id: UUID
+    merged_customer_id: UUID
+    actor_id: str | None = None

@@ -1,0 +1,38 @@
+"""``openlines.outbound.v1``: results of sending operator messages, keyed by dialog id."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import Field
+
+from openlines.events.envelope import EventPayload
+
+__all__ = ["MessageDispatchFailed", "MessageDispatched"]
+
+
+class MessageDispatched(EventPayload):
+    """The provider accepted the message."""
+
+    TYPE: ClassVar[str] = "MessageDispatched"
+
+    dialog_id: UUID
+    message_id: UUID
+    channel_id: str
+    provider_message_id: str
+    """Matches ``DeliveryReceiptReceived.provider_message_id`` later."""
+    attempts: int = Field(ge=1)
+
+
+class MessageDispatchFailed(EventPayload):
+    """Sending failed; ``retryable`` False means outbound gave up."""
+
+    TYPE: ClassVar[str] = "MessageDispatchFailed"
+
+    dialog_id: UUID
+    message_id: UUID
+    channel_id: str
+    reason: str
+    attempts: int = Field(ge=1)
+    retryable: bool

@@ -1,0 +1,23 @@
+"""Real Kafka (Tansu) and PostgreSQL started as local processes, for tests and `openlines up`."""
+
+from openlines.kit.embedded._proc import StartupError, free_port
+from openlines.kit.embedded.postgres import (
+    EmbeddedPostgres,
+    create_database,
+    drop_database,
+    stop_data_dir,
+    with_database,
+)
+from openlines.kit.embedded.tansu import EmbeddedKafka, kafka_answers
+
+__all__ = [
+    "EmbeddedKafka",
+    "EmbeddedPostgres",
+    "StartupError",
+    "create_database",
+    "drop_database",
+    "free_port",
+    "kafka_answers",
+    "stop_data_dir",
+    "with_database",
+]

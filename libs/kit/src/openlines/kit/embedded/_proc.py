@@ -1,0 +1,133 @@
+"""Process helpers shared by the embedded components and the local stack."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+
+
+class StartupError(RuntimeError):
+    """A component did not become ready; the message carries the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago; callers must still handle losing the race."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def log_tail(path: Path | None, lines: int = 30) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text) or "(log is empty)"
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to signal the child when this thread dies.
+
+    Only used from the main thread: PDEATHSIG fires when the *thread* that forked exits,
+    which for a pool thread could be long before the process ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def _set() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return _set
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True when process `pid` itself holds a listening TCP socket on `port`."""
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns)
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
+    """SIGTERM the child's process group, then SIGKILL it after `timeout` seconds."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    # Grandchildren that ignored SIGTERM must not outlive the group leader.
+    _signal_group(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def same_process(pid: int, create_time: float | None) -> psutil.Process | None:
+    """The live process `pid`, unless the pid was reused since `create_time`."""
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.NoSuchProcess:
+        return None
+
+
+def kill_tree(pid: int, create_time: float | None = None, timeout: float = 5.0) -> bool:
+    """Stop a process we do not parent (e.g. recorded in a state file) and its group.
+
+    Returns True when something was running.
+    """
+    proc = same_process(pid, create_time)
+    if proc is None:
+        return False
+    children = _children(proc)
+    _signal_group(pid, signal.SIGTERM)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.terminate()
+    _, alive = psutil.wait_procs([proc, *children], timeout=timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    _signal_group(pid, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+    return True
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []

@@ -1,0 +1,141 @@
+"""The aiohttp app factory every service uses.
+
+Middlewares (outermost first): request id, tracing + metrics, JSON errors. Built-in routes:
+/healthz, /readyz, /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from openlines.kit import metrics
+from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
+from openlines.kit.http.errors import HTTP_CODES, ApiError, error_response
+from openlines.kit.http.health import Health
+from openlines.kit.log import get_logger
+from openlines.kit.settings import KitSettings
+from openlines.kit.telemetry import context_from_http, tracer
+
+log = get_logger(__name__)
+
+HEALTH_KEY = web.AppKey("health", Health)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = request_id
+        raise
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = _route_name(request)
+    started = time.perf_counter()
+    status = 500
+    with tracer().start_as_current_span(
+        f"{request.method} {route}", context=context_from_http(request.headers),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route},
+    ) as span:
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            if route not in ("/metrics", "/healthz", "/readyz"):
+                metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(request.method, route).observe(
+                    time.perf_counter() - started
+                )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, **exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.status == 101:
+            raise
+        code = HTTP_CODES.get(exc.status, "http_error")
+        response = error_response(exc.status, code, exc.reason)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        return error_response(500, "internal", "internal error")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].live)
+    return web.json_response({"status": "ok" if ok else "failing", "checks": checks},
+                             status=200 if ok else 503)
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].ready)
+    return web.json_response({"status": "ready" if ok else "not_ready", "checks": checks},
+                             status=200 if ok else 503)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def create_app(settings: KitSettings, health: Health | None = None) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.http_body_limit,
+        middlewares=[request_id_middleware, observe_middleware, error_middleware],
+    )
+    app[HEALTH_KEY] = health or Health()
+    app[PRINCIPAL_KEY] = Authenticator(settings)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def read_json(request: web.Request) -> object:
+    """The request body as JSON, with clear 4xx errors for what clients get wrong."""
+    if request.content_length is not None and request.content_length > request.app._client_max_size:
+        raise ApiError(413, "payload_too_large",
+                       f"body exceeds {request.app._client_max_size} bytes")
+    try:
+        return await request.json()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(413, "payload_too_large", "body too large") from exc
+    except ValueError as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc

@@ -1,0 +1,98 @@
+"""JWT bearer auth yielding an operator principal with roles.
+
+HS256 with a dev secret by default; RS256 (or any asymmetric algorithm) verified against a
+JWKS URL by config. The token's `sub` is the operator id; `roles` a list; `lines` optional.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from openlines.kit.http.errors import ApiError
+from openlines.kit.settings import KitSettings
+
+ROLES = ("operator", "supervisor", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    operator_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    lines: frozenset[str] | None = None  # None: not restricted by the token
+
+    @property
+    def is_supervisor(self) -> bool:
+        # A chat admin sees everything, like a supervisor (DESIGN §9, Uspacy permissions).
+        return bool(self.roles & {"supervisor", "admin"})
+
+
+class Authenticator:
+    def __init__(self, settings: KitSettings) -> None:
+        self.settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+
+    async def principal(self, request: web.Request) -> Principal:
+        token = bearer_token(request)
+        if token is None:
+            raise ApiError(401, "unauthorized", "missing bearer token")
+        return await self.decode(token)
+
+    async def decode(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:
+                # PyJWKClient fetches (and caches) keys with blocking I/O.
+                key: Any = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            else:
+                key = self.settings.jwt_secret
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[self.settings.jwt_algorithm],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options={"require": ["sub", "exp"], "verify_aud": bool(self.settings.jwt_audience)},
+            )
+        except jwt.PyJWTError as exc:
+            raise ApiError(401, "invalid_token", f"invalid token: {exc}") from exc
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise ApiError(401, "invalid_token", "roles claim must be a list of strings")
+        lines = claims.get("lines")
+        return Principal(
+            operator_id=str(claims["sub"]),
+            roles=frozenset(roles),
+            lines=frozenset(lines) if isinstance(lines, list) else None,
+        )
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    # WebSockets cannot set headers from a browser: a query token is accepted there.
+    return request.query.get("token") or None
+
+
+def issue_token(
+    operator_id: str, roles: list[str], *, secret: str, ttl_seconds: int = 12 * 3600,
+    lines: list[str] | None = None, algorithm: str = "HS256",
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": operator_id, "roles": roles, "iat": now,
+                              "exp": now + ttl_seconds}
+    if lines is not None:
+        claims["lines"] = lines
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+PRINCIPAL_KEY = web.AppKey("authenticator", Authenticator)
+
+
+async def require_principal(request: web.Request) -> Principal:
+    return await request.app[PRINCIPAL_KEY].principal(request)

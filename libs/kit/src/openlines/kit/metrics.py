@@ -1,0 +1,49 @@
+"""Prometheus metrics shared by every service (default registry, served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RELAY_PUBLISHED = Counter(
+    "openlines_relay_published_total", "Outbox records published to Kafka", ["schema"]
+)
+RELAY_BACKLOG = Gauge(
+    "openlines_relay_backlog", "Outbox records committed but not yet published", ["schema"]
+)
+RELAY_ERRORS = Counter("openlines_relay_errors_total", "Failed relay publish rounds", ["schema"])
+
+CONSUMER_APPLIED = Counter(
+    "openlines_consumer_applied_total", "Records applied by a consumer", ["consumer", "topic"]
+)
+CONSUMER_DUPLICATES = Counter(
+    "openlines_consumer_duplicates_total",
+    "Redelivered records skipped because they were already applied",
+    ["consumer", "topic"],
+)
+CONSUMER_RETRIES = Counter(
+    "openlines_consumer_retries_total", "Handler attempts that failed and were retried",
+    ["consumer", "topic"],
+)
+CONSUMER_DLQ = Counter(
+    "openlines_consumer_dlq_total", "Records sent to a dead-letter topic", ["consumer", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "openlines_consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"]
+)
+CONSUMER_POSITION = Gauge(
+    "openlines_consumer_committed_offset", "Last committed offset",
+    ["consumer", "topic", "partition"],
+)
+CONSUMER_APPLY_SECONDS = Histogram(
+    "openlines_consumer_batch_seconds", "Time to apply and commit one batch", ["consumer"]
+)
+
+TIMERS_FIRED = Counter("openlines_timers_fired_total", "Durable timers fired", ["timer"])
+TIMERS_FAILED = Counter("openlines_timers_failed_total", "Durable timer handler failures", ["timer"])
+
+HTTP_REQUESTS = Counter(
+    "openlines_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "openlines_http_request_seconds", "HTTP request latency", ["method", "route"]
+)

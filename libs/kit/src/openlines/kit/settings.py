@@ -1,0 +1,44 @@
+"""Service settings from the environment (prefix OPENLINES_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "openlines-dev-secret-change-me"
+
+
+class KitSettings(BaseSettings):
+    """What every service needs; services subclass it to add their own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLINES_", extra="ignore")
+
+    service_name: str = "openlines"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Off by default: the embedded broker rejects InitProducerId (DESIGN §5).
+    kafka_idempotence: bool = False
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_schema: str | None = Field(default=None, description="defaults to the service name")
+    db_pool_size: int = 10
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    http_body_limit: int = 1 << 20
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    consumer_max_attempts: int = 5
+    consumer_batch_size: int = 100
+    relay_batch_size: int = 500
+
+    @property
+    def schema_name(self) -> str:
+        return self.db_schema or self.service_name.replace("-", "_")

@@ -1,0 +1,65 @@
+"""OpenTelemetry setup and W3C trace-context propagation over HTTP and Kafka headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+KafkaHeaders = Iterable[tuple[str, bytes]]
+
+_configured = False
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str | None = None) -> None:
+    """Install a tracer provider. No exporter unless an OTLP endpoint is configured:
+    spans still exist, so trace ids reach logs and propagate downstream."""
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def tracer(name: str = "openlines") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def inject_http(headers: dict[str, str]) -> dict[str, str]:
+    propagate.inject(headers)
+    return headers
+
+
+def context_from_http(headers: Mapping[str, str]) -> otel_context.Context:
+    return propagate.extract(dict(headers))
+
+
+def context_from_kafka(headers: KafkaHeaders | None) -> otel_context.Context:
+    carrier = {k: v.decode("latin-1") for k, v in headers or () if k in ("traceparent", "tracestate")}
+    return propagate.extract(carrier)
+
+
+def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
+    return propagate.extract({"traceparent": traceparent} if traceparent else {})
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")

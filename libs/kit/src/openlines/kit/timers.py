@@ -1,0 +1,137 @@
+"""Durable timers: rows in Postgres, claimed with FOR UPDATE SKIP LOCKED.
+
+A timer fires at most once per schedule because the claim, the handler's effect and the delete
+share one transaction; a crash before commit leaves the row for the next worker. Scheduling the
+same (name, key) again moves the existing timer (SLA and auto-close timers are re-armed often).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openlines.kit import metrics
+from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.db.tables import timers
+from openlines.kit.log import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Timer:
+    id: int
+    name: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+
+
+TimerHandler = Callable[[AsyncConnection, Timer], Awaitable[None]]
+
+
+async def schedule(
+    conn: AsyncConnection, name: str, key: str, due_at: datetime,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    stmt = insert(timers).values(name=name, key=key, due_at=due_at, payload=payload or {})
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            constraint="timers_name_key_key",
+            set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload,
+                  "attempts": 0, "dead": False, "last_error": None},
+        )
+    )
+
+
+async def cancel(conn: AsyncConnection, name: str, key: str) -> None:
+    await conn.execute(delete(timers).where(timers.c.name == name, timers.c.key == key))
+
+
+_CLAIM = text(
+    "SELECT id, name, key, due_at, payload, attempts FROM timers "
+    "WHERE NOT dead AND due_at <= now() AND name = ANY(:names) "
+    "ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+
+
+class TimerWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        handlers: dict[str, TimerHandler],
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 0.2,
+        max_attempts: int = 5,
+    ) -> None:
+        self.engine = engine
+        self.handlers = handlers
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.last_tick_at = time.monotonic()
+        self.fired = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                count = await self.fire_due()
+            except Exception as exc:
+                if not is_infrastructure_error(exc):
+                    raise
+                log.warning("timer worker waiting for the database", error=repr(exc))
+                count = 0
+            self.last_tick_at = time.monotonic()
+            if count < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+
+    async def fire_due(self) -> int:
+        """Fire the timers that are due now; returns how many were claimed."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    _CLAIM, {"names": list(self.handlers), "limit": self.batch_size}
+                )
+            ).all()
+            for row in rows:
+                timer = Timer(**row._mapping)
+                await self._fire(conn, timer)
+        return len(rows)
+
+    async def _fire(self, conn: AsyncConnection, timer: Timer) -> None:
+        try:
+            async with conn.begin_nested():
+                await self.handlers[timer.name](conn, timer)
+                await conn.execute(delete(timers).where(timers.c.id == timer.id))
+            self.fired += 1
+            metrics.TIMERS_FIRED.labels(timer.name).inc()
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            metrics.TIMERS_FAILED.labels(timer.name).inc()
+            attempts = timer.attempts + 1
+            dead = attempts >= self.max_attempts
+            log.warning("timer handler failed", timer=timer.name, key=timer.key,
+                        attempts=attempts, dead=dead, error=repr(exc))
+            await conn.execute(
+                timers.update()
+                .where(timers.c.id == timer.id)
+                .values(
+                    attempts=attempts,
+                    dead=dead,
+                    last_error=repr(exc)[:2000],
+                    due_at=datetime.now(UTC) + timedelta(seconds=2**attempts),
+                )
+            )

@@ -1,0 +1,32 @@
+"""Kit test fixtures: a migrated schema and engine on the real Postgres, and fresh topics on
+the real broker (both provided by the openlines pytest plugin)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openlines.kit.db.engine import create_engine
+from openlines.kit.db.migrate import migrate
+from openlines.kit.kafka.admin import ensure_topics
+
+
+@pytest.fixture
+async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine]:
+    migrate(database_url, db_schema)
+    eng = create_engine(database_url, db_schema, pool_size=12)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
+    async def make(prefix: str = "openlines.test", partitions: int = 3) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        await ensure_topics(kafka_bootstrap, [name, f"{name}.dlq"], partitions=partitions)
+        return name
+
+    return make

@@ -1,0 +1,170 @@
+"""Idempotent apply, redelivery without double effect, and poison records to the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openlines.events.codec import encode
+from openlines.events.envelope import Envelope
+from openlines.events.topics import dlq_topic
+from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.kafka.producer import create_producer
+
+from .helpers import read_all, renamed
+
+
+async def _make_counter(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "CREATE TABLE effects (title text PRIMARY KEY, times int NOT NULL)"))
+
+
+async def count_effect(conn: AsyncConnection, env: Envelope) -> None:
+    # Deliberately NOT idempotent on its own: double application would show as times = 2.
+    await conn.execute(
+        text("INSERT INTO effects VALUES (:t, 1) ON CONFLICT (title) "
+             "DO UPDATE SET times = effects.times + 1"),
+        {"t": f"{env.stream_id}/{env.payload.title}"},  # type: ignore[attr-defined]
+    )
+
+
+async def _publish(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> None:
+    producer = create_producer(bootstrap, client_id="test-pub")
+    await producer.start()
+    try:
+        for value, key in zip(values, keys, strict=True):
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _records(n: int, stream: str = "s") -> list[Envelope]:
+    return [Envelope.new(renamed(i, stream), stream_id=stream, stream_version=i + 1,
+                         producer="test") for i in range(n)]
+
+
+async def _run_until(runner: ConsumerRunner, done: Callable[[], Awaitable[bool]],
+                     timeout: float = 30.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not await done():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+async def _effects(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT title, times FROM effects"))
+        return {r.title: r.times for r in rows}
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
+    p = create_producer(kafka_bootstrap, client_id="dlq")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def test_redelivered_records_have_no_second_effect(
+    engine: AsyncEngine, kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]],
+    producer, db_schema: str,  # type: ignore[no-untyped-def]
+) -> None:
+    await _make_counter(engine)
+    topic = await new_topic(partitions=1)
+    envs = _records(50)
+    records = [encode(e) for e in envs]
+    await _publish(kafka_bootstrap, topic, [r.value for r in records], [r.key for r in records])
+    # The relay may publish an event twice after a crash: send a few again.
+    await _publish(kafka_bootstrap, topic, [r.value for r in records[:10]],
+                   [r.key for r in records[:10]])
+
+    group = f"proj-{db_schema}"
+
+    def runner() -> ConsumerRunner:
+        return ConsumerRunner(Subscription(group, [topic], count_effect, batch_size=7),
+                              engine=engine, bootstrap=kafka_bootstrap, dlq_producer=producer)
+
+    first = runner()
+
+    async def all_applied() -> bool:
+        return first.status.applied >= 50 and first.status.lag == 0
+
+    await _run_until(first, all_applied)
+    # Rewind the group to the start: Kafka redelivers everything.
+    rewind = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
+                              enable_auto_commit=False)
+    await rewind.start()
+    await rewind.commit({TopicPartition(topic, 0): 0})
+    await rewind.stop()
+    second = runner()
+
+    async def caught_up() -> bool:
+        return second.status.started and second.status.lag == 0 and bool(second.status.assigned)
+
+    await _run_until(second, caught_up)
+    effects = await _effects(engine)
+    assert len(effects) == 50
+    assert set(effects.values()) == {1}
+    assert second.status.applied == 0
+
+
+async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
+    engine: AsyncEngine, kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]],
+    producer, db_schema: str,  # type: ignore[no-untyped-def]
+) -> None:
+    await _make_counter(engine)
+    topic = await new_topic(partitions=1)
+    envs = _records(20)
+
+    async def fails_on_title_5(conn: AsyncConnection, env: Envelope) -> None:
+        await count_effect(conn, env)
+        if env.payload.title == "title 5":  # type: ignore[attr-defined]
+            raise RuntimeError("cannot project title 5")
+
+    records = [encode(e) for e in envs]
+    values = [r.value for r in records]
+    keys = [r.key for r in records]
+    values.insert(12, b"{not json")  # undecodable: straight to the DLQ, no retries
+    keys.insert(12, b"s")
+    await _publish(kafka_bootstrap, topic, values, keys)
+
+    runner = ConsumerRunner(
+        Subscription(f"poison-{db_schema}", [topic], fails_on_title_5, batch_size=50,
+                     max_attempts=3, retry_backoff=0.01),
+        engine=engine, bootstrap=kafka_bootstrap, dlq_producer=producer,
+    )
+
+    async def done() -> bool:
+        return runner.status.applied >= 19 and runner.status.lag == 0
+
+    await _run_until(runner, done)
+    effects = await _effects(engine)
+    assert "s/title 5" not in effects  # its effect was rolled back with its savepoint
+    assert len(effects) == 19 and set(effects.values()) == {1}
+
+    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 2)
+    assert len(dead) == 2
+    by_offset = {int(dict(r.headers)["dlq.original_offset"]): dict(r.headers) for r in dead}
+    assert set(by_offset) == {5, 12}
+    poison = by_offset[5]
+    assert poison["dlq.original_topic"] == topic.encode()
+    assert poison["dlq.original_partition"] == b"0"
+    assert poison["dlq.attempts"] == b"3"
+    assert b"cannot project title 5" in poison["dlq.error"]
+    assert by_offset[12]["dlq.attempts"] == b"1"
+    assert dead[[int(dict(r.headers)["dlq.original_offset"]) for r in dead].index(12)].value \
+        == b"{not json"
