@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -10,7 +11,8 @@ from openlines.events.catalog import DialogRenamed
 
 
 def renamed(i: int, stream: str = "d") -> DialogRenamed:
-    return DialogRenamed(dialog_id=stream, title=f"title {i}", actor_id="op")
+    return DialogRenamed(dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, stream), title=f"title {i}",
+                         actor_id="op")
 
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0

@@ -15,7 +15,7 @@ from openlines.kit.http.errors import ApiError
 from openlines.kit.http.health import Health
 from openlines.kit.settings import KitSettings
 
-SETTINGS = KitSettings(http_body_limit=1024, jwt_secret="test-secret")
+SETTINGS = KitSettings(http_body_limit=1024, jwt_secret="test-secret-with-at-least-32-bytes!")
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -43,7 +43,7 @@ async def client() -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
         yield c
 
 
-def token(sub: str = "ann", roles: list[str] | None = None, secret: str = "test-secret") -> str:
+def token(sub: str = "ann", roles: list[str] | None = None, secret: str = "test-secret-with-at-least-32-bytes!") -> str:
     return issue_token(sub, roles or ["operator"], secret=secret)
 
 
@@ -61,7 +61,7 @@ async def test_authenticated_request_gets_principal_and_request_id(client: TestC
     [
         ({}, "unauthorized"),
         ({"Authorization": "Bearer nonsense"}, "invalid_token"),
-        ({"Authorization": f"Bearer {token(secret='other-secret')}"}, "invalid_token"),
+        ({"Authorization": f"Bearer {token(secret='other-secret-with-at-least-32-bytes!')}"}, "invalid_token"),
     ],
 )
 async def test_missing_or_bad_tokens_are_401(client: TestClient, headers: dict[str, str],  # type: ignore[type-arg]
@@ -72,7 +72,7 @@ async def test_missing_or_bad_tokens_are_401(client: TestClient, headers: dict[s
 
 
 async def test_expired_token_is_401(client: TestClient) -> None:  # type: ignore[type-arg]
-    expired = jwt.encode({"sub": "ann", "roles": [], "exp": 1}, "test-secret", algorithm="HS256")
+    expired = jwt.encode({"sub": "ann", "roles": [], "exp": 1}, "test-secret-with-at-least-32-bytes!", algorithm="HS256")
     resp = await client.post("/api/echo", json={},
                              headers={"Authorization": f"Bearer {expired}"})
     assert resp.status == 401

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar, cast
 from uuid import UUID
 
 from pydantic import (
@@ -38,6 +38,7 @@ __all__ = [
 
 # Fixed forever: changing it changes every deterministic event id.
 EVENT_ID_NAMESPACE = UUID("6fdd6d8f-6ab2-47bb-b3df-8f459a01bcd0")
+
 
 def _to_utc(value: datetime) -> datetime:
     # JSON "Z" already parses to a zero-offset tzinfo; only convert real offsets (cheap path).
@@ -99,9 +100,10 @@ class Envelope(BaseModel, Generic[P]):
     """The aggregate id; also the Kafka key."""
     stream_version: int = Field(ge=0)
     """1-based, gapless position in an event-sourced stream; 0 for commands/notifications."""
-    occurred_at: UtcDatetime
+    # Plain AwareDatetime here: ``_check`` normalises both in one call (decode hot path).
+    occurred_at: AwareDatetime
     """When it happened (UTC)."""
-    recorded_at: UtcDatetime
+    recorded_at: AwareDatetime
     """When the producer recorded it (UTC)."""
     correlation_id: UUID | None
     """The event that started the chain."""
@@ -112,20 +114,26 @@ class Envelope(BaseModel, Generic[P]):
     payload: SerializeAsAny[P]
     """The typed payload; serialized as its concrete class."""
 
-    @model_validator(mode="before")
+    # Plain Envelope would validate a dict payload as the bare base class and drop every field:
+    # route it through the codec, which resolves the class and upcasts. (A model "before"
+    # validator would do it too, but it makes pydantic materialise JSON input: 40% slower.)
     @classmethod
-    def _resolve_payload(cls, data: Any) -> Any:
-        # Plain Envelope would validate a dict payload as the bare base class and silently drop
-        # every field; route it through the codec, which resolves the class and upcasts.
-        if (
-            isinstance(data, dict)
-            and isinstance(data.get("payload"), dict)
-            and not cls.__pydantic_generic_metadata__["args"]
-        ):
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        if _is_plain(cls) and isinstance(obj, dict) and isinstance(obj.get("payload"), dict):
             from openlines.events.codec import from_json_dict  # codec imports this module
 
-            return from_json_dict(data)
-        return data
+            return cast(Self, from_json_dict(obj))
+        return super().model_validate(obj, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        if _is_plain(cls):
+            from openlines.events.codec import decode
+
+            return cast(
+                Self, decode(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
+            )
+        return super().model_validate_json(json_data, **kwargs)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -135,11 +143,15 @@ class Envelope(BaseModel, Generic[P]):
                 f"type {self.type!r} does not match payload {kind.__name__} "
                 f"(TYPE={getattr(kind, 'TYPE', None)!r})"
             )
-        if kind.SCHEMA_VERSION != self.schema_version:
+        if self.schema_version != kind.SCHEMA_VERSION:
             raise ValueError(
                 f"schema_version {self.schema_version} does not match "
                 f"{kind.__name__}.SCHEMA_VERSION={kind.SCHEMA_VERSION}"
             )
+        if self.occurred_at.utcoffset() or self.recorded_at.utcoffset():
+            # Frozen model: write through __dict__, as pydantic itself does.
+            self.__dict__["occurred_at"] = _to_utc(self.occurred_at)
+            self.__dict__["recorded_at"] = _to_utc(self.recorded_at)
         return self
 
     @classmethod
@@ -183,6 +195,10 @@ class Envelope(BaseModel, Generic[P]):
             producer=producer,
             payload=payload,
         )
+
+
+def _is_plain(cls: type[BaseModel]) -> bool:
+    return not cls.__pydantic_generic_metadata__["args"]
 
 
 _MODELS: dict[type[EventPayload], type[Envelope[Any]]] = {}

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry.trace import SpanKind
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -150,9 +150,9 @@ class ConsumerRunner:
         while True:
             try:
                 await self.process_batch(batch)
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
                 self.status.infra_error = None
-                return
+                break
+
             except Exception as exc:
                 if not is_infrastructure_error(exc):
                     raise
@@ -165,6 +165,24 @@ class ConsumerRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self.status.last_poll_at = time.monotonic()
+        try:
+            await self.commit_offsets(
+                consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+            )
+        except CommitFailedError as exc:
+            # A rebalance moved the partition: whoever gets it re-reads these records and the
+            # inbox turns them into no-ops.
+            log.warning("offset commit lost to a rebalance", consumer=self.sub.name,
+                        error=repr(exc))
+
+    async def commit_offsets(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> None:
+        await consumer.commit(offsets)
+        for tp, offset in offsets.items():
+            metrics.CONSUMER_POSITION.labels(self.sub.name, tp.topic, str(tp.partition)).set(
+                offset
+            )
 
     async def process_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]

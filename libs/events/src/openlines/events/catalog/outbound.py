@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import Field
-
 from openlines.events.envelope import EventPayload
+from pydantic import Field
 
 __all__ = ["MessageDispatchFailed", "MessageDispatched"]
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,13 +118,35 @@ def kill_tree(pid: int, create_time: float | None = None, timeout: float = 5.0) 
     _signal_group(pid, signal.SIGTERM)
     with contextlib.suppress(psutil.NoSuchProcess):
         proc.terminate()
-    _, alive = psutil.wait_procs([proc, *children], timeout=timeout)
+    alive = wait_gone([proc, *children], timeout)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     _signal_group(pid, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
+    wait_gone(alive, 5.0)
     return True
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until the processes exit; returns those still alive.
+
+    A zombie counts as gone: a process we did not start is reaped by init, which in some
+    containers takes seconds.
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while True:
+        alive = [p for p in alive if _alive(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.01)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:

