@@ -11,12 +11,14 @@ from openlines.events.catalog import DialogRenamed
 
 
 def renamed(i: int, stream: str = "d") -> DialogRenamed:
-    return DialogRenamed(dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, stream), title=f"title {i}",
-                         actor_id="op")
+    return DialogRenamed(
+        dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, stream), title=f"title {i}", actor_id="op"
+    )
 
 
-async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0
-                   ) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Read from the beginning until `expected` records arrived (or the timeout passes)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

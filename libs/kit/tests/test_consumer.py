@@ -20,16 +20,19 @@ from .helpers import read_all, renamed
 
 async def _make_counter(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "CREATE TABLE effects (title text PRIMARY KEY, times int NOT NULL)"))
+        await conn.execute(
+            text("CREATE TABLE effects (title text PRIMARY KEY, times int NOT NULL)")
+        )
 
 
 async def count_effect(conn: AsyncConnection, env: Envelope) -> None:
     # Deliberately NOT idempotent on its own: double application would show as times = 2.
     await conn.execute(
-        text("INSERT INTO effects VALUES (:t, 1) ON CONFLICT (title) "
-             "DO UPDATE SET times = effects.times + 1"),
-        {"t": f"{env.stream_id}/{env.payload.title}"},  # type: ignore[attr-defined]
+        text(
+            "INSERT INTO effects VALUES (:t, 1) ON CONFLICT (title) "
+            "DO UPDATE SET times = effects.times + 1"
+        ),
+        {"t": f"{env.stream_id}/{env.payload.title}"},
     )
 
 
@@ -45,12 +48,15 @@ async def _publish(bootstrap: str, topic: str, values: list[bytes], keys: list[b
 
 
 def _records(n: int, stream: str = "s") -> list[Envelope]:
-    return [Envelope.new(renamed(i, stream), stream_id=stream, stream_version=i + 1,
-                         producer="test") for i in range(n)]
+    return [
+        Envelope.new(renamed(i, stream), stream_id=stream, stream_version=i + 1, producer="test")
+        for i in range(n)
+    ]
 
 
-async def _run_until(runner: ConsumerRunner, done: Callable[[], Awaitable[bool]],
-                     timeout: float = 30.0) -> None:
+async def _run_until(
+    runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30.0
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -71,7 +77,7 @@ async def _effects(engine: AsyncEngine) -> dict[str, int]:
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
+async def producer(kafka_bootstrap: str):
     p = create_producer(kafka_bootstrap, client_id="dlq")
     await p.start()
     yield p
@@ -79,8 +85,11 @@ async def producer(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
 
 
 async def test_redelivered_records_have_no_second_effect(
-    engine: AsyncEngine, kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]],
-    producer, db_schema: str,  # type: ignore[no-untyped-def]
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    producer,
+    db_schema: str,
 ) -> None:
     await _make_counter(engine)
     topic = await new_topic(partitions=1)
@@ -88,27 +97,35 @@ async def test_redelivered_records_have_no_second_effect(
     records = [encode(e) for e in envs]
     await _publish(kafka_bootstrap, topic, [r.value for r in records], [r.key for r in records])
     # The relay may publish an event twice after a crash: send a few again.
-    await _publish(kafka_bootstrap, topic, [r.value for r in records[:10]],
-                   [r.key for r in records[:10]])
+    await _publish(
+        kafka_bootstrap, topic, [r.value for r in records[:10]], [r.key for r in records[:10]]
+    )
 
     group = f"proj-{db_schema}"
 
     class CrashesBeforeOffsetCommit(ConsumerRunner):
         # The DB transaction commits, then the process "dies" before Kafka hears about it.
-        async def commit_offsets(self, consumer, offsets):  # type: ignore[no-untyped-def]
+        async def commit_offsets(self, consumer, offsets):
             return None
 
     first = CrashesBeforeOffsetCommit(
         Subscription(group, [topic], count_effect, batch_size=7),
-        engine=engine, bootstrap=kafka_bootstrap, dlq_producer=producer)
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
 
     async def all_applied() -> bool:
         return first.status.applied >= 50 and first.status.lag == 0
 
     await _run_until(first, all_applied)
     # No offsets were committed: a new member of the group gets everything again.
-    second = ConsumerRunner(Subscription(group, [topic], count_effect, batch_size=7),
-                            engine=engine, bootstrap=kafka_bootstrap, dlq_producer=producer)
+    second = ConsumerRunner(
+        Subscription(group, [topic], count_effect, batch_size=7),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
 
     async def caught_up() -> bool:
         return second.status.started and second.status.lag == 0 and bool(second.status.assigned)
@@ -121,8 +138,11 @@ async def test_redelivered_records_have_no_second_effect(
 
 
 async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
-    engine: AsyncEngine, kafka_bootstrap: str, new_topic: Callable[..., Awaitable[str]],
-    producer, db_schema: str,  # type: ignore[no-untyped-def]
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    producer,
+    db_schema: str,
 ) -> None:
     await _make_counter(engine)
     topic = await new_topic(partitions=1)
@@ -130,7 +150,7 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
 
     async def fails_on_title_5(conn: AsyncConnection, env: Envelope) -> None:
         await count_effect(conn, env)
-        if env.payload.title == "title 5":  # type: ignore[attr-defined]
+        if env.payload.title == "title 5":
             raise RuntimeError("cannot project title 5")
 
     records = [encode(e) for e in envs]
@@ -141,9 +161,17 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     await _publish(kafka_bootstrap, topic, values, keys)
 
     runner = ConsumerRunner(
-        Subscription(f"poison-{db_schema}", [topic], fails_on_title_5, batch_size=50,
-                     max_attempts=3, retry_backoff=0.01),
-        engine=engine, bootstrap=kafka_bootstrap, dlq_producer=producer,
+        Subscription(
+            f"poison-{db_schema}",
+            [topic],
+            fails_on_title_5,
+            batch_size=50,
+            max_attempts=3,
+            retry_backoff=0.01,
+        ),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
     )
 
     async def done() -> bool:
@@ -164,5 +192,7 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     assert poison["dlq.attempts"] == b"3"
     assert b"cannot project title 5" in poison["dlq.error"]
     assert by_offset[12]["dlq.attempts"] == b"1"
-    assert dead[[int(dict(r.headers)["dlq.original_offset"]) for r in dead].index(12)].value \
+    assert (
+        dead[[int(dict(r.headers)["dlq.original_offset"]) for r in dead].index(12)].value
         == b"{not json"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from pathlib import Path
 
@@ -54,7 +55,9 @@ async def test_topics_have_unlimited_retention(
     assert entries["retention.ms"] == "-1"
 
 
-async def test_ensure_topics_is_idempotent(kafka_bootstrap: str, topic_factory: TopicFactory) -> None:
+async def test_ensure_topics_is_idempotent(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
     name = await topic_factory("again", partitions=2)
     await ensure_topics(kafka_bootstrap, [name, TopicSpec(name, partitions=5)])
     async with admin_client(kafka_bootstrap) as admin:
@@ -130,6 +133,4 @@ def test_embedded_postgres_start_stop_leaves_nothing(tmp_path: Path) -> None:
         assert running_postmaster(data_dir) is None
         assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:
-        import shutil
-
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -21,8 +21,9 @@ def store(db_schema: str) -> EventStore:
 
 async def test_append_then_load_round_trips(engine: AsyncEngine, store: EventStore) -> None:
     async with engine.begin() as conn:
-        written = await store.append(conn, "d1", 0, [renamed(1, "d1"), renamed(2, "d1")],
-                                     topic=DIALOGS)
+        written = await store.append(
+            conn, "d1", 0, [renamed(1, "d1"), renamed(2, "d1")], topic=DIALOGS
+        )
     async with engine.connect() as conn:
         loaded = await store.load(conn, "d1")
         assert await store.version(conn, "d1") == 2
@@ -64,12 +65,14 @@ async def test_duplicate_event_id_is_reported_and_transaction_stays_usable(
 ) -> None:
     event_id = uuid.uuid4()
     async with engine.begin() as conn:
-        await store.append(conn, "d3", 0, [NewEvent(renamed(1, "d3"), event_id=event_id)],
-                           topic=DIALOGS)
+        await store.append(
+            conn, "d3", 0, [NewEvent(renamed(1, "d3"), event_id=event_id)], topic=DIALOGS
+        )
     async with engine.begin() as conn:
         with pytest.raises(DuplicateEvent):
-            await store.append(conn, "d3b", 0, [NewEvent(renamed(1, "d3b"), event_id=event_id)],
-                               topic=DIALOGS)
+            await store.append(
+                conn, "d3b", 0, [NewEvent(renamed(1, "d3b"), event_id=event_id)], topic=DIALOGS
+            )
         await store.append(conn, "d3c", 0, [renamed(1, "d3c")], topic=DIALOGS)
     async with engine.connect() as conn:
         assert await store.version(conn, "d3b") == 0
@@ -81,7 +84,6 @@ async def test_causation_and_correlation_follow_the_cause(
 ) -> None:
     async with engine.begin() as conn:
         [first] = await store.append(conn, "d4", 0, [renamed(1, "d4")], topic=DIALOGS)
-        [second] = await store.append(conn, "d4", 1, [renamed(2, "d4")], topic=DIALOGS,
-                                      cause=first)
+        [second] = await store.append(conn, "d4", 1, [renamed(2, "d4")], topic=DIALOGS, cause=first)
     assert second.causation_id == first.event_id
     assert second.correlation_id == first.correlation_id

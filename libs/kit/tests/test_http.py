@@ -23,8 +23,9 @@ async def echo(request: web.Request) -> web.Response:
     body = await read_json(request)
     if body == {"fail": True}:
         raise ApiError(409, "already_taken", "someone else holds it")
-    return web.json_response({"operator": principal.operator_id, "body": body,
-                              "supervisor": principal.is_supervisor})
+    return web.json_response(
+        {"operator": principal.operator_id, "body": body, "supervisor": principal.is_supervisor}
+    )
 
 
 async def crash(_: web.Request) -> web.Response:
@@ -32,7 +33,7 @@ async def crash(_: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+async def client() -> AsyncIterator[TestClient]:
     ready = {"flag": False}
     health = Health(live={"loop": lambda: True}, ready={"consumer": lambda: ready["flag"]})
     app = create_app(SETTINGS, health)
@@ -43,14 +44,20 @@ async def client() -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
         yield c
 
 
-def token(sub: str = "ann", roles: list[str] | None = None, secret: str = "test-secret-with-at-least-32-bytes!") -> str:
+def token(
+    sub: str = "ann",
+    roles: list[str] | None = None,
+    secret: str = "test-secret-with-at-least-32-bytes!",
+) -> str:
     return issue_token(sub, roles or ["operator"], secret=secret)
 
 
-async def test_authenticated_request_gets_principal_and_request_id(client: TestClient) -> None:  # type: ignore[type-arg]
-    resp = await client.post("/api/echo", json={"x": 1},
-                             headers={"Authorization": f"Bearer {token(roles=['supervisor'])}",
-                                      "X-Request-ID": "req-1"})
+async def test_authenticated_request_gets_principal_and_request_id(client: TestClient) -> None:
+    resp = await client.post(
+        "/api/echo",
+        json={"x": 1},
+        headers={"Authorization": f"Bearer {token(roles=['supervisor'])}", "X-Request-ID": "req-1"},
+    )
     assert resp.status == 200
     assert await resp.json() == {"operator": "ann", "body": {"x": 1}, "supervisor": True}
     assert resp.headers["X-Request-ID"] == "req-1"
@@ -61,24 +68,33 @@ async def test_authenticated_request_gets_principal_and_request_id(client: TestC
     [
         ({}, "unauthorized"),
         ({"Authorization": "Bearer nonsense"}, "invalid_token"),
-        ({"Authorization": f"Bearer {token(secret='other-secret-with-at-least-32-bytes!')}"}, "invalid_token"),
+        (
+            {"Authorization": f"Bearer {token(secret='other-secret-with-at-least-32-bytes!')}"},
+            "invalid_token",
+        ),
     ],
 )
-async def test_missing_or_bad_tokens_are_401(client: TestClient, headers: dict[str, str],  # type: ignore[type-arg]
-                                             code: str) -> None:
+async def test_missing_or_bad_tokens_are_401(
+    client: TestClient,
+    headers: dict[str, str],
+    code: str,
+) -> None:
     resp = await client.post("/api/echo", json={}, headers=headers)
     assert resp.status == 401
     assert (await resp.json())["error"]["code"] == code
 
 
-async def test_expired_token_is_401(client: TestClient) -> None:  # type: ignore[type-arg]
-    expired = jwt.encode({"sub": "ann", "roles": [], "exp": 1}, "test-secret-with-at-least-32-bytes!", algorithm="HS256")
-    resp = await client.post("/api/echo", json={},
-                             headers={"Authorization": f"Bearer {expired}"})
+async def test_expired_token_is_401(client: TestClient) -> None:
+    expired = jwt.encode(
+        {"sub": "ann", "roles": [], "exp": 1},
+        "test-secret-with-at-least-32-bytes!",
+        algorithm="HS256",
+    )
+    resp = await client.post("/api/echo", json={}, headers={"Authorization": f"Bearer {expired}"})
     assert resp.status == 401
 
 
-async def test_bad_input_gets_machine_readable_4xx(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_bad_input_gets_machine_readable_4xx(client: TestClient) -> None:
     auth = {"Authorization": f"Bearer {token()}"}
     malformed = await client.post("/api/echo", data=b"{nope", headers=auth)
     assert malformed.status == 400
@@ -88,25 +104,27 @@ async def test_bad_input_gets_machine_readable_4xx(client: TestClient) -> None: 
     assert (await big.json())["error"]["code"] == "payload_too_large"
     conflict = await client.post("/api/echo", json={"fail": True}, headers=auth)
     assert conflict.status == 409
-    assert (await conflict.json())["error"] == {"code": "already_taken",
-                                                "message": "someone else holds it"}
+    assert (await conflict.json())["error"] == {
+        "code": "already_taken",
+        "message": "someone else holds it",
+    }
     missing = await client.get("/nowhere")
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "not_found"
 
 
-async def test_unhandled_error_is_json_500_and_server_keeps_running(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_unhandled_error_is_json_500_and_server_keeps_running(client: TestClient) -> None:
     resp = await client.get("/api/crash")
     assert resp.status == 500
     assert (await resp.json())["error"]["code"] == "internal"
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_readiness_follows_its_checks_and_metrics_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_readiness_follows_its_checks_and_metrics_are_served(client: TestClient) -> None:
     not_ready = await client.get("/readyz")
     assert not_ready.status == 503
     assert (await not_ready.json())["checks"] == {"consumer": False}
-    client.app["ready_flag"]["flag"] = True  # type: ignore[index]
+    client.app["ready_flag"]["flag"] = True
     assert (await client.get("/readyz")).status == 200
     await client.get("/api/crash")
     metrics = await (await client.get("/metrics")).text()

@@ -24,15 +24,19 @@ STREAMS_PER_WRITER = 10
 
 
 async def test_eight_concurrent_writers_nothing_missing_order_kept(
-    engine: AsyncEngine, db_schema: str, database_url: str, kafka_bootstrap: str,
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
 ) -> None:
     topic = await new_topic()
     store = EventStore(db_schema, producer="test")
     producer = create_producer(kafka_bootstrap, client_id="relay-test")
     await producer.start()
-    relay = OutboxRelay(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url),
-                        batch_size=300)
+    relay = OutboxRelay(
+        engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), batch_size=300
+    )
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     rng = random.Random(7)
@@ -42,8 +46,9 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
         for i in range(EVENTS_PER_WRITER):
             stream = f"w{w}-s{i % STREAMS_PER_WRITER}"
             async with engine.begin() as conn:
-                await store.append(conn, stream, versions[stream], [renamed(i, stream)],
-                                   topic=topic)
+                await store.append(
+                    conn, stream, versions[stream], [renamed(i, stream)], topic=topic
+                )
                 if rng.random() < 0.05:
                     # Hold the commit back so positions from other writers commit first.
                     await conn.execute(text("SELECT pg_sleep(0.003)"))

@@ -30,17 +30,25 @@ async def _backlog(engine: AsyncEngine) -> int:
         return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
 
 
-async def _start_relay(database_url: str, db_schema: str, kafka_bootstrap: str
-                       ) -> asyncio.subprocess.Process:
+async def _start_relay(
+    database_url: str, db_schema: str, kafka_bootstrap: str
+) -> asyncio.subprocess.Process:
     script = Path(__file__).with_name("relay_process.py")
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(script), database_url, db_schema, kafka_bootstrap,
+        sys.executable,
+        str(script),
+        database_url,
+        db_schema,
+        kafka_bootstrap,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
 
 
 async def test_relay_killed_halfway_then_restarted(
-    engine: AsyncEngine, db_schema: str, database_url: str, kafka_bootstrap: str,
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
 ) -> None:
     topic = await new_topic()
@@ -48,8 +56,9 @@ async def test_relay_killed_halfway_then_restarted(
     async with engine.begin() as conn:
         for s in range(30):
             stream = f"s{s}"
-            await store.append(conn, stream, 0, [renamed(i, stream) for i in range(TOTAL // 30)],
-                               topic=topic)
+            await store.append(
+                conn, stream, 0, [renamed(i, stream) for i in range(TOTAL // 30)], topic=topic
+            )
     assert await _backlog(engine) == TOTAL
 
     relay = await _start_relay(database_url, db_schema, kafka_bootstrap)
@@ -79,9 +88,12 @@ async def test_relay_killed_halfway_then_restarted(
     dlq = create_producer(kafka_bootstrap, client_id="dlq")
     await dlq.start()
 
-    runner = ConsumerRunner(Subscription(f"crash-{db_schema}", [topic], count_effect,
-                                         batch_size=200),
-                            engine=engine, bootstrap=kafka_bootstrap, dlq_producer=dlq)
+    runner = ConsumerRunner(
+        Subscription(f"crash-{db_schema}", [topic], count_effect, batch_size=200),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=dlq,
+    )
 
     async def done() -> bool:
         return runner.status.applied >= TOTAL and runner.status.lag == 0

@@ -16,10 +16,11 @@ async def _setup(engine: AsyncEngine) -> None:
         await conn.execute(text("CREATE TABLE fired (key text, worker text)"))
 
 
-def recorder(worker_name: str):  # type: ignore[no-untyped-def]
+def recorder(worker_name: str):
     async def handle(conn: AsyncConnection, timer: Timer) -> None:
-        await conn.execute(text("INSERT INTO fired VALUES (:k, :w)"),
-                           {"k": timer.key, "w": worker_name})
+        await conn.execute(
+            text("INSERT INTO fired VALUES (:k, :w)"), {"k": timer.key, "w": worker_name}
+        )
         await asyncio.sleep(0.01)  # widen the window in which a second worker could claim it
 
     return handle
@@ -39,8 +40,10 @@ async def test_each_timer_fires_once_with_two_workers(engine: AsyncEngine) -> No
         await schedule(conn, "sla", "moved", now + timedelta(hours=1))
         await schedule(conn, "sla", "cancelled", now)
         await cancel(conn, "sla", "cancelled")
-    workers = [TimerWorker(engine, {"sla": recorder(n)}, batch_size=10, poll_interval=0.02)
-               for n in ("a", "b")]
+    workers = [
+        TimerWorker(engine, {"sla": recorder(n)}, batch_size=10, poll_interval=0.02)
+        for n in ("a", "b")
+    ]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     async with asyncio.timeout(30):

@@ -37,8 +37,9 @@ def bench_infra() -> Iterator[Infra]:
             name = f"openlines_bench_{uuid.uuid4().hex[:8]}"
             create_database(server, name)
             try:
-                yield Infra(bootstrap or (kafka.bootstrap if kafka else ""),
-                            with_database(server, name))
+                yield Infra(
+                    bootstrap or (kafka.bootstrap if kafka else ""), with_database(server, name)
+                )
             finally:
                 drop_database(server, name)
         finally:

@@ -40,19 +40,32 @@ class Result:
 
 
 def sample_payload(i: int) -> MessageReceived:
-    return MessageReceived.model_validate({
-        "channel_id": "tg-bench", "channel_type": "telegram",
-        "conversation_key": f"tg-bench:{i % 1000}", "external_chat_id": str(i % 1000),
-        "external_user_id": str(i % 1000), "external_message_id": str(i),
-        "customer": {"name": "Bench Customer", "external_id": str(i % 1000)},
-        "text": "hello, I would like to know where my order is", "attachments": [],
-        "sent_at": "2026-11-21T10:00:00Z",
-    })
+    return MessageReceived.model_validate(
+        {
+            "channel_id": "tg-bench",
+            "channel_type": "telegram",
+            "conversation_key": f"tg-bench:{i % 1000}",
+            "external_chat_id": str(i % 1000),
+            "external_user_id": str(i % 1000),
+            "external_message_id": str(i),
+            "customer": {"name": "Bench Customer", "external_id": str(i % 1000)},
+            "text": "hello, I would like to know where my order is",
+            "attachments": [],
+            "sent_at": "2026-11-21T10:00:00Z",
+        }
+    )
 
 
 def sample_envelopes(n: int) -> list[Envelope]:
-    return [Envelope.new(sample_payload(i), stream_id=f"tg-bench:{i % 1000}",
-                         stream_version=i // 1000 + 1, producer="bench") for i in range(n)]
+    return [
+        Envelope.new(
+            sample_payload(i),
+            stream_id=f"tg-bench:{i % 1000}",
+            stream_version=i // 1000 + 1,
+            producer="bench",
+        )
+        for i in range(n)
+    ]
 
 
 PROJECTION_DDL = (
@@ -71,25 +84,32 @@ async def bench_relay(infra: Infra, engine: AsyncEngine, schema: str, n: int) ->
     producer = create_producer(infra.kafka_bootstrap, client_id="bench-raw", linger_ms=5)
     await producer.start()
     started = time.perf_counter()
-    futures = [await producer.send(raw_topic, r.value, key=r.key, headers=r.headers)
-               for r in records]
+    futures = [
+        await producer.send(raw_topic, r.value, key=r.key, headers=r.headers) for r in records
+    ]
     await asyncio.gather(*futures)
     raw_rate = n / (time.perf_counter() - started)
 
     store = EventStore(schema, producer="bench")
     async with engine.begin() as conn:
         for i in range(0, n, 1000):
-            chunk = envelopes[i:i + 1000]
+            chunk = envelopes[i : i + 1000]
             await store.outbox.enqueue(conn, topic, chunk)
-    relay = OutboxRelay(engine, producer, schema=schema, dsn=libpq_dsn(infra.database_url),
-                        batch_size=1000)
+    relay = OutboxRelay(
+        engine, producer, schema=schema, dsn=libpq_dsn(infra.database_url), batch_size=1000
+    )
     started = time.perf_counter()
     while await relay.publish_pending():
         pass
     rate = n / (time.perf_counter() - started)
     await producer.stop()
-    return Result("relay publish (outbox -> Kafka)", rate, "raw aiokafka produce", raw_rate,
-                  {"per round": "SELECT 1000 rows, send, await acks, DELETE"})
+    return Result(
+        "relay publish (outbox -> Kafka)",
+        rate,
+        "raw aiokafka produce",
+        raw_rate,
+        {"per round": "SELECT 1000 rows, send, await acks, DELETE"},
+    )
 
 
 async def _copy_baseline(engine: AsyncEngine, envelopes: Sequence[Envelope]) -> float:
@@ -111,8 +131,9 @@ async def copy_rows(conn: AsyncConnection, table: str, envelopes: Sequence[Envel
         for env in envelopes:
             p = env.payload
             assert isinstance(p, MessageReceived)
-            await copy.write_row((env.event_id, env.stream_id, p.customer.name, p.text,
-                                  env.occurred_at))
+            await copy.write_row(
+                (env.event_id, env.stream_id, p.customer.name, p.text, env.occurred_at)
+            )
 
 
 async def _publish(infra: Infra, topic: str, envelopes: Sequence[Envelope]) -> None:
@@ -126,8 +147,9 @@ async def _publish(infra: Infra, topic: str, envelopes: Sequence[Envelope]) -> N
     await producer.stop()
 
 
-async def bench_projections(infra: Infra, engine: AsyncEngine, n_live: int, n_replay: int
-                            ) -> list[Result]:
+async def bench_projections(
+    infra: Infra, engine: AsyncEngine, n_live: int, n_replay: int
+) -> list[Result]:
     topic = f"bench.proj.{uuid.uuid4().hex[:6]}"
     await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=3)
     envelopes = sample_envelopes(n_replay)
@@ -143,15 +165,22 @@ async def bench_projections(infra: Infra, engine: AsyncEngine, n_live: int, n_re
         assert isinstance(p, MessageReceived)
         await conn.execute(
             text("INSERT INTO live_proj VALUES (:id, :s, :c, :b, :at)"),
-            {"id": env.event_id, "s": env.stream_id, "c": p.customer.name, "b": p.text,
-             "at": env.occurred_at},
+            {
+                "id": env.event_id,
+                "s": env.stream_id,
+                "c": p.customer.name,
+                "b": p.text,
+                "at": env.occurred_at,
+            },
         )
 
     dlq = create_producer(infra.kafka_bootstrap, client_id="bench-dlq")
     await dlq.start()
     runner = ConsumerRunner(
         Subscription(f"bench-live-{uuid.uuid4().hex[:6]}", [topic], apply_live, batch_size=200),
-        engine=engine, bootstrap=infra.kafka_bootstrap, dlq_producer=dlq,
+        engine=engine,
+        bootstrap=infra.kafka_bootstrap,
+        dlq_producer=dlq,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -168,17 +197,31 @@ async def bench_projections(infra: Infra, engine: AsyncEngine, n_live: int, n_re
     async def apply_replay(conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
         await copy_rows(conn, "replay_proj", batch)
 
-    stats = await replay(engine=engine, bootstrap=infra.kafka_bootstrap, topics=[topic],
-                         consumer_name="bench-replay", apply_batch=apply_replay,
-                         batch_size=5000)
+    stats = await replay(
+        engine=engine,
+        bootstrap=infra.kafka_bootstrap,
+        topics=[topic],
+        consumer_name="bench-replay",
+        apply_batch=apply_replay,
+        batch_size=5000,
+    )
     total = sum(stats.phases.values()) or 1.0
     phases = {k: f"{v:.2f}s ({v / total:.0%})" for k, v in stats.phases.items()}
     return [
-        Result("live projection apply (batches of 200)", live_rate,
-               "Postgres COPY, same rows", copy_rate,
-               {"per batch": "1 tx: inbox claim + 1 INSERT per event, then offset commit"}),
-        Result("batched replay (COPY + inbox COPY)", stats.rate, "Postgres COPY, same rows",
-               copy_rate, phases),
+        Result(
+            "live projection apply (batches of 200)",
+            live_rate,
+            "Postgres COPY, same rows",
+            copy_rate,
+            {"per batch": "1 tx: inbox claim + 1 INSERT per event, then offset commit"},
+        ),
+        Result(
+            "batched replay (COPY + inbox COPY)",
+            stats.rate,
+            "Postgres COPY, same rows",
+            copy_rate,
+            phases,
+        ),
     ]
 
 

@@ -44,13 +44,15 @@ def default_services() -> list[ServiceSpec]:
 
 
 class RunningService:
+    """A started service process (the constructor starts it)."""
+
     def __init__(self, spec: ServiceSpec, log_path: Path, base_env: Mapping[str, str]) -> None:
         self.spec = spec
         self.log_path = log_path
         self.port = free_port() if spec.port == 0 else spec.port
         self.url = f"http://127.0.0.1:{self.port}" if self.port else None
-        self.ready_url = spec.ready_url or (f"{self.url}/readyz" if self.url else None)
-        self.ready_url = self._fill(self.ready_url) if self.ready_url else None
+        ready_url = spec.ready_url or (f"{self.url}/readyz" if self.url else None)
+        self.ready_url = self._fill(ready_url) if ready_url else None
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **base_env}
         if self.port:
             env["OPENLINES_HTTP_PORT"] = str(self.port)

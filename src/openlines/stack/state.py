@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from openlines.kit.embedded import stop_data_dir
 from openlines.kit.embedded._proc import kill_tree, same_process, wait_gone
 

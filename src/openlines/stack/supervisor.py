@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import signal
 import subprocess
@@ -19,12 +20,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError
-from openlines.kit.embedded._proc import log_tail, port_is_free
-from openlines.kit.kafka.admin import ensure_topics
 from rich.console import Console
 from rich.table import Table
 
+from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError
+from openlines.kit.embedded._proc import log_tail, port_is_free
+from openlines.kit.kafka.admin import ensure_topics
 from openlines.stack.services import RunningService, ServiceSpec, default_services
 from openlines.stack.state import (
     AlreadyRunning,
@@ -39,7 +40,7 @@ from openlines.stack.state import (
 )
 from openlines.stack.topics import stack_topics
 
-__all__ = ["ServiceSpec", "StackConfig", "Supervisor", "render", "start_detached"]
+__all__ = ["ServiceSpec", "StackConfig", "Supervisor", "show", "start_detached"]
 
 DATABASE = "openlines"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -92,7 +93,7 @@ class Supervisor:
     def _serve(self) -> int:
         try:
             self.start()
-            self.console.print(render(self.state))
+            show(self.console, self.state)
             self.console.print("[dim]Ctrl-C here, or `openlines down`, stops it.[/]")
             return self.watch()
         except _Stop:
@@ -119,24 +120,33 @@ class Supervisor:
             "home": str(paths.home),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        write_state(paths, self.state)
+        self._save()
         port = self.config.kafka_port
         if port and not port_is_free(port):
             raise StartupError(f"port {port} is in use; pick another with --kafka-port (0: any)")
+        database_url = self._start_postgres()
+        bootstrap = self._start_kafka(port)
+        env = {"OPENLINES_KAFKA_BOOTSTRAP": bootstrap, "OPENLINES_DATABASE_URL": database_url}
+        self._start_services(env)
+        self.state["status"] = "ready"
+        self._save()
 
-        self.postgres = pg = EmbeddedPostgres(paths.pg_data)
+    def _start_postgres(self) -> str:
+        self.postgres = pg = EmbeddedPostgres(self.paths.pg_data)
         self._step("postgres", pg.start)
-        database_url = pg.create_database(DATABASE)
+        url = pg.create_database(DATABASE)
         assert pg.pid is not None
         self.state["postgres"] = {
             **process_record(pg.pid),
-            "url": database_url,
-            "data_dir": str(paths.pg_data),
-            "log": str(self.postgres.log_path),
+            "url": url,
+            "data_dir": str(pg.data_dir),
+            "log": str(pg.log_path),
         }
-        write_state(paths, self.state)
+        self._save()
+        return url
 
-        self.kafka = kafka = EmbeddedKafka(port=port, log_path=paths.log("tansu"))
+    def _start_kafka(self, port: int) -> str:
+        self.kafka = kafka = EmbeddedKafka(port=port, log_path=self.paths.log("tansu"))
         self._step("tansu", kafka.start)
         assert kafka.pid is not None
         self.state["kafka"] = {
@@ -144,17 +154,19 @@ class Supervisor:
             "bootstrap": kafka.bootstrap,
             "log": str(kafka.log_path),
         }
-        write_state(paths, self.state)
-
+        self._save()
         topics = stack_topics()
         self._step("topics", lambda: asyncio.run(ensure_topics(kafka.bootstrap, topics)))
         self.state["topics"] = [t.name for t in topics]
+        return kafka.bootstrap
 
-        env = {"OPENLINES_KAFKA_BOOTSTRAP": kafka.bootstrap, "OPENLINES_DATABASE_URL": database_url}
+    def _start_services(self, env: dict[str, str]) -> None:
+        # All start at once, then each is awaited: start-up times overlap.
+        records = self.state.setdefault("services", [])
         for spec in self.config.services:
-            service = RunningService(spec, paths.log(spec.name), env)
+            service = RunningService(spec, self.paths.log(spec.name), env)
             self.services.append(service)
-            self.state.setdefault("services", []).append(
+            records.append(
                 {
                     **process_record(service.proc.pid),
                     "name": spec.name,
@@ -162,13 +174,13 @@ class Supervisor:
                     "log": str(service.log_path),
                 }
             )
-            write_state(paths, self.state)
+            self._save()
         deadline = time.monotonic() + self.config.ready_timeout
         for service in self.services:
-            self._step(service.name, lambda s=service: s.wait_ready(deadline))
+            self._step(service.name, functools.partial(service.wait_ready, deadline))
 
-        self.state["status"] = "ready"
-        write_state(paths, self.state)
+    def _save(self) -> None:
+        write_state(self.paths, self.state)
 
     def watch(self) -> int:
         """Block until stopped by a signal (raises _Stop) or until a component dies."""
@@ -181,7 +193,7 @@ class Supervisor:
     def stop(self) -> None:
         if self.state:
             self.state["status"] = "stopping"
-            write_state(self.paths, self.state)
+            self._save()
         for service in reversed(self.services):
             service.stop()
         self.services = []
@@ -210,21 +222,25 @@ class Supervisor:
         return None
 
 
-def render(state: dict[str, Any]) -> Table:
-    table = Table(title=f"openlines stack ({state.get('home')})", title_justify="left")
+def show(console: Console, state: dict[str, Any]) -> None:
+    """Print where everything is, then exports ready to paste into another shell."""
+    table = Table(title=f"openlines stack in {state.get('home')}", title_justify="left")
     for column in ("component", "address", "pid", "log"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     pg, kafka = state.get("postgres", {}), state.get("kafka", {})
-    table.add_row("postgres", pg.get("url", ""), str(pg.get("pid", "")), pg.get("log", ""))
-    table.add_row(
-        "kafka", kafka.get("bootstrap", ""), str(kafka.get("pid", "")), kafka.get("log", "")
-    )
+    table.add_row("postgres", pg.get("url"), str(pg.get("pid")), pg.get("log"))
+    table.add_row("kafka", kafka.get("bootstrap"), str(kafka.get("pid")), kafka.get("log"))
     table.add_row("topics", f"{len(state.get('topics', []))} created", "", "")
     for service in state.get("services", []):
-        table.add_row(
-            service["name"], service.get("url") or "", str(service["pid"]), service["log"]
-        )
-    return table
+        table.add_row(service["name"], service["url"], str(service["pid"]), service["log"])
+    console.print(table)
+    console.print(
+        f"export OPENLINES_DATABASE_URL='{pg.get('url')}'\n"
+        f"export OPENLINES_KAFKA_BOOTSTRAP={kafka.get('bootstrap')}",
+        soft_wrap=True,
+        highlight=False,
+        style="dim",
+    )
 
 
 def start_detached(config: StackConfig, console: Console) -> int:
@@ -260,7 +276,7 @@ def start_detached(config: StackConfig, console: Console) -> int:
         while time.monotonic() < deadline:
             state = read_state(paths)
             if state and state.get("pid") == child.pid and state.get("status") == "ready":
-                console.print(render(state))
+                show(console, state)
                 console.print(
                     f"[dim]running in the background (pid {child.pid}); "
                     "`openlines down` stops it.[/]"

@@ -28,8 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     for col in ("measurement", "events/s", "baseline", "baseline/s", "ratio"):
         table.add_column(col, justify="right" if col.endswith(("/s", "ratio")) else "left")
     for r in results:
-        table.add_row(r.name, f"{r.rate:,.0f}", r.baseline_name, f"{r.baseline_rate:,.0f}",
-                      f"{r.ratio:.2f}")
+        table.add_row(
+            r.name, f"{r.rate:,.0f}", r.baseline_name, f"{r.baseline_rate:,.0f}", f"{r.ratio:.2f}"
+        )
     console.print(table)
     for r in results:
         for key, value in r.notes.items():

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import pydantic_core
+from pydantic import ValidationError
+
 from openlines.events.envelope import Envelope, EventPayload, envelope_model
 from openlines.events.errors import (
     DecodeError,
@@ -26,7 +28,6 @@ from openlines.events.errors import (
 )
 from openlines.events.topics import payload_class
 from openlines.events.upcasting import register_upcaster, upcast
-from pydantic import ValidationError
 
 __all__ = [
     "DecodeError",

@@ -157,8 +157,9 @@ class ConsumerRunner:
                 if not is_infrastructure_error(exc):
                     raise
                 self.status.infra_error = repr(exc)
-                log.warning("consumer waiting for infrastructure", consumer=self.sub.name,
-                            error=repr(exc))
+                log.warning(
+                    "consumer waiting for infrastructure", consumer=self.sub.name, error=repr(exc)
+                )
                 if stop.is_set():
                     # Shutting down: leave the batch uncommitted; it is redelivered later.
                     return
@@ -172,17 +173,16 @@ class ConsumerRunner:
         except CommitFailedError as exc:
             # A rebalance moved the partition: whoever gets it re-reads these records and the
             # inbox turns them into no-ops.
-            log.warning("offset commit lost to a rebalance", consumer=self.sub.name,
-                        error=repr(exc))
+            log.warning(
+                "offset commit lost to a rebalance", consumer=self.sub.name, error=repr(exc)
+            )
 
     async def commit_offsets(
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
     ) -> None:
         await consumer.commit(offsets)
         for tp, offset in offsets.items():
-            metrics.CONSUMER_POSITION.labels(self.sub.name, tp.topic, str(tp.partition)).set(
-                offset
-            )
+            metrics.CONSUMER_POSITION.labels(self.sub.name, tp.topic, str(tp.partition)).set(offset)
 
     async def process_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
@@ -202,14 +202,18 @@ class ConsumerRunner:
         except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
-            log.info("batch failed, re-applying record by record", consumer=self.sub.name,
-                     error=repr(exc))
+            log.info(
+                "batch failed, re-applying record by record",
+                consumer=self.sub.name,
+                error=repr(exc),
+            )
             async with self.engine.begin() as conn:
                 await self._apply_careful(conn, decoded)
         metrics.CONSUMER_APPLY_SECONDS.labels(self.sub.name).observe(time.perf_counter() - started)
 
     async def _apply_fast(
-        self, conn: AsyncConnection,
+        self,
+        conn: AsyncConnection,
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]],
     ) -> None:
         ids = [item.event_id for _, item in decoded if isinstance(item, Envelope)]
@@ -229,7 +233,8 @@ class ConsumerRunner:
             self._count_applied(rec)
 
     async def _apply_careful(
-        self, conn: AsyncConnection,
+        self,
+        conn: AsyncConnection,
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]],
     ) -> None:
         for rec, item in decoded:
@@ -246,8 +251,8 @@ class ConsumerRunner:
             try:
                 async with conn.begin_nested():
                     claimed = await conn.execute(
-                        _CLAIM_ONE, {"consumer": self.sub.name, "id": env.event_id,
-                                     "outcome": "applied"}
+                        _CLAIM_ONE,
+                        {"consumer": self.sub.name, "id": env.event_id, "outcome": "applied"},
                     )
                     if claimed.first() is None:
                         metrics.CONSUMER_DUPLICATES.labels(self.sub.name, rec.topic).inc()
@@ -260,9 +265,16 @@ class ConsumerRunner:
                     raise
                 last_error = exc
                 metrics.CONSUMER_RETRIES.labels(self.sub.name, rec.topic).inc()
-                log.warning("handler failed", consumer=self.sub.name, topic=rec.topic,
-                            partition=rec.partition, offset=rec.offset, attempt=attempt,
-                            event_id=str(env.event_id), error=repr(exc))
+                log.warning(
+                    "handler failed",
+                    consumer=self.sub.name,
+                    topic=rec.topic,
+                    partition=rec.partition,
+                    offset=rec.offset,
+                    attempt=attempt,
+                    event_id=str(env.event_id),
+                    error=repr(exc),
+                )
                 if attempt < self.sub.max_attempts:
                     await asyncio.sleep(self.sub.retry_backoff * 2 ** (attempt - 1))
         assert last_error is not None
@@ -275,10 +287,15 @@ class ConsumerRunner:
         self, conn: AsyncConnection, rec: ConsumerRecord[Any, Any], env: Envelope
     ) -> None:
         with tracer().start_as_current_span(
-            f"{rec.topic} process", context=context_from_kafka(rec.headers), kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": rec.topic,
-                        "messaging.consumer.group.name": self.sub.name,
-                        "openlines.event_type": env.type},
+            f"{rec.topic} process",
+            context=context_from_kafka(rec.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": rec.topic,
+                "messaging.consumer.group.name": self.sub.name,
+                "openlines.event_type": env.type,
+            },
         ):
             await self.sub.handler(conn, env)
 
@@ -289,7 +306,8 @@ class ConsumerRunner:
         if origin in self._dead_in_batch:
             return
         self._dead_in_batch.add(origin)
-        headers = list(rec.headers or ()) + [
+        headers = [
+            *(rec.headers or ()),
             ("dlq.original_topic", rec.topic.encode()),
             ("dlq.original_partition", str(rec.partition).encode()),
             ("dlq.original_offset", str(rec.offset).encode()),
@@ -299,8 +317,15 @@ class ConsumerRunner:
         ]
         await self.dlq.send_and_wait(dlq_topic(rec.topic), rec.value, key=rec.key, headers=headers)
         metrics.CONSUMER_DLQ.labels(self.sub.name, rec.topic).inc()
-        log.error("record dead-lettered", consumer=self.sub.name, topic=rec.topic,
-                  partition=rec.partition, offset=rec.offset, attempts=attempts, error=repr(error))
+        log.error(
+            "record dead-lettered",
+            consumer=self.sub.name,
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            attempts=attempts,
+            error=repr(error),
+        )
 
     def _count_applied(self, rec: ConsumerRecord[Any, Any]) -> None:
         self.status.applied += 1

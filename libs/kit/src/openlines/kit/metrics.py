@@ -21,7 +21,8 @@ CONSUMER_DUPLICATES = Counter(
     ["consumer", "topic"],
 )
 CONSUMER_RETRIES = Counter(
-    "openlines_consumer_retries_total", "Handler attempts that failed and were retried",
+    "openlines_consumer_retries_total",
+    "Handler attempts that failed and were retried",
     ["consumer", "topic"],
 )
 CONSUMER_DLQ = Counter(
@@ -31,7 +32,8 @@ CONSUMER_LAG = Gauge(
     "openlines_consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"]
 )
 CONSUMER_POSITION = Gauge(
-    "openlines_consumer_committed_offset", "Last committed offset",
+    "openlines_consumer_committed_offset",
+    "Last committed offset",
     ["consumer", "topic", "partition"],
 )
 CONSUMER_APPLY_SECONDS = Histogram(
@@ -39,7 +41,9 @@ CONSUMER_APPLY_SECONDS = Histogram(
 )
 
 TIMERS_FIRED = Counter("openlines_timers_fired_total", "Durable timers fired", ["timer"])
-TIMERS_FAILED = Counter("openlines_timers_failed_total", "Durable timer handler failures", ["timer"])
+TIMERS_FAILED = Counter(
+    "openlines_timers_failed_total", "Durable timer handler failures", ["timer"]
+)
 
 HTTP_REQUESTS = Counter(
     "openlines_http_requests_total", "HTTP requests", ["method", "route", "status"]

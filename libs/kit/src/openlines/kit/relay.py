@@ -114,8 +114,13 @@ class OutboxRelay:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(outbox.c.position, outbox.c.topic, outbox.c.key, outbox.c.value,
-                           outbox.c.headers)
+                    select(
+                        outbox.c.position,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.value,
+                        outbox.c.headers,
+                    )
                     .order_by(outbox.c.position)
                     .limit(self.batch_size)
                 )

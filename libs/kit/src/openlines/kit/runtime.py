@@ -111,8 +111,11 @@ class ServiceRuntime:
         tasks: list[Coroutine[Any, Any, None]] = []
         if self.runs_relay:
             relay = OutboxRelay(
-                self.engine, self.producer, schema=s.schema_name,
-                dsn=libpq_dsn(s.database_url), batch_size=s.relay_batch_size,
+                self.engine,
+                self.producer,
+                schema=s.schema_name,
+                dsn=libpq_dsn(s.database_url),
+                batch_size=s.relay_batch_size,
             )
             self.health.live["relay"] = lambda: time.monotonic() - relay.last_round_at < 60
             tasks.append(relay.run(self.stop))

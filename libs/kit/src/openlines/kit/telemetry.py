@@ -50,7 +50,9 @@ def context_from_http(headers: Mapping[str, str]) -> otel_context.Context:
 
 
 def context_from_kafka(headers: KafkaHeaders | None) -> otel_context.Context:
-    carrier = {k: v.decode("latin-1") for k, v in headers or () if k in ("traceparent", "tracestate")}
+    carrier = {
+        k: v.decode("latin-1") for k, v in headers or () if k in ("traceparent", "tracestate")
+    }
     return propagate.extract(carrier)
 
 

@@ -41,15 +41,23 @@ TimerHandler = Callable[[AsyncConnection, Timer], Awaitable[None]]
 
 
 async def schedule(
-    conn: AsyncConnection, name: str, key: str, due_at: datetime,
+    conn: AsyncConnection,
+    name: str,
+    key: str,
+    due_at: datetime,
     payload: dict[str, Any] | None = None,
 ) -> None:
     stmt = insert(timers).values(name=name, key=key, due_at=due_at, payload=payload or {})
     await conn.execute(
         stmt.on_conflict_do_update(
             constraint="timers_name_key_key",
-            set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload,
-                  "attempts": 0, "dead": False, "last_error": None},
+            set_={
+                "due_at": stmt.excluded.due_at,
+                "payload": stmt.excluded.payload,
+                "attempts": 0,
+                "dead": False,
+                "last_error": None,
+            },
         )
     )
 
@@ -101,9 +109,7 @@ class TimerWorker:
         """Fire the timers that are due now; returns how many were claimed."""
         async with self.engine.begin() as conn:
             rows = (
-                await conn.execute(
-                    _CLAIM, {"names": list(self.handlers), "limit": self.batch_size}
-                )
+                await conn.execute(_CLAIM, {"names": list(self.handlers), "limit": self.batch_size})
             ).all()
             for row in rows:
                 timer = Timer(**row._mapping)
@@ -123,8 +129,14 @@ class TimerWorker:
             metrics.TIMERS_FAILED.labels(timer.name).inc()
             attempts = timer.attempts + 1
             dead = attempts >= self.max_attempts
-            log.warning("timer handler failed", timer=timer.name, key=timer.key,
-                        attempts=attempts, dead=dead, error=repr(exc))
+            log.warning(
+                "timer handler failed",
+                timer=timer.name,
+                key=timer.key,
+                attempts=attempts,
+                dead=dead,
+                error=repr(exc),
+            )
             await conn.execute(
                 timers.update()
                 .where(timers.c.id == timer.id)

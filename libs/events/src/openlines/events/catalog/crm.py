@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from openlines.events.catalog.common import ChannelType
 from openlines.events.envelope import EventPayload
-from pydantic import Field
 
 __all__ = [
     "CompanyCreated",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
-from openlines.events.envelope import EventPayload
 from pydantic import Field
+
+from openlines.events.envelope import EventPayload
 
 __all__ = ["MessageDispatchFailed", "MessageDispatched"]
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from openlines.events.catalog.common import PresenceStatus, SlaMetric
 from openlines.events.envelope import EventPayload, UtcDatetime
-from pydantic import Field
 
 __all__ = ["DialogQueued", "OperatorPresenceChanged", "SlaBreached", "SlaWarningReached"]
 

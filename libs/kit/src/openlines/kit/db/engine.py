@@ -40,7 +40,7 @@ def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _name_connection(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _name_connection(dbapi_conn, _record):
         # Shows up in pg_stat_activity: which service holds which connection.
         with dbapi_conn.cursor() as cur:
             cur.execute(f"SET application_name = 'openlines-{schema}'")

@@ -27,7 +27,9 @@ def _upgrade(url: str, schema: str, script_location: Path, version_table: str) -
     try:
         with engine.begin() as conn:
             # Two replicas starting together must not run the same migration twice.
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{schema}"})
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrate:{schema}"}
+            )
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

@@ -23,8 +23,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psutil
 import psycopg
-from openlines.kit.embedded._proc import StartupError, log_tail, wait_gone
 from psycopg import sql
+
+from openlines.kit.embedded._proc import StartupError, log_tail, wait_gone
 
 log = logging.getLogger(__name__)
 

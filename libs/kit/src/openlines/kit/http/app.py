@@ -55,7 +55,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     status = 500
     with tracer().start_as_current_span(
-        f"{request.method} {route}", context=context_from_http(request.headers),
+        f"{request.method} {route}",
+        context=context_from_http(request.headers),
         kind=SpanKind.SERVER,
         attributes={"http.request.method": request.method, "http.route": route},
     ) as span:
@@ -99,14 +100,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _healthz(request: web.Request) -> web.Response:
     ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].live)
-    return web.json_response({"status": "ok" if ok else "failing", "checks": checks},
-                             status=200 if ok else 503)
+    return web.json_response(
+        {"status": "ok" if ok else "failing", "checks": checks}, status=200 if ok else 503
+    )
 
 
 async def _readyz(request: web.Request) -> web.Response:
     ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].ready)
-    return web.json_response({"status": "ready" if ok else "not_ready", "checks": checks},
-                             status=200 if ok else 503)
+    return web.json_response(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -131,8 +134,9 @@ def create_app(settings: KitSettings, health: Health | None = None) -> web.Appli
 async def read_json(request: web.Request) -> object:
     """The request body as JSON, with clear 4xx errors for what clients get wrong."""
     if request.content_length is not None and request.content_length > request.app._client_max_size:
-        raise ApiError(413, "payload_too_large",
-                       f"body exceeds {request.app._client_max_size} bytes")
+        raise ApiError(
+            413, "payload_too_large", f"body exceeds {request.app._client_max_size} bytes"
+        )
     try:
         return await request.json()
     except web.HTTPRequestEntityTooLarge as exc:

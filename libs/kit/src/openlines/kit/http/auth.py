@@ -80,12 +80,21 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 def issue_token(
-    operator_id: str, roles: list[str], *, secret: str, ttl_seconds: int = 12 * 3600,
-    lines: list[str] | None = None, algorithm: str = "HS256",
+    operator_id: str,
+    roles: list[str],
+    *,
+    secret: str,
+    ttl_seconds: int = 12 * 3600,
+    lines: list[str] | None = None,
+    algorithm: str = "HS256",
 ) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": operator_id, "roles": roles, "iat": now,
-                              "exp": now + ttl_seconds}
+    claims: dict[str, Any] = {
+        "sub": operator_id,
+        "roles": roles,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
     if lines is not None:
         claims["lines"] = lines
     return jwt.encode(claims, secret, algorithm=algorithm)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
 from openlines.kit.testing.docker import docker_available
 
 log = logging.getLogger("openlines.testing")

@@ -17,6 +17,7 @@ from types import FrameType
 
 import pytest
 import pytest_asyncio
+
 from openlines.kit.testing import infra
 
 _SOURCES = pytest.StashKey[dict[str, str]]()
