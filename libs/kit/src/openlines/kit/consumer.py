@@ -35,10 +35,12 @@ from openlines.events.topics import dlq_topic
 from openlines.kit import metrics
 from openlines.kit.log import get_logger
 from openlines.kit.telemetry import context_from_kafka, tracer
+from openlines.kit.topics import TopicNames
 
 log = get_logger(__name__)
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+AfterCommit = Callable[[list[Envelope]], Awaitable[None]]
 
 _CLAIM = text(
     "INSERT INTO inbox (consumer, event_id) SELECT :consumer, unnest(:ids) "
@@ -70,6 +72,9 @@ class Subscription:
     batch_size: int = 100
     max_attempts: int = 5
     retry_backoff: float = 0.05
+    # Called with the envelopes a batch applied, once its transaction has committed: for side
+    # effects that must only reflect durable state (e.g. pushing to WebSockets). Best effort.
+    after_commit: AfterCommit | None = None
 
 
 @dataclass
@@ -91,8 +96,10 @@ class ConsumerRunner:
         bootstrap: str,
         dlq_producer: AIOKafkaProducer,
         auto_offset_reset: str = "earliest",
+        topics: TopicNames | None = None,
     ) -> None:
         self.sub = subscription
+        self.topics = topics or TopicNames()
         self.engine = engine
         self.bootstrap = bootstrap
         self.dlq = dlq_producer
@@ -101,13 +108,14 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         # Decode failures already sent to the DLQ in this batch (the careful re-run skips them).
         self._dead_in_batch: set[tuple[str, int, int]] = set()
+        self._applied_in_batch: list[Envelope] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is applied and committed first."""
         consumer = AIOKafkaConsumer(
-            *self.sub.topics,
+            *(self.topics.physical(t) for t in self.sub.topics),
             bootstrap_servers=self.bootstrap,
             group_id=self.sub.name,
             client_id=self.sub.name,
@@ -189,11 +197,13 @@ class ConsumerRunner:
     ) -> None:
         records = [rec for recs in batch.values() for rec in recs]
         self._dead_in_batch.clear()
+        self._applied_in_batch = []
         started = time.perf_counter()
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]] = []
         for rec in records:
             try:
-                decoded.append((rec, decode(rec.value, rec.headers, topic=rec.topic)))
+                logical = self.topics.logical(rec.topic)
+                decoded.append((rec, decode(rec.value, rec.headers, topic=logical)))
             except DecodeError as exc:
                 decoded.append((rec, exc))
         try:
@@ -207,9 +217,15 @@ class ConsumerRunner:
                 consumer=self.sub.name,
                 error=repr(exc),
             )
+            self._applied_in_batch = []
             async with self.engine.begin() as conn:
                 await self._apply_careful(conn, decoded)
         metrics.CONSUMER_APPLY_SECONDS.labels(self.sub.name).observe(time.perf_counter() - started)
+        if self.sub.after_commit is not None and self._applied_in_batch:
+            try:
+                await self.sub.after_commit(self._applied_in_batch)
+            except Exception:
+                log.exception("after_commit hook failed", consumer=self.sub.name)
 
     async def _apply_fast(
         self,
@@ -230,7 +246,7 @@ class ConsumerRunner:
                 continue
             fresh.discard(item.event_id)  # a duplicate later in the same batch is skipped
             await self._handle(conn, rec, item)
-            self._count_applied(rec)
+            self._count_applied(rec, item)
 
     async def _apply_careful(
         self,
@@ -258,7 +274,7 @@ class ConsumerRunner:
                         metrics.CONSUMER_DUPLICATES.labels(self.sub.name, rec.topic).inc()
                         return
                     await self._handle(conn, rec, env)
-                self._count_applied(rec)
+                self._count_applied(rec, env)
                 return
             except Exception as exc:
                 if is_infrastructure_error(exc):
@@ -327,7 +343,8 @@ class ConsumerRunner:
             error=repr(error),
         )
 
-    def _count_applied(self, rec: ConsumerRecord[Any, Any]) -> None:
+    def _count_applied(self, rec: ConsumerRecord[Any, Any], env: Envelope) -> None:
+        self._applied_in_batch.append(env)
         self.status.applied += 1
         metrics.CONSUMER_APPLIED.labels(self.sub.name, rec.topic).inc()
 

@@ -15,6 +15,7 @@ from openlines.events.codec import from_json_dict
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.kit.db.tables import events
 from openlines.kit.outbox import Outbox
+from openlines.kit.topics import TopicNames
 
 
 class ConcurrencyConflict(Exception):
@@ -44,9 +45,9 @@ class NewEvent:
 
 
 class EventStore:
-    def __init__(self, schema: str, producer: str) -> None:
+    def __init__(self, schema: str, producer: str, topics: TopicNames | None = None) -> None:
         self.producer = producer
-        self.outbox = Outbox(schema)
+        self.outbox = Outbox(schema, topics)
 
     async def append(
         self,

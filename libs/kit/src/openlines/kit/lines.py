@@ -1,7 +1,8 @@
 """Declarative lines configuration (DESIGN §7): one YAML file, validated by pydantic.
 
-Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` (upper-cased, dashes
-as underscores) overrides a channel's `secret`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`.
+Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
+`OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
+`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ class _Model(BaseModel):
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
+    # Webhook secret (Telegram's secret_token, WhatsApp's app secret, the widget's HMAC key).
     secret: str = ""
+    # Credential for calling the provider (Telegram bot token, WhatsApp access token).
+    token: str = ""
     api_base: str = ""
     max_text_length: int = 4096
 
@@ -110,8 +114,8 @@ class LinesConfig(_Model):
         return [line for line in self.lines if operator_id in line.operators]
 
 
-def _secret_env(channel_id: str) -> str:
-    return "OPENLINES_SECRET_" + channel_id.upper().replace("-", "_")
+def _env_name(kind: str, channel_id: str) -> str:
+    return f"OPENLINES_{kind}_" + channel_id.upper().replace("-", "_")
 
 
 def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConfig:
@@ -119,7 +123,8 @@ def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConf
     data = yaml.safe_load(Path(path).read_text()) or {}
     for line in data.get("lines", []):
         for channel in line.get("channels", []):
-            override = env.get(_secret_env(str(channel.get("id", ""))))
-            if override:
-                channel["secret"] = override
+            for field, kind in (("secret", "SECRET"), ("token", "TOKEN")):
+                override = env.get(_env_name(kind, str(channel.get("id", ""))))
+                if override:
+                    channel[field] = override
     return LinesConfig.model_validate(data)

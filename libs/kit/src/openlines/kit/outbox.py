@@ -21,6 +21,7 @@ from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
 from openlines.kit.db.tables import outbox
 from openlines.kit.telemetry import current_traceparent
+from openlines.kit.topics import TopicNames
 
 
 def outbox_lock_key(schema: str) -> int:
@@ -35,8 +36,9 @@ def notify_channel(schema: str) -> str:
 class Outbox:
     """Writes records for the relay inside the caller's transaction."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, topics: TopicNames | None = None) -> None:
         self.schema = schema
+        self.topics = topics or TopicNames()
         self._lock = text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')").bindparams(
             key=outbox_lock_key(schema), channel=notify_channel(schema)
         )
@@ -44,6 +46,7 @@ class Outbox:
     async def enqueue(
         self, conn: AsyncConnection, topic: str, envelopes: Sequence[Envelope]
     ) -> None:
+        """Queue `envelopes` for the logical `topic`, in the caller's transaction."""
         if not envelopes:
             return
         traceparent = current_traceparent()
@@ -52,7 +55,7 @@ class Outbox:
             record = encode(env, traceparent=traceparent)
             rows.append(
                 {
-                    "topic": topic,
+                    "topic": self.topics.physical(topic),
                     "key": record.key,
                     "value": record.value,
                     "headers": {k: v.decode() for k, v in record.headers},

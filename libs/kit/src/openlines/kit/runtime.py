@@ -20,18 +20,21 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openlines.events.envelope import Envelope
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import create_engine, libpq_dsn
 from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
 from openlines.kit.http.app import create_app
 from openlines.kit.http.health import Health
-from openlines.kit.kafka.producer import create_producer
+from openlines.kit.kafka.admin import ensure_topics
+from openlines.kit.kafka.producer import create_producer, publish
 from openlines.kit.log import get_logger, setup_logging
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.settings import KitSettings
 from openlines.kit.telemetry import setup_tracing
 from openlines.kit.timers import TimerHandler, TimerWorker
+from openlines.kit.topics import TopicNames
 
 log = get_logger(__name__)
 
@@ -60,7 +63,10 @@ class ServiceRuntime:
         self._route_builders: list[Callable[[web.Application], None]] = []
         self._startup: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._cleanup: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self.event_store = EventStore(settings.schema_name, producer=settings.service_name)
+        self.topics = TopicNames(settings.topic_namespace)
+        self.event_store = EventStore(
+            settings.schema_name, producer=settings.service_name, topics=self.topics
+        )
 
     # -- registration ---------------------------------------------------------------------
 
@@ -87,6 +93,11 @@ class ServiceRuntime:
         assert self._engine is not None, "database not started"
         return self._engine
 
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        """Publish straight to Kafka and wait for the ack (stateless services such as ingest;
+        stateful ones write through the event store or outbox instead)."""
+        await publish(self.producer, self.topics.physical(topic), envelope)
+
     @property
     def producer(self) -> AIOKafkaProducer:
         assert self._producer is not None, "producer not started"
@@ -102,6 +113,8 @@ class ServiceRuntime:
             await asyncio.to_thread(migrate, s.database_url, s.schema_name, self.migrations)
             self._engine = create_engine(s.database_url, s.schema_name, pool_size=s.db_pool_size)
             self.health.ready["database"] = self._database_answers
+        if s.create_topics:
+            await ensure_topics(s.kafka_bootstrap, self.topics.all_event_topics())
         self._producer = create_producer(
             s.kafka_bootstrap, client_id=s.service_name, idempotence=s.kafka_idempotence
         )
@@ -121,7 +134,11 @@ class ServiceRuntime:
             tasks.append(relay.run(self.stop))
         for sub in self.subscriptions:
             runner = ConsumerRunner(
-                sub, engine=self.engine, bootstrap=s.kafka_bootstrap, dlq_producer=self.producer
+                sub,
+                engine=self.engine,
+                bootstrap=s.kafka_bootstrap,
+                dlq_producer=self.producer,
+                topics=self.topics,
             )
             self.consumers.append(runner)
             self.health.ready[f"consumer:{sub.name}"] = runner.is_ready

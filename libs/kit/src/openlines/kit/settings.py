@@ -17,6 +17,10 @@ class KitSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Off by default: the embedded broker rejects InitProducerId (DESIGN §5).
     kafka_idempotence: bool = False
+    # Prefix for physical topic names (tests, shared brokers); empty in production.
+    topic_namespace: str = ""
+    # Create the catalog topics at start (local stack and tests; Strimzi does it in k8s).
+    create_topics: bool = False
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_schema: str | None = Field(default=None, description="defaults to the service name")
     db_pool_size: int = 10
@@ -24,6 +28,9 @@ class KitSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_body_limit: int = 1 << 20
+
+    # The declarative lines file (DESIGN §7); the same file is the ConfigMap in Kubernetes.
+    lines_file: str = "config/demo.yaml"
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -87,7 +87,7 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
             await admin.delete_topics(names)
 
 
-async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
     """Return once the broker answers a metadata request; TimeoutError otherwise.
 
     `timeout` bounds the whole retry loop, not one call, hence not `asyncio.timeout`.
