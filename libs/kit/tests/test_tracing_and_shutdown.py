@@ -1,0 +1,124 @@
+"""Trace context crosses the outbox and Kafka; shutdown finishes the batch in hand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openlines.events.codec import encode
+from openlines.events.envelope import Envelope
+from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.db.engine import libpq_dsn
+from openlines.kit.eventstore import EventStore
+from openlines.kit.kafka.producer import create_producer
+from openlines.kit.relay import OutboxRelay
+from openlines.kit.telemetry import current_trace_ids, setup_tracing, tracer
+
+from .helpers import renamed
+from .test_consumer import _effects, _make_counter, count_effect
+
+
+async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:
+    setup_tracing("kit-test")
+    topic = await new_topic(partitions=1)
+    store = EventStore(db_schema, producer="test")
+    with tracer().start_as_current_span("operator request"):
+        ids = current_trace_ids()
+        assert ids is not None
+        writer_trace = ids[0]
+        async with engine.begin() as conn:
+            await store.append(conn, "t1", 0, [renamed(1, "t1")], topic=topic)
+
+    producer = create_producer(kafka_bootstrap, client_id="trace")
+    await producer.start()
+    relay = OutboxRelay(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
+    assert await relay.publish_pending() == 1
+
+    seen: list[str] = []
+
+    async def remember_trace(conn: AsyncConnection, env: Envelope) -> None:
+        ids = current_trace_ids()
+        seen.append(ids[0] if ids else "none")
+
+    runner = ConsumerRunner(
+        Subscription(f"trace-{db_schema}", [topic], remember_trace),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while not seen:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    assert seen == [writer_trace]
+
+
+async def test_shutdown_finishes_the_batch_in_hand_and_commits(
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    db_schema: str,
+) -> None:
+    await _make_counter(engine)
+    topic = await new_topic(partitions=1)
+    producer = create_producer(kafka_bootstrap, client_id="shutdown")
+    await producer.start()
+    for i in range(40):
+        r = encode(Envelope.new(renamed(i, "s"), stream_id="s", stream_version=i + 1, producer="t"))
+        await producer.send(topic, r.value, key=r.key)
+    await producer.flush()
+
+    stop = asyncio.Event()
+    started_batch = asyncio.Event()
+
+    async def slow(conn: AsyncConnection, env: Envelope) -> None:
+        started_batch.set()
+        await asyncio.sleep(0.02)  # 40 x 20 ms: the stop arrives mid-batch
+        await count_effect(conn, env)
+
+    group = f"shutdown-{db_schema}"
+    runner = ConsumerRunner(
+        Subscription(group, [topic], slow, batch_size=40),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
+    task = asyncio.create_task(runner.run(stop))
+    async with asyncio.timeout(30):
+        await started_batch.wait()
+    stop.set()  # one record of the batch is in the handler now
+    await task
+    applied = runner.status.applied
+    assert applied > 1  # the rest of the batch in hand was applied, not dropped
+    effects = await _effects(engine)
+    assert len(effects) == applied and set(effects.values()) == {1}
+
+    # Its offsets were committed: the group's next member starts after the batch.
+    check = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await check.start()
+    try:
+        async with asyncio.timeout(30):
+            while not check.assignment():
+                await check.getmany(timeout_ms=200)
+        [tp] = check.assignment()
+        assert await check.committed(tp) == applied
+    finally:
+        await check.stop()
+        await producer.stop()

@@ -1,0 +1,1 @@
+"""openlines dialogs service: the Dialog aggregate, its read model and the operator API."""

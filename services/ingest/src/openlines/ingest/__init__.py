@@ -1,0 +1,1 @@
+"""ingest: provider webhooks in, normalised inbound events out (stateless)."""

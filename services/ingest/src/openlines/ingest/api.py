@@ -1,0 +1,111 @@
+"""`POST /webhooks/{channel_type}/{channel_id}`: verify, normalise, publish, then answer.
+
+The answer is 200 only once the broker has acknowledged the event; otherwise 503, so that the
+provider retries (the retry carries the same deterministic event id: consumers dedupe it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+
+from openlines.events import INBOUND, Envelope
+from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
+from openlines.kit.http.app import read_json
+from openlines.kit.http.errors import ApiError
+from openlines.kit.lines import LinesConfig
+from openlines.kit.log import get_logger
+
+log = get_logger(__name__)
+
+WEBHOOKS = Counter(
+    "openlines_ingest_webhooks_total", "Provider webhooks by outcome", ["channel", "outcome"]
+)
+
+Publish = Callable[[str, Envelope], Awaitable[None]]
+
+
+class WebhookApi:
+    def __init__(
+        self,
+        *,
+        lines: LinesConfig,
+        adapters: Mapping[str, ChannelAdapter],
+        publish: Publish,
+        publish_timeout: float,
+        producer_name: str,
+    ) -> None:
+        self.lines = lines
+        self.adapters = adapters
+        self.publish = publish
+        self.publish_timeout = publish_timeout
+        self.producer_name = producer_name
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/webhooks/{channel_type}/{channel_id}", self.receive)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        # Only configured channel ids become label values: bounded metric cardinality.
+        label = channel_id if self.lines.channel(channel_id) is not None else "unknown"
+        try:
+            response = await self._receive(request, channel_id)
+        except ApiError as exc:
+            WEBHOOKS.labels(label, exc.code).inc()
+            raise
+        WEBHOOKS.labels(label, "ignored" if "ignored" in response else "accepted").inc()
+        return web.json_response(response)
+
+    async def _receive(self, request: web.Request, channel_id: str) -> dict[str, object]:
+        channel_type = request.match_info["channel_type"]
+        adapter = self.adapters.get(channel_type)
+        if adapter is None:
+            raise ApiError(404, "unknown_channel_type", f"no webhooks for {channel_type!r}")
+        found = self.lines.channel(channel_id)
+        if found is None or found[1].type != channel_type:
+            raise ApiError(404, "unknown_channel", f"no {channel_type} channel {channel_id!r}")
+        line, channel = found
+        body = await _read_body(request)
+        if not adapter.verify(channel, request.headers, body):
+            raise ApiError(401, "invalid_secret", "webhook secret or signature does not match")
+        data = await read_json(request)  # the body is cached: this only parses it
+        try:
+            outcome = adapter.normalise(data, line, channel)
+        except InvalidUpdate as exc:
+            raise ApiError(400, "invalid_update", f"not a {channel_type} update: {exc}") from None
+        if not isinstance(outcome, Accepted):
+            log.info("webhook ignored", channel=channel_id, kind=outcome.kind)
+            return {"ok": True, "ignored": outcome.kind}
+        envelope = Envelope.new(
+            outcome.payload,
+            stream_id=outcome.conversation_key,
+            stream_version=0,
+            producer=self.producer_name,
+            event_id=outcome.event_id,
+            occurred_at=outcome.occurred_at,
+        )
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self.publish(INBOUND, envelope)
+        except (KafkaError, TimeoutError) as exc:
+            # The send may still complete later: harmless, the retry has the same event id.
+            log.warning("broker did not acknowledge", channel=channel_id, error=repr(exc))
+            raise ApiError(
+                503, "broker_unavailable", "event not acknowledged by the broker; retry"
+            ) from None
+        return {"ok": True, "event_id": str(envelope.event_id)}
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # The raw bytes: some providers sign them (WhatsApp's X-Hub-Signature-256).
+    limit = request.app._client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes") from None

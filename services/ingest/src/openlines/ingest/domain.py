@@ -1,0 +1,62 @@
+"""The pure core of ingest: what a provider webhook becomes.
+
+Each channel type has an adapter that checks a webhook's signature and turns the provider's
+payload into one inbound event, or says which kind of update it ignores. Adapters do no I/O:
+the HTTP edge (api.py) reads the request, calls them and publishes the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from openlines.events.catalog import DeliveryReceiptReceived, InboundMessageEdited, MessageReceived
+from openlines.kit.lines import Channel, Line
+
+InboundPayload = MessageReceived | InboundMessageEdited | DeliveryReceiptReceived
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An update that becomes one event on the inbound topic."""
+
+    payload: InboundPayload
+    event_id: UUID
+    """Deterministic from the provider's ids: a provider retry yields the same id."""
+    occurred_at: datetime
+
+    @property
+    def conversation_key(self) -> str:
+        return self.payload.conversation_key
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed update that carries nothing for the dialogs (e.g. ``my_chat_member``).
+
+    Acknowledged with 200 so that the provider stops retrying it.
+    """
+
+    kind: str
+
+
+Outcome = Accepted | Ignored
+
+
+class InvalidUpdate(ValueError):
+    """Valid JSON, but not the payload this provider sends."""
+
+
+class ChannelAdapter(Protocol):
+    """Verification and normalisation for one channel type (telegram, whatsapp, widget...)."""
+
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes) -> bool:
+        """True when the webhook really comes from the provider of `channel`."""
+        ...
+
+    def normalise(self, data: object, line: Line, channel: Channel) -> Outcome:
+        """The event for a parsed webhook body; raises InvalidUpdate."""
+        ...

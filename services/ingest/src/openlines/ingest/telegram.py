@@ -1,0 +1,220 @@
+"""Telegram Bot API webhooks: the Update subset ingest reads, and its normalisation.
+
+Reference: https://core.telegram.org/bots/api#update. Telegram sends the webhook's
+`secret_token` (set with setWebhook) in `X-Telegram-Bot-Api-Secret-Token`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from openlines.events import deterministic_event_id
+from openlines.events.catalog import (
+    Attachment,
+    AttachmentKind,
+    ChannelType,
+    Customer,
+    InboundMessageEdited,
+    MessageReceived,
+    conversation_key,
+)
+from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate, Outcome
+from openlines.kit.lines import Channel, Line
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class _Tg(BaseModel):
+    # Telegram adds fields over time: read what we need, ignore the rest.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class TgUser(_Tg):
+    id: int
+    is_bot: bool = False
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p).strip()
+        return name or self.username or str(self.id)
+
+
+class TgChat(_Tg):
+    id: int
+    type: str = "private"
+    title: str | None = None
+    username: str | None = None
+
+
+class TgFile(_Tg):
+    """PhotoSize, Document, Audio, Voice, Video, VideoNote, Animation and Sticker share these."""
+
+    file_id: str = Field(min_length=1)
+    file_unique_id: str | None = None
+    file_size: int | None = Field(default=None, ge=0)
+    file_name: str | None = None
+    mime_type: str | None = None
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    duration: int | None = Field(default=None, ge=0)
+
+
+class TgMessageRef(_Tg):
+    message_id: int
+
+
+class TgMessage(_Tg):
+    message_id: int
+    date: int = Field(ge=0)
+    chat: TgChat
+    from_: TgUser | None = Field(default=None, alias="from")
+    edit_date: int | None = Field(default=None, ge=0)
+    text: str | None = None
+    caption: str | None = None
+    reply_to_message: TgMessageRef | None = None
+    photo: tuple[TgFile, ...] = ()
+    document: TgFile | None = None
+    animation: TgFile | None = None
+    audio: TgFile | None = None
+    voice: TgFile | None = None
+    video: TgFile | None = None
+    video_note: TgFile | None = None
+    sticker: TgFile | None = None
+
+
+class TgUpdate(_Tg):
+    update_id: int
+    message: TgMessage | None = None
+    edited_message: TgMessage | None = None
+
+
+def update_kind(data: Mapping[str, object]) -> str:
+    """The Update's one optional field: `message`, `callback_query`, `my_chat_member`..."""
+    return next((key for key in data if key != "update_id"), "empty")
+
+
+def attachments_of(message: TgMessage) -> tuple[Attachment, ...]:
+    found: list[Attachment] = []
+    if message.photo:
+        # Telegram sends every size it made; the largest is the original.
+        largest = max(message.photo, key=lambda p: ((p.width or 0) * (p.height or 0), p.file_size or 0))
+        found.append(_attachment(AttachmentKind.PHOTO, largest))
+    # An animation also arrives as `document` (for old clients): keep one of them.
+    if message.animation is not None:
+        found.append(_attachment(AttachmentKind.VIDEO, message.animation))
+    elif message.document is not None:
+        found.append(_attachment(AttachmentKind.DOCUMENT, message.document))
+    for kind, file in (
+        (AttachmentKind.AUDIO, message.audio),
+        (AttachmentKind.VOICE, message.voice),
+        (AttachmentKind.VIDEO, message.video),
+        (AttachmentKind.VIDEO, message.video_note),
+        (AttachmentKind.STICKER, message.sticker),
+    ):
+        if file is not None:
+            found.append(_attachment(kind, file))
+    return tuple(found)
+
+
+def _attachment(kind: AttachmentKind, file: TgFile) -> Attachment:
+    return Attachment(
+        kind=kind,
+        file_id=file.file_id,
+        file_name=file.file_name,
+        mime_type=file.mime_type,
+        size_bytes=file.file_size,
+        width=file.width,
+        height=file.height,
+        duration_seconds=file.duration,
+    )
+
+
+def _at(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+class TelegramAdapter:
+    def verify(self, channel: Channel, headers: Mapping[str, str], body: bytes) -> bool:
+        # A channel without a secret accepts nothing: anyone could post to it otherwise.
+        given = headers.get(SECRET_HEADER)
+        if not channel.secret or given is None:
+            return False
+        return hmac.compare_digest(given.encode(), channel.secret.encode())
+
+    def normalise(self, data: object, line: Line, channel: Channel) -> Outcome:
+        if not isinstance(data, dict):
+            raise InvalidUpdate(f"a Telegram Update is a JSON object, not {type(data).__name__}")
+        try:
+            update = TgUpdate.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidUpdate(_describe(exc)) from None
+        if update.message is not None:
+            return self._received(update.message, line, channel)
+        if update.edited_message is not None:
+            return self._edited(update.edited_message, channel)
+        return Ignored(update_kind(data))
+
+    def _received(self, message: TgMessage, line: Line, channel: Channel) -> Outcome:
+        text = message.text if message.text is not None else message.caption
+        attachments = attachments_of(message)
+        if text is None and not attachments:
+            # Service messages (members joined, pinned...) and content we do not map yet.
+            return Ignored("message_without_content")
+        chat_id = str(message.chat.id)
+        sender = message.from_ or TgUser(id=message.chat.id, first_name=message.chat.title or "")
+        payload = MessageReceived(
+            channel_id=channel.id,
+            channel_type=ChannelType.TELEGRAM,
+            conversation_key=conversation_key(channel.id, chat_id),
+            external_chat_id=chat_id,
+            external_user_id=str(sender.id),
+            external_message_id=str(message.message_id),
+            customer=Customer(
+                name=sender.display_name,
+                external_id=str(sender.id),
+                username=sender.username,
+                language_code=sender.language_code,
+            ),
+            text=text,
+            attachments=attachments,
+            reply_to_external_id=(
+                str(message.reply_to_message.message_id) if message.reply_to_message else None
+            ),
+            sent_at=_at(message.date),
+            line_id=line.id,
+        )
+        event_id = deterministic_event_id(channel.id, "message", chat_id, str(message.message_id))
+        return Accepted(payload=payload, event_id=event_id, occurred_at=payload.sent_at)
+
+    def _edited(self, message: TgMessage, channel: Channel) -> Outcome:
+        chat_id = str(message.chat.id)
+        edited_at = _at(message.edit_date if message.edit_date is not None else message.date)
+        payload = InboundMessageEdited(
+            channel_id=channel.id,
+            channel_type=ChannelType.TELEGRAM,
+            conversation_key=conversation_key(channel.id, chat_id),
+            external_message_id=str(message.message_id),
+            text=message.text if message.text is not None else message.caption,
+            attachments=attachments_of(message),
+            edited_at=edited_at,
+            external_chat_id=chat_id,
+            external_user_id=str(message.from_.id) if message.from_ else None,
+        )
+        # Each edit is its own event; a retry of the same edit carries the same edit_date.
+        event_id = deterministic_event_id(
+            channel.id, "edit", chat_id, str(message.message_id), str(message.edit_date or 0)
+        )
+        return Accepted(payload=payload, event_id=event_id, occurred_at=edited_at)
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:5])

@@ -1,0 +1,1 @@
+"""openlines outbound: sends operator replies to the messenger providers."""

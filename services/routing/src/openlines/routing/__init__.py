@@ -1,0 +1,1 @@
+"""The routing service: operator presence and capacity, the waiting queue, AssignDialog."""
