@@ -82,7 +82,7 @@ def _mentioning(home: Path) -> list[psutil.Process]:
 async def test_up_detach_then_down(home: Path) -> None:
     port = free_port()
     env = _env(home)
-    code, out = await _run("up", "--detach", "--kafka-port", str(port), env=env)
+    code, out = await _run("up", "--detach", "--infra-only", "--kafka-port", str(port), env=env)
     assert code == 0, out
     state = read_state(StackPaths(home))
     assert state is not None and state["status"] == "ready"
@@ -100,7 +100,7 @@ async def test_up_detach_then_down(home: Path) -> None:
         )
     assert ("retention.ms", "-1") in [(e[0], e[1]) for e in configs.resources[0][4]]
 
-    code, out = await _run("up", "--detach", "--kafka-port", "0", env=env)
+    code, out = await _run("up", "--detach", "--infra-only", "--kafka-port", "0", env=env)
     assert code == 1
     assert "already running" in out
 

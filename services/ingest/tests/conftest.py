@@ -1,63 +1,17 @@
-"""ingest test fixtures: a lines file, a running ingest on the real broker, a topic reader."""
+"""ingest test fixtures: a lines file and a running ingest on the real broker."""
 
 from __future__ import annotations
 
-import itertools
-import secrets
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from openlines.events import INBOUND
 from openlines.ingest.app import build_runtime
-from openlines.ingest.settings import IngestSettings
-from openlines.kit.embedded import free_port
 from openlines.kit.testing.service import running
 
-SECRET = "tg-test-secret"
-
-LINES_YAML = f"""
-operators:
-  - {{id: ann, role: operator}}
-lines:
-  - id: test-line
-    channels:
-      - {{id: tg-test, type: telegram, secret: {SECRET}, token: "1:t", api_base: http://x}}
-      - {{id: tg-nosecret, type: telegram, token: "2:t", api_base: http://x}}
-      - {{id: wa-test, type: whatsapp, secret: wa-secret, token: t, api_base: http://x}}
-    operators: [ann]
-"""
-
-_ids = itertools.count(int(time.time()))
-
-
-def next_id() -> int:
-    """Unique Telegram ids across the session (tests share one broker)."""
-    return next(_ids)
-
-
-def tg_message(chat_id: int, *, message_id: int | None = None, **fields: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "message_id": message_id if message_id is not None else next_id(),
-        "from": {
-            "id": chat_id,
-            "is_bot": False,
-            "first_name": "Ann",
-            "last_name": "Customer",
-            "username": "ann_c",
-            "language_code": "en",
-        },
-        "chat": {"id": chat_id, "first_name": "Ann", "type": "private"},
-        "date": 1_700_000_000,
-        "text": "hello",
-    }
-    message.update(fields)
-    return {"update_id": next_id(), "message": message}
+from .ingest_helpers import LINES_YAML, Ingest, ingest_settings
 
 
 @pytest.fixture
@@ -67,85 +21,8 @@ def lines_file(tmp_path: Path) -> Path:
     return path
 
 
-def ingest_settings(bootstrap: str, lines_file: Path, **overrides: Any) -> IngestSettings:
-    values: dict[str, Any] = {
-        "kafka_bootstrap": bootstrap,
-        "http_port": free_port(),
-        "topic_namespace": f"t{secrets.token_hex(5)}.",
-        "create_topics": True,
-        "lines_file": str(lines_file),
-        "log_json": False,
-        **overrides,
-    }
-    return IngestSettings(**values)
-
-
-class Ingest:
-    def __init__(self, url: str, settings: IngestSettings, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.settings = settings
-        self.http = http
-
-    @property
-    def inbound_topic(self) -> str:
-        return f"{self.settings.topic_namespace}{INBOUND}"
-
-    async def post(
-        self,
-        body: Any,
-        *,
-        path: str = "/webhooks/telegram/tg-test",
-        secret: str | None = SECRET,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        sent = dict(headers or {})
-        if secret is not None:
-            sent["X-Telegram-Bot-Api-Secret-Token"] = secret
-        kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes | str) else {"json": body}
-        async with self.http.post(self.url + path, headers=sent, **kwargs) as resp:
-            return resp.status, await resp.json()
-
-
 @pytest.fixture
 async def ingest(kafka_bootstrap: str, lines_file: Path) -> AsyncIterator[Ingest]:
     settings = ingest_settings(kafka_bootstrap, lines_file)
     async with running(build_runtime(settings)) as url, aiohttp.ClientSession() as http:
         yield Ingest(url, settings, http)
-
-
-Record = ConsumerRecord[bytes, bytes]
-
-
-async def read_until(
-    bootstrap: str,
-    topic: str,
-    done: Callable[[list[Record]], bool],
-    timeout: float = 30.0,
-) -> list[Record]:
-    """Every record of `topic` from the beginning, read until `done(records)` holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while not done(out):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {len(out)} records of {topic}")
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
-
-
-def header(record: Record, name: str) -> str | None:
-    return next((v.decode() for k, v in record.headers if k == name), None)
-
-
-def has_event(event_id: str) -> Callable[[list[Record]], bool]:
-    return lambda records: any(header(r, "event_id") == event_id for r in records)

@@ -36,10 +36,67 @@ class ServiceSpec:
     ready_url: str | None = None
 
 
-def default_services() -> list[ServiceSpec]:
+REPO = Path(__file__).resolve().parents[3]
+DEMO_LINES = REPO / "config" / "demo.yaml"
+
+# Offsets from the port base (8080 by default: gateway 8080, sandbox 8090, services 8101-8106).
+PORT_OFFSETS = {
+    "gateway": 0,
+    "sandbox": 10,
+    "ingest": 21,
+    "dialogs": 22,
+    "routing": 23,
+    "crm-link": 24,
+    "outbound": 25,
+    "notify": 26,
+}
+# The Python module that runs each process.
+MODULES = {
+    "gateway": "openlines.stack.gateway_main",
+    "sandbox": "openlines.stack.sandbox_main",
+    "ingest": "openlines.ingest",
+    "dialogs": "openlines.dialogs",
+    "routing": "openlines.routing",
+    "crm-link": "openlines.crm_link",
+    "outbound": "openlines.outbound",
+    "notify": "openlines.notify",
+}
+
+
+def stack_ports(port_base: int = 8080) -> dict[str, int]:
+    return {name: port_base + offset for name, offset in PORT_OFFSETS.items()}
+
+
+def default_services(port_base: int = 8080, lines_file: Path | None = None) -> list[ServiceSpec]:
     """What `openlines up` runs beside Postgres and Kafka, in start order."""
+    ports = stack_ports(port_base)
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    common = {
+        "OPENLINES_LINES_FILE": str((lines_file or DEMO_LINES).resolve()),
+        "OPENLINES_SANDBOX_URL": url["sandbox"],
+    }
+    gateway_env = {
+        f"OPENLINES_UPSTREAM_{name.upper().replace('-', '_')}": url[name]
+        for name in ports
+        if name != "gateway"
+    }
     return [
-        # ServiceSpec("dialogs", [PYTHON, "-m", "openlines.dialogs"], port=8102),
+        ServiceSpec(
+            name,
+            [PYTHON, "-m", MODULES[name]],
+            env={**common, **(gateway_env if name == "gateway" else {})},
+            port=ports[name],
+        )
+        for name in (
+            "sandbox",
+            "ingest",
+            "dialogs",
+            "routing",
+            "crm-link",
+            "outbound",
+            "notify",
+            "gateway",
+        )
     ]
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -50,8 +50,36 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class StackConfig:
     home: Path
     kafka_port: int = 9092  # 0: any free port
-    services: Sequence[ServiceSpec] = field(default_factory=default_services)
+    port_base: int = 8080  # gateway; the other HTTP ports are fixed offsets (services.py)
+    lines_file: Path | None = None  # default: config/demo.yaml
+    infra_only: bool = False  # Postgres, Kafka and topics, no services
+    services: Sequence[ServiceSpec] | None = None  # default: derived from the fields above
     ready_timeout: float = 60.0
+
+    def service_specs(self) -> Sequence[ServiceSpec]:
+        if self.services is not None:
+            return self.services
+        if self.infra_only:
+            return []
+        return default_services(self.port_base, self.lines_file)
+
+    def cli_args(self) -> list[str]:
+        """The `openlines up` arguments that reproduce this config (detached mode)."""
+        args = [
+            "--home",
+            str(self.home),
+            "--kafka-port",
+            str(self.kafka_port),
+            "--port-base",
+            str(self.port_base),
+            "--ready-timeout",
+            str(self.ready_timeout),
+        ]
+        if self.lines_file is not None:
+            args += ["--lines", str(self.lines_file)]
+        if self.infra_only:
+            args.append("--infra-only")
+        return args
 
     @property
     def paths(self) -> StackPaths:
@@ -163,7 +191,7 @@ class Supervisor:
     def _start_services(self, env: dict[str, str]) -> None:
         # All start at once, then each is awaited: start-up times overlap.
         records = self.state.setdefault("services", [])
-        for spec in self.config.services:
+        for spec in self.config.service_specs():
             service = RunningService(spec, self.paths.log(spec.name), env)
             self.services.append(service)
             records.append(
@@ -234,6 +262,19 @@ def show(console: Console, state: dict[str, Any]) -> None:
     for service in state.get("services", []):
         table.add_row(service["name"], service["url"], str(service["pid"]), service["log"])
     console.print(table)
+    gateway = next((svc for svc in state.get("services", []) if svc["name"] == "gateway"), None)
+    if gateway:
+        url = gateway["url"]
+        op = ".venv/bin/openlines"
+        console.print(
+            f"\n[bold]openlines is up on {url}[/]  (operators ann, bob; supervisor sue)\n"
+            f"  {op} say --url {url} --chat 42 --name 'Ann Customer' 'Where is my order?'\n"
+            f'  curl -s -H "Authorization: Bearer $({op} token ann)" '
+            f"'{url}/api/v1/dialogs?tab=all'\n"
+            f"  {op} tail\n",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(
         f"export OPENLINES_DATABASE_URL='{pg.get('url')}'\n"
         f"export OPENLINES_KAFKA_BOOTSTRAP={kafka.get('bootstrap')}",
@@ -251,18 +292,9 @@ def start_detached(config: StackConfig, console: Console) -> int:
         return 1
     paths.logs.mkdir(parents=True, exist_ok=True)
     log_path = paths.log("supervisor")
-    argv = [
-        sys.executable,
-        "-m",
-        "openlines.cli.main",
-        "up",
-        "--home",
-        str(paths.home),
-        "--kafka-port",
-        str(config.kafka_port),
-        "--ready-timeout",
-        str(config.ready_timeout),
-    ]
+    if config.services is not None:
+        raise ValueError("detached mode runs the services derived from the config")
+    argv = [sys.executable, "-m", "openlines.cli.main", "up", *config.cli_args()]
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             argv,

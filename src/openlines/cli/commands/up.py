@@ -26,7 +26,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="run in the background; return once ready",
     )
-    parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=int(os.environ.get("OPENLINES_PORT_BASE", "8080")),
+        help="gateway port; sandbox is +10, services +21..+26 (default 8080)",
+    )
+    parser.add_argument(
+        "--lines", type=Path, default=None, help="lines file (default: config/demo.yaml)"
+    )
+    parser.add_argument(
+        "--infra-only", action="store_true", help="only Postgres, Kafka and the topics"
+    )
+    parser.add_argument("--ready-timeout", type=float, default=90.0, help="seconds")
     parser.set_defaults(handler=run)
 
 
@@ -40,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     config = StackConfig(
         home=(args.home or default_home()).resolve(),
         kafka_port=args.kafka_port,
+        port_base=args.port_base,
+        lines_file=args.lines.resolve() if args.lines else None,
+        infra_only=args.infra_only,
         ready_timeout=args.ready_timeout,
     )
     console = Console()

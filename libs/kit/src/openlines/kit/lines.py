@@ -2,12 +2,14 @@
 
 Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
-`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`.
+`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`. Values may also refer to
+the environment as `${NAME}` or `${NAME:-default}`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -118,9 +120,26 @@ def _env_name(kind: str, channel_id: str) -> str:
     return f"OPENLINES_{kind}_" + channel_id.upper().replace("-", "_")
 
 
+_ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """`${NAME}` / `${NAME:-default}` from the environment (e.g. a provider's base URL)."""
+
+    def value(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is None:
+            raise ValueError(f"lines file refers to ${{{name}}}, which is not set")
+        return default
+
+    return _ENV_REF.sub(value, text)
+
+
 def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConfig:
     env = dict(os.environ) if env is None else env
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = yaml.safe_load(_interpolate(Path(path).read_text(), env)) or {}
     for line in data.get("lines", []):
         for channel in line.get("channels", []):
             for field, kind in (("secret", "SECRET"), ("token", "TOKEN")):

@@ -204,3 +204,10 @@ def parse_presence(value: object) -> PresenceStatus | None:
         return PresenceStatus(value)
     except ValueError:
         return None
+
+
+def wait_seconds(since: datetime | None, now: datetime) -> int:
+    """Whole seconds waited so far (0 when nothing waits)."""
+    if since is None:
+        return 0
+    return max(0, int((now - since).total_seconds()))

@@ -1,0 +1,64 @@
+"""The declarative lines file: validation, secrets from the environment, interpolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from openlines.kit.lines import load_lines
+
+DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.yaml"
+
+
+def test_demo_line_is_valid_and_navigable() -> None:
+    config = load_lines(DEMO, env={})
+    found = config.channel("tg-demo")
+    assert found is not None
+    line, channel = found
+    assert (line.id, channel.type, channel.secret) == ("demo", "telegram", "demo-secret")
+    assert channel.api_base == "http://127.0.0.1:8090/sandbox/tg-demo"
+    assert [op.id for op in config.operators] == ["ann", "bob", "sue"]
+    assert [ln.id for ln in config.lines_of("ann")] == ["demo"]
+    assert config.lines_of("sue") == []
+    assert config.channel("nope") is None
+
+
+def test_secrets_and_urls_come_from_the_environment() -> None:
+    config = load_lines(
+        DEMO,
+        env={
+            "OPENLINES_SECRET_TG_DEMO": "from-env",
+            "OPENLINES_TOKEN_TG_DEMO": "1:tok",
+            "OPENLINES_SANDBOX_URL": "http://127.0.0.1:9999",
+        },
+    )
+    _, channel = config.channel("tg-demo")  # type: ignore[misc]
+    assert (channel.secret, channel.token) == ("from-env", "1:tok")
+    assert channel.api_base == "http://127.0.0.1:9999/sandbox/tg-demo"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lines.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_operator_duplicate_channel_and_bad_sla_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="unknown operators"):
+        load_lines(write(tmp_path, "lines: [{id: l, channels: [], operators: [ghost]}]"), env={})
+    twice = "{id: c, type: telegram}"
+    with pytest.raises(ValidationError, match="configured twice"):
+        load_lines(
+            write(
+                tmp_path, f"lines: [{{id: a, channels: [{twice}]}}, {{id: b, channels: [{twice}]}}]"
+            ),
+            env={},
+        )
+    with pytest.raises(ValidationError, match="multiples of 30"):
+        load_lines(
+            write(tmp_path, "lines: [{id: l, channels: [], sla: {warning_seconds: 45}}]"), env={}
+        )
+    with pytest.raises(ValueError, match="MISSING"):
+        load_lines(write(tmp_path, "lines: [{id: l, name: '${MISSING}', channels: []}]"), env={})

@@ -1,0 +1,342 @@
+"""Consumers: inbound messages, routing's commands, outbound results and CRM links.
+
+Each handler runs inside the kit consumer's transaction (which also records the event id in
+the inbox), so a redelivered record has no effect. Event ids we derive from an input event are
+deterministic too (`id_seed`), a second line of defence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.dialogs.domain import Dialog, DialogIsClosed, DomainError
+from openlines.dialogs.tables import conversations, dialogs, messages, pending_receipts
+from openlines.dialogs.writer import Decide, DialogWriter
+from openlines.events.catalog import (
+    AssignDialog,
+    CloseDialog,
+    DeliveryReceiptReceived,
+    DeliveryStatus,
+    DialogLinkedToCrm,
+    Direction,
+    InboundMessageEdited,
+    MessageDispatched,
+    MessageDispatchFailed,
+    MessageReceived,
+    ReturnToQueue,
+)
+from openlines.events.envelope import Envelope, utc_now
+from openlines.kit.lines import LinesConfig
+from openlines.kit.log import get_logger
+
+log = get_logger(__name__)
+
+
+def opened_dialog_id(inbound_event_id: UUID) -> UUID:
+    """The dialog a MessageReceived opens: reprocessing it opens the same one."""
+    return uuid.uuid5(inbound_event_id, "dialog")
+
+
+def inbound_message_id(inbound_event_id: UUID) -> UUID:
+    return uuid.uuid5(inbound_event_id, "message")
+
+
+class UnknownChannel(Exception):
+    """An inbound event for a channel the lines config does not know (poison: DLQ)."""
+
+
+class Handlers:
+    def __init__(self, writer: DialogWriter, lines: LinesConfig) -> None:
+        self.writer = writer
+        self.lines = lines
+
+    # -- openlines.inbound.v1 -------------------------------------------------------------
+
+    async def inbound(self, conn: AsyncConnection, env: Envelope) -> None:
+        event = env.payload
+        if isinstance(event, MessageReceived):
+            await self._message_received(conn, env, event)
+        elif isinstance(event, InboundMessageEdited):
+            await self._message_edited(conn, env, event)
+        elif isinstance(event, DeliveryReceiptReceived):
+            await self._receipt(conn, env, event)
+
+    async def _message_received(
+        self, conn: AsyncConnection, env: Envelope, event: MessageReceived
+    ) -> None:
+        current = await _lock_conversation(conn, event.conversation_key)
+        if await _inbound_known(conn, event.conversation_key, event.external_message_id):
+            log.info(
+                "duplicate inbound message ignored",
+                conversation_key=event.conversation_key,
+                external_message_id=event.external_message_id,
+            )
+            return
+        message_id = inbound_message_id(env.event_id)
+        previous: Dialog | None = None
+        if current is not None:
+            previous = await self.writer.load(conn, current)
+            if previous.is_open:
+                try:
+                    await self.writer.execute(
+                        conn,
+                        current,
+                        lambda d: d.receive(event, message_id=message_id),
+                        cause=env,
+                        id_seed=str(env.event_id),
+                    )
+                    return
+                except DialogIsClosed:
+                    # An operator closed it meanwhile: the customer starts a new dialog.
+                    previous = await self.writer.load(conn, current)
+        line_id = event.line_id or self._line_of(event.channel_id)
+        await self.writer.execute(
+            conn,
+            opened_dialog_id(env.event_id),
+            lambda d: d.open_from_inbound(
+                event,
+                message_id=message_id,
+                line_id=line_id,
+                previous_dialog_id=previous.id if previous else None,
+                customer_id=previous.crm.customer_id if previous else None,
+            ),
+            cause=env,
+            id_seed=str(env.event_id),
+        )
+
+    def _line_of(self, channel_id: str) -> str:
+        found = self.lines.channel(channel_id)
+        if found is None:
+            raise UnknownChannel(f"channel {channel_id!r} is not in the lines config")
+        return found[0].id
+
+    async def _message_edited(
+        self, conn: AsyncConnection, env: Envelope, event: InboundMessageEdited
+    ) -> None:
+        found = await conn.execute(
+            select(messages.c.dialog_id).where(
+                messages.c.conversation_key == event.conversation_key,
+                messages.c.external_message_id == event.external_message_id,
+                messages.c.direction == Direction.IN,
+            )
+        )
+        dialog_id = found.scalar_one_or_none()
+        if dialog_id is None:
+            log.info("edit of an unknown message ignored", conversation_key=event.conversation_key)
+            return
+        await self._execute_or_log(
+            conn,
+            dialog_id,
+            lambda d: d.edit_inbound(
+                event.external_message_id,
+                text=event.text,
+                attachments=event.attachments,
+                edited_at=event.edited_at,
+            ),
+            env,
+        )
+
+    async def _receipt(
+        self, conn: AsyncConnection, env: Envelope, event: DeliveryReceiptReceived
+    ) -> None:
+        # The conversation lock orders this against MessageDispatched draining parked receipts.
+        await _lock_conversation(conn, event.conversation_key)
+        found = await conn.execute(
+            select(messages.c.dialog_id, messages.c.message_id).where(
+                messages.c.conversation_key == event.conversation_key,
+                messages.c.provider_message_id == event.provider_message_id,
+                messages.c.direction == Direction.OUT,
+            )
+        )
+        row = found.first()
+        if row is None:
+            # The receipt overtook MessageDispatched (another topic): keep it for then.
+            await _park_receipt(conn, event)
+            return
+        await self._execute_or_log(
+            conn,
+            row.dialog_id,
+            lambda d: d.update_delivery(
+                row.message_id,
+                event.status,
+                provider_message_id=event.provider_message_id,
+                reason=event.reason,
+            ),
+            env,
+        )
+
+    # -- openlines.dialogs.commands.v1 ----------------------------------------------------
+
+    async def commands(self, conn: AsyncConnection, env: Envelope) -> None:
+        command = env.payload
+        if isinstance(command, AssignDialog):
+            await self._execute_or_log(
+                conn,
+                command.dialog_id,
+                lambda d: d.assign_by_routing(
+                    command.operator_id,
+                    line_id=command.line_id,
+                    strategy=command.strategy,
+                    expected_operator_id=command.expected_operator_id,
+                ),
+                env,
+            )
+        elif isinstance(command, CloseDialog):
+            await self._execute_or_log(
+                conn, command.dialog_id, lambda d: d.close(command.actor_id, command.reason), env
+            )
+        elif isinstance(command, ReturnToQueue):
+            await self._execute_or_log(
+                conn,
+                command.dialog_id,
+                lambda d: d.return_to_queue(command.reason, operator_id=command.operator_id),
+                env,
+            )
+
+    # -- openlines.outbound.v1 ------------------------------------------------------------
+
+    async def outbound(self, conn: AsyncConnection, env: Envelope) -> None:
+        result = env.payload
+        if isinstance(result, MessageDispatched):
+            key = await conn.scalar(
+                select(dialogs.c.conversation_key).where(dialogs.c.id == result.dialog_id)
+            )
+            if key is not None:
+                await _lock_conversation(conn, key)
+            dialog = await self._execute_or_log(
+                conn,
+                result.dialog_id,
+                lambda d: d.update_delivery(
+                    result.message_id,
+                    DeliveryStatus.SENT,
+                    provider_message_id=result.provider_message_id,
+                ),
+                env,
+            )
+            if dialog is not None:
+                await self._apply_parked_receipts(conn, env, dialog, result)
+        elif isinstance(result, MessageDispatchFailed):
+            await self._execute_or_log(
+                conn,
+                result.dialog_id,
+                lambda d: d.update_delivery(
+                    result.message_id, DeliveryStatus.FAILED, reason=result.reason
+                ),
+                env,
+            )
+
+    async def _apply_parked_receipts(
+        self, conn: AsyncConnection, env: Envelope, dialog: Dialog, result: MessageDispatched
+    ) -> None:
+        parked = await conn.execute(
+            delete(pending_receipts)
+            .where(
+                pending_receipts.c.conversation_key == dialog.conversation_key,
+                pending_receipts.c.provider_message_id == result.provider_message_id,
+            )
+            .returning(pending_receipts.c.status, pending_receipts.c.reason)
+        )
+        rank = {DeliveryStatus.DELIVERED: 0, DeliveryStatus.READ: 1, DeliveryStatus.FAILED: 2}
+        for status, reason in sorted(parked.all(), key=lambda r: rank[DeliveryStatus(r[0])]):
+            await self._execute_or_log(
+                conn,
+                dialog.id,
+                lambda d, s=DeliveryStatus(status), r=reason: d.update_delivery(
+                    result.message_id,
+                    s,
+                    provider_message_id=result.provider_message_id,
+                    reason=r,
+                ),
+                env,
+                id_seed=f"{env.event_id}/receipt/{status}",
+            )
+
+    # -- openlines.crm.v1 -----------------------------------------------------------------
+
+    async def crm(self, conn: AsyncConnection, env: Envelope) -> None:
+        link = env.payload
+        if not isinstance(link, DialogLinkedToCrm):
+            return
+        now = utc_now()
+        await self._execute_or_log(
+            conn,
+            link.dialog_id,
+            lambda d: d.link_crm(
+                link, system_message_id=uuid.uuid5(env.event_id, "crm-link"), now=now
+            ),
+            env,
+        )
+
+    # -- shared ---------------------------------------------------------------------------
+
+    async def _execute_or_log(
+        self,
+        conn: AsyncConnection,
+        dialog_id: UUID,
+        decide: Decide,
+        env: Envelope,
+        *,
+        id_seed: str | None = None,
+    ) -> Dialog | None:
+        """Record what `decide` returns; a refusal is an outcome, not a failure: log it."""
+        try:
+            return await self.writer.execute(
+                conn, dialog_id, decide, cause=env, id_seed=id_seed or str(env.event_id)
+            )
+        except DomainError as exc:
+            log.info(
+                "event not applied",
+                type=env.type,
+                event_id=str(env.event_id),
+                dialog_id=str(dialog_id),
+                reason=exc.code,
+                detail=exc.message,
+            )
+            return None
+
+
+async def _lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
+    """Lock the conversation's row (creating it) until commit; return its current dialog."""
+    await conn.execute(
+        insert(conversations)
+        .values(conversation_key=key, dialog_id=None)
+        .on_conflict_do_nothing(index_elements=[conversations.c.conversation_key])
+    )
+    found = await conn.execute(
+        select(conversations.c.dialog_id)
+        .where(conversations.c.conversation_key == key)
+        .with_for_update()
+    )
+    return found.scalar_one()
+
+
+async def _inbound_known(conn: AsyncConnection, key: str, external_message_id: str) -> bool:
+    found = await conn.execute(
+        select(messages.c.message_id).where(
+            messages.c.conversation_key == key,
+            messages.c.external_message_id == external_message_id,
+            messages.c.direction == Direction.IN,
+        )
+    )
+    return found.first() is not None
+
+
+async def _park_receipt(conn: AsyncConnection, event: DeliveryReceiptReceived) -> None:
+    at: datetime = event.at
+    await conn.execute(
+        insert(pending_receipts)
+        .values(
+            conversation_key=event.conversation_key,
+            provider_message_id=event.provider_message_id,
+            status=event.status,
+            reason=event.reason,
+            received_at=at,
+        )
+        .on_conflict_do_nothing()
+    )

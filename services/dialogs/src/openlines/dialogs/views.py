@@ -1,0 +1,85 @@
+"""JSON shapes of the operator API (DESIGN §8 Dialog JSON, timeline items)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from openlines.dialogs.domain import sla_state
+from openlines.events.catalog import Direction
+from openlines.kit.lines import LinesConfig, Sla
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _str(value: object | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def dialog_json(row: Row, lines: LinesConfig, now: datetime) -> dict[str, Any]:
+    line = lines.line(row.line_id)
+    sla = line.sla if line is not None else Sla()
+    last_message = None
+    if row.last_message_at is not None:
+        last_message = {
+            "text": row.last_message_text,
+            "direction": row.last_message_direction,
+            "at": _iso(row.last_message_at),
+        }
+    return {
+        "id": str(row.id),
+        "line_id": row.line_id,
+        "channel_id": row.channel_id,
+        "channel_type": row.channel_type,
+        "status": row.status,
+        "customer": {"name": row.customer_name, "external_id": row.customer_external_id},
+        "assignee_id": row.assignee_id,
+        "participants": list(row.participants),
+        "title": row.title,
+        "last_message": last_message,
+        "unread_count": row.unread_count,
+        "sla": {
+            # Computed at read time: the state changes with the clock, not with events.
+            "state": str(
+                sla_state(row.waiting_since, now, sla.warning_seconds, sla.breach_seconds)
+            ),
+            "waiting_since": _iso(row.waiting_since),
+        },
+        "crm": {
+            "customer_id": _str(row.crm_customer_id),
+            "lead_id": _str(row.crm_lead_id),
+            "contact_id": _str(row.crm_contact_id),
+            "company_id": _str(row.crm_company_id),
+            "deal_id": _str(row.crm_deal_id),
+        },
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def message_json(row: Row) -> dict[str, Any]:
+    delivery = None
+    if row.direction == Direction.OUT:
+        delivery = {
+            "status": row.status,
+            "reason": row.status_reason,
+            "provider_message_id": row.provider_message_id,
+        }
+    return {
+        "id": str(row.message_id),
+        "direction": row.direction,
+        "author_id": row.author_id,
+        "text": None if row.deleted else row.text,
+        "attachments": [] if row.deleted else row.attachments,
+        "reply_to": _str(row.reply_to),
+        "client_message_id": row.client_message_id,
+        "external_message_id": row.external_message_id,
+        "at": _iso(row.sent_at),
+        "edited_at": _iso(row.edited_at),
+        "deleted": row.deleted,
+        "delivery": delivery,
+    }

@@ -1,0 +1,44 @@
+"""Without a broker ack, ingest answers 503 so that the provider retries."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from openlines.ingest.app import build_runtime
+from openlines.kit.embedded import EmbeddedKafka
+from openlines.kit.testing.service import running
+
+from .ingest_helpers import SECRET, ingest_settings, next_id, tg_message
+
+
+async def test_broker_down_gives_503_and_not_ready(lines_file: Path, tmp_path: Path) -> None:
+    # A broker of its own, so that stopping it leaves the session's broker alone.
+    kafka = EmbeddedKafka(log_path=tmp_path / "tansu.log")
+    await asyncio.to_thread(kafka.start)
+    try:
+        settings = ingest_settings(kafka.bootstrap, lines_file, publish_timeout_seconds=1.0)
+        url_path = "/webhooks/telegram/tg-test"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        async with running(build_runtime(settings)) as url, aiohttp.ClientSession() as http:
+            async with http.post(url + url_path, json=tg_message(next_id()), headers=headers) as r:
+                assert r.status == 200, await r.text()
+
+            await asyncio.to_thread(kafka.stop)
+
+            async with asyncio.timeout(30):
+                async with http.post(
+                    url + url_path, json=tg_message(next_id()), headers=headers
+                ) as r:
+                    body = await r.json()
+            assert r.status == 503, body
+            assert body["error"]["code"] == "broker_unavailable"
+            async with http.get(url + "/readyz") as r:
+                assert r.status == 503
+                assert (await r.json())["checks"] == {"broker": False}
+            async with http.get(url + "/healthz") as r:
+                assert r.status == 200  # alive: a restart would not bring the broker back
+    finally:
+        await asyncio.to_thread(kafka.stop)

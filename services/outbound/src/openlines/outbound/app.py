@@ -1,0 +1,42 @@
+"""Composition root: the DIALOGS consumer that records send jobs, and the sender loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from openlines.events.envelope import Envelope
+from openlines.events.topics import DIALOGS
+from openlines.kit.consumer import Subscription
+from openlines.kit.lines import load_lines
+from openlines.kit.runtime import ServiceRuntime
+from openlines.outbound.handlers import record_message
+from openlines.outbound.sender import Sender
+from openlines.outbound.settings import OutboundSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
+    settings = settings or OutboundSettings()
+    lines = load_lines(settings.lines_file)
+    runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
+    sender = Sender(runtime, settings, lines)
+
+    async def wake_sender(_: list[Envelope]) -> None:
+        sender.wake()
+
+    runtime.subscribe(
+        Subscription(
+            # The namespace keeps test suites sharing a broker out of each other's groups.
+            name=f"{settings.topic_namespace}outbound.dialogs",
+            topics=[DIALOGS],
+            handler=record_message,
+            batch_size=settings.consumer_batch_size,
+            max_attempts=settings.consumer_max_attempts,
+            after_commit=wake_sender,
+        )
+    )
+    runtime.run_in_background(sender.run)
+    runtime.health.live["sender"] = lambda: time.monotonic() - sender.last_round_at < 60
+    return runtime

@@ -1,0 +1,214 @@
+"""Outbound decisions, free of I/O: which messages to send, what the provider's answer means,
+when to retry, and how fast a channel may be called."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from openlines.events.catalog import Direction, MessageAppended
+from openlines.kit.lines import Channel
+
+SUPPORTED_CHANNEL_TYPES = frozenset({"telegram"})
+
+# Failure reasons decided before any provider call.
+UNKNOWN_CHANNEL = "unknown_channel"
+UNSUPPORTED_CHANNEL_TYPE = "unsupported_channel_type"
+INVALID_CONVERSATION_KEY = "invalid_conversation_key"
+EMPTY_TEXT = "empty_text"
+TEXT_TOO_LONG = "text_too_long"
+# A job found in `sending` after its lease: the provider may or may not have it.
+OUTCOME_UNKNOWN = "outcome_unknown_after_restart"
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """One operator reply to deliver, as recorded from its MessageAppended."""
+
+    message_id: UUID
+    dialog_id: UUID
+    channel_id: str
+    conversation_key: str
+    chat_id: str | None
+    text: str | None
+    reply_to: UUID | None
+    source_event_id: UUID
+    correlation_id: UUID | None
+
+
+def chat_id_of(conversation_key: str, channel_id: str) -> str | None:
+    """The external chat id in `channel_id:external_chat_id`, or None if the key is not one."""
+    prefix = f"{channel_id}:"
+    if not conversation_key.startswith(prefix) or len(conversation_key) == len(prefix):
+        return None
+    return conversation_key[len(prefix) :]
+
+
+def send_job_for(
+    message: MessageAppended, *, event_id: UUID, correlation_id: UUID | None
+) -> SendJob | None:
+    """The job for an operator reply; None for customer messages, notes and system messages."""
+    if message.direction is not Direction.OUT:
+        return None
+    return SendJob(
+        message_id=message.message_id,
+        dialog_id=message.dialog_id,
+        channel_id=message.channel_id,
+        conversation_key=message.conversation_key,
+        chat_id=chat_id_of(message.conversation_key, message.channel_id),
+        text=message.text,
+        reply_to=message.reply_to,
+        source_event_id=event_id,
+        correlation_id=correlation_id,
+    )
+
+
+def precheck(job: SendJob, channel: Channel | None) -> str | None:
+    """Why the job cannot be sent at all (no provider call), or None."""
+    if channel is None:
+        return UNKNOWN_CHANNEL
+    if channel.type not in SUPPORTED_CHANNEL_TYPES:
+        return UNSUPPORTED_CHANNEL_TYPE
+    if job.chat_id is None:
+        return INVALID_CONVERSATION_KEY
+    if not job.text or not job.text.strip():
+        return EMPTY_TEXT  # attachments-only replies need sendDocument & co, not there yet
+    if len(job.text) > channel.max_text_length:
+        return TEXT_TOO_LONG
+    return None
+
+
+def telegram_send_message(job: SendJob, reply_to_provider_id: str | None) -> dict[str, Any]:
+    """The Bot API `sendMessage` body."""
+    assert job.chat_id is not None and job.text is not None, "precheck first"
+    chat_id: int | str = int(job.chat_id) if _is_int(job.chat_id) else job.chat_id
+    body: dict[str, Any] = {"chat_id": chat_id, "text": job.text}
+    if reply_to_provider_id is not None and _is_int(reply_to_provider_id):
+        body["reply_to_message_id"] = int(reply_to_provider_id)
+        # A quoted message the customer deleted must not make the reply fail.
+        body["allow_sending_without_reply"] = True
+    return body
+
+
+def _is_int(value: str) -> bool:
+    return value.lstrip("-").isdigit()
+
+
+# -- what the provider said ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class Transient:
+    """Worth another attempt: 5xx, 429, timeouts, connection errors."""
+
+    reason: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The provider refused the message; retrying would not help."""
+
+    reason: str
+
+
+ProviderOutcome = Accepted | Transient | Rejected
+
+
+def classify_telegram(status: int, body: object) -> ProviderOutcome:
+    """Map a Bot API HTTP answer to an outcome (`{"ok", "result" | "error_code",
+    "description", "parameters": {"retry_after"}}`)."""
+    data = body if isinstance(body, dict) else {}
+    description = str(data.get("description") or f"HTTP {status}")
+    if status == 429:
+        params = data.get("parameters")
+        retry_after = params.get("retry_after") if isinstance(params, dict) else None
+        wait = float(retry_after) if isinstance(retry_after, int | float) else None
+        return Transient(description, retry_after=wait)
+    if status >= 500:
+        return Transient(description)
+    if status >= 400:
+        return Rejected(description)
+    result = data.get("result")
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    if 200 <= status < 300 and data.get("ok") is True and message_id is not None:
+        return Accepted(str(message_id))
+    # A 2xx we cannot read: the message may well be out, so it must not be sent again.
+    return Rejected(f"unreadable provider answer (HTTP {status})")
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_seconds: float = 0.5
+    max_seconds: float = 30.0
+    retry_after_cap_seconds: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
+        """Seconds before attempt `attempt + 1`; `jitter` is uniform in [0, 1)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap_seconds)
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        # "Equal jitter": never less than half the backoff, spread over the other half.
+        return ceiling / 2 + ceiling / 2 * jitter
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    delay_seconds: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+
+
+Decision = Dispatched | RetryLater | GiveUp
+
+
+def decide(outcome: ProviderOutcome, attempt: int, policy: RetryPolicy, jitter: float) -> Decision:
+    """What to do after attempt number `attempt` (1-based) ended with `outcome`."""
+    if isinstance(outcome, Accepted):
+        return Dispatched(outcome.provider_message_id)
+    if isinstance(outcome, Rejected):
+        return GiveUp(outcome.reason)
+    if attempt >= policy.max_attempts:
+        return GiveUp(f"gave up after {attempt} attempts: {outcome.reason}")
+    return RetryLater(policy.delay(attempt, outcome.retry_after, jitter), outcome.reason)
+
+
+# -- per-channel pacing --------------------------------------------------------------------
+
+
+@dataclass
+class ChannelPacer:
+    """Spaces sends to one channel at least 1/rate apart (0 = unlimited).
+
+    `reserve` books the next free slot and says how long to wait for it, so concurrent
+    senders queue up instead of bursting into the provider's own limit.
+    """
+
+    rate_per_second: float
+    _next_free: dict[str, float] = field(default_factory=dict)
+
+    def reserve(self, channel_id: str, now: float) -> float:
+        if self.rate_per_second <= 0:
+            return 0.0
+        slot = max(now, self._next_free.get(channel_id, now))
+        self._next_free[channel_id] = slot + 1.0 / self.rate_per_second
+        return slot - now

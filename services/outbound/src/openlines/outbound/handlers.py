@@ -1,0 +1,31 @@
+"""The DIALOGS consumer: it only records what to send, in the runner's transaction.
+
+The provider is never called from here: a consumer transaction can be retried or rolled back,
+and a send cannot. The sender loop (sender.py) works from the recorded jobs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.events.catalog import Direction, MessageAppended
+from openlines.events.envelope import Envelope
+from openlines.outbound import jobs
+from openlines.outbound.domain import send_job_for
+
+
+async def record_message(conn: AsyncConnection, envelope: Envelope) -> None:
+    message = envelope.payload
+    if not isinstance(message, MessageAppended):
+        return
+    if message.direction is Direction.IN and message.external_message_id:
+        # So that an operator's reply can quote the customer's message on the provider.
+        await jobs.remember_provider_id(conn, message.message_id, message.external_message_id)
+        return
+    job = send_job_for(
+        message,
+        event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id or envelope.event_id,
+    )
+    if job is not None:
+        await jobs.record(conn, job)

@@ -1,0 +1,312 @@
+"""The sender loop: claim due jobs, call the provider, record the outcome and its event.
+
+Delivery is AT MOST ONCE across crashes. Each attempt is:
+  1. claim: pending -> sending (attempts + 1), COMMIT;
+  2. one provider call;
+  3. in a new transaction: sent + MessageDispatched, failed + MessageDispatchFailed, or back to
+     pending with a backoff (the provider said 429/5xx, or the call timed out).
+A crash between 1 and 3 leaves the job in `sending`: the provider may or may not have the
+message, so it is never called again for it. When the claim is older than the lease, the job is
+failed with `outcome_unknown_after_restart` and the operator sees a failed message instead of a
+possible duplicate. The lease (not a restart hook) decides, because with several replicas a job
+in `sending` may belong to a live sender; the lease is longer than any single call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
+from uuid import UUID
+
+import aiohttp
+from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
+from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
+from openlines.events.topics import OUTBOUND
+from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.lines import LinesConfig
+from openlines.kit.log import get_logger
+from openlines.kit.runtime import ServiceRuntime
+from openlines.outbound import jobs, telegram
+from openlines.outbound.domain import (
+    OUTCOME_UNKNOWN,
+    ChannelPacer,
+    Decision,
+    Dispatched,
+    GiveUp,
+    RetryLater,
+    RetryPolicy,
+    decide,
+    precheck,
+    telegram_send_message,
+)
+from openlines.outbound.settings import OutboundSettings
+
+log = get_logger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SENDS = Counter(
+    "openlines_outbound_sends_total",
+    "Send attempts by outcome (sent, retry, failed, unknown)",
+    ["channel", "outcome"],
+)
+SEND_SECONDS = Histogram(
+    "openlines_outbound_send_seconds", "Duration of one provider call", ["channel"]
+)
+
+# Time kept back from the lease for recording the outcome after a call.
+_LEASE_MARGIN_SECONDS = 1.0
+
+
+def outcome_event_id(message_id: UUID) -> UUID:
+    """One outcome per message, so downstream dedupes even a replayed outbox."""
+    return deterministic_event_id("outbound", "outcome", str(message_id))
+
+
+class Sender:
+    def __init__(
+        self, runtime: ServiceRuntime, settings: OutboundSettings, lines: LinesConfig
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.lines = lines
+        self.policy = RetryPolicy(
+            max_attempts=settings.send_max_attempts,
+            base_seconds=settings.send_backoff_base_seconds,
+            max_seconds=settings.send_backoff_max_seconds,
+            retry_after_cap_seconds=settings.send_retry_after_cap_seconds,
+        )
+        self.pacer = ChannelPacer(settings.channel_rate_per_second)
+        self.last_round_at = time.monotonic()
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._next_expiry_check = 0.0
+
+    def wake(self) -> None:
+        """New jobs were recorded: look now rather than at the next poll."""
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with aiohttp.ClientSession() as http:
+            try:
+                await self._loop(http, stop)
+            except BaseException:
+                # Cancelled (or crashed): like a killed process, leave claimed jobs in
+                # `sending`; the lease turns them into outcome-unknown failures.
+                for task in self._in_flight:
+                    task.cancel()
+                raise
+            # Graceful stop: in-flight calls are bounded by the timeout; record their outcome.
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _loop(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self._expire_stale_claims()
+                claimed = await self._claim()
+                delay = 0.2
+            except Exception as exc:
+                if not is_infrastructure_error(exc):
+                    raise
+                log.warning("sender waiting for the database", error=repr(exc))
+                claimed = []
+                await _wait_any(stop, asyncio.Event(), delay)
+                delay = min(delay * 2, 5.0)
+            self.last_round_at = time.monotonic()
+            for item in claimed:
+                task = asyncio.create_task(self._attempt(http, item))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+            await _wait_any(stop, self._wake, self.settings.sender_poll_seconds)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # capacity freed; the next job of that conversation may be due
+        if not task.cancelled() and task.exception() is not None:
+            log.error("send task crashed", error=repr(task.exception()))
+
+    async def _claim(self) -> list[jobs.ClaimedJob]:
+        free = self.settings.sender_max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return []
+        async with self.runtime.engine.begin() as conn:
+            return await jobs.claim(conn, free)
+
+    async def _expire_stale_claims(self) -> None:
+        now = time.monotonic()
+        if now < self._next_expiry_check:
+            return
+        self._next_expiry_check = now + min(self.settings.send_lease_seconds / 4, 5.0)
+        async with self.runtime.engine.begin() as conn:
+            expired = await jobs.expire_leases(
+                conn, self.settings.send_lease_seconds, OUTCOME_UNKNOWN
+            )
+            for job in expired:
+                await self._emit(conn, job, _failed(job, OUTCOME_UNKNOWN))
+        for job in expired:
+            SENDS.labels(job.channel_id, "unknown").inc()
+            log.warning(
+                "send outcome unknown: not sending again",
+                message_id=str(job.message_id),
+                channel=job.channel_id,
+                attempts=job.attempts,
+            )
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    async def _attempt(self, http: aiohttp.ClientSession, claimed: jobs.ClaimedJob) -> None:
+        claimed_at = time.monotonic()
+        job = claimed.job
+        channel_entry = self.lines.channel(job.channel_id)
+        channel = channel_entry[1] if channel_entry else None
+        problem = precheck(job, channel)
+        if problem is not None or channel is None:
+            await self._settle(claimed, GiveUp(problem or "unknown_channel"))
+            return
+        wait = self.pacer.reserve(channel.id, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        remaining = (
+            self.settings.send_lease_seconds
+            - (time.monotonic() - claimed_at)
+            - _LEASE_MARGIN_SECONDS
+        )
+        timeout = min(self.settings.send_timeout_seconds, remaining)
+        if timeout <= 0:
+            await self._with_database(jobs.release, claimed)
+            return
+        started = time.perf_counter()
+        outcome = await telegram.send_message(
+            http, channel, telegram_send_message(job, claimed.reply_to_provider_id), timeout
+        )
+        SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
+        await self._settle(claimed, decide(outcome, claimed.attempt, self.policy, random.random()))
+
+    async def _settle(self, claimed: jobs.ClaimedJob, decision: Decision) -> None:
+        job = claimed.job
+        if isinstance(decision, RetryLater):
+            SENDS.labels(job.channel_id, "retry").inc()
+            log.info(
+                "send will be retried",
+                message_id=str(job.message_id),
+                attempt=claimed.attempt,
+                delay=round(decision.delay_seconds, 3),
+                reason=decision.reason,
+            )
+            await self._with_database(
+                jobs.retry_later, claimed, decision.delay_seconds, decision.reason
+            )
+            return
+        settled = await self._with_database(self._record_final, claimed, decision)
+        outcome = "sent" if isinstance(decision, Dispatched) else "failed"
+        if settled is None:
+            # The lease ran out meanwhile and the job was already reported outcome-unknown.
+            log.error(
+                "claim lost before the outcome was recorded",
+                message_id=str(job.message_id),
+                outcome=outcome,
+            )
+            return
+        SENDS.labels(job.channel_id, outcome).inc()
+        if isinstance(decision, GiveUp):
+            log.warning("send failed", message_id=str(job.message_id), reason=decision.reason)
+
+    async def _record_final(
+        self, conn: AsyncConnection, claimed: jobs.ClaimedJob, decision: Decision
+    ) -> jobs.SettledJob | None:
+        if isinstance(decision, Dispatched):
+            settled = await jobs.mark_sent(conn, claimed, decision.provider_message_id)
+            if settled is None:
+                return None
+            await jobs.remember_provider_id(conn, settled.message_id, decision.provider_message_id)
+            await self._emit(
+                conn,
+                settled,
+                MessageDispatched(
+                    dialog_id=settled.dialog_id,
+                    message_id=settled.message_id,
+                    channel_id=settled.channel_id,
+                    provider_message_id=decision.provider_message_id,
+                    attempts=settled.attempts,
+                ),
+            )
+            return settled
+        assert isinstance(decision, GiveUp)
+        settled = await jobs.mark_failed(conn, claimed, decision.reason)
+        if settled is not None:
+            await self._emit(conn, settled, _failed(settled, decision.reason))
+        return settled
+
+    async def _emit(
+        self, conn: AsyncConnection, job: jobs.SettledJob, payload: EventPayload
+    ) -> None:
+        envelope = Envelope.new(
+            payload,
+            stream_id=str(job.dialog_id),
+            stream_version=0,
+            producer=self.settings.service_name,
+            event_id=outcome_event_id(job.message_id),
+            correlation_id=job.correlation_id or job.source_event_id,
+            causation_id=job.source_event_id,
+        )
+        # Last in the transaction: the outbox lock is held until commit.
+        await self.runtime.event_store.outbox.enqueue(conn, OUTBOUND, [envelope])
+
+    async def _with_database(
+        self,
+        write: Callable[Concatenate[AsyncConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `write(conn, *args)` in a transaction, riding out a short database outage.
+
+        Gives up when the lease would have run out anyway: the job is then reported as
+        outcome unknown, which is the truth from the database's point of view.
+        """
+        deadline = time.monotonic() + self.settings.send_lease_seconds
+        delay = 0.2
+        while True:
+            try:
+                async with self.runtime.engine.begin() as conn:
+                    return await write(conn, *args, **kwargs)
+            except Exception as exc:
+                if not is_infrastructure_error(exc) or time.monotonic() > deadline:
+                    raise
+                log.warning("cannot record send outcome yet", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _failed(job: jobs.SettledJob, reason: str) -> MessageDispatchFailed:
+    return MessageDispatchFailed(
+        dialog_id=job.dialog_id,
+        message_id=job.message_id,
+        channel_id=job.channel_id,
+        reason=reason,
+        attempts=max(job.attempts, 1),
+        retryable=False,
+    )
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)

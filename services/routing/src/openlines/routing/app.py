@@ -1,0 +1,62 @@
+"""Composition root: settings, lines config, the router, its consumer, timer and routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from openlines.events.topics import DIALOGS
+from openlines.kit.consumer import Subscription
+from openlines.kit.lines import LinesConfig, load_lines
+from openlines.kit.runtime import ServiceRuntime
+from openlines.routing import api, store
+from openlines.routing.router import RESERVATION_TIMER, Router
+from openlines.routing.settings import RoutingSettings
+
+CONSUMER = "routing.dialogs"
+
+
+@dataclass(frozen=True)
+class RoutingService:
+    runtime: ServiceRuntime
+    router: Router
+    lines: LinesConfig
+
+
+def build_service(settings: RoutingSettings | None = None) -> RoutingService:
+    settings = settings or RoutingSettings()
+    lines = load_lines(settings.lines_file)
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
+    router = Router(
+        lines,
+        runtime.event_store.outbox,
+        schema=settings.schema_name,
+        producer=settings.service_name,
+        reservation_timeout=timedelta(seconds=settings.reservation_timeout_seconds),
+    )
+
+    async def sync_operators_and_drain() -> None:
+        # max_dialogs may have grown in the config while we were down: drain what now fits.
+        async with runtime.engine.begin() as conn:
+            await store.lock_routing(conn, settings.schema_name)
+            await store.sync_operators(conn, lines)
+            await router.drain(conn, [line.id for line in lines.lines], cause=None)
+
+    runtime.on_startup(sync_operators_and_drain)
+    runtime.subscribe(
+        Subscription(
+            CONSUMER,
+            topics=[DIALOGS],
+            handler=router.on_dialog_event,
+            batch_size=settings.consumer_batch_size,
+            max_attempts=settings.consumer_max_attempts,
+        )
+    )
+    runtime.on_timer(RESERVATION_TIMER, router.on_reservation_expired)
+    runtime.routes(lambda app: api.setup(app, api.ApiContext(runtime.engine, lines, router)))
+    return RoutingService(runtime, router, lines)
+
+
+def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
+    return build_service(settings).runtime

@@ -1,0 +1,252 @@
+"""The routing use cases: apply what dialogs reports, drain queues, presence, expiries.
+
+Everything runs inside the caller's transaction (consumer batch, timer, HTTP request) and
+starts with `store.lock_routing`. Messages leave through the outbox in the same transaction,
+so a reservation and its AssignDialog command commit or vanish together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.events.catalog import (
+    AssignDialog,
+    DialogAssigned,
+    DialogClosed,
+    DialogOpened,
+    DialogQueued,
+    DialogReopened,
+    DialogTransferred,
+    OperatorPresenceChanged,
+    PresenceStatus,
+)
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.topics import DIALOG_COMMANDS, ROUTING
+from openlines.kit import timers
+from openlines.kit.lines import Line, LinesConfig
+from openlines.kit.log import get_logger
+from openlines.kit.outbox import Outbox
+from openlines.routing import domain, metrics, store
+from openlines.routing.domain import DialogSlot, SlotStatus
+
+log = get_logger(__name__)
+
+RESERVATION_TIMER = "routing.reservation_expired"
+
+# The DIALOGS events that move routing's state; the rest are skipped without taking the lock.
+ROUTED_EVENTS = (DialogOpened, DialogAssigned, DialogClosed, DialogReopened, DialogTransferred)
+
+
+class Router:
+    def __init__(
+        self,
+        lines: LinesConfig,
+        outbox: Outbox,
+        *,
+        schema: str,
+        producer: str,
+        reservation_timeout: timedelta,
+    ) -> None:
+        self.lines = lines
+        self.outbox = outbox
+        self.schema = schema
+        self.producer = producer
+        self.reservation_timeout = reservation_timeout
+
+    # -- facts from dialogs -------------------------------------------------------------------
+
+    async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
+        event = env.payload
+        if not isinstance(event, ROUTED_EVENTS):
+            return
+        await store.lock_routing(conn, self.schema)
+        before = await store.load_slot(conn, event.dialog_id)
+        reason = "new"
+        after: DialogSlot | None
+        if isinstance(event, DialogOpened):
+            after = domain.opened(before, event.dialog_id, event.line_id)
+        elif isinstance(event, DialogAssigned):
+            after = domain.assigned(before, event.dialog_id, event.line_id, event.operator_id)
+        elif isinstance(event, DialogClosed):
+            after = domain.closed(before, event.dialog_id, event.line_id)
+        elif isinstance(event, DialogReopened):
+            after = domain.reopened(before, event.dialog_id, event.line_id, event.operator_id)
+        else:
+            after = domain.transferred(
+                before, event.dialog_id, event.to_operator_id, event.to_line_id
+            )
+            reason = "transferred"
+        if after is None:
+            return
+        # The wait starts when the dialog opened (or was transferred to the line).
+        queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None
+        freed_lines = await self._apply(conn, before, after, queued_at, reason, cause=env)
+        await self.drain(conn, freed_lines, cause=env)
+
+    async def on_reservation_expired(self, conn: AsyncConnection, timer: timers.Timer) -> None:
+        await store.lock_routing(conn, self.schema)
+        dialog_id = UUID(timer.key)
+        before = await store.load_slot(conn, dialog_id)
+        after = domain.reservation_expired(before, str(timer.payload.get("operator_id")))
+        if before is None or after is None:
+            return  # confirmed, closed or re-reserved meanwhile
+        log.info(
+            "reservation expired, re-queueing",
+            dialog_id=str(dialog_id),
+            operator_id=before.operator_id,
+        )
+        metrics.RESERVATIONS_EXPIRED.labels(before.line_id).inc()
+        lines = await self._apply(conn, before, after, None, "reservation_expired", cause=None)
+        await self.drain(conn, lines, cause=None)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        before: DialogSlot | None,
+        after: DialogSlot,
+        queued_at: datetime | None,
+        reason: str,
+        cause: Envelope | None,
+    ) -> set[str]:
+        """Record a transition; returns the lines that may now be drained."""
+        if before == after:
+            return set()
+        await store.save_slot(conn, after, queued_at=queued_at)
+        delta = domain.load_delta(before, after)
+        await store.apply_load(conn, delta)
+        if before is not None and before.status is SlotStatus.RESERVED and before != after:
+            await timers.cancel(conn, RESERVATION_TIMER, str(after.dialog_id))
+        lines: set[str] = set()
+        for operator_id in domain.freed_operators(delta):
+            lines.update(line.id for line in self.lines.lines_of(operator_id))
+        if after.status is SlotStatus.QUEUED:
+            lines.add(after.line_id)
+            if before is None or before.status is not SlotStatus.QUEUED:
+                await self._announce_queued(conn, after, reason, cause)
+        return lines
+
+    async def _announce_queued(
+        self, conn: AsyncConnection, slot: DialogSlot, reason: str, cause: Envelope | None
+    ) -> None:
+        position, queued_at = await store.queue_entry(conn, slot.dialog_id)
+        queued = DialogQueued(
+            dialog_id=slot.dialog_id,
+            line_id=slot.line_id,
+            queued_at=queued_at,
+            position=position,
+            reason=reason,
+        )
+        await self._emit(conn, ROUTING, str(slot.dialog_id), queued, cause)
+        metrics.QUEUED.labels(slot.line_id, reason).inc()
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    async def drain(
+        self, conn: AsyncConnection, line_ids: Iterable[str], cause: Envelope | None
+    ) -> int:
+        """Hand waiting dialogs to operators with room, oldest first; returns how many."""
+        wanted = sorted(set(line_ids))
+        stats = await store.queue_stats(conn, wanted)
+        # The line whose head waited longest goes first: a freed operator serving several
+        # lines gets the oldest dialog among them.
+        order = sorted(
+            (s for s in stats.values() if s.waiting),
+            key=lambda s: s.oldest_waiting_since or datetime.max.replace(tzinfo=UTC),
+        )
+        handed = 0
+        for entry in order:
+            line = self.lines.line(entry.line_id)
+            if line is not None:
+                handed += await self._drain_line(conn, line, cause)
+        return handed
+
+    async def _drain_line(self, conn: AsyncConnection, line: Line, cause: Envelope | None) -> int:
+        handed = 0
+        while True:
+            waiting = await store.next_waiting(conn, line.id)
+            if waiting is None:
+                return handed
+            operator_id = await self._reserve_someone(conn, line)
+            if operator_id is None:
+                return handed
+            # try_reserve already counted the reservation: save the slot without a load delta.
+            await store.save_slot(conn, domain.reserved(waiting, operator_id))
+            await timers.schedule(
+                conn,
+                RESERVATION_TIMER,
+                str(waiting.dialog_id),
+                datetime.now(UTC) + self.reservation_timeout,
+                {"operator_id": operator_id},
+            )
+            command = AssignDialog(
+                dialog_id=waiting.dialog_id,
+                operator_id=operator_id,
+                line_id=line.id,
+                strategy=line.routing,
+            )
+            await self._emit(conn, DIALOG_COMMANDS, str(waiting.dialog_id), command, cause)
+            metrics.ASSIGN_COMMANDS.labels(line.id, line.routing).inc()
+            log.info(
+                "dialog offered",
+                dialog_id=str(waiting.dialog_id),
+                operator_id=operator_id,
+                line_id=line.id,
+            )
+            handed += 1
+
+    async def _reserve_someone(self, conn: AsyncConnection, line: Line) -> str | None:
+        lost: set[str] = set()
+        while True:
+            pool = [op for op in line.operators if op not in lost]
+            choice = domain.pick_operator(line.routing, await store.candidates(conn, pool))
+            if choice is None:
+                return None
+            if await store.try_reserve(conn, choice):
+                return choice
+            lost.add(choice)  # someone else took the last unit of capacity meanwhile
+
+    # -- presence -----------------------------------------------------------------------------
+
+    async def set_presence(
+        self, conn: AsyncConnection, operator_id: str, status: PresenceStatus
+    ) -> PresenceStatus | None:
+        """Record the operator's presence; returns the previous one. Online drains at once."""
+        await store.lock_routing(conn, self.schema)
+        configured = self.lines.operator(operator_id)
+        await store.ensure_operator(
+            conn, operator_id, configured.max_dialogs if configured is not None else 0
+        )
+        previous = await store.presence_for_update(conn, operator_id)
+        line_ids = [line.id for line in self.lines.lines_of(operator_id)]
+        if previous is not status:
+            await store.set_presence(conn, operator_id, status)
+            changed = OperatorPresenceChanged(
+                operator_id=operator_id,
+                status=status,
+                previous_status=previous,
+                line_ids=tuple(line_ids),
+            )
+            await self._emit(conn, ROUTING, operator_id, changed, cause=None)
+        if status is PresenceStatus.ONLINE:
+            await self.drain(conn, line_ids, cause=None)
+        return previous
+
+    # -- output -------------------------------------------------------------------------------
+
+    async def _emit(
+        self,
+        conn: AsyncConnection,
+        topic: str,
+        key: str,
+        payload: EventPayload,
+        cause: Envelope[Any] | None,
+    ) -> None:
+        envelope = Envelope.new(
+            payload, stream_id=key, stream_version=0, producer=self.producer, cause=cause
+        )
+        await self.outbox.enqueue(conn, topic, [envelope])

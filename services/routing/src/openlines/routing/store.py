@@ -1,0 +1,287 @@
+"""SQL for routing's tables. Every function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.events.catalog import PresenceStatus
+from openlines.kit.lines import LinesConfig
+from openlines.routing.domain import Candidate, DialogSlot, LoadChange, SlotStatus
+from openlines.routing.tables import dialog_slots, operators
+
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
+
+async def lock_routing(conn: AsyncConnection, schema: str) -> None:
+    """Serialise routing's writers (consumers, timers, presence) until commit.
+
+    Capacity is safe without it (see `try_reserve`); the lock is about deadlocks: a drain
+    reserves several operators' rows in whatever order the strategy picks them, and two drains
+    doing that concurrently would deadlock each other.
+    """
+    await conn.execute(_LOCK, {"key": f"openlines-routing:{schema}"})
+
+
+# -- operators ----------------------------------------------------------------------------------
+
+
+async def sync_operators(conn: AsyncConnection, lines: LinesConfig) -> None:
+    """Create a row per configured operator (offline) and take max_dialogs from the config."""
+    for op in lines.operators:
+        stmt = insert(operators).values(
+            operator_id=op.id,
+            status=PresenceStatus.OFFLINE.value,
+            max_dialogs=op.max_dialogs,
+            active=0,
+            reserved=0,
+        )
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[operators.c.operator_id],
+                set_={"max_dialogs": stmt.excluded.max_dialogs},
+            )
+        )
+
+
+async def ensure_operator(conn: AsyncConnection, operator_id: str, max_dialogs: int) -> None:
+    await conn.execute(
+        insert(operators)
+        .values(
+            operator_id=operator_id,
+            status=PresenceStatus.OFFLINE.value,
+            max_dialogs=max_dialogs,
+            active=0,
+            reserved=0,
+        )
+        .on_conflict_do_nothing(index_elements=[operators.c.operator_id])
+    )
+
+
+async def presence_for_update(conn: AsyncConnection, operator_id: str) -> PresenceStatus | None:
+    row = (
+        await conn.execute(
+            select(operators.c.status)
+            .where(operators.c.operator_id == operator_id)
+            .with_for_update()
+        )
+    ).first()
+    return PresenceStatus(row.status) if row is not None else None
+
+
+async def set_presence(conn: AsyncConnection, operator_id: str, status: PresenceStatus) -> None:
+    await conn.execute(
+        update(operators)
+        .where(operators.c.operator_id == operator_id)
+        .values(status=status.value, status_changed_at=func.now())
+    )
+
+
+async def apply_load(conn: AsyncConnection, delta: dict[str, LoadChange]) -> None:
+    """Move the counters; an operator who gained a dialog counts as just assigned (rotation)."""
+    for operator_id, change in sorted(delta.items()):
+        await ensure_operator(conn, operator_id, max_dialogs=0)
+        values: dict[str, object] = {
+            "active": operators.c.active + change.active,
+            "reserved": operators.c.reserved + change.reserved,
+        }
+        if change.total > 0:
+            values["last_assigned_at"] = func.clock_timestamp()
+        await conn.execute(
+            update(operators).where(operators.c.operator_id == operator_id).values(**values)
+        )
+
+
+async def try_reserve(conn: AsyncConnection, operator_id: str) -> bool:
+    """Take one unit of the operator's capacity, atomically.
+
+    The condition is re-checked against the latest committed row after waiting for its lock,
+    so concurrent reservations can never push active + reserved past max_dialogs.
+    """
+    result = await conn.execute(
+        update(operators)
+        .where(
+            operators.c.operator_id == operator_id,
+            operators.c.status == PresenceStatus.ONLINE.value,
+            operators.c.active + operators.c.reserved < operators.c.max_dialogs,
+        )
+        # clock_timestamp, not now(): several reservations in one transaction must still rotate.
+        .values(reserved=operators.c.reserved + 1, last_assigned_at=func.clock_timestamp())
+        .returning(operators.c.operator_id)
+    )
+    return result.first() is not None
+
+
+async def candidates(conn: AsyncConnection, operator_ids: Sequence[str]) -> list[Candidate]:
+    if not operator_ids:
+        return []
+    rows = await conn.execute(select(operators).where(operators.c.operator_id.in_(operator_ids)))
+    return [
+        Candidate(
+            operator_id=row.operator_id,
+            status=PresenceStatus(row.status),
+            active=row.active,
+            reserved=row.reserved,
+            max_dialogs=row.max_dialogs,
+            last_assigned_at=row.last_assigned_at,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class OperatorRow:
+    operator_id: str
+    status: str
+    status_changed_at: datetime | None
+    max_dialogs: int
+    active: int
+    reserved: int
+
+
+async def list_operators(conn: AsyncConnection, operator_ids: Iterable[str]) -> list[OperatorRow]:
+    rows = await conn.execute(
+        select(
+            operators.c.operator_id,
+            operators.c.status,
+            operators.c.status_changed_at,
+            operators.c.max_dialogs,
+            operators.c.active,
+            operators.c.reserved,
+        )
+        .where(operators.c.operator_id.in_(list(operator_ids)))
+        .order_by(operators.c.operator_id)
+    )
+    return [OperatorRow(**row._mapping) for row in rows]
+
+
+# -- dialog slots and the queue -------------------------------------------------------------------
+
+
+def _slot(row: object) -> DialogSlot:
+    return DialogSlot(
+        dialog_id=row.dialog_id,  # type: ignore[attr-defined]
+        line_id=row.line_id,  # type: ignore[attr-defined]
+        status=SlotStatus(row.status),  # type: ignore[attr-defined]
+        operator_id=row.operator_id,  # type: ignore[attr-defined]
+    )
+
+
+async def load_slot(conn: AsyncConnection, dialog_id: UUID) -> DialogSlot | None:
+    row = (
+        await conn.execute(
+            select(dialog_slots).where(dialog_slots.c.dialog_id == dialog_id).with_for_update()
+        )
+    ).first()
+    return _slot(row) if row is not None else None
+
+
+async def save_slot(
+    conn: AsyncConnection, slot: DialogSlot, *, queued_at: datetime | None = None
+) -> None:
+    """Insert or update the slot; `queued_at` (re)starts its wait, otherwise the wait is kept."""
+    values = {
+        "dialog_id": slot.dialog_id,
+        "line_id": slot.line_id,
+        "status": slot.status.value,
+        "operator_id": slot.operator_id,
+        "queued_at": queued_at,
+        "priority": 0,
+        "updated_at": func.now(),
+    }
+    stmt = insert(dialog_slots).values(**values)
+    set_ = {
+        "line_id": stmt.excluded.line_id,
+        "status": stmt.excluded.status,
+        "operator_id": stmt.excluded.operator_id,
+        "updated_at": stmt.excluded.updated_at,
+    }
+    if queued_at is not None:
+        set_["queued_at"] = stmt.excluded.queued_at
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=[dialog_slots.c.dialog_id], set_=set_)
+    )
+
+
+_QUEUE_ORDER = (
+    dialog_slots.c.priority.desc(),
+    dialog_slots.c.queued_at,
+    dialog_slots.c.dialog_id,
+)
+
+
+async def next_waiting(conn: AsyncConnection, line_id: str) -> DialogSlot | None:
+    """The head of the line's queue (highest priority, then longest waiting)."""
+    row = (
+        await conn.execute(
+            select(dialog_slots)
+            .where(
+                dialog_slots.c.line_id == line_id,
+                dialog_slots.c.status == SlotStatus.QUEUED.value,
+            )
+            .order_by(*_QUEUE_ORDER)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).first()
+    return _slot(row) if row is not None else None
+
+
+_ENTRY = text(
+    "SELECT count(*) AS position, min(me.queued_at) AS queued_at "
+    "FROM dialog_slots d JOIN dialog_slots me ON me.dialog_id = :id "
+    "WHERE d.line_id = me.line_id AND d.status = 'queued' AND (d.priority > me.priority "
+    "OR (d.priority = me.priority AND (d.queued_at, d.dialog_id) <= (me.queued_at, me.dialog_id)))"
+)
+
+
+async def queue_entry(conn: AsyncConnection, dialog_id: UUID) -> tuple[int, datetime]:
+    """A queued dialog's 1-based position in its line's queue, and since when it waits."""
+    row = (await conn.execute(_ENTRY, {"id": dialog_id})).one()
+    return int(row.position), row.queued_at
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    line_id: str
+    waiting: int
+    oldest_waiting_since: datetime | None
+
+
+async def queue_stats(conn: AsyncConnection, line_ids: Sequence[str]) -> dict[str, QueueStats]:
+    rows = await conn.execute(
+        select(
+            dialog_slots.c.line_id,
+            func.count().label("waiting"),
+            func.min(dialog_slots.c.queued_at).label("oldest"),
+        )
+        .where(
+            dialog_slots.c.line_id.in_(list(line_ids)),
+            dialog_slots.c.status == SlotStatus.QUEUED.value,
+        )
+        .group_by(dialog_slots.c.line_id)
+    )
+    found = {row.line_id: QueueStats(row.line_id, row.waiting, row.oldest) for row in rows}
+    return {line: found.get(line, QueueStats(line, 0, None)) for line in line_ids}
+
+
+async def load_counts(conn: AsyncConnection) -> dict[str, LoadChange]:
+    """Recount every operator's load from the slots (checks and tests)."""
+    rows = await conn.execute(
+        select(
+            dialog_slots.c.operator_id,
+            func.count().filter(dialog_slots.c.status == SlotStatus.ACTIVE.value).label("active"),
+            func.count()
+            .filter(dialog_slots.c.status == SlotStatus.RESERVED.value)
+            .label("reserved"),
+        )
+        .where(dialog_slots.c.operator_id.is_not(None))
+        .group_by(dialog_slots.c.operator_id)
+    )
+    return {row.operator_id: LoadChange(row.active, row.reserved) for row in rows}

@@ -1,0 +1,90 @@
+"""The whole suite as separate processes, started the way `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from openlines.kit.http.auth import issue_token
+from openlines.kit.settings import DEV_JWT_SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port_base(span: int = 30) -> int:
+    """A base port with `span` free ports above it (the stack's fixed offsets)."""
+    for base in range(21000, 60000, 97):
+        sockets = []
+        try:
+            for offset in range(span):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + offset))
+                sockets.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+@dataclass(frozen=True)
+class Stack:
+    home: Path
+    url: str
+    state: dict[str, object]
+
+    def token(self, operator: str, role: str = "operator") -> str:
+        return issue_token(operator, [role], secret=DEV_JWT_SECRET)
+
+    def auth(self, operator: str, role: str = "operator") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(operator, role)}"}
+
+
+def _openlines(*args: str, home: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "openlines.cli.main", *args, "--home", str(home)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    base = _free_port_base()
+    up = _openlines("up", "--detach", "--kafka-port", "0", "--port-base", str(base), home=home)
+    if up.returncode != 0:
+        logs = (
+            "\n".join(
+                f"--- {p.name}\n" + p.read_text()[-3000:] for p in sorted((home / "logs").glob("*"))
+            )
+            if (home / "logs").exists()
+            else ""
+        )
+        raise RuntimeError(f"openlines up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
+    state = json.loads((home / "stack.json").read_text())
+    try:
+        yield Stack(home=home, url=f"http://127.0.0.1:{base}", state=state)
+    finally:
+        down = _openlines("down", home=home)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session

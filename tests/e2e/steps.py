@@ -1,0 +1,93 @@
+"""Small client helpers for the end-to-end tests: a customer, an operator, a poll."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+
+T = TypeVar("T")
+_ids = itertools.count(int(time.time() * 1000) % 10**9)
+
+CHANNEL = "tg-demo"
+SECRET = "demo-secret"
+
+
+def telegram_update(chat_id: int, name: str, text: str) -> dict[str, Any]:
+    n = next(_ids)
+    first, _, last = name.partition(" ")
+    user = {"id": chat_id, "is_bot": False, "first_name": first, "last_name": last or None}
+    return {
+        "update_id": n,
+        "message": {
+            "message_id": n,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": first},
+            "from": {k: v for k, v in user.items() if v is not None},
+            "text": text,
+        },
+    }
+
+
+async def customer_says(
+    http: aiohttp.ClientSession, base: str, chat_id: int, name: str, text: str
+) -> dict[str, Any]:
+    async with http.post(
+        f"{base}/webhooks/telegram/{CHANNEL}",
+        json=telegram_update(chat_id, name, text),
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+    ) as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+        return dict(body)
+
+
+async def get_json(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> tuple[int, Any]:
+    async with http.get(url, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def post_json(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    body: Any = None,
+    method: str = "POST",
+) -> tuple[int, Any]:
+    async with http.request(method, url, json=body or {}, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last probe: {last!r}")
+
+
+async def next_ws_event(
+    ws: aiohttp.ClientWebSocketResponse,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await ws.receive()
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"websocket closed: {msg!r}")
+            data = msg.json()
+            if predicate(data):
+                return dict(data)
