@@ -74,7 +74,9 @@ async def test_dialog_flow_end_to_end(stack: Stack, http: aiohttp.ClientSession)
         assert [m["text"] for m in sent] == ["It ships today."]
 
         async def timeline_sent() -> list | None:
-            status, body = await get_json(http, f"{base}/api/v1/dialogs/{dialog_id}/timeline", ann)
+            body = await json_if_ok(http, f"{base}/api/v1/dialogs/{dialog_id}/timeline", ann)
+            if body is None:
+                return None
             items = body["items"] if isinstance(body, dict) else body
             outs = [m for m in items if m.get("direction") == "out"]
             return items if outs and outs[0].get("status") == "sent" else None
@@ -115,7 +117,9 @@ async def test_dialog_flow_end_to_end(stack: Stack, http: aiohttp.ClientSession)
         await customer_says(http, base, chat, "Carla Customer", "One more thing")
 
         async def new_dialog_linked() -> dict | None:
-            status, body = await get_json(http, f"{base}/api/v1/dialogs?tab=all", sue)
+            body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=all", sue)
+            if body is None:
+                return None
             mine = [
                 d
                 for d in body["items"]
