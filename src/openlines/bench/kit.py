@@ -16,6 +16,7 @@ from openlines.bench.infra import Infra
 from openlines.events.catalog import MessageReceived
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
+from openlines.events.topics import INBOUND
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import create_engine, libpq_dsn
 from openlines.kit.db.migrate import migrate
@@ -24,6 +25,7 @@ from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.replay import replay
+from openlines.kit.topics import TopicNames
 
 
 @dataclass
@@ -74,10 +76,15 @@ PROJECTION_DDL = (
 )
 
 
+def namespace() -> TopicNames:
+    # Real (logical) topic names under a per-run prefix, as services and tests use them.
+    return TopicNames(f"bench{uuid.uuid4().hex[:6]}.")
+
+
 async def bench_relay(infra: Infra, engine: AsyncEngine, schema: str, n: int) -> Result:
-    topic = f"bench.relay.{uuid.uuid4().hex[:6]}"
-    raw_topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    await ensure_topics(infra.kafka_bootstrap, [topic, raw_topic], partitions=3)
+    names = namespace()
+    raw_topic = names.physical("raw")
+    await ensure_topics(infra.kafka_bootstrap, [names.physical(INBOUND), raw_topic], partitions=3)
     envelopes = sample_envelopes(n)
     records = [encode(e) for e in envelopes]
 
@@ -90,11 +97,11 @@ async def bench_relay(infra: Infra, engine: AsyncEngine, schema: str, n: int) ->
     await asyncio.gather(*futures)
     raw_rate = n / (time.perf_counter() - started)
 
-    store = EventStore(schema, producer="bench")
+    store = EventStore(schema, producer="bench", topics=names)
     async with engine.begin() as conn:
         for i in range(0, n, 1000):
             chunk = envelopes[i : i + 1000]
-            await store.outbox.enqueue(conn, topic, chunk)
+            await store.outbox.enqueue(conn, INBOUND, chunk)
     relay = OutboxRelay(
         engine, producer, schema=schema, dsn=libpq_dsn(infra.database_url), batch_size=1000
     )
@@ -150,7 +157,8 @@ async def _publish(infra: Infra, topic: str, envelopes: Sequence[Envelope]) -> N
 async def bench_projections(
     infra: Infra, engine: AsyncEngine, n_live: int, n_replay: int
 ) -> list[Result]:
-    topic = f"bench.proj.{uuid.uuid4().hex[:6]}"
+    names = namespace()
+    topic = names.physical(INBOUND)
     await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=3)
     envelopes = sample_envelopes(n_replay)
     await _publish(infra, topic, envelopes)
@@ -177,10 +185,11 @@ async def bench_projections(
     dlq = create_producer(infra.kafka_bootstrap, client_id="bench-dlq")
     await dlq.start()
     runner = ConsumerRunner(
-        Subscription(f"bench-live-{uuid.uuid4().hex[:6]}", [topic], apply_live, batch_size=200),
+        Subscription(f"bench-live-{uuid.uuid4().hex[:6]}", [INBOUND], apply_live, batch_size=200),
         engine=engine,
         bootstrap=infra.kafka_bootstrap,
         dlq_producer=dlq,
+        topics=names,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -200,10 +209,11 @@ async def bench_projections(
     stats = await replay(
         engine=engine,
         bootstrap=infra.kafka_bootstrap,
-        topics=[topic],
+        topics=[INBOUND],
         consumer_name="bench-replay",
         apply_batch=apply_replay,
         batch_size=5000,
+        names=names,
     )
     total = sum(stats.phases.values()) or 1.0
     phases = {k: f"{v:.2f}s ({v / total:.0%})" for k, v in stats.phases.items()}

@@ -144,13 +144,25 @@ def payload_class(topic: str | None, type: str) -> type[EventPayload]:
             if kind is None:
                 raise UnknownEventType(f"unknown event type {type!r} on topic {topic!r}")
             return kind
-    found = {t.by_type[type] for t in TOPICS.values() if type in t.by_type}
-    if len(found) == 1:
-        return found.pop()
-    if not found:
-        raise UnknownEventType(f"unknown event type {type!r}")
+    kind = _UNAMBIGUOUS.get(type)
+    if kind is not None:
+        return kind
     names = sorted(t.name for t in TOPICS.values() if type in t.by_type)
+    if not names:
+        raise UnknownEventType(f"unknown event type {type!r}")
     raise UnknownEventType(f"event type {type!r} is ambiguous without a topic: {names}")
+
+
+def _unambiguous() -> dict[str, type[EventPayload]]:
+    """Types that name one class whatever the topic (precomputed: decode is a hot path)."""
+    classes: dict[str, set[type[EventPayload]]] = {}
+    for t in TOPICS.values():
+        for name, kind in t.by_type.items():
+            classes.setdefault(name, set()).add(kind)
+    return {name: kinds.pop() for name, kinds in classes.items() if len(kinds) == 1}
+
+
+_UNAMBIGUOUS = _unambiguous()
 
 
 def topics_for(kind: type[EventPayload]) -> tuple[str, ...]:

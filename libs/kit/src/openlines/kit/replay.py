@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from openlines.events.codec import DecodeError, decode
 from openlines.events.envelope import Envelope
 from openlines.kit.log import get_logger
+from openlines.kit.topics import TopicNames
 
 log = get_logger(__name__)
 
@@ -59,7 +60,9 @@ async def replay(
     since: datetime | None = None,
     batch_size: int = 5000,
     group: str | None = None,
+    names: TopicNames | None = None,
 ) -> ReplayStats:
+    """Replay the LOGICAL `topics` (mapped to physical names by `names`) into `apply_batch`."""
     if not _PLAIN_NAME.match(consumer_name):
         raise ValueError(f"consumer name must match {_PLAIN_NAME.pattern}: {consumer_name!r}")
     stats = ReplayStats()
@@ -79,9 +82,11 @@ async def replay(
     gc.set_threshold(100_000, 50, 100)
     try:
         await consumer.topics()  # loads cluster metadata for topics we do not subscribe to
+        names = names or TopicNames()
+        physical = [names.physical(t) for t in topics]
         partitions = [
             TopicPartition(topic, p)
-            for topic in topics
+            for topic in physical
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         consumer.assign(partitions)
@@ -112,7 +117,7 @@ async def replay(
                 for records in batch.values():
                     for rec in records:
                         try:
-                            env = decode(rec.value, rec.headers, topic=rec.topic)
+                            env = decode(rec.value, rec.headers, topic=names.logical(rec.topic))
                         except DecodeError:
                             stats.undecodable += 1
                             continue
