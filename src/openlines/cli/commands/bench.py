@@ -11,16 +11,62 @@ from rich.table import Table
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="run benchmarks (each beside a same-run baseline)")
-    parser.add_argument("suite", choices=["kit", "all"], nargs="?", default="all")
-    parser.add_argument("--events", type=int, default=50_000, help="events per measurement")
+    parser.add_argument("suite", choices=["kit", "e2e", "all"], nargs="?", default="all")
+    parser.add_argument("--events", type=int, default=50_000, help="kit: events per measurement")
+    parser.add_argument("--rate", type=int, default=100, help="e2e: new dialogs per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="e2e: seconds of load")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.suite in ("kit", "all"):
+        _run_kit(args, console)
+    if args.suite in ("e2e", "all"):
+        _run_e2e(args, console)
+    return 0
+
+
+def _run_e2e(args: argparse.Namespace, console: Console) -> None:
+    from openlines.bench import e2e
+
+    report = asyncio.run(e2e.run(rate=args.rate, duration=args.duration, console=console))
+    table = Table(
+        title=f"openlines end to end: {args.rate} new dialogs/s for {args.duration:.0f}s "
+        f"({report.sent} accepted)"
+    )
+    for col in ("latency: webhook accepted ->", "seen", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col.startswith("latency") else "right")
+    for name, samples in (
+        ("DialogAssigned in the API (25 ms polls)", report.api_latency_ms),
+        ("DialogAssigned on the WebSocket", report.ws_latency_ms),
+    ):
+        p = e2e.percentiles(samples)
+        table.add_row(
+            name,
+            f"{len(samples)}/{report.sent}",
+            f"{p['p50']:.0f}",
+            f"{p['p95']:.0f}",
+            f"{p['p99']:.0f}",
+        )
+    console.print(table)
+    ratio = report.ingest_rps / report.raw_rps if report.raw_rps else 0.0
+    console.print(
+        f"ingest {report.ingest_rps:,.0f} webhooks/s vs raw aiohttp+aiokafka "
+        f"{report.raw_rps:,.0f}/s: ratio {ratio:.2f} (target >= 0.6)"
+    )
+    rss = Table(title="peak RSS during the latency run")
+    rss.add_column("process")
+    rss.add_column("MiB", justify="right")
+    for name, mib in sorted(report.peak_rss_mb.items()):
+        rss.add_row(name, f"{mib:.0f}")
+    console.print(rss)
+
+
+def _run_kit(args: argparse.Namespace, console: Console) -> None:
     from openlines.bench import kit
     from openlines.bench.infra import bench_infra
 
-    console = Console()
     with bench_infra() as infra:
         console.print(f"broker {infra.kafka_bootstrap}, database {infra.database_url}")
         results = asyncio.run(kit.run(infra, n=args.events))
@@ -35,4 +81,3 @@ def _run(args: argparse.Namespace) -> int:
     for r in results:
         for key, value in r.notes.items():
             console.print(f"  {r.name} — {key}: {value}")
-    return 0
