@@ -333,11 +333,8 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
                     seconds=min(10.0, duration),
                 )
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "openlines.cli.main", "down", "--home", str(home)],
-                capture_output=True,
-                timeout=120,
-            )
+            down = [sys.executable, "-m", "openlines.cli.main", "down", "--home", str(home)]
+            await asyncio.to_thread(subprocess.run, down, capture_output=True, timeout=120)
     return report
 
 
