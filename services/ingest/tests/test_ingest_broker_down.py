@@ -1,4 +1,5 @@
-"""Without a broker ack, ingest answers 503 so that the provider retries."""
+"""Without a broker ack, ingest answers 503 so that the provider retries; it recovers when the
+broker comes back."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import aiohttp
 
 from openlines.ingest.app import build_runtime
 from openlines.kit.embedded import EmbeddedKafka
+from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.testing.service import running
+from openlines.kit.topics import TopicNames
 
 from .ingest_helpers import SECRET, ingest_settings, next_id, tg_message
 
 
-async def test_broker_down_gives_503_and_not_ready(lines_file: Path, tmp_path: Path) -> None:
+async def test_broker_down_gives_503_then_recovers(lines_file: Path, tmp_path: Path) -> None:
     # A broker of its own, so that stopping it leaves the session's broker alone.
     kafka = EmbeddedKafka(log_path=tmp_path / "tansu.log")
     await asyncio.to_thread(kafka.start)
@@ -40,5 +43,19 @@ async def test_broker_down_gives_503_and_not_ready(lines_file: Path, tmp_path: P
                 assert (await r.json())["checks"] == {"broker": False}
             async with http.get(url + "/healthz") as r:
                 assert r.status == 200  # alive: a restart would not bring the broker back
+
+            # The broker returns (empty: Tansu keeps topics in memory), topics are recreated.
+            kafka = EmbeddedKafka(port=kafka.port, log_path=tmp_path / "tansu2.log")
+            await asyncio.to_thread(kafka.start)
+            topics = TopicNames(settings.topic_namespace).all_event_topics()
+            await ensure_topics(kafka.bootstrap, topics)
+            async with asyncio.timeout(60):
+                while True:
+                    async with http.get(url + "/readyz") as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(0.2)
+            async with http.post(url + url_path, json=tg_message(next_id()), headers=headers) as r:
+                assert r.status == 200, await r.text()
     finally:
         await asyncio.to_thread(kafka.stop)

@@ -132,7 +132,11 @@ async def test_edited_message_becomes_inbound_message_edited(ingest: Ingest) -> 
     assert status == 200
     edit = {
         "update_id": next_id(),
-        "edited_message": {**original["message"], "text": "hello, fixed", "edit_date": 1_700_000_100},
+        "edited_message": {
+            **original["message"],
+            "text": "hello, fixed",
+            "edit_date": 1_700_000_100,
+        },
     }
     status, edited = await ingest.post(edit)
     assert status == 200, edited

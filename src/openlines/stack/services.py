@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -76,9 +77,9 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         "OPENLINES_SANDBOX_URL": url["sandbox"],
     }
     gateway_env = {
-        f"OPENLINES_UPSTREAM_{name.upper().replace('-', '_')}": url[name]
-        for name in ports
-        if name != "gateway"
+        "OPENLINES_GATEWAY_UPSTREAMS": json.dumps(
+            {name: address for name, address in url.items() if name != "gateway"}
+        )
     }
     return [
         ServiceSpec(

@@ -247,12 +247,7 @@ class Handlers:
             await self._execute_or_log(
                 conn,
                 dialog.id,
-                lambda d, s=DeliveryStatus(status), r=reason: d.update_delivery(
-                    result.message_id,
-                    s,
-                    provider_message_id=result.provider_message_id,
-                    reason=r,
-                ),
+                _delivery(result.message_id, DeliveryStatus(status), result, reason),
                 env,
                 id_seed=f"{env.event_id}/receipt/{status}",
             )
@@ -299,6 +294,14 @@ class Handlers:
                 detail=exc.message,
             )
             return None
+
+
+def _delivery(
+    message_id: UUID, status: DeliveryStatus, result: MessageDispatched, reason: str | None
+) -> Decide:
+    return lambda d: d.update_delivery(
+        message_id, status, provider_message_id=result.provider_message_id, reason=reason
+    )
 
 
 async def _lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, and_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Row, and_, any_, literal, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.access import Viewer
@@ -67,7 +67,7 @@ def visible_to(viewer: Viewer) -> ColumnElement[bool]:
         return true()
     return or_(
         dialogs.c.assignee_id == viewer.operator_id,
-        dialogs.c.participants.any(viewer.operator_id),
+        literal(viewer.operator_id) == any_(dialogs.c.participants),
         and_(
             dialogs.c.status == DialogStatus.UNASSIGNED,
             dialogs.c.line_id.in_(sorted(viewer.lines)),

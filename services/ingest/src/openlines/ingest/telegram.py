@@ -59,7 +59,7 @@ class TgFile(_Tg):
 
     file_id: str = Field(min_length=1)
     file_unique_id: str | None = None
-    file_size: int | None = Field(default=None, ge=0)
+    file_size: int = Field(default=0, ge=0)
     file_name: str | None = None
     mime_type: str | None = None
     width: int | None = Field(default=None, ge=0)
@@ -105,7 +105,7 @@ def attachments_of(message: TgMessage) -> tuple[Attachment, ...]:
     found: list[Attachment] = []
     if message.photo:
         # Telegram sends every size it made; the largest is the original.
-        largest = max(message.photo, key=lambda p: ((p.width or 0) * (p.height or 0), p.file_size or 0))
+        largest = max(message.photo, key=lambda p: ((p.width or 0) * (p.height or 0), p.file_size))
         found.append(_attachment(AttachmentKind.PHOTO, largest))
     # An animation also arrives as `document` (for old clients): keep one of them.
     if message.animation is not None:
@@ -130,7 +130,7 @@ def _attachment(kind: AttachmentKind, file: TgFile) -> Attachment:
         file_id=file.file_id,
         file_name=file.file_name,
         mime_type=file.mime_type,
-        size_bytes=file.file_size,
+        size_bytes=file.file_size or None,
         width=file.width,
         height=file.height,
         duration_seconds=file.duration,

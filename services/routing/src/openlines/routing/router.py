@@ -150,6 +150,7 @@ class Router:
         self, conn: AsyncConnection, line_ids: Iterable[str], cause: Envelope | None
     ) -> int:
         """Hand waiting dialogs to operators with room, oldest first; returns how many."""
+        await store.lock_routing(conn, self.schema)  # re-entrant: callers usually hold it
         wanted = sorted(set(line_ids))
         stats = await store.queue_stats(conn, wanted)
         # The line whose head waited longest goes first: a freed operator serving several

@@ -1,0 +1,95 @@
+"""CRM API: read a lead, create a lead from a dialog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openlines.crm_link import domain, projection
+from openlines.crm_link.linking import CrmLink
+from openlines.kit.http.app import read_json
+from openlines.kit.http.auth import Principal, require_principal
+from openlines.kit.http.errors import ApiError, not_found
+from openlines.kit.lines import LinesConfig
+
+MAX_TITLE = 255
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    engine: AsyncEngine
+    lines: LinesConfig
+    crm: CrmLink
+
+    def may_see(self, principal: Principal, object_lines: list[str]) -> bool:
+        own = [line.id for line in self.lines.lines_of(principal.operator_id)]
+        return domain.may_see(principal.is_supervisor, own, principal.lines, object_lines)
+
+
+CONTEXT = web.AppKey("crm_link", ApiContext)
+
+
+def setup(app: web.Application, context: ApiContext) -> None:
+    app[CONTEXT] = context
+    app.router.add_get("/api/v1/crm/leads/{lead_id}", get_lead)
+    app.router.add_post("/api/v1/dialogs/{dialog_id}/lead", post_dialog_lead)
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    principal = await require_principal(request)
+    lead_id = domain.parse_uuid(request.match_info["lead_id"])
+    if lead_id is None:
+        raise not_found("lead")
+    async with ctx.engine.connect() as conn:
+        # Checked before reading the lead: an invisible lead and a missing one look the same.
+        if not ctx.may_see(principal, await projection.lead_lines(conn, lead_id)):
+            raise not_found("lead")
+        body = await projection.lead_json(conn, lead_id)
+    if body is None:
+        raise not_found("lead")
+    return web.json_response(body)
+
+
+async def post_dialog_lead(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    principal = await require_principal(request)
+    dialog_id = domain.parse_uuid(request.match_info["dialog_id"])
+    if dialog_id is None:
+        raise not_found("dialog")
+    title = await _optional_title(request)
+    async with ctx.engine.begin() as conn:
+        dialog = await projection.dialog(conn, dialog_id)
+        if dialog is None or not ctx.may_see(principal, [dialog.facts.line_id]):
+            raise not_found("dialog")
+        if dialog.lead_id is not None:
+            raise _already_linked(dialog.lead_id)
+        try:
+            lead_id = await ctx.crm.create_lead(conn, dialog.facts, principal.operator_id, title)
+        except domain.AlreadyLinked as exc:  # someone else won the race just now
+            raise _already_linked(exc.lead_id) from None
+        body = await projection.lead_json(conn, lead_id)
+    return web.json_response(body, status=201)
+
+
+def _already_linked(lead_id: Any) -> ApiError:
+    return ApiError(
+        409, "already_linked", "the dialog is already linked to a lead", lead_id=str(lead_id)
+    )
+
+
+async def _optional_title(request: web.Request) -> str | None:
+    if not request.can_read_body:
+        return None
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "body must be a JSON object")
+    title = body.get("title")
+    if title is None:
+        return None
+    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
+        raise ApiError(400, "invalid_title", f"title must be 1 to {MAX_TITLE} characters")
+    return title.strip()

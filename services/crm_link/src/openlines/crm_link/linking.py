@@ -1,0 +1,106 @@
+"""crm-link's use cases: link each opened dialog to its customer (and lead), create leads.
+
+Each runs in the caller's transaction: load the customer stream, decide (domain), append with
+the expected version, project. When another writer moved the stream meanwhile (a concurrent
+dialog of the same customer, a racing POST), reload and decide again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.crm_link import domain, projection
+from openlines.crm_link.domain import Customer, DialogFacts
+from openlines.events.catalog import DialogOpened, MessageAppended
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.topics import CRM
+from openlines.kit.eventstore import ConcurrencyConflict, EventStore
+from openlines.kit.lines import LinesConfig
+from openlines.kit.log import get_logger
+
+log = get_logger(__name__)
+
+Decision = Callable[[Customer | None], list[EventPayload]]
+
+
+class CrmLink:
+    def __init__(self, lines: LinesConfig, event_store: EventStore, *, attempts: int = 5) -> None:
+        self.lines = lines
+        self.event_store = event_store
+        self.attempts = attempts
+
+    async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
+        event = env.payload
+        if isinstance(event, DialogOpened):
+            await self.link_dialog(conn, env, event)
+        elif isinstance(event, MessageAppended):
+            await projection.touch_dialog(conn, event)
+
+    async def link_dialog(self, conn: AsyncConnection, env: Envelope, opened: DialogOpened) -> None:
+        dialog = DialogFacts(
+            dialog_id=opened.dialog_id,
+            line_id=opened.line_id,
+            channel_id=opened.channel_id,
+            channel_type=opened.channel_type,
+            external_user_id=opened.external_user_id,
+            customer_name=opened.customer.name,
+            title=opened.title,
+        )
+        await projection.record_dialog(conn, dialog, env.occurred_at)
+        line = self.lines.line(dialog.line_id)
+        auto_lead = line.auto_lead if line is not None else False
+        await self._decide_and_append(
+            conn,
+            dialog.customer_id,
+            lambda state: domain.on_dialog_opened(state, dialog, auto_lead),
+            cause=env,
+        )
+
+    async def create_lead(
+        self, conn: AsyncConnection, dialog: DialogFacts, actor_id: str, title: str | None
+    ) -> UUID:
+        """Raises domain.AlreadyLinked when the dialog has a lead (maybe since a moment ago)."""
+        await self._decide_and_append(
+            conn,
+            dialog.customer_id,
+            lambda state: domain.create_lead(state, dialog, actor_id, title),
+            cause=None,
+        )
+        return domain.lead_id_for(dialog.customer_id, dialog.dialog_id)
+
+    async def _decide_and_append(
+        self,
+        conn: AsyncConnection,
+        customer_id: UUID,
+        decide: Decision,
+        cause: Envelope | None,
+    ) -> None:
+        stream_id = str(customer_id)
+        for attempt in range(1, self.attempts + 1):
+            history = await self.event_store.load(conn, stream_id)
+            state = domain.replay(env.payload for env in history)
+            new_events = decide(state)
+            if not new_events:
+                return
+            try:
+                appended = await self.event_store.append(
+                    conn,
+                    stream_id,
+                    history[-1].stream_version if history else 0,
+                    new_events,
+                    topic=CRM,
+                    cause=cause,
+                )
+            except ConcurrencyConflict:
+                log.info(
+                    "customer stream moved on, deciding again",
+                    customer_id=stream_id,
+                    attempt=attempt,
+                )
+                continue
+            await projection.apply(conn, appended)
+            return
+        raise ConcurrencyConflict(stream_id, -1)

@@ -1,0 +1,208 @@
+"""The CRM read model: written from the customer events crm-link appends and from the dialog
+facts it consumes; read by the API. Every function runs in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.crm_link.domain import DialogFacts
+from openlines.crm_link.tables import customer_channels, customers, dialogs, leads
+from openlines.events.catalog import (
+    ChannelType,
+    CustomerIdentified,
+    DialogLinkedToCrm,
+    Direction,
+    LeadCreated,
+    MessageAppended,
+)
+from openlines.events.envelope import Envelope
+
+# Messages the customer sees count as activity; notes and system messages do not.
+ACTIVITY = (Direction.IN, Direction.OUT)
+
+
+async def record_dialog(conn: AsyncConnection, dialog: DialogFacts, opened_at: datetime) -> None:
+    await conn.execute(
+        insert(dialogs)
+        .values(
+            dialog_id=dialog.dialog_id,
+            line_id=dialog.line_id,
+            channel_id=dialog.channel_id,
+            channel_type=dialog.channel_type.value,
+            external_user_id=dialog.external_user_id,
+            customer_name=dialog.customer_name,
+            title=dialog.title,
+            customer_id=dialog.customer_id,
+            opened_at=opened_at,
+            last_activity_at=opened_at,
+        )
+        .on_conflict_do_nothing(index_elements=[dialogs.c.dialog_id])
+    )
+
+
+async def apply(conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
+    """Project customer events just appended."""
+    for env in envelopes:
+        event = env.payload
+        if isinstance(event, CustomerIdentified):
+            await _customer_identified(conn, event, env.occurred_at)
+        elif isinstance(event, LeadCreated):
+            await conn.execute(
+                insert(leads)
+                .values(
+                    lead_id=event.lead_id,
+                    customer_id=event.customer_id,
+                    title=event.title,
+                    status="new",
+                    auto=event.auto,
+                    source_dialog_id=event.source_dialog_id,
+                    actor_id=event.actor_id,
+                    created_at=env.occurred_at,
+                )
+                .on_conflict_do_nothing(index_elements=[leads.c.lead_id])
+            )
+        elif isinstance(event, DialogLinkedToCrm):
+            await conn.execute(
+                update(dialogs)
+                .where(dialogs.c.dialog_id == event.dialog_id)
+                .values(customer_id=event.customer_id, lead_id=event.lead_id)
+            )
+
+
+async def _customer_identified(
+    conn: AsyncConnection, event: CustomerIdentified, at: datetime
+) -> None:
+    await conn.execute(
+        insert(customers)
+        .values(
+            customer_id=event.customer_id,
+            channel_type=event.channel_type.value,
+            external_user_id=event.external_user_id,
+            name=event.name,
+            created_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=[customers.c.customer_id])
+    )
+    stmt = insert(customer_channels).values(
+        customer_id=event.customer_id,
+        channel_id=event.channel_id,
+        channel_type=event.channel_type.value,
+        external_user_id=event.external_user_id,
+        name=event.name,
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[customer_channels.c.customer_id, customer_channels.c.channel_id],
+            set_={"name": stmt.excluded.name},
+        )
+    )
+
+
+async def touch_dialog(conn: AsyncConnection, message: MessageAppended) -> None:
+    """The dialog's latest customer-visible message; an older one arriving late changes nothing."""
+    if message.direction not in ACTIVITY:
+        return
+    await conn.execute(
+        update(dialogs)
+        .where(
+            dialogs.c.dialog_id == message.dialog_id,
+            dialogs.c.last_message_at.is_(None) | (dialogs.c.last_message_at <= message.sent_at),
+        )
+        .values(
+            last_message_at=message.sent_at,
+            last_activity_at=func.greatest(dialogs.c.last_activity_at, message.sent_at),
+            last_message={
+                "message_id": str(message.message_id),
+                "text": message.text,
+                "direction": message.direction.value,
+                "at": message.sent_at.isoformat(),
+            },
+        )
+    )
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialogRow:
+    facts: DialogFacts
+    lead_id: UUID | None
+
+
+async def dialog(conn: AsyncConnection, dialog_id: UUID) -> DialogRow | None:
+    row = (await conn.execute(select(dialogs).where(dialogs.c.dialog_id == dialog_id))).first()
+    if row is None:
+        return None
+    facts = DialogFacts(
+        dialog_id=row.dialog_id,
+        line_id=row.line_id,
+        channel_id=row.channel_id,
+        channel_type=ChannelType(row.channel_type),
+        external_user_id=row.external_user_id,
+        customer_name=row.customer_name,
+        title=row.title,
+    )
+    return DialogRow(facts, row.lead_id)
+
+
+async def lead_lines(conn: AsyncConnection, lead_id: UUID) -> list[str]:
+    rows = await conn.execute(
+        select(dialogs.c.line_id).where(dialogs.c.lead_id == lead_id).distinct()
+    )
+    return [row.line_id for row in rows]
+
+
+async def lead_json(conn: AsyncConnection, lead_id: UUID) -> dict[str, Any] | None:
+    lead = (await conn.execute(select(leads).where(leads.c.lead_id == lead_id))).first()
+    if lead is None:
+        return None
+    linked = await conn.execute(
+        select(dialogs)
+        .where(dialogs.c.lead_id == lead_id)
+        .order_by(dialogs.c.last_activity_at.desc(), dialogs.c.dialog_id)
+    )
+    channels = await conn.execute(
+        select(customer_channels)
+        .where(customer_channels.c.customer_id == lead.customer_id)
+        .order_by(customer_channels.c.channel_id)
+    )
+    return {
+        "id": str(lead.lead_id),
+        "customer_id": str(lead.customer_id),
+        "title": lead.title,
+        "status": lead.status,
+        "auto": lead.auto,
+        "source_dialog_id": str(lead.source_dialog_id) if lead.source_dialog_id else None,
+        "created_at": lead.created_at.isoformat(),
+        "dialogs": [
+            {
+                "dialog_id": str(d.dialog_id),
+                "line_id": d.line_id,
+                "channel_id": d.channel_id,
+                "channel_type": d.channel_type,
+                "title": d.title,
+                "opened_at": d.opened_at.isoformat(),
+                "last_activity_at": d.last_activity_at.isoformat(),
+                "last_message": d.last_message,
+            }
+            for d in linked
+        ],
+        "channels": [
+            {
+                "channel_type": c.channel_type,
+                "channel_id": c.channel_id,
+                "external_user_id": c.external_user_id,
+                "name": c.name,
+            }
+            for c in channels
+        ],
+    }

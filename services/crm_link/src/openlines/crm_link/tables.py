@@ -1,0 +1,65 @@
+"""crm-link's read model (schema `crm_link`); created by migrations/versions/0001.
+
+The source of truth is the customer streams in the kit's event store; these tables are the
+projection the API reads, updated in the same transaction as each append.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, MetaData, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    Column("channel_type", Text, nullable=False),
+    Column("external_user_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The external accounts a customer was seen on (one per channel of the identity's type).
+customer_channels = Table(
+    "customer_channels",
+    metadata,
+    Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    Column("channel_id", Text, primary_key=True),
+    Column("channel_type", Text, nullable=False),
+    Column("external_user_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("lead_id", UUID(as_uuid=True), primary_key=True),
+    Column("customer_id", UUID(as_uuid=True), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("auto", Boolean, nullable=False),
+    Column("source_dialog_id", UUID(as_uuid=True)),
+    Column("actor_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every dialog crm-link saw opening, its CRM link and its last customer-visible activity.
+dialogs = Table(
+    "dialogs",
+    metadata,
+    Column("dialog_id", UUID(as_uuid=True), primary_key=True),
+    Column("line_id", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("channel_type", Text, nullable=False),
+    Column("external_user_id", Text, nullable=False),
+    Column("customer_name", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("customer_id", UUID(as_uuid=True), nullable=False),
+    Column("lead_id", UUID(as_uuid=True)),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("last_activity_at", DateTime(timezone=True), nullable=False),
+    Column("last_message_at", DateTime(timezone=True)),
+    Column("last_message", JSONB),
+)

@@ -1,0 +1,273 @@
+"""crm-link test support: a lines file, a running crm-link, a CRM topic reader, dialog events.
+
+The tests play the dialogs service: they publish DIALOGS events and read what crm-link emits
+on CRM, on the real broker and Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import select
+
+from openlines.crm_link.app import CrmLinkService, build_service
+from openlines.crm_link.settings import CrmLinkSettings
+from openlines.crm_link.tables import dialogs
+from openlines.events.catalog import (
+    ChannelType,
+    Customer,
+    DialogOpened,
+    Direction,
+    MessageAppended,
+)
+from openlines.events.codec import decode, encode
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.topics import CRM, DIALOGS
+from openlines.kit.embedded import free_port
+from openlines.kit.http.auth import issue_token
+from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.service import running
+
+JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
+
+# demo creates leads automatically (two telegram channels); manual does not.
+LINES_YAML = """
+operators:
+  - {id: ann, role: operator}
+  - {id: bob, role: operator}
+  - {id: sue, role: supervisor}
+lines:
+  - id: demo
+    channels: [{id: tg-demo, type: telegram}, {id: tg-other, type: telegram}]
+    operators: [ann]
+    auto_lead: true
+  - id: manual
+    channels: [{id: tg-manual, type: telegram}, {id: wa-manual, type: whatsapp}]
+    operators: [bob]
+    auto_lead: false
+"""
+
+LINE_OF = {"tg-demo": "demo", "tg-other": "demo", "tg-manual": "manual", "wa-manual": "manual"}
+
+
+def write_lines(directory: Path) -> Path:
+    path = directory / "lines.yaml"
+    path.write_text(LINES_YAML)
+    return path
+
+
+def crm_settings(
+    kafka_bootstrap: str, database_url: str, db_schema: str, lines_file: Path
+) -> CrmLinkSettings:
+    return CrmLinkSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        db_schema=db_schema,
+        topic_namespace=f"{db_schema}.",
+        create_topics=True,
+        http_port=free_port(),
+        lines_file=str(lines_file),
+        log_json=False,
+        jwt_secret=JWT_SECRET,
+    )
+
+
+def opened(
+    dialog_id: uuid.UUID, user: str, channel_id: str = "tg-demo", name: str = "Carla"
+) -> DialogOpened:
+    channel_type = ChannelType.WHATSAPP if channel_id.startswith("wa-") else ChannelType.TELEGRAM
+    return DialogOpened(
+        dialog_id=dialog_id,
+        line_id=LINE_OF[channel_id],
+        channel_id=channel_id,
+        channel_type=channel_type,
+        conversation_key=f"{channel_id}:{user}",
+        customer=Customer(name=name, external_id=user),
+        external_user_id=user,
+        external_chat_id=user,
+        title=f"{name} ({channel_id})",
+    )
+
+
+def message(
+    dialog_id: uuid.UUID,
+    text: str,
+    at: datetime,
+    direction: Direction = Direction.IN,
+    channel_id: str = "tg-demo",
+) -> MessageAppended:
+    return MessageAppended(
+        dialog_id=dialog_id,
+        message_id=uuid.uuid4(),
+        direction=direction,
+        text=text,
+        channel_id=channel_id,
+        conversation_key=f"{channel_id}:x",
+        sent_at=at,
+    )
+
+
+@dataclass
+class TopicReader:
+    """Collects every envelope on a topic from its beginning, in the background."""
+
+    bootstrap: str
+    topic: str
+    logical: str
+    seen: list[Envelope] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[TopicReader]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer.topics()
+            parts = [
+                TopicPartition(self.topic, p)
+                for p in consumer.partitions_for_topic(self.topic) or ()
+            ]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            task = asyncio.create_task(self._pump(consumer))
+            try:
+                yield self
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await consumer.stop()
+
+    async def _pump(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            records = [rec for recs in batch.values() for rec in recs]
+            if records:
+                async with self._changed:
+                    self.seen.extend(
+                        decode(rec.value, rec.headers, topic=self.logical) for rec in records
+                    )
+                    self._changed.notify_all()
+
+    def of(self, kind: type[EventPayload]) -> list[Any]:
+        return [env.payload for env in self.seen if isinstance(env.payload, kind)]
+
+    def types(self) -> list[str]:
+        return [env.type for env in self.seen]
+
+    async def wait_for(
+        self, done: Callable[[TopicReader], bool], what: str, timeout: float = 30.0
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: done(self))
+        except TimeoutError:
+            seen = [(e.type, e.payload.model_dump(mode="json")) for e in self.seen]
+            raise AssertionError(f"timed out waiting for {what}; seen: {seen}") from None
+
+
+@dataclass
+class Crm:
+    url: str
+    service: CrmLinkService
+    settings: CrmLinkSettings
+    http: aiohttp.ClientSession
+    producer: AIOKafkaProducer
+    crm_events: TopicReader
+
+    @property
+    def dialogs_topic(self) -> str:
+        return f"{self.settings.topic_namespace}{DIALOGS}"
+
+    async def publish(self, payload: EventPayload, occurred_at: datetime | None = None) -> Envelope:
+        dialog_id: uuid.UUID = payload.dialog_id  # type: ignore[attr-defined]
+        env = Envelope.new(
+            payload,
+            stream_id=str(dialog_id),
+            stream_version=1,
+            producer="dialogs",
+            occurred_at=occurred_at,
+        )
+        await self.send(env)
+        return env
+
+    async def send(self, env: Envelope) -> None:
+        record = encode(env)
+        await self.producer.send_and_wait(
+            self.dialogs_topic, record.value, key=record.key, headers=record.headers
+        )
+
+    async def caught_up(self, dialog_id: uuid.UUID, channel_id: str = "tg-demo") -> None:
+        """Wait until crm-link processed everything published so far for this dialog: a marker
+        message on the same key (same partition) comes after it and shows in the read model."""
+        marker = f"marker {uuid.uuid4()}"
+        await self.publish(message(dialog_id, marker, now(), channel_id=channel_id))
+        async with asyncio.timeout(30):
+            while True:
+                async with self.service.runtime.engine.connect() as conn:
+                    text = (
+                        await conn.execute(
+                            select(dialogs.c.last_message["text"].astext).where(
+                                dialogs.c.dialog_id == dialog_id
+                            )
+                        )
+                    ).scalar_one_or_none()
+                if text == marker:
+                    return
+                await asyncio.sleep(0.05)
+
+    def auth(self, operator_id: str, role: str = "operator") -> dict[str, str]:
+        token = issue_token(operator_id, [role], secret=JWT_SECRET)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str, who: str, role: str = "operator") -> tuple[int, Any]:
+        async with self.http.get(f"{self.url}{path}", headers=self.auth(who, role)) as resp:
+            return resp.status, await resp.json()
+
+    async def post(
+        self, path: str, who: str, role: str = "operator", body: Any = None
+    ) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        async with self.http.post(
+            f"{self.url}{path}", headers=self.auth(who, role), **kwargs
+        ) as resp:
+            return resp.status, await resp.json()
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            async with http.get(f"{url}/readyz") as resp:
+                if resp.status == 200:
+                    return
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
+    service = build_service(settings)
+    producer = create_producer(settings.kafka_bootstrap, client_id="crm-test")
+    async with running(service.runtime) as url, aiohttp.ClientSession() as http:
+        await producer.start()
+        try:
+            await wait_ready(http, url)
+            reader = TopicReader(settings.kafka_bootstrap, f"{settings.topic_namespace}{CRM}", CRM)
+            async with reader.running():
+                yield Crm(url, service, settings, http, producer, reader)
+        finally:
+            await producer.stop()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

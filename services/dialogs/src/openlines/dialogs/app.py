@@ -1,0 +1,52 @@
+"""Composition root of the dialogs service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from openlines.dialogs.api import DialogsApi
+from openlines.dialogs.handlers import Handlers
+from openlines.dialogs.settings import DialogsSettings
+from openlines.dialogs.writer import DialogWriter
+from openlines.events.topics import CRM, DIALOG_COMMANDS, INBOUND, OUTBOUND
+from openlines.kit.consumer import Subscription
+from openlines.kit.lines import load_lines
+from openlines.kit.runtime import ServiceRuntime
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
+    settings = settings or DialogsSettings()
+    lines = load_lines(settings.lines_file)
+    runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
+    writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
+    handlers = Handlers(writer, lines)
+
+    # The namespace keeps consumer groups of suites sharing one broker apart (empty in prod).
+    group = f"{settings.topic_namespace}dialogs"
+    for name, topic, handler in (
+        ("inbound", INBOUND, handlers.inbound),
+        ("commands", DIALOG_COMMANDS, handlers.commands),
+        ("outbound", OUTBOUND, handlers.outbound),
+        ("crm", CRM, handlers.crm),
+    ):
+        runtime.subscribe(
+            Subscription(
+                name=f"{group}.{name}",
+                topics=[topic],
+                handler=handler,
+                batch_size=settings.consumer_batch_size,
+                max_attempts=settings.consumer_max_attempts,
+            )
+        )
+
+    api = DialogsApi(lambda: runtime.engine, writer, lines)
+
+    def routes(app: web.Application) -> None:
+        api.register(app)
+
+    runtime.routes(routes)
+    return runtime

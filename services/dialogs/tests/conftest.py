@@ -1,0 +1,50 @@
+"""Each test gets the dialogs service in-process, with its own schema and topic namespace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from openlines.dialogs.app import build_runtime
+from openlines.dialogs.settings import DialogsSettings
+from openlines.kit.embedded import free_port
+from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.service import running
+
+from .dialogs_stack import REPO, DialogsStack
+
+
+@pytest.fixture
+async def stack(
+    database_url: str, db_schema: str, kafka_bootstrap: str
+) -> AsyncIterator[DialogsStack]:
+    namespace = f"{db_schema}."
+    settings = DialogsSettings(
+        http_port=free_port(),
+        db_schema=db_schema,
+        topic_namespace=namespace,
+        create_topics=True,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        lines_file=str(REPO / "config" / "demo.yaml"),
+        log_json=False,
+        jwt_secret="dialogs-test-secret-of-at-least-32-bytes",
+        log_level="WARNING",
+    )
+    runtime = build_runtime(settings)
+    async with running(runtime) as url, aiohttp.ClientSession() as http:
+        producer = create_producer(kafka_bootstrap, client_id="dialogs-test")
+        await producer.start()
+        try:
+            stack = DialogsStack(url, namespace, kafka_bootstrap, runtime, http, producer)
+            await stack.eventually(lambda: _ready(http, url), timeout=60)
+            yield stack
+        finally:
+            await producer.stop()
+
+
+async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
+    async with http.get(url + "/readyz") as r:
+        return r.status == 200

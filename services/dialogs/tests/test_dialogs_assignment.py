@@ -1,0 +1,131 @@
+"""Routing's AssignDialog, the take race, and who may see and act on a dialog."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from openlines.events.catalog import AssignDialog, DialogAssigned, DialogClosed
+from openlines.events.envelope import Envelope
+from openlines.events.topics import DIALOG_COMMANDS
+
+from .dialogs_stack import DialogsStack
+
+
+async def assign(stack: DialogsStack, dialog_id: uuid.UUID, operator: str) -> Envelope:
+    command = AssignDialog(
+        dialog_id=dialog_id, operator_id=operator, line_id="demo", strategy="round_robin"
+    )
+    return await stack.publish(DIALOG_COMMANDS, command, stream_id=str(dialog_id), event_id=None)
+
+
+async def test_assign_dialog_makes_it_active_for_that_operator_only(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("2001")
+    await assign(stack, dialog_id, "ann")
+    # A stale command for a dialog that is no longer unassigned is ignored.
+    await stack.wait_handled(await assign(stack, dialog_id, "bob"))
+
+    page = await stack.get("/api/v1/dialogs", "ann", tab="active")
+    assert [d["id"] for d in page.body["items"]] == [str(dialog_id)]
+    ann_view = (await stack.dialog(dialog_id, "ann")).body
+    assert (ann_view["status"], ann_view["assignee_id"]) == ("active", "ann")
+    timeline = await stack.timeline(dialog_id, "ann")
+    assert timeline[-1]["direction"] == "system"
+    assert timeline[-1]["text"] == "Assigned to ann by routing (round_robin)"
+
+    events = await stack.dialog_events(
+        lambda seen: sum(isinstance(e.payload, DialogAssigned) for e in seen) >= 1
+    )
+    assigned_events = [e.payload for e in events if isinstance(e.payload, DialogAssigned)]
+    assert [(e.operator_id, e.assigned_by) for e in assigned_events] == [("ann", "routing")]
+
+    # bob: not his dialog, not unassigned any more -> it does not exist for him.
+    assert (await stack.get("/api/v1/dialogs", "bob", tab="active")).body["items"] == []
+    assert (await stack.get("/api/v1/dialogs", "bob", tab="all")).body["items"] == []
+    for reply in (
+        await stack.dialog(dialog_id, "bob"),
+        await stack.get(f"/api/v1/dialogs/{dialog_id}/timeline", "bob"),
+        await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "bob"),
+        await stack.post(f"/api/v1/dialogs/{dialog_id}/spam", "bob"),
+        await stack.post(f"/api/v1/dialogs/{dialog_id}/read", "bob"),
+        await stack.post(
+            f"/api/v1/dialogs/{dialog_id}/messages",
+            "bob",
+            json={"text": "hi", "client_message_id": "b1"},
+        ),
+    ):
+        assert (reply.status, reply.code) == (404, "not_found")
+    assert (await stack.dialog(dialog_id, "ann")).body["status"] == "active"
+
+    # The supervisor sees it in Active and can act on it.
+    page = await stack.get("/api/v1/dialogs", "sue", tab="active")
+    assert [d["id"] for d in page.body["items"]] == [str(dialog_id)]
+    closed = await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "sue")
+    assert (closed.status, closed.body["status"], closed.body["assignee_id"]) == (
+        200,
+        "closed",
+        "ann",
+    )
+    events = await stack.dialog_events(
+        lambda seen: any(isinstance(e.payload, DialogClosed) for e in seen)
+    )
+    [close] = [e.payload for e in events if isinstance(e.payload, DialogClosed)]
+    assert (close.actor_id, close.operator_id, close.reason) == ("sue", "ann", "operator")
+
+
+async def test_two_operators_taking_one_dialog_get_one_200_and_one_409(
+    stack: DialogsStack,
+) -> None:
+    dialog_ids = [await stack.open_dialog(f"21{i:02d}") for i in range(5)]
+    for dialog_id in dialog_ids:
+        ann, bob = await asyncio.gather(
+            stack.post(f"/api/v1/dialogs/{dialog_id}/take", "ann"),
+            stack.post(f"/api/v1/dialogs/{dialog_id}/take", "bob"),
+        )
+        assert sorted([ann.status, bob.status]) == [200, 409], (ann, bob)
+        winner, loser = (ann, bob) if ann.status == 200 else (bob, ann)
+        assert loser.code == "already_assigned"
+        assert winner.body["status"] == "active"
+        holder = winner.body["assignee_id"]
+        assert (await stack.dialog(dialog_id, holder)).body["assignee_id"] == holder
+
+    def assignments(seen: list[Envelope]) -> list[str]:
+        return [e.stream_id for e in seen if isinstance(e.payload, DialogAssigned)]
+
+    events = await stack.dialog_events(lambda seen: len(assignments(seen)) >= len(dialog_ids))
+    # Exactly one assignment per dialog ever reached the topic.
+    assert sorted(assignments(events)) == sorted(str(d) for d in dialog_ids)
+
+
+async def test_take_twice_is_harmless_and_a_supervisor_takes_over(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("2201")
+    assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "ann")).status == 200
+    again = await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "ann")
+    assert (again.status, again.body["assignee_id"]) == (200, "ann")
+    over = await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "sue")
+    assert (over.status, over.body["assignee_id"]) == (200, "sue")
+    # ann lost it: it is gone from her view.
+    assert (await stack.dialog(dialog_id, "ann")).status == 404
+    texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
+    assert texts == ["ann took the dialog", "sue took the dialog over from ann"]
+
+
+async def test_close_spam_and_reopen(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("2301")
+    base = f"/api/v1/dialogs/{dialog_id}"
+    assert (await stack.post(base + "/reopen", "ann")).code == "not_closed"
+    spam = await stack.post(base + "/spam", "ann")
+    assert (spam.status, spam.body["status"]) == (200, "spam")
+    assert (await stack.get("/api/v1/dialogs", "sue", tab="spam")).body["items"][0]["id"] == str(
+        dialog_id
+    )
+    reopened = await stack.post(base + "/reopen", "sue")
+    assert (reopened.status, reopened.body["status"], reopened.body["assignee_id"]) == (
+        200,
+        "active",
+        "sue",
+    )
+    assert (await stack.post(base + "/close", "sue")).body["status"] == "closed"
+    assert (await stack.post(base + "/close", "sue")).status == 200  # idempotent
+    texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
+    assert texts == ["Marked as spam by ann", "Reopened by sue", "Closed by sue"]

@@ -1,0 +1,455 @@
+"""The pure Dialog aggregate and the access policy: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
+from openlines.dialogs.domain import (
+    AlreadyAssigned,
+    Dialog,
+    DialogIsClosed,
+    DialogNotClosed,
+    DialogNotFound,
+    DialogNotOpen,
+    DialogStatus,
+    EmptyMessage,
+    NotAssignedToYou,
+    SlaState,
+    TextTooLong,
+    UnknownMessage,
+    delivery_advances,
+    describe,
+    sla_state,
+)
+from openlines.events.catalog import (
+    AssignedBy,
+    ChannelType,
+    CloseReason,
+    Customer,
+    DeliveryStatus,
+    DialogAssigned,
+    DialogClosed,
+    DialogLinkedToCrm,
+    DialogOpened,
+    DialogRead,
+    DialogReopened,
+    DialogTransferred,
+    Direction,
+    MessageAppended,
+    MessageDeliveryUpdated,
+    MessageReceived,
+)
+from openlines.events.envelope import EventPayload
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ANN = Viewer("ann", is_supervisor=False, lines=frozenset({"demo"}))
+BOB = Viewer("bob", is_supervisor=False, lines=frozenset({"demo"}))
+SUE = Viewer("sue", is_supervisor=True, lines=frozenset())
+OUTSIDER = Viewer("eve", is_supervisor=False, lines=frozenset({"other"}))
+
+
+def received(external_id: str = "1", *, at: datetime = T0, text: str = "hi") -> MessageReceived:
+    return MessageReceived(
+        channel_id="tg-demo",
+        channel_type=ChannelType.TELEGRAM,
+        conversation_key="tg-demo:42",
+        external_chat_id="42",
+        external_user_id="42",
+        external_message_id=external_id,
+        customer=Customer(name="Carl", external_id="42"),
+        text=text,
+        sent_at=at,
+        line_id="demo",
+    )
+
+
+def record(dialog: Dialog, events: Sequence[EventPayload], at: datetime = T0) -> None:
+    for event in events:
+        dialog.apply(event, at)
+
+
+def opened(at: datetime = T0) -> Dialog:
+    dialog = Dialog(uuid.uuid4())
+    record(
+        dialog,
+        dialog.open_from_inbound(received(at=at), message_id=uuid.uuid4(), line_id="demo"),
+        at,
+    )
+    return dialog
+
+
+def assigned_to(operator: str) -> Dialog:
+    dialog = opened()
+    record(dialog, dialog.assign_by_routing(operator, line_id="demo"))
+    return dialog
+
+
+def reply(dialog: Dialog, actor: str = "ann", text: str = "hello", client: str = "c1", **kw):
+    return dialog.reply(
+        actor,
+        text,
+        message_id=uuid.uuid5(dialog.id, client),
+        client_message_id=client,
+        now=T0,
+        max_text_length=kw.pop("max_text_length", 4096),
+        **kw,
+    )
+
+
+# -- opening and inbound -------------------------------------------------------------------
+
+
+def test_inbound_opens_an_unassigned_dialog_with_the_customer_message() -> None:
+    dialog = Dialog(uuid.uuid4())
+    events = dialog.open_from_inbound(received(), message_id=uuid.uuid4(), line_id="demo")
+    assert [type(e) for e in events] == [DialogOpened, MessageAppended]
+    assert isinstance(events[1], MessageAppended) and events[1].direction == Direction.IN
+    record(dialog, events)
+    assert dialog.status == DialogStatus.UNASSIGNED
+    assert (dialog.version, dialog.unread_count, dialog.waiting_since) == (2, 1, T0)
+    assert dialog.title == "Carl"
+    # Reprocessing the same inbound event opens nothing more.
+    assert dialog.open_from_inbound(received(), message_id=uuid.uuid4(), line_id="demo") == []
+
+
+def test_the_same_provider_message_is_appended_once() -> None:
+    dialog = opened()
+    assert dialog.receive(received("1"), message_id=uuid.uuid4()) == []
+    events = dialog.receive(received("2"), message_id=uuid.uuid4())
+    assert len(events) == 1
+    record(dialog, events)
+    assert dialog.unread_count == 2
+
+
+def test_inbound_to_a_closed_dialog_is_refused_so_a_new_one_opens() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(DialogIsClosed):
+        dialog.receive(received("2"), message_id=uuid.uuid4())
+
+
+def test_decisions_on_a_dialog_that_does_not_exist_raise_not_found() -> None:
+    with pytest.raises(DialogNotFound):
+        Dialog(uuid.uuid4()).take("ann", may_take_over=False)
+
+
+# -- assignment ----------------------------------------------------------------------------
+
+
+def test_routing_assigns_only_an_open_unassigned_dialog_of_its_line() -> None:
+    dialog = opened()
+    with pytest.raises(DialogNotOpen):
+        dialog.assign_by_routing("ann", line_id="other-line")
+    events = dialog.assign_by_routing("ann", line_id="demo", strategy="round_robin")
+    assert events == [
+        DialogAssigned(
+            dialog_id=dialog.id,
+            operator_id="ann",
+            assigned_by=AssignedBy.ROUTING,
+            strategy="round_robin",
+            line_id="demo",
+        )
+    ]
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id) == (DialogStatus.ACTIVE, "ann")
+    assert dialog.assign_by_routing("ann", line_id="demo") == []  # redelivered command
+    with pytest.raises(DialogNotOpen):
+        dialog.assign_by_routing("bob", line_id="demo")
+    # A re-route names the assignee it expects to replace.
+    rerouted = dialog.assign_by_routing("bob", line_id="demo", expected_operator_id="ann")
+    assert isinstance(rerouted[0], DialogAssigned) and rerouted[0].previous_operator_id == "ann"
+
+
+def test_routing_does_not_assign_a_closed_dialog() -> None:
+    dialog = opened()
+    record(dialog, dialog.close(None, CloseReason.AUTO_UNASSIGNED))
+    with pytest.raises(DialogNotOpen):
+        dialog.assign_by_routing("ann", line_id="demo")
+
+
+def test_take_is_refused_when_someone_else_holds_the_dialog_but_a_supervisor_takes_over() -> None:
+    dialog = opened()
+    record(dialog, dialog.take("ann", may_take_over=False))
+    assert dialog.assignee_id == "ann"
+    assert dialog.take("ann", may_take_over=False) == []
+    with pytest.raises(AlreadyAssigned):
+        dialog.take("bob", may_take_over=False)
+    events = dialog.take("sue", may_take_over=True)
+    assert isinstance(events[0], DialogAssigned)
+    assert (events[0].assigned_by, events[0].previous_operator_id) == (
+        AssignedBy.SUPERVISOR,
+        "ann",
+    )
+
+
+def test_a_closed_dialog_cannot_be_taken() -> None:
+    dialog = opened()
+    record(dialog, dialog.mark_spam("ann"))
+    with pytest.raises(DialogIsClosed):
+        dialog.take("ann", may_take_over=False)
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+def test_the_first_operator_to_answer_becomes_responsible() -> None:
+    dialog = opened()
+    events = reply(dialog)
+    assert [type(e) for e in events] == [DialogAssigned, MessageAppended]
+    out = events[1]
+    assert isinstance(out, MessageAppended)
+    assert (out.direction, out.status, out.author_id) == (
+        Direction.OUT,
+        DeliveryStatus.QUEUED,
+        "ann",
+    )
+    assert (out.channel_id, out.conversation_key) == ("tg-demo", "tg-demo:42")
+    record(dialog, events)
+    assert (dialog.assignee_id, dialog.waiting_since, dialog.unread_count) == ("ann", None, 0)
+
+
+def test_a_reply_is_idempotent_per_client_message_id() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, reply(dialog, client="same"))
+    assert reply(dialog, client="same", text="again") == []
+    assert len(reply(dialog, client="other")) == 1
+
+
+def test_reply_validation() -> None:
+    dialog = assigned_to("ann")
+    with pytest.raises(EmptyMessage):
+        reply(dialog, text="   ")
+    with pytest.raises(TextTooLong):
+        reply(dialog, text="x" * 11, max_text_length=10)
+    assert len(reply(dialog, text="x" * 10, max_text_length=10)) == 1
+    with pytest.raises(UnknownMessage):
+        reply(dialog, reply_to=uuid.uuid4())
+    quoted = next(iter(dialog.messages))
+    assert len(reply(dialog, reply_to=quoted)) == 1
+
+
+def test_only_the_assignee_a_participant_or_a_supervisor_replies() -> None:
+    dialog = assigned_to("ann")
+    with pytest.raises(NotAssignedToYou):
+        reply(dialog, actor="bob")
+    assert len(reply(dialog, actor="sue", is_supervisor=True)) == 1
+
+
+def test_a_reply_on_a_closed_dialog_is_refused() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(DialogIsClosed):
+        reply(dialog)
+
+
+# -- SLA -----------------------------------------------------------------------------------
+
+
+def test_sla_waits_from_the_first_unanswered_message_through_reassignment() -> None:
+    dialog = opened(T0)
+    record(
+        dialog, dialog.receive(received("2", at=T0 + timedelta(minutes=1)), message_id=uuid.uuid4())
+    )
+    assert dialog.waiting_since == T0
+    record(dialog, dialog.assign_by_routing("ann", line_id="demo"))
+    record(dialog, dialog.take("sue", may_take_over=True))
+    assert dialog.waiting_since == T0  # reassignment does not reset it
+    record(dialog, reply(dialog, actor="sue"))
+    assert dialog.waiting_since is None  # an operator reply clears it
+    later = T0 + timedelta(minutes=5)
+    record(dialog, dialog.receive(received("3", at=later), message_id=uuid.uuid4()))
+    assert dialog.waiting_since == later
+
+
+def test_sla_state_thresholds() -> None:
+    assert sla_state(None, T0, 120, 300) == SlaState.OK
+    assert sla_state(T0, T0 + timedelta(seconds=119), 120, 300) == SlaState.OK
+    assert sla_state(T0, T0 + timedelta(seconds=120), 120, 300) == SlaState.WARNING
+    assert sla_state(T0, T0 + timedelta(seconds=300), 120, 300) == SlaState.BREACH
+
+
+# -- close, spam, reopen, queue ------------------------------------------------------------
+
+
+def test_close_keeps_the_assignee_and_is_idempotent() -> None:
+    dialog = assigned_to("ann")
+    events = dialog.close("ann", CloseReason.OPERATOR)
+    assert events == [
+        DialogClosed(
+            dialog_id=dialog.id,
+            reason=CloseReason.OPERATOR,
+            actor_id="ann",
+            line_id="demo",
+            operator_id="ann",
+        )
+    ]
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id, dialog.waiting_since) == (
+        DialogStatus.CLOSED,
+        "ann",
+        None,
+    )
+    assert dialog.close("ann", CloseReason.OPERATOR) == []
+    with pytest.raises(DialogIsClosed):
+        dialog.mark_spam("ann")
+
+
+def test_spam_is_a_forced_close_and_reopen_returns_to_active_for_the_actor() -> None:
+    dialog = assigned_to("ann")
+    with pytest.raises(DialogNotClosed):
+        dialog.reopen("ann")
+    record(dialog, dialog.mark_spam("ann"))
+    assert dialog.status == DialogStatus.SPAM
+    assert dialog.mark_spam("ann") == []
+    events = dialog.reopen("bob")
+    assert isinstance(events[0], DialogReopened)
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id) == (DialogStatus.ACTIVE, "bob")
+
+
+def test_return_to_queue_unassigns_but_keeps_the_sla_clock() -> None:
+    dialog = assigned_to("ann")
+    with pytest.raises(DialogNotOpen):
+        dialog.return_to_queue("no_answer", operator_id="bob")
+    events = dialog.return_to_queue("no_answer", operator_id="ann")
+    assert isinstance(events[0], DialogTransferred) and events[0].to_line_id == "demo"
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id, dialog.waiting_since) == (
+        DialogStatus.UNASSIGNED,
+        None,
+        T0,
+    )
+    with pytest.raises(DialogNotOpen):
+        dialog.return_to_queue("no_answer")
+
+
+# -- delivery, CRM, read -------------------------------------------------------------------
+
+
+def test_delivery_statuses_only_move_forward() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, reply(dialog))
+    message_id = uuid.uuid5(dialog.id, "c1")
+    later = T0 + timedelta(hours=1)
+    sent = dialog.update_delivery(message_id, DeliveryStatus.SENT, provider_message_id="77")
+    assert sent == [
+        MessageDeliveryUpdated(
+            dialog_id=dialog.id,
+            message_id=message_id,
+            status=DeliveryStatus.SENT,
+            provider_message_id="77",
+        )
+    ]
+    record(dialog, sent, later)
+    assert dialog.updated_at == T0  # delivery news does not move the dialog up the list
+    assert dialog.messages[message_id].provider_message_id == "77"
+    record(dialog, dialog.update_delivery(message_id, DeliveryStatus.READ))
+    assert dialog.update_delivery(message_id, DeliveryStatus.DELIVERED) == []
+    assert dialog.update_delivery(message_id, DeliveryStatus.READ) == []
+    inbound = next(m for m in dialog.messages.values() if m.direction == Direction.IN)
+    with pytest.raises(UnknownMessage):
+        dialog.update_delivery(inbound.message_id, DeliveryStatus.SENT)
+
+
+def test_delivery_transitions() -> None:
+    assert delivery_advances(DeliveryStatus.QUEUED, DeliveryStatus.FAILED)
+    assert delivery_advances(DeliveryStatus.FAILED, DeliveryStatus.SENT)  # a retry made it
+    assert not delivery_advances(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+    assert not delivery_advances(DeliveryStatus.FAILED, DeliveryStatus.QUEUED)
+    assert not delivery_advances(DeliveryStatus.SENT, DeliveryStatus.SENT)
+
+
+def test_crm_link_is_mirrored_with_a_system_message_once() -> None:
+    dialog = opened()
+    link = DialogLinkedToCrm(dialog_id=dialog.id, customer_id=uuid.uuid4(), lead_id=uuid.uuid4())
+    events = dialog.link_crm(link, system_message_id=uuid.uuid4(), now=T0)
+    assert [type(e) for e in events] == [DialogLinkedToCrm, MessageAppended]
+    system = events[1]
+    assert isinstance(system, MessageAppended) and system.direction == Direction.SYSTEM
+    assert system.text == f"Linked to CRM lead {link.lead_id}"
+    record(dialog, events)
+    assert dialog.crm.lead_id == link.lead_id
+    assert dialog.link_crm(link, system_message_id=uuid.uuid4(), now=T0) == []
+    assert dialog.last_message is not None and dialog.last_message.direction == Direction.IN
+
+
+def test_mark_read_resets_unread_once() -> None:
+    dialog = opened()
+    events = dialog.mark_read("ann")
+    assert events == [DialogRead(dialog_id=dialog.id, operator_id="ann")]
+    record(dialog, events)
+    assert dialog.unread_count == 0
+    assert dialog.mark_read("ann") == []
+
+
+def test_replay_rebuilds_the_same_state() -> None:
+    dialog = opened()
+    history: list[tuple[EventPayload, datetime]] = []
+    for decision in (
+        lambda d: d.assign_by_routing("ann", line_id="demo"),
+        lambda d: reply(d),
+        lambda d: d.close("ann", CloseReason.OPERATOR),
+        lambda d: d.reopen("ann"),
+    ):
+        events = decision(dialog)
+        record(dialog, events)
+        history += [(e, T0) for e in events]
+    opening = Dialog(dialog.id)
+    start = opening.open_from_inbound(
+        received(), message_id=next(iter(dialog.messages)), line_id="demo"
+    )
+    replayed = Dialog.replay(dialog.id, [(e, T0) for e in start] + history)
+    assert replayed == dialog
+
+
+def test_system_lines_describe_state_changes() -> None:
+    d = uuid.uuid4()
+    assert (
+        describe(
+            DialogAssigned(
+                dialog_id=d, operator_id="ann", assigned_by=AssignedBy.ROUTING, line_id="demo"
+            )
+        )
+        == "Assigned to ann by routing"
+    )
+    assert (
+        describe(
+            DialogClosed(dialog_id=d, reason=CloseReason.OPERATOR, actor_id="ann", line_id="demo")
+        )
+        == "Closed by ann"
+    )
+    assert describe(DialogRead(dialog_id=d, operator_id="ann")) is None
+
+
+# -- access --------------------------------------------------------------------------------
+
+
+def test_operators_see_their_lines_queue_and_their_own_dialogs_supervisors_see_all() -> None:
+    def sees(viewer: Viewer, status: str, assignee: str | None, participants=()) -> bool:
+        return can_see(
+            viewer, status=status, line_id="demo", assignee_id=assignee, participants=participants
+        )
+
+    assert sees(ANN, "unassigned", None)
+    assert not sees(OUTSIDER, "unassigned", None)
+    assert sees(ANN, "active", "ann") and not sees(BOB, "active", "ann")
+    assert sees(BOB, "active", "ann", participants=["bob"])
+    assert sees(ANN, "closed", "ann") and not sees(BOB, "closed", "ann")
+    assert sees(SUE, "active", "ann") and sees(SUE, "spam", None)
+
+
+def test_take_reports_the_race_to_a_line_operator_and_hides_the_dialog_from_others() -> None:
+    dialog = assigned_to("ann")
+    require_takeable(BOB, dialog)  # the decision then says already_assigned
+    with pytest.raises(DialogNotFound):
+        require_visible(BOB, dialog)
+    with pytest.raises(DialogNotFound):
+        require_takeable(OUTSIDER, dialog)
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(DialogNotFound):
+        require_takeable(BOB, dialog)

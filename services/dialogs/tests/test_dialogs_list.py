@@ -1,0 +1,133 @@
+"""The dialog list (tabs, filters, keyset pages) and bad input on every endpoint."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from .dialogs_stack import DialogsStack
+
+
+async def test_pages_return_every_dialog_once_newest_first(stack: DialogsStack) -> None:
+    opened = [await stack.open_dialog(f"40{i:02d}", f"question {i}") for i in range(7)]
+
+    async def all_pages(who: str, **params: str) -> list[dict]:
+        items: list[dict] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": "3", **({"cursor": cursor} if cursor else {})}
+            page = await stack.get("/api/v1/dialogs", who, **query)
+            assert page.status == 200, page.body
+            assert len(page.body["items"]) <= 3
+            items += page.body["items"]
+            cursor = page.body["next_cursor"]
+            if cursor is None:
+                return items
+
+    for who, tab in (("sue", "all"), ("ann", "unassigned"), ("bob", "all")):
+        items = await all_pages(who, tab=tab)
+        ids = [d["id"] for d in items]
+        assert sorted(ids) == sorted(str(d) for d in opened), (who, tab)
+        assert len(set(ids)) == len(ids)
+        stamps = [(d["updated_at"], d["id"]) for d in items]
+        assert stamps == sorted(stamps, reverse=True)
+        # Opened one after the other, so newest first is the reverse of opening order.
+        assert ids == [str(d) for d in reversed(opened)]
+
+    # A reply moves its dialog to the top (and into ann's Active tab).
+    oldest = opened[0]
+    reply = await stack.post(
+        f"/api/v1/dialogs/{oldest}/messages", "ann", json={"text": "hi", "client_message_id": "1"}
+    )
+    assert reply.status == 202
+    top = (await stack.get("/api/v1/dialogs", "sue", limit="1")).body["items"]
+    assert [d["id"] for d in top] == [str(oldest)]
+    mine = (await stack.get("/api/v1/dialogs", "ann", tab="active")).body["items"]
+    assert [d["id"] for d in mine] == [str(oldest)]
+    assert (await stack.get("/api/v1/dialogs", "bob", tab="active")).body["items"] == []
+
+    # Filters.
+    found = (await stack.get("/api/v1/dialogs", "sue", q="question 3")).body["items"]
+    assert [d["id"] for d in found] == [str(opened[3])]
+    assert (await stack.get("/api/v1/dialogs", "sue", q="100%")).body["items"] == []
+    assert len((await stack.get("/api/v1/dialogs", "sue", channel="tg-demo")).body["items"]) == 7
+    assert (await stack.get("/api/v1/dialogs", "sue", line="other")).body["items"] == []
+    by_ann = (await stack.get("/api/v1/dialogs", "sue", assignee="ann")).body["items"]
+    assert [d["id"] for d in by_ann] == [str(oldest)]
+
+
+async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("4101")
+    messages = f"/api/v1/dialogs/{dialog_id}/messages"
+
+    async def code(reply_coro) -> tuple[int, str | None]:
+        reply = await reply_coro
+        return reply.status, reply.code
+
+    list_url = "/api/v1/dialogs"
+    assert await code(stack.get(list_url, tab="mine")) == (400, "bad_tab")
+    for limit in ("0", "201", "ten"):
+        assert await code(stack.get(list_url, limit=limit)) == (400, "bad_limit")
+    forged = base64.urlsafe_b64encode(b'["yesterday", "x"]').decode()
+    for cursor in ("not-a-cursor!", forged, base64.urlsafe_b64encode(b"{}").decode()):
+        assert await code(stack.get(list_url, cursor=cursor)) == (400, "bad_cursor")
+
+    assert await code(stack.get("/api/v1/dialogs/not-a-uuid")) == (404, "not_found")
+    assert await code(stack.get(f"/api/v1/dialogs/{uuid.uuid4()}")) == (404, "not_found")
+    assert await code(stack.post(f"/api/v1/dialogs/{uuid.uuid4()}/take", "ann")) == (
+        404,
+        "not_found",
+    )
+    assert await code(stack.post(messages, "ann", data=b'{"text": "hi"')) == (
+        400,
+        "malformed_json",
+    )
+    oversize = b'{"text": "' + b"x" * (2 << 20) + b'", "client_message_id": "big"}'
+    assert await code(stack.post(messages, "ann", data=oversize)) == (413, "payload_too_large")
+    assert await code(stack.post(messages, "ann", json=["hi"])) == (422, "invalid_body")
+    assert await code(stack.post(messages, "ann", json={"text": "hi"})) == (422, "invalid_body")
+    assert await code(stack.post(messages, "ann", json={"text": 5, "client_message_id": "a"})) == (
+        422,
+        "invalid_body",
+    )
+    assert await code(stack.post(messages, "ann", json={"text": "", "client_message_id": "a"})) == (
+        422,
+        "empty_message",
+    )
+    assert await code(
+        stack.post(
+            messages, "ann", json={"text": "hi", "client_message_id": "a", "reply_to": "nope"}
+        )
+    ) == (422, "invalid_body")
+    assert await code(
+        stack.post(
+            messages,
+            "ann",
+            json={"text": "hi", "client_message_id": "a", "reply_to": str(uuid.uuid4())},
+        )
+    ) == (422, "unknown_message")
+    async with stack.http.get(stack.url + "/api/v1/dialogs") as unauthenticated:
+        assert unauthenticated.status == 401
+        assert (await unauthenticated.json())["error"]["code"] == "unauthorized"
+
+    # None of that touched the dialog; a good request still works.
+    dialog = (await stack.dialog(dialog_id)).body
+    assert (dialog["status"], dialog["assignee_id"]) == ("unassigned", None)
+    assert [m["direction"] for m in await stack.timeline(dialog_id)] == ["in"]
+    quoted = (await stack.timeline(dialog_id))[0]["id"]
+    ok = await stack.post(
+        messages, "ann", json={"text": "hi", "client_message_id": "a", "reply_to": quoted}
+    )
+    assert ok.status == 202
+    assert [m["reply_to"] for m in await stack.timeline(dialog_id) if m["direction"] == "out"] == [
+        quoted
+    ]
+
+
+async def test_read_resets_the_unread_count(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("4201", "one")
+    env = await stack.customer_writes("4201", "two")
+    await stack.wait_handled(env)
+    assert (await stack.dialog(dialog_id, "ann")).body["unread_count"] == 2
+    read = await stack.post(f"/api/v1/dialogs/{dialog_id}/read", "ann")
+    assert (read.status, read.body["unread_count"]) == (200, 0)

@@ -1,0 +1,182 @@
+"""Assignment end to end on the real broker: round robin, the queue, capacity, confirmation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from openlines.events.catalog import (
+    AssignDialog,
+    AssignedBy,
+    DialogQueued,
+    OperatorPresenceChanged,
+)
+
+from .routing_support import (
+    Routing,
+    assigned,
+    closed,
+    new_id,
+    now,
+    opened,
+    routing_running,
+    routing_settings,
+)
+
+
+async def test_opened_dialog_is_offered_to_the_online_operator(routing: Routing) -> None:
+    status, body = await routing.presence("ann", "online")
+    assert (status, body["status"]) == (200, "online")
+    dialog = new_id()
+    first = await routing.dialogs.publish(opened(dialog))
+
+    [command] = await routing.commands.commands(1)
+    assert command == AssignDialog(
+        dialog_id=dialog, operator_id="ann", line_id="demo", strategy="round_robin"
+    )
+    envelope = routing.commands.seen[0]
+    assert envelope.stream_id == str(dialog) and envelope.stream_version == 0
+    assert envelope.causation_id == first.event_id and envelope.producer == "routing"
+
+    await routing.routing_events.wait_for(
+        lambda r: bool(r.of(DialogQueued)) and bool(r.of(OperatorPresenceChanged)),
+        "DialogQueued and OperatorPresenceChanged",
+    )
+    [queued] = routing.routing_events.of(DialogQueued)
+    assert (queued.dialog_id, queued.line_id, queued.position, queued.reason) == (
+        dialog,
+        "demo",
+        1,
+        "new",
+    )
+    # The same dialog announced again (another event id) is not offered twice.
+    await routing.dialogs.publish(opened(dialog))
+    second = new_id()
+    await routing.dialogs.publish(opened(second))
+    commands = await routing.commands.commands(2)
+    assert [c.dialog_id for c in commands] == [dialog, second]
+    assert await routing.load() == {
+        "ann": (0, 2, 2),
+        "bob": (0, 0, 2),
+        "carl": (0, 0, 1),
+        "sue": (0, 0, 5),
+    }
+
+
+async def test_round_robin_alternates_between_online_operators(routing: Routing) -> None:
+    await routing.presence("ann", "online")
+    await routing.presence("bob", "online")
+    picked = []
+    for n in range(4):
+        dialog = new_id()
+        await routing.dialogs.publish(opened(dialog))
+        command = (await routing.commands.commands(n + 1))[n]
+        assert command.dialog_id == dialog
+        picked.append(command.operator_id)
+        await routing.dialogs.publish(assigned(dialog, command.operator_id))
+    assert picked[0] != picked[1]
+    assert picked == [picked[0], picked[1], picked[0], picked[1]]
+    assert sorted(picked) == ["ann", "ann", "bob", "bob"]
+
+
+async def test_nobody_online_queues_until_an_operator_comes_online(routing: Routing) -> None:
+    dialog = new_id()
+    await routing.dialogs.publish(opened(dialog), occurred_at=now() - timedelta(seconds=7))
+    entry = await routing.wait_queue(1)
+    assert entry["oldest_waiting_since"] is not None
+    assert entry["oldest_wait_seconds"] >= 7
+    assert routing.commands.of(AssignDialog) == []  # same transaction as the queue row
+
+    status, _ = await routing.presence("ann", "online")
+    assert status == 200
+    [command] = await routing.commands.commands(1)
+    assert (command.dialog_id, command.operator_id) == (dialog, "ann")
+    entry = await routing.wait_queue(0)
+    assert (entry["oldest_waiting_since"], entry["oldest_wait_seconds"]) == (None, 0)
+
+
+async def test_closed_while_waiting_leaves_the_queue(routing: Routing) -> None:
+    gone, stays = new_id(), new_id()
+    await routing.dialogs.publish(opened(gone))
+    await routing.dialogs.publish(opened(stays))
+    await routing.wait_queue(2)
+    await routing.dialogs.publish(closed(gone, None))
+    await routing.wait_queue(1)
+    await routing.presence("ann", "online")
+    [command] = await routing.commands.commands(1)
+    assert command.dialog_id == stays
+    await routing.wait_queue(0)
+    assert len(routing.commands.of(AssignDialog)) == 1
+
+
+async def test_capacity_then_the_oldest_waiting_dialog_goes_to_the_freed_operator(
+    routing: Routing,
+) -> None:
+    await routing.presence("ann", "online")
+    first, second = new_id(), new_id()
+    for dialog in (first, second):
+        await routing.dialogs.publish(opened(dialog))
+    offered = await routing.commands.commands(2)
+    assert [(c.dialog_id, c.operator_id) for c in offered] == [(first, "ann"), (second, "ann")]
+    for dialog in (first, second):
+        await routing.dialogs.publish(assigned(dialog, "ann"))
+
+    older, newer = new_id(), new_id()
+    # Published newest first: the queue is FIFO by waiting time, not by arrival at routing.
+    await routing.dialogs.publish(opened(newer), occurred_at=now() - timedelta(seconds=5))
+    await routing.dialogs.publish(opened(older), occurred_at=now() - timedelta(seconds=10))
+    await routing.wait_queue(2)
+    assert len(routing.commands.of(AssignDialog)) == 2  # ann is full, bob is offline
+
+    await routing.dialogs.publish(closed(first, "ann"))
+    third = (await routing.commands.commands(3))[2]
+    assert (third.dialog_id, third.operator_id) == (older, "ann")
+    await routing.wait_queue(1)
+    assert (await routing.load())["ann"] == (1, 1, 2)
+
+    await routing.dialogs.publish(assigned(older, "ann"))
+    await routing.dialogs.publish(closed(second, "ann"))
+    fourth = (await routing.commands.commands(4))[3]
+    assert (fourth.dialog_id, fourth.operator_id) == (newer, "ann")
+    await routing.wait_queue(0)
+
+
+async def test_operator_taking_a_dialog_releases_the_reservation_of_another(
+    routing: Routing,
+) -> None:
+    await routing.presence("ann", "online")
+    dialog = new_id()
+    await routing.dialogs.publish(opened(dialog))
+    [command] = await routing.commands.commands(1)
+    assert command.operator_id == "ann"
+    # bob replied first (dialogs records him; it will ignore the AssignDialog to ann).
+    await routing.dialogs.publish(assigned(dialog, "bob", by=AssignedBy.OPERATOR))
+    await routing.wait_load("bob", (1, 0, 2))
+    assert (await routing.load())["ann"] == (0, 0, 2)
+
+    # ann's freed capacity is used at once; bob's manual dialog counts against his.
+    waiting = new_id()
+    await routing.dialogs.publish(opened(waiting))
+    second = (await routing.commands.commands(2))[1]
+    assert (second.dialog_id, second.operator_id) == (waiting, "ann")
+
+
+async def test_unconfirmed_reservation_is_released_and_offered_again(
+    kafka_bootstrap: str, database_url: str, db_schema: str, lines_file: Path
+) -> None:
+    settings = routing_settings(
+        kafka_bootstrap, database_url, db_schema, lines_file, reservation_timeout_seconds=0.5
+    )
+    async with routing_running(settings) as routing:
+        await routing.presence("ann", "online")
+        dialog = new_id()
+        await routing.dialogs.publish(opened(dialog))
+        # Nobody confirms: the durable timer re-queues it and routing offers it again.
+        first, again = await routing.commands.commands(2)
+        assert first.dialog_id == again.dialog_id == dialog
+        await routing.routing_events.wait_for(
+            lambda r: any(q.reason == "reservation_expired" for q in r.of(DialogQueued)),
+            "DialogQueued(reservation_expired)",
+        )
+        await routing.dialogs.publish(assigned(dialog, "ann"))
+        await routing.wait_load("ann", (1, 0, 2))

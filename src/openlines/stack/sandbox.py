@@ -1,0 +1,323 @@
+"""The sandbox provider: stands in for api.telegram.org (and WhatsApp's Cloud API) locally.
+
+It speaks the documented request and response shapes, records every message it accepted (in
+memory, per channel) and can be told to fail the next N calls, so that tests and the demo see
+what a real provider would do:
+
+- `POST /sandbox/{channel_id}/bot{token}/sendMessage`   Telegram Bot API
+- `POST /sandbox/{channel_id}/{version}/{phone_number_id}/messages`   WhatsApp Cloud API
+- `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted (DELETE forgets it)
+- `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
+
+A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from openlines.kit.http.app import create_app, read_json
+from openlines.kit.http.errors import ApiError
+from openlines.kit.settings import KitSettings
+
+TELEGRAM_TEXT_LIMIT = 4096
+
+# What Telegram answers for each status the sandbox can be told to fail with.
+FAULT_DESCRIPTIONS = {
+    400: "Bad Request: chat not found",
+    403: "Forbidden: bot was blocked by the user",
+    429: "Too Many Requests: retry after {retry_after}",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class SandboxSettings(KitSettings):
+    service_name: str = "sandbox"
+    http_port: int = 8090
+
+
+class FaultRequest(BaseModel):
+    """`POST /sandbox/{channel_id}/faults` body: fail (or delay) the next `times` calls.
+
+    `status: 200` with `delay_seconds` makes a slow but successful provider (the message is
+    recorded after the delay, as a provider that answers after the client gave up).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int
+    times: int = Field(default=1, ge=1, le=10_000)
+    retry_after: int = Field(default=1, ge=0, le=3600)
+    delay_seconds: float = Field(default=0.0, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _known_status(self) -> FaultRequest:
+        if self.status != 200 and self.status not in FAULT_DESCRIPTIONS:
+            allowed = sorted([200, *FAULT_DESCRIPTIONS])
+            raise ValueError(f"status must be one of {allowed}")
+        return self
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    retry_after: int
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message_id: int
+    chat_id: int | str
+    text: str
+    reply_to_message_id: int | None
+    at: float
+    api: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "chat_id": self.chat_id,
+            "text": self.text,
+            "reply_to_message_id": self.reply_to_message_id,
+            "at": self.at,
+            "api": self.api,
+        }
+
+
+@dataclass
+class ChannelMailbox:
+    """What one channel's provider saw."""
+
+    sent: list[SentMessage] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    rejected: int = 0  # calls answered with a forced failure
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_fault(self) -> Fault | None:
+        return self.faults.popleft() if self.faults else None
+
+    def record(self, chat_id: int | str, text: str, reply_to: int | None, api: str) -> SentMessage:
+        message = SentMessage(next(self._ids), chat_id, text, reply_to, time.time(), api)
+        self.sent.append(message)
+        return message
+
+
+class Sandbox:
+    def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
+        # Known channels' bot tokens: a wrong one is 401, as Telegram answers. Channels not
+        # listed accept any token (tests make up channel ids).
+        self.tokens = dict(tokens or {})
+        self.mailboxes: dict[str, ChannelMailbox] = {}
+
+    def mailbox(self, channel_id: str) -> ChannelMailbox:
+        return self.mailboxes.setdefault(channel_id, ChannelMailbox())
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        # Telegram takes GET and POST for every method.
+        for method in ("GET", "POST"):
+            r.add_route(
+                method, "/sandbox/{channel_id}/bot{token}/sendMessage", self.telegram_send_message
+            )
+        r.add_route("*", "/sandbox/{channel_id}/bot{token}/{method}", self.telegram_unknown)
+        r.add_get("/sandbox/{channel_id}/sent", self.get_sent)
+        r.add_delete("/sandbox/{channel_id}/sent", self.forget_sent)
+        r.add_post("/sandbox/{channel_id}/faults", self.add_faults)
+        r.add_delete("/sandbox/{channel_id}/faults", self.clear_faults)
+        r.add_post("/sandbox/{channel_id}/{version}/{phone_number_id}/messages", self.whatsapp_send)
+
+    # -- Telegram Bot API -------------------------------------------------------------------
+
+    async def telegram_send_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        expected = self.tokens.get(channel_id)
+        if expected is not None and request.match_info["token"] != expected:
+            return _telegram_error(401, "Unauthorized")
+        params = await _telegram_params(request)
+        if params is None:
+            return _telegram_error(400, "Bad Request: can't parse JSON object")
+        chat_id = _chat_id(params.get("chat_id"))
+        if chat_id is None:
+            return _telegram_error(400, "Bad Request: chat_id is empty")
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return _telegram_error(400, "Bad Request: message text is empty")
+        if len(text) > TELEGRAM_TEXT_LIMIT:
+            return _telegram_error(400, "Bad Request: message is too long")
+        reply_to = _reply_to(params)
+        mailbox = self.mailbox(channel_id)
+        fault = mailbox.next_fault()
+        if fault is not None:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status != 200:
+                mailbox.rejected += 1
+                return _telegram_fault(fault)
+        message = mailbox.record(chat_id, text, reply_to, "telegram")
+        result: dict[str, Any] = {
+            "message_id": message.message_id,
+            "from": {"id": 0, "is_bot": True, "first_name": "sandbox", "username": "sandbox_bot"},
+            "chat": {"id": chat_id, "type": "private"},
+            "date": int(message.at),
+            "text": text,
+        }
+        if reply_to is not None:
+            result["reply_to_message"] = {"message_id": reply_to, "chat": {"id": chat_id}}
+        return web.json_response({"ok": True, "result": result})
+
+    async def telegram_unknown(self, request: web.Request) -> web.Response:
+        return _telegram_error(404, "Not Found")
+
+    # -- WhatsApp Cloud API -----------------------------------------------------------------
+
+    async def whatsapp_send(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        expected = self.tokens.get(channel_id)
+        if expected is not None and request.headers.get("Authorization") != f"Bearer {expected}":
+            return _whatsapp_error(401, 190, "Invalid OAuth access token.")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        to = body.get("to") if isinstance(body, dict) else None
+        text = body.get("text") if isinstance(body, dict) else None
+        text_body = text.get("body") if isinstance(text, dict) else None
+        if not isinstance(to, str) or not to or not isinstance(text_body, str) or not text_body:
+            return _whatsapp_error(400, 100, "(#100) Invalid parameter")
+        context = body.get("context") if isinstance(body, dict) else None
+        reply_to = context.get("message_id") if isinstance(context, dict) else None
+        mailbox = self.mailbox(channel_id)
+        fault = mailbox.next_fault()
+        if fault is not None:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status != 200:
+                mailbox.rejected += 1
+                code = 130429 if fault.status == 429 else 131000
+                return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
+        message = mailbox.record(to, text_body, reply_to, "whatsapp")
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.sandbox.{channel_id}.{message.message_id}"}],
+            }
+        )
+
+    # -- control ----------------------------------------------------------------------------
+
+    async def get_sent(self, request: web.Request) -> web.Response:
+        mailbox = self.mailbox(request.match_info["channel_id"])
+        return web.json_response(
+            {
+                "sent": [m.as_json() for m in mailbox.sent],
+                "rejected": mailbox.rejected,
+                "faults_pending": len(mailbox.faults),
+            }
+        )
+
+    async def forget_sent(self, request: web.Request) -> web.Response:
+        mailbox = self.mailbox(request.match_info["channel_id"])
+        mailbox.sent.clear()
+        mailbox.rejected = 0
+        return web.json_response({"ok": True})
+
+    async def add_faults(self, request: web.Request) -> web.Response:
+        try:
+            fault = FaultRequest.model_validate(await read_json(request))
+        except ValidationError as exc:
+            raise ApiError(400, "invalid_fault", _describe(exc)) from None
+        mailbox = self.mailbox(request.match_info["channel_id"])
+        queued = Fault(fault.status, fault.retry_after, fault.delay_seconds)
+        mailbox.faults.extend([queued] * fault.times)
+        return web.json_response({"ok": True, "faults_pending": len(mailbox.faults)})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.mailbox(request.match_info["channel_id"]).faults.clear()
+        return web.json_response({"ok": True, "faults_pending": 0})
+
+
+async def _telegram_params(request: web.Request) -> dict[str, Any] | None:
+    """Telegram takes JSON, form data or query parameters alike."""
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        params.update(body)
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        params.update(await request.post())
+    return params
+
+
+def _chat_id(value: Any) -> int | str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip():
+        value = value.strip()
+        try:
+            return int(value)
+        except ValueError:
+            return value if value.startswith("@") else None
+    return None
+
+
+def _reply_to(params: Mapping[str, Any]) -> int | None:
+    value = params.get("reply_to_message_id")
+    if value is None and isinstance(params.get("reply_parameters"), dict):
+        value = params["reply_parameters"].get("message_id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _telegram_error(status: int, description: str, **parameters: Any) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
+
+
+def _telegram_fault(fault: Fault) -> web.Response:
+    description = FAULT_DESCRIPTIONS[fault.status].format(retry_after=fault.retry_after)
+    if fault.status == 429:
+        return _telegram_error(429, description, retry_after=fault.retry_after)
+    return _telegram_error(fault.status, description)
+
+
+def _whatsapp_error(status: int, code: int, message: str) -> web.Response:
+    error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "sandbox"}
+    return web.json_response({"error": error}, status=status)
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors)
+
+
+def create_sandbox_app(
+    settings: KitSettings | None = None, tokens: Mapping[str, str] | None = None
+) -> web.Application:
+    """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit)."""
+    app = create_app(settings or SandboxSettings())
+    Sandbox(tokens).add_routes(app)
+    return app

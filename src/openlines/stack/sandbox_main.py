@@ -1,0 +1,31 @@
+"""`python -m openlines.stack.sandbox_main`: the sandbox provider as a process (port from
+OPENLINES_HTTP_PORT, default 8090; bot tokens of the channels in OPENLINES_LINES_FILE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from openlines.kit.lines import load_lines
+from openlines.kit.log import get_logger, setup_logging
+from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
+
+log = get_logger(__name__)
+
+
+def main() -> None:
+    settings = SandboxSettings()
+    setup_logging(settings.service_name, settings.log_level, settings.log_json)
+    tokens: dict[str, str] = {}
+    if Path(settings.lines_file).is_file():
+        lines = load_lines(settings.lines_file)
+        tokens = {c.id: c.token for line in lines.lines for c in line.channels if c.token}
+    app = create_sandbox_app(settings, tokens)
+    log.info("sandbox provider", http=f"http://{settings.http_host}:{settings.http_port}")
+    # run_app turns SIGTERM and SIGINT into a graceful exit.
+    web.run_app(app, host=settings.http_host, port=settings.http_port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
