@@ -127,11 +127,11 @@ async def test_returning_customer_is_linked_to_the_same_lead(crm: Crm) -> None:
 
 
 async def test_redelivered_dialog_opened_emits_nothing_more(crm: Crm) -> None:
-    dialog = uuid.uuid4()
-    envelope = await crm.publish(opened(dialog, user()))
+    dialog, who = uuid.uuid4(), user()
+    envelope = await crm.publish(opened(dialog, who))
     await crm.crm_events.wait_for(lambda r: len(r.seen) == 3, "first three events")
     await crm.send(envelope)  # the broker redelivers the same record
-    await crm.publish(opened(dialog, user()))  # and the same dialog under another event id
+    await crm.publish(opened(dialog, who))  # and the same dialog under another event id
     await crm.caught_up(dialog)
     await asyncio.sleep(0.5)  # anything emitted by then would be on the topic already
     assert crm.crm_events.types() == ["CustomerIdentified", "LeadCreated", "DialogLinkedToCrm"]

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
 from prometheus_client import Counter
 from yarl import URL
 
-from openlines.kit.http.app import create_app
+from openlines.kit.http.app import create_app, current_request_id
 from openlines.kit.http.errors import HTTP_CODES, error_response
 from openlines.kit.log import get_logger
 from openlines.kit.settings import KitSettings
@@ -333,8 +332,7 @@ def _is_websocket(request: web.Request) -> bool:
 
 def request_id(request: web.Request) -> str:
     """The id the kit's request-id middleware bound for this request (or the client's)."""
-    bound = structlog.contextvars.get_contextvars().get("request_id")
-    return str(bound or request.headers.get("X-Request-ID") or uuid.uuid4().hex)
+    return current_request_id() or request.headers.get("X-Request-ID") or uuid.uuid4().hex
 
 
 def create_gateway_app(settings: GatewaySettings | None = None) -> web.Application:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import warnings
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {args.operator!r} is not in the lines config", file=sys.stderr)
         role = operator.role if operator is not None else "operator"
     secret = KitSettings().jwt_secret
-    with warnings.catch_warnings():
-        if secret == DEV_JWT_SECRET:
-            # PyJWT warns that the dev secret is short: known, and dev only.
-            warnings.simplefilter("ignore")
-        token = issue_token(
-            args.operator, [role], secret=secret, ttl_seconds=args.ttl, lines=args.lines
+    if secret == DEV_JWT_SECRET:
+        print(
+            "note: signed with the dev secret (set OPENLINES_JWT_SECRET in production)",
+            file=sys.stderr,
         )
+    token = issue_token(
+        args.operator, [role], secret=secret, ttl_seconds=args.ttl, lines=args.lines
+    )
     print(token)
     return 0

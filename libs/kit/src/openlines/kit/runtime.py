@@ -176,7 +176,12 @@ class ServiceRuntime:
         for hook in reversed(self._cleanup):
             await hook()
         if self._producer is not None:
-            await self._producer.stop()  # flushes what is in flight
+            # Flushes what is in flight; bounded, because with the broker gone it would wait
+            # for every request timeout (what was not acked stays in the outbox anyway).
+            try:
+                await asyncio.wait_for(self._producer.stop(), self.settings.shutdown_flush_seconds)
+            except TimeoutError:
+                log.warning("producer did not flush in time; unsent records are retried later")
         if self._engine is not None:
             await self._engine.dispose()
         log.info("service stopped", errors=[repr(r) for r in results if isinstance(r, Exception)])

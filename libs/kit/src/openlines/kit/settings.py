@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "openlines-dev-secret-change-me"
+# At least 32 bytes: shorter HMAC keys are below what RFC 7518 asks for HS256.
+DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
 
 
 class KitSettings(BaseSettings):
@@ -42,6 +43,7 @@ class KitSettings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
 
+    shutdown_flush_seconds: float = 5.0
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 100
     relay_batch_size: int = 500

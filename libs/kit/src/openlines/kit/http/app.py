@@ -34,6 +34,12 @@ def _route_name(request: web.Request) -> str:
     return info.canonical if info is not None else "unmatched"
 
 
+def current_request_id() -> str | None:
+    """The id of the request being served (set by the request id middleware)."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value is not None else None
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
