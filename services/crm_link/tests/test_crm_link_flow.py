@@ -207,7 +207,7 @@ async def test_lead_and_dialog_access_and_bad_ids(crm: Crm) -> None:
         assert (resp.status, (await resp.json())["error"]["code"]) == (400, "malformed_json")
     status, body = await crm.post(f"/api/v1/dialogs/{manual_dialog}/lead", "bob", body={"title": 7})
     assert (status, body["error"]["code"]) == (400, "invalid_title")
-    async with crm.http.get(lead_path) as resp:
+    async with crm.http.get(f"{crm.url}{lead_path}") as resp:
         assert resp.status == 401
 
     # Two operators pressing "create lead" at once: one lead.

@@ -9,6 +9,8 @@ from openlines.events.catalog import (
     AssignDialog,
     AssignedBy,
     DialogQueued,
+    DialogReopened,
+    DialogTransferred,
     OperatorPresenceChanged,
 )
 
@@ -180,3 +182,37 @@ async def test_unconfirmed_reservation_is_released_and_offered_again(
         )
         await routing.dialogs.publish(assigned(dialog, "ann"))
         await routing.wait_load("ann", (1, 0, 2))
+
+
+async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
+    await routing.presence("ann", "online")
+    dialog = new_id()
+    await routing.dialogs.publish(opened(dialog))
+    await routing.commands.commands(1)
+    await routing.dialogs.publish(assigned(dialog, "ann"))
+    await routing.dialogs.publish(
+        DialogTransferred(
+            dialog_id=dialog, from_operator_id="ann", to_operator_id="bob", actor_id="sue"
+        )
+    )
+    await routing.wait_load("bob", (1, 0, 2))
+    assert (await routing.load())["ann"] == (0, 0, 2)
+
+    await routing.dialogs.publish(closed(dialog, "bob"))
+    await routing.wait_load("bob", (0, 0, 2))
+    await routing.dialogs.publish(
+        DialogReopened(dialog_id=dialog, actor_id="ann", operator_id="ann")
+    )
+    await routing.wait_load("ann", (1, 0, 2))
+
+    # To another line without an operator: it waits in that line's queue, and carl gets it.
+    await routing.dialogs.publish(
+        DialogTransferred(
+            dialog_id=dialog, from_operator_id="ann", to_line_id="vip", actor_id="sue"
+        )
+    )
+    await routing.wait_queue(1, "vip")
+    await routing.wait_load("ann", (0, 0, 2))
+    await routing.presence("carl", "online")
+    second = (await routing.commands.commands(2))[1]
+    assert (second.dialog_id, second.operator_id, second.line_id) == (dialog, "carl", "vip")

@@ -117,7 +117,8 @@ class ConsumerRunner:
         consumer = AIOKafkaConsumer(
             *(self.topics.physical(t) for t in self.sub.topics),
             bootstrap_servers=self.bootstrap,
-            group_id=self.sub.name,
+            # The namespace keeps groups of suites sharing one broker apart (empty in prod).
+            group_id=self.topics.physical(self.sub.name),
             client_id=self.sub.name,
             enable_auto_commit=False,
             auto_offset_reset=self._auto_offset_reset,

@@ -25,8 +25,6 @@ def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
     writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
     handlers = Handlers(writer, lines)
 
-    # The namespace keeps consumer groups of suites sharing one broker apart (empty in prod).
-    group = f"{settings.topic_namespace}dialogs"
     for name, topic, handler in (
         ("inbound", INBOUND, handlers.inbound),
         ("commands", DIALOG_COMMANDS, handlers.commands),
@@ -35,7 +33,7 @@ def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
     ):
         runtime.subscribe(
             Subscription(
-                name=f"{group}.{name}",
+                name=f"dialogs.{name}",
                 topics=[topic],
                 handler=handler,
                 batch_size=settings.consumer_batch_size,

@@ -119,14 +119,14 @@ class Router:
         await store.save_slot(conn, after, queued_at=queued_at)
         delta = domain.load_delta(before, after)
         await store.apply_load(conn, delta)
-        if before is not None and before.status is SlotStatus.RESERVED and before != after:
+        if before is not None and before.status is SlotStatus.RESERVED:
             await timers.cancel(conn, RESERVATION_TIMER, str(after.dialog_id))
         lines: set[str] = set()
         for operator_id in domain.freed_operators(delta):
             lines.update(line.id for line in self.lines.lines_of(operator_id))
         if after.status is SlotStatus.QUEUED:
             lines.add(after.line_id)
-            if before is None or before.status is not SlotStatus.QUEUED:
+            if before is None or (before.status, before.line_id) != (after.status, after.line_id):
                 await self._announce_queued(conn, after, reason, cause)
         return lines
 
