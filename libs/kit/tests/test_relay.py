@@ -74,3 +74,41 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
     assert len(seen) == WRITERS * STREAMS_PER_WRITER
     for stream, versions in seen.items():
         assert versions == list(range(1, len(versions) + 1)), stream
+
+
+async def test_a_lower_position_committing_late_is_published_not_skipped(
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:
+    """The classic outbox bug: rows [p+1] are read and sent; the transaction holding p commits
+    before the relay deletes what it sent. p must survive that delete and be sent later."""
+    topic = await new_topic()
+    store = EventStore(db_schema, producer="test")
+    producer = create_producer(kafka_bootstrap, client_id="late-commit")
+    await producer.start()
+    slow = await engine.connect()
+    await slow.begin()
+    [late] = await store.append(slow, "late", 0, [renamed(1, "late")], topic=topic)
+    async with engine.begin() as fast:  # takes the next position and commits first
+        [early] = await store.append(fast, "early", 0, [renamed(1, "early")], topic=topic)
+
+    class CommitsLateRowMidRound(OutboxRelay):
+        async def send(self, rows):
+            await super().send(rows)
+            if slow.in_transaction():
+                await slow.commit()  # after the read, before the delete
+
+    relay = CommitsLateRowMidRound(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
+    try:
+        assert await relay.publish_pending() == 1  # only "early" was visible
+        assert await relay.publish_pending() == 1  # the lower position, a round later
+        assert await relay.publish_pending() == 0
+        records = await read_all(kafka_bootstrap, topic, 2)
+    finally:
+        await slow.close()
+        await producer.stop()
+    ids = {decode(r.value, r.headers, topic=topic).event_id for r in records}
+    assert ids == {late.event_id, early.event_id}

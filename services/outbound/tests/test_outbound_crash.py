@@ -38,10 +38,10 @@ def _as_env(settings: OutboundSettings) -> dict[str, str]:
     return env
 
 
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
     async with aiohttp.ClientSession() as http, asyncio.timeout(60):
         while True:
-            assert proc.poll() is None, "outbound exited during start-up"
+            assert proc.returncode is None, "outbound exited during start-up"
             try:
                 async with http.get(f"{url}/readyz") as response:
                     if response.status == 200:
@@ -62,8 +62,10 @@ async def test_a_send_cut_short_by_sigkill_is_never_repeated_after_restart(
     first = make_settings(send_timeout_seconds=30, send_lease_seconds=60)
     appended = reply_event("maybe delivered")
     with (tmp_path / "outbound.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "openlines.outbound"],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "openlines.outbound",
             env={**os.environ, **_as_env(first)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,7 +77,7 @@ async def test_a_send_cut_short_by_sigkill_is_never_repeated_after_restart(
                 await provider.received.wait()
         finally:
             proc.kill()  # mid-call: the outcome is unknown
-            proc.wait()
+            await proc.wait()
 
     restarted = build_runtime(make_settings(send_timeout_seconds=0.5, send_lease_seconds=1.0))
     async with running(restarted):

@@ -64,7 +64,8 @@ class EventStore:
 
         Raises ConcurrencyConflict when the stream moved on, DuplicateEvent when an event_id is
         already stored. Either way the caller's transaction is still usable (a savepoint
-        absorbed the failed insert).
+        absorbed the failed insert). A concurrent writer of the same stream waits on the
+        unique index until this transaction ends, which is what keeps streams in order.
         """
         envelopes = [
             self._envelope(item, stream_id, expected_version + i, cause, correlation_id)

@@ -1,12 +1,15 @@
 """The transactional outbox: records written with the business change, published by a relay.
 
-Ordering (DESIGN §5): BIGSERIAL positions from concurrent transactions can commit out of
-order, so a relay reading "position > last" could skip a row that commits late. Every writer
-takes one transaction-scoped advisory lock per schema right before inserting into the outbox
-and holds it until commit; positions are therefore handed out in commit order and a relay
-that reads in position order never overtakes an uncommitted row. The cost is that the tail of
-writing transactions (outbox insert -> commit) is serialised per service, so write the outbox
-last in a unit of work.
+Ordering (DESIGN §5): BIGSERIAL positions from concurrent transactions commit out of order, so
+a relay that kept a cursor ("position > last published") could skip a row that commits late.
+This relay keeps no cursor: it publishes whatever is visible, in position order, and deletes
+exactly the rows it published. A late-committing row is simply published in a later round, so
+nothing is ever skipped, and writers never wait for each other.
+
+Per-stream order still holds: version n+1 of a stream can only be appended once the
+transaction holding version n has committed (the unique (stream_id, stream_version) index
+makes it wait), so whenever n+1 is visible, n is visible too and has the lower position.
+Global order across streams is not promised (Kafka only orders within a partition anyway).
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from openlines.kit.telemetry import current_traceparent
 from openlines.kit.topics import TopicNames
 
 
-def outbox_lock_key(schema: str) -> int:
-    # A stable signed 64-bit key per schema for pg_advisory_xact_lock.
-    return zlib.crc32(f"openlines-outbox:{schema}".encode()) - (1 << 31)
+def relay_lock_key(schema: str) -> int:
+    # A stable signed 64-bit key per schema: the relay leader holds it (pg_try_advisory_lock).
+    return zlib.crc32(f"openlines-relay:{schema}".encode()) - (1 << 31)
 
 
 def notify_channel(schema: str) -> str:
@@ -39,8 +42,9 @@ class Outbox:
     def __init__(self, schema: str, topics: TopicNames | None = None) -> None:
         self.schema = schema
         self.topics = topics or TopicNames()
-        self._lock = text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')").bindparams(
-            key=outbox_lock_key(schema), channel=notify_channel(schema)
+        # Delivered at commit, so the relay wakes only for committed rows.
+        self._notify = text("SELECT pg_notify(:channel, '')").bindparams(
+            channel=notify_channel(schema)
         )
 
     async def enqueue(
@@ -61,5 +65,5 @@ class Outbox:
                     "headers": {k: v.decode() for k, v in record.headers},
                 }
             )
-        await conn.execute(self._lock)
         await conn.execute(insert(outbox), rows)
+        await conn.execute(self._notify)

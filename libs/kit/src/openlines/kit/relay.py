@@ -10,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit import metrics
 from openlines.kit.db.tables import outbox
 from openlines.kit.log import get_logger
-from openlines.kit.outbox import notify_channel, outbox_lock_key
+from openlines.kit.outbox import notify_channel, relay_lock_key
 
 log = get_logger(__name__)
 
@@ -62,7 +63,7 @@ class OutboxRelay:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             while not stop.is_set():
                 cur = await conn.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (outbox_lock_key(self.schema) + 1,)
+                    "SELECT pg_try_advisory_lock(%s)", (relay_lock_key(self.schema),)
                 )
                 row = await cur.fetchone()
                 if row and row[0]:
@@ -110,7 +111,9 @@ class OutboxRelay:
         self._wakeup.clear()
 
     async def publish_pending(self) -> int:
-        """Publish one batch in position order; returns how many rows were published."""
+        """Publish the visible rows in position order, then delete exactly those rows (a row
+        committed meanwhile with a lower position is left for the next round, not lost).
+        Returns how many rows were published."""
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -129,26 +132,32 @@ class OutboxRelay:
             metrics.RELAY_BACKLOG.labels(self.schema).set(0)
             return 0
         try:
-            futures = [
-                await self.producer.send(
-                    row.topic,
-                    row.value,
-                    key=row.key,
-                    headers=[(k, v.encode()) for k, v in row.headers.items()],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
+            await self.send(rows)
         except Exception:
             metrics.RELAY_ERRORS.labels(self.schema).inc()
             raise
         async with self.engine.begin() as conn:
-            await conn.execute(delete(outbox).where(outbox.c.position <= rows[-1].position))
+            await conn.execute(
+                delete(outbox).where(outbox.c.position.in_([row.position for row in rows]))
+            )
             backlog = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
         self.published += len(rows)
         metrics.RELAY_PUBLISHED.labels(self.schema).inc(len(rows))
         metrics.RELAY_BACKLOG.labels(self.schema).set(backlog)
         return len(rows)
+
+    async def send(self, rows: Sequence[Row[Any, Any, Any, Any, Any]]) -> None:
+        """Send rows in order and wait for every ack (acks=all)."""
+        futures = [
+            await self.producer.send(
+                row.topic,
+                row.value,
+                key=row.key,
+                headers=[(k, v.encode()) for k, v in row.headers.items()],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -64,6 +64,7 @@ SEND_SECONDS = Histogram(
 
 # Time kept back from the lease for recording the outcome after a call.
 _LEASE_MARGIN_SECONDS = 1.0
+_LEASE_MARGIN_SHARE = 0.25
 
 
 def outcome_event_id(message_id: UUID) -> UUID:
@@ -182,7 +183,7 @@ class Sender:
         remaining = (
             self.settings.send_lease_seconds
             - (time.monotonic() - claimed_at)
-            - _LEASE_MARGIN_SECONDS
+            - min(_LEASE_MARGIN_SECONDS, self.settings.send_lease_seconds * _LEASE_MARGIN_SHARE)
         )
         timeout = min(self.settings.send_timeout_seconds, remaining)
         if timeout <= 0:
