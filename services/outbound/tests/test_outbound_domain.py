@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from openlines.events.catalog import Direction
+from openlines.events.catalog import DeliveryStatus, Direction
 from openlines.kit.lines import Channel
 from openlines.outbound.domain import (
     Accepted,
@@ -88,6 +88,8 @@ def test_only_operator_replies_become_jobs() -> None:
     env = reply_event("x", chat="-100123")
     job = send_job_for(env.payload, event_id=env.event_id, correlation_id=None)
     assert job is not None and job.chat_id == "-100123"
+    already_sent = env.payload.model_copy(update={"status": DeliveryStatus.SENT})
+    assert send_job_for(already_sent, event_id=env.event_id, correlation_id=None) is None
 
 
 def test_chat_id_comes_from_the_conversation_key() -> None:

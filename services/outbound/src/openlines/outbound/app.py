@@ -29,7 +29,7 @@ def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
     runtime.subscribe(
         Subscription(
             # The namespace keeps test suites sharing a broker out of each other's groups.
-            name=f"{settings.topic_namespace}outbound.dialogs",
+            name="outbound.dialogs",
             topics=[DIALOGS],
             handler=record_message,
             batch_size=settings.consumer_batch_size,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from openlines.events.catalog import Direction, MessageAppended
+from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended
 from openlines.kit.lines import Channel
 
 SUPPORTED_CHANNEL_TYPES = frozenset({"telegram"})
@@ -48,8 +48,11 @@ def chat_id_of(conversation_key: str, channel_id: str) -> str | None:
 def send_job_for(
     message: MessageAppended, *, event_id: UUID, correlation_id: UUID | None
 ) -> SendJob | None:
-    """The job for an operator reply; None for customer messages, notes and system messages."""
+    """The job for an operator reply; None for customer messages, notes and system messages,
+    and for outgoing messages recorded as already sent (e.g. mirrored from elsewhere)."""
     if message.direction is not Direction.OUT:
+        return None
+    if message.status not in (None, DeliveryStatus.QUEUED):
         return None
     return SendJob(
         message_id=message.message_id,

@@ -104,7 +104,7 @@ class Sender:
             except BaseException:
                 # Cancelled (or crashed): like a killed process, leave claimed jobs in
                 # `sending`; the lease turns them into outcome-unknown failures.
-                for task in self._in_flight:
+                for task in list(self._in_flight):
                     task.cancel()
                 raise
             # Graceful stop: in-flight calls are bounded by the timeout; record their outcome.

@@ -1,0 +1,1 @@
+"""openlines notify: live operator streams over WebSocket."""

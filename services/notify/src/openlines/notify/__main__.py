@@ -1,0 +1,5 @@
+from openlines.kit.runtime import serve
+
+from .app import build_runtime
+
+serve(build_runtime)

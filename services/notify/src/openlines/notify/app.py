@@ -1,0 +1,36 @@
+"""Composition root: the projection consumer, the session hub and the stream endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openlines.events.topics import DIALOGS, ROUTING
+from openlines.kit.consumer import Subscription
+from openlines.kit.lines import load_lines
+from openlines.kit.runtime import ServiceRuntime
+from openlines.notify.api import StreamApi
+from openlines.notify.hub import SessionHub
+from openlines.notify.projection import StreamProjection
+from openlines.notify.settings import NotifySettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_runtime(settings: NotifySettings | None = None) -> ServiceRuntime:
+    settings = settings or NotifySettings()
+    lines = load_lines(settings.lines_file)
+    hub = SessionHub(queue_size=settings.session_queue_size)
+    projection = StreamProjection(hub, settings.push_max_age_seconds)
+    runtime = ServiceRuntime(settings, migrations=MIGRATIONS, runs_relay=False)
+    runtime.subscribe(
+        Subscription(
+            name=settings.consumer_group,
+            topics=[DIALOGS, ROUTING],
+            handler=projection.handle,
+            batch_size=settings.consumer_batch_size,
+            max_attempts=settings.consumer_max_attempts,
+            after_commit=projection.after_commit,
+        )
+    )
+    runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds).install)
+    return runtime

@@ -1,0 +1,195 @@
+"""Who is told about what, free of I/O.
+
+A small view of each dialog (line, assignee, participants, status) is enough to decide who an
+event concerns. `apply` moves the view; `audience_for` names the operators concerned, by
+operator (with the reason) or by line (unassigned dialogs); `reason_for` checks one session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from openlines.events.catalog import (
+    CloseReason,
+    DialogAssigned,
+    DialogClosed,
+    DialogOpened,
+    DialogPinned,
+    DialogQueued,
+    DialogRead,
+    DialogReopened,
+    DialogTransferred,
+    Direction,
+    MessageAppended,
+    OperatorPresenceChanged,
+    ParticipantJoined,
+    ParticipantLeft,
+    SlaBreached,
+    SlaWarningReached,
+)
+from openlines.events.envelope import EventPayload
+from openlines.events.topics import DIALOGS, TOPICS
+
+
+class Status(StrEnum):
+    UNASSIGNED = "unassigned"
+    ACTIVE = "active"
+    CLOSED = "closed"
+    SPAM = "spam"
+
+
+class Reason(StrEnum):
+    """Why a session gets a push (the `reason` field of the message)."""
+
+    ASSIGNED_TO_YOU = "assigned_to_you"
+    TAKEN_FROM_YOU = "taken_from_you"
+    YOUR_DIALOG = "your_dialog"
+    MENTIONED = "mentioned"
+    YOURS = "yours"
+    """Personal state: your presence, your pins, your read marks."""
+    YOUR_LINE = "your_line"
+    """An unassigned dialog of one of your lines."""
+    ALL_LINES = "all_lines"
+    """Supervisors and admins see everything."""
+
+
+DIALOG_EVENT_TYPES: frozenset[type[EventPayload]] = frozenset(TOPICS[DIALOGS].event_types)
+
+
+@dataclass(frozen=True)
+class DialogView:
+    line_id: str | None
+    status: Status
+    assignee: str | None = None
+    participants: frozenset[str] = frozenset()
+    version: int = 0
+    """Last applied stream version of the dialog (DIALOGS events only)."""
+
+    @property
+    def members(self) -> frozenset[str]:
+        if self.assignee is None:
+            return self.participants
+        return self.participants | {self.assignee}
+
+
+def is_dialog_event(payload: EventPayload) -> bool:
+    return type(payload) in DIALOG_EVENT_TYPES
+
+
+def is_stale(view: DialogView | None, payload: EventPayload, stream_version: int) -> bool:
+    """A dialog event at or below the applied version was seen already (a replay)."""
+    return (
+        view is not None
+        and is_dialog_event(payload)
+        and stream_version > 0
+        and stream_version <= view.version
+    )
+
+
+def apply(view: DialogView | None, payload: EventPayload, stream_version: int) -> DialogView | None:
+    """The view after `payload` (None: the event says nothing about a known dialog yet)."""
+    new = _transition(view, payload)
+    if new is not None and is_dialog_event(payload) and stream_version > new.version:
+        new = replace(new, version=stream_version)
+    return new
+
+
+def _open(status: Status) -> bool:
+    return status in (Status.UNASSIGNED, Status.ACTIVE)
+
+
+def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
+    if isinstance(p, DialogOpened):
+        version = view.version if view else 0
+        return DialogView(line_id=p.line_id, status=Status.UNASSIGNED, version=version)
+    if isinstance(p, DialogQueued):
+        # Routing's topic is not ordered with the dialog's: never let it undo an assignment.
+        return view if view is not None else DialogView(p.line_id, Status.UNASSIGNED)
+    if view is None:
+        if not is_dialog_event(p):
+            return None  # e.g. an SLA event of a dialog not seen yet: nothing to record
+        view = DialogView(line_id=getattr(p, "line_id", None), status=Status.UNASSIGNED)
+    if isinstance(p, DialogAssigned):
+        # Reassigning a closed dialog does not reopen it (DESIGN §9).
+        status = Status.ACTIVE if _open(view.status) else view.status
+        return replace(view, assignee=p.operator_id, status=status, line_id=p.line_id)
+    if isinstance(p, DialogTransferred):
+        line_id = p.to_line_id or view.line_id
+        if p.to_operator_id is not None:
+            status = Status.ACTIVE if _open(view.status) else view.status
+            return replace(view, line_id=line_id, assignee=p.to_operator_id, status=status)
+        status = Status.UNASSIGNED if _open(view.status) else view.status
+        return replace(view, line_id=line_id, assignee=None, status=status)
+    if isinstance(p, ParticipantJoined):
+        return replace(view, participants=view.participants | {p.operator_id})
+    if isinstance(p, ParticipantLeft):
+        return replace(view, participants=view.participants - {p.operator_id})
+    if isinstance(p, DialogClosed):
+        return replace(view, status=Status.SPAM if p.reason is CloseReason.SPAM else Status.CLOSED)
+    if isinstance(p, DialogReopened):
+        return replace(
+            view,
+            status=Status.ACTIVE,
+            assignee=p.operator_id,
+            line_id=p.line_id or view.line_id,
+        )
+    return view
+
+
+@dataclass(frozen=True)
+class Audience:
+    personal: Mapping[str, Reason] = field(default_factory=dict)
+    lines: frozenset[str] = frozenset()
+    """Every operator of these lines (the event is about an unassigned dialog)."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """One connected session's operator, as their token and the lines config describe them."""
+
+    operator_id: str
+    lines: frozenset[str]
+    sees_all: bool
+
+
+def reason_for(viewer: Viewer, audience: Audience) -> Reason | None:
+    personal = audience.personal.get(viewer.operator_id)
+    if personal is not None:
+        return personal
+    if audience.lines & viewer.lines:
+        return Reason.YOUR_LINE
+    if viewer.sees_all:
+        return Reason.ALL_LINES
+    return None
+
+
+def audience_for(
+    payload: EventPayload, before: DialogView | None, after: DialogView | None
+) -> Audience:
+    if isinstance(payload, DialogPinned | DialogRead):
+        return Audience({payload.operator_id: Reason.YOURS})
+    if isinstance(payload, OperatorPresenceChanged):
+        return Audience({payload.operator_id: Reason.YOURS})
+    views = [v for v in (before, after) if v is not None]
+    # Members before and after: whoever loses or gains access by this event hears of it.
+    personal: dict[str, Reason] = {m: Reason.YOUR_DIALOG for v in views for m in v.members}
+    lines = frozenset(v.line_id for v in views if v.status is Status.UNASSIGNED and v.line_id)
+    if isinstance(payload, DialogAssigned):
+        if payload.previous_operator_id and payload.previous_operator_id != payload.operator_id:
+            personal[payload.previous_operator_id] = Reason.TAKEN_FROM_YOU
+        personal[payload.operator_id] = Reason.ASSIGNED_TO_YOU
+    elif isinstance(payload, DialogTransferred):
+        if payload.from_operator_id and payload.from_operator_id != payload.to_operator_id:
+            personal[payload.from_operator_id] = Reason.TAKEN_FROM_YOU
+        if payload.to_operator_id:
+            personal[payload.to_operator_id] = Reason.ASSIGNED_TO_YOU
+    elif isinstance(payload, DialogReopened):
+        personal[payload.operator_id] = Reason.ASSIGNED_TO_YOU
+    elif isinstance(payload, MessageAppended) and payload.direction is Direction.NOTE:
+        for operator_id in payload.mentions:
+            personal.setdefault(operator_id, Reason.MENTIONED)
+    elif isinstance(payload, SlaWarningReached | SlaBreached) and payload.operator_id:
+        personal.setdefault(payload.operator_id, Reason.YOUR_DIALOG)
+    return Audience(personal, lines)

@@ -1,0 +1,152 @@
+"""The in-process session hub: connected WebSockets, indexed by who they are.
+
+Publishing never waits on a client: each session has a bounded queue drained by its own
+writer task, so one slow browser cannot hold up the consumer or the other sessions. A session
+whose queue overflows is closed (1013 "try again later"); its client reconnects and refetches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from aiohttp import WSCloseCode, web
+from prometheus_client import Counter, Gauge
+
+from openlines.events.envelope import Envelope
+from openlines.kit.log import get_logger
+from openlines.notify.domain import Audience, Reason, Viewer, reason_for
+
+log = get_logger(__name__)
+
+SESSIONS = Gauge("openlines_notify_sessions", "Open WebSocket sessions")
+PUSHED = Counter("openlines_notify_pushed_total", "Messages queued for sessions", ["type"])
+DROPPED = Counter(
+    "openlines_notify_sessions_dropped_total", "Sessions closed because they fell behind"
+)
+
+
+@dataclass
+class Notification:
+    envelope: Envelope
+    audience: Audience
+    _event_json: str | None = field(default=None, repr=False)
+
+    def message(self, reason: Reason) -> str:
+        """`{"type", "dialog_id", "reason", "event": <envelope>}`; the envelope is encoded
+        once however many sessions get it."""
+        if self._event_json is None:
+            self._event_json = self.envelope.model_dump_json()
+        dialog_id = getattr(self.envelope.payload, "dialog_id", None)
+        head = json.dumps(
+            {
+                "type": self.envelope.type,
+                "dialog_id": str(dialog_id) if isinstance(dialog_id, UUID) else None,
+                "reason": reason.value,
+            }
+        )
+        return f'{head[:-1]}, "event": {self._event_json}}}'
+
+
+class Session:
+    def __init__(self, viewer: Viewer, ws: web.WebSocketResponse, queue_size: int) -> None:
+        self.viewer = viewer
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.overflowed = False
+        self._closing: asyncio.Task[bool] | None = None
+        self._writer = asyncio.create_task(self._write())
+
+    def offer(self, message: str) -> bool:
+        if self.overflowed:
+            return False
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            self.overflowed = True
+            DROPPED.inc()
+            log.warning("session fell behind; closing it", operator_id=self.viewer.operator_id)
+            self._closing = asyncio.create_task(
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+            )
+            return False
+
+    async def _write(self) -> None:
+        while True:
+            message = await self.queue.get()
+            try:
+                await self.ws.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return  # the socket is closing; the handler unregisters the session
+
+    async def stop(self) -> None:
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+
+class SessionHub:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self.queue_size = queue_size
+        self._by_operator: dict[str, set[Session]] = defaultdict(set)
+        self._by_line: dict[str, set[Session]] = defaultdict(set)
+        self._all_seeing: set[Session] = set()
+        self._sessions: set[Session] = set()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, viewer: Viewer, ws: web.WebSocketResponse) -> Session:
+        session = Session(viewer, ws, self.queue_size)
+        self._sessions.add(session)
+        self._by_operator[viewer.operator_id].add(session)
+        for line_id in viewer.lines:
+            self._by_line[line_id].add(session)
+        if viewer.sees_all:
+            self._all_seeing.add(session)
+        SESSIONS.set(len(self._sessions))
+        return session
+
+    async def close(self, session: Session) -> None:
+        self._sessions.discard(session)
+        _discard(self._by_operator, session.viewer.operator_id, session)
+        for line_id in session.viewer.lines:
+            _discard(self._by_line, line_id, session)
+        self._all_seeing.discard(session)
+        SESSIONS.set(len(self._sessions))
+        await session.stop()
+
+    def publish(self, notification: Notification) -> int:
+        """Queue the event for every session it concerns; returns how many."""
+        audience = notification.audience
+        candidates = set(self._all_seeing)
+        for operator_id in audience.personal:
+            candidates |= self._by_operator.get(operator_id, set())
+        for line_id in audience.lines:
+            candidates |= self._by_line.get(line_id, set())
+        delivered = 0
+        for session in candidates:
+            reason = reason_for(session.viewer, audience)
+            if reason is not None and session.offer(notification.message(reason)):
+                delivered += 1
+        if delivered:
+            PUSHED.labels(notification.envelope.type).inc(delivered)
+        return delivered
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+        for session in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await session.ws.close(code=code, message=b"server shutdown")
+
+
+def _discard(index: dict[str, set[Session]], key: str, session: Session) -> None:
+    sessions = index.get(key)
+    if sessions is not None:
+        sessions.discard(session)
+        if not sessions:
+            del index[key]

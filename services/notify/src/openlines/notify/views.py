@@ -1,0 +1,49 @@
+"""The dialog_views table (notify's projection), in the caller's transaction."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.notify.domain import DialogView, Status
+
+_LOAD = text(
+    "SELECT line_id, status, assignee, participants, version FROM dialog_views "
+    "WHERE dialog_id = :id FOR UPDATE"
+)
+_SAVE = text(
+    "INSERT INTO dialog_views (dialog_id, line_id, status, assignee, participants, version) "
+    "VALUES (:id, :line_id, :status, :assignee, :participants, :version) "
+    "ON CONFLICT (dialog_id) DO UPDATE SET line_id = EXCLUDED.line_id, "
+    "status = EXCLUDED.status, assignee = EXCLUDED.assignee, "
+    "participants = EXCLUDED.participants, version = EXCLUDED.version, updated_at = now()"
+)
+
+
+async def load(conn: AsyncConnection, dialog_id: UUID) -> DialogView | None:
+    row = (await conn.execute(_LOAD, {"id": dialog_id})).first()
+    if row is None:
+        return None
+    return DialogView(
+        line_id=row.line_id,
+        status=Status(row.status),
+        assignee=row.assignee,
+        participants=frozenset(row.participants),
+        version=row.version,
+    )
+
+
+async def save(conn: AsyncConnection, dialog_id: UUID, view: DialogView) -> None:
+    await conn.execute(
+        _SAVE,
+        {
+            "id": dialog_id,
+            "line_id": view.line_id,
+            "status": view.status.value,
+            "assignee": view.assignee,
+            "participants": sorted(view.participants),
+            "version": view.version,
+        },
+    )

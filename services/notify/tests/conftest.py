@@ -1,0 +1,56 @@
+"""Notify test fixtures: settings on the real broker and Postgres, and a DIALOGS/ROUTING
+publisher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from openlines.kit.embedded import free_port
+from openlines.kit.kafka.producer import create_producer
+from openlines.notify.settings import NotifySettings
+
+from .notify_support import Publisher
+
+DEMO_LINES = Path(__file__).resolve().parents[3] / "config" / "demo.yaml"
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, db_schema: str, kafka_bootstrap: str
+) -> Callable[..., NotifySettings]:
+    def make(**overrides: Any) -> NotifySettings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "db_schema": db_schema,
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_namespace": f"{db_schema}.",
+            "create_topics": True,
+            "http_port": free_port(),
+            "lines_file": str(DEMO_LINES),
+            "log_json": False,
+            **overrides,
+        }
+        return NotifySettings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def publisher(kafka_bootstrap: str, db_schema: str) -> AsyncIterator[Publisher]:
+    producer = create_producer(kafka_bootstrap, client_id="test-notify-pub")
+    await producer.start()
+    try:
+        yield Publisher(producer, f"{db_schema}.")
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

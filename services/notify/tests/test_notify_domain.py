@@ -1,0 +1,146 @@
+"""The pure rules: how dialog views move and whom an event concerns."""
+
+from __future__ import annotations
+
+import uuid
+
+from openlines.events.catalog import (
+    CloseReason,
+    DialogClosed,
+    DialogPinned,
+    DialogQueued,
+    DialogTransferred,
+    Direction,
+    MessageAppended,
+    SlaBreached,
+)
+from openlines.events.envelope import EventPayload, utc_now
+from openlines.notify.domain import (
+    Audience,
+    DialogView,
+    Reason,
+    Status,
+    Viewer,
+    apply,
+    audience_for,
+    is_stale,
+    reason_for,
+)
+from openlines.notify.settings import NotifySettings
+
+from .notify_support import Dialog
+
+ANN = Viewer("ann", frozenset({"demo"}), sees_all=False)
+BOB = Viewer("bob", frozenset({"demo"}), sees_all=False)
+ZED = Viewer("zed", frozenset({"other"}), sees_all=False)
+SUE = Viewer("sue", frozenset(), sees_all=True)
+
+
+def _run(*payloads: EventPayload) -> DialogView | None:
+    view = None
+    for version, payload in enumerate(payloads, start=1):
+        view = apply(view, payload, version)
+    return view
+
+
+def test_views_follow_the_dialog() -> None:
+    d = Dialog()
+    opened, assigned = d.opened().payload, d.assigned("ann").payload
+    assert _run(opened) == DialogView("demo", Status.UNASSIGNED, version=1)
+    view = _run(opened, assigned, d.joined("bob", "ann").payload)
+    assert view == DialogView("demo", Status.ACTIVE, "ann", frozenset({"bob"}), version=3)
+    closed = DialogClosed(dialog_id=d.id, reason=CloseReason.SPAM, line_id="demo")
+    view = _run(opened, assigned, closed, d.assigned("bob", previous="ann").payload)
+    # Reassigning a closed dialog does not reopen it.
+    assert view is not None and view.status is Status.SPAM and view.assignee == "bob"
+
+
+def test_a_late_queued_event_never_undoes_an_assignment() -> None:
+    d = Dialog()
+    view = _run(d.opened().payload, d.assigned("ann").payload)
+    queued = DialogQueued(dialog_id=d.id, line_id="demo", queued_at=utc_now())
+    assert apply(view, queued, 0) == view
+    assert apply(None, queued, 0) == DialogView("demo", Status.UNASSIGNED)
+
+
+def test_replayed_dialog_events_are_stale() -> None:
+    d = Dialog()
+    view = _run(d.opened().payload, d.assigned("ann").payload)
+    assert is_stale(view, d.opened().payload, 2)
+    assert not is_stale(view, d.message("hi").payload, 3)
+    queued = DialogQueued(dialog_id=d.id, line_id="demo", queued_at=utc_now())
+    assert not is_stale(view, queued, 0)
+
+
+def test_transfer_to_another_line_reaches_that_line_and_tells_the_previous_assignee() -> None:
+    d = Dialog()
+    before = _run(d.opened().payload, d.assigned("ann").payload)
+    transfer = DialogTransferred(
+        dialog_id=d.id, from_operator_id="ann", to_line_id="other", actor_id="sue"
+    )
+    after = apply(before, transfer, 3)
+    assert after == DialogView("other", Status.UNASSIGNED, None, version=3)
+    audience = audience_for(transfer, before, after)
+    assert reason_for(ANN, audience) is Reason.TAKEN_FROM_YOU
+    assert reason_for(ZED, audience) is Reason.YOUR_LINE
+    assert reason_for(BOB, audience) is None
+    assert reason_for(SUE, audience) is Reason.ALL_LINES
+
+
+def test_messages_reach_members_mentions_and_unassigned_lines() -> None:
+    d = Dialog()
+    unassigned = _run(d.opened().payload)
+    message = d.message("hi").payload
+    assert reason_for(BOB, audience_for(message, unassigned, unassigned)) is Reason.YOUR_LINE
+    active = _run(d.opened().payload, d.assigned("ann").payload)
+    note = MessageAppended(
+        dialog_id=d.id,
+        message_id=uuid.uuid4(),
+        direction=Direction.NOTE,
+        author_id="ann",
+        text="@bob look",
+        mentions=("bob",),
+        channel_id="tg-demo",
+        conversation_key="tg-demo:42",
+        sent_at=utc_now(),
+    )
+    audience = audience_for(note, active, active)
+    assert reason_for(ANN, audience) is Reason.YOUR_DIALOG
+    assert reason_for(BOB, audience) is Reason.MENTIONED
+    assert reason_for(ZED, audience) is None
+
+
+def test_personal_events_stay_personal() -> None:
+    d = Dialog()
+    view = _run(d.opened().payload)
+    pinned = DialogPinned(dialog_id=d.id, operator_id="bob", pinned=True)
+    audience = audience_for(pinned, view, view)
+    assert audience == Audience({"bob": Reason.YOURS})
+    assert reason_for(ANN, audience) is None
+
+
+def test_sla_events_reach_the_assignee() -> None:
+    d = Dialog()
+    view = _run(d.opened().payload, d.assigned("ann").payload)
+    breach = SlaBreached(
+        dialog_id=d.id,
+        line_id="demo",
+        operator_id="ann",
+        waiting_since=utc_now(),
+        threshold_seconds=300,
+    )
+    assert apply(view, breach, 0) == view
+    assert apply(None, breach, 0) is None  # an unknown dialog is not invented
+    audience = audience_for(breach, view, view)
+    assert reason_for(ANN, audience) is Reason.YOUR_DIALOG
+    assert reason_for(BOB, audience) is None
+
+
+def test_replicas_each_read_every_partition_into_their_own_projection() -> None:
+    single = NotifySettings(topic_namespace="", db_schema=None)
+    assert (single.consumer_group, single.schema_name) == ("notify.stream", "notify")
+    replica = NotifySettings(topic_namespace="", db_schema=None, replica_id="notify-1")
+    assert (replica.consumer_group, replica.schema_name) == (
+        "notify.stream.notify-1",
+        "notify_notify_1",
+    )

@@ -1,0 +1,156 @@
+"""The operator stream end to end: real broker and Postgres, real WebSockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import aiohttp
+
+from openlines.events.catalog import DeliveryStatus, DialogQueued
+from openlines.events.envelope import Envelope, utc_now
+from openlines.events.topics import DIALOGS, ROUTING
+from openlines.kit.testing.service import running
+from openlines.notify.app import build_runtime
+from openlines.notify.settings import NotifySettings
+
+from .notify_support import LINE, Dialog, Publisher, Tab, token
+
+Settings = Callable[..., NotifySettings]
+
+OPENED = ("DialogOpened", "your_line")
+
+
+async def test_each_operator_gets_what_concerns_them_and_supervisors_get_everything(
+    make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_runtime(make_settings())) as url:
+        ann, ann_tab2 = Tab(http, url, "ann", "operator"), Tab(http, url, "ann", "operator")
+        bob, sue = Tab(http, url, "bob", "operator"), Tab(http, url, "sue", "supervisor")
+        hello = await ann.open()
+        await ann_tab2.open(via_header=True)
+        await bob.open()
+        assert (await sue.open())["sees_all"] is True
+        assert hello == {"type": "hello", "operator_id": "ann", "lines": [LINE], "sees_all": False}
+
+        d = Dialog()
+        opened = d.opened()
+        await publisher.publish(
+            DIALOGS,
+            opened,
+            d.assigned("ann"),
+            d.message("hello?"),
+            d.delivery(DeliveryStatus.READ),
+            d.assigned("bob", previous="ann"),  # taken over by a supervisor
+            d.message("still there?"),
+            d.joined("ann", actor_id="bob"),  # a last event both ann and bob get
+        )
+
+        first = await ann.next()
+        assert first["type"] == "DialogOpened"
+        assert first["dialog_id"] == str(d.id)
+        assert Envelope.model_validate(first["event"]) == opened
+
+        assert await ann.take(5) == [
+            ("DialogAssigned", "assigned_to_you"),
+            ("MessageAppended", "your_dialog"),
+            ("MessageDeliveryUpdated", "your_dialog"),
+            ("DialogAssigned", "taken_from_you"),
+            # not the message written after the dialog was taken from her
+            ("ParticipantJoined", "your_dialog"),
+        ]
+        assert await ann_tab2.take(6) == [
+            OPENED,
+            ("DialogAssigned", "assigned_to_you"),
+            ("MessageAppended", "your_dialog"),
+            ("MessageDeliveryUpdated", "your_dialog"),
+            ("DialogAssigned", "taken_from_you"),
+            ("ParticipantJoined", "your_dialog"),
+        ]
+        assert await bob.take(5) == [
+            OPENED,
+            ("DialogAssigned", "your_line"),  # it left the unassigned list
+            # not ann's messages while she held it
+            ("DialogAssigned", "assigned_to_you"),
+            ("MessageAppended", "your_dialog"),
+            ("ParticipantJoined", "your_dialog"),
+        ]
+        everything = [t for t, _ in await sue.take(7)]
+        assert everything == [
+            "DialogOpened",
+            "DialogAssigned",
+            "MessageAppended",
+            "MessageDeliveryUpdated",
+            "DialogAssigned",
+            "MessageAppended",
+            "ParticipantJoined",
+        ]
+
+
+async def test_a_redelivered_event_is_not_pushed_twice(
+    make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_runtime(make_settings())) as url:
+        ann = Tab(http, url, "ann", "operator")
+        await ann.open()
+        d = Dialog()
+        opened = d.opened()
+        await publisher.publish(DIALOGS, opened)
+        assert await ann.take(1) == [OPENED]
+        # The broker delivers it again (a producer retry, a rebalance), then the dialog moves on.
+        await publisher.publish(DIALOGS, opened, d.assigned("ann"))
+        assert await ann.take(1) == [("DialogAssigned", "assigned_to_you")]
+
+
+async def test_a_queued_dialog_reaches_the_line_and_old_history_is_not_pushed(
+    make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_runtime(make_settings(push_max_age_seconds=60))) as url:
+        bob = Tab(http, url, "bob", "operator")
+        await bob.open()
+        d = Dialog()
+        an_hour_ago = utc_now() - timedelta(hours=1)
+        stale = Envelope.new(
+            DialogQueued(dialog_id=d.id, line_id=LINE, queued_at=an_hour_ago, reason="new"),
+            stream_id=str(d.id),
+            stream_version=0,
+            producer="routing",
+        ).model_copy(update={"recorded_at": an_hour_ago})
+        queued = Envelope.new(
+            DialogQueued(dialog_id=d.id, line_id=LINE, queued_at=utc_now(), reason="returned"),
+            stream_id=str(d.id),
+            stream_version=0,
+            producer="routing",
+        )
+        await publisher.publish(ROUTING, stale, queued)  # same key: in this order
+        pushed = await bob.next()
+        assert (pushed["type"], pushed["reason"], pushed["dialog_id"]) == (
+            "DialogQueued",
+            "your_line",
+            str(d.id),
+        )
+        assert pushed["event"]["event_id"] == str(queued.event_id)
+
+
+async def test_the_stream_refuses_missing_or_bad_tokens_before_the_upgrade(
+    make_settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_runtime(make_settings())) as url:
+        stream = f"{url}/api/v1/stream"
+        for params, code in (
+            ({}, "unauthorized"),
+            ({"token": "not-a-jwt"}, "invalid_token"),
+            ({"token": token("ann").rsplit(".", 1)[0] + ".forged"}, "invalid_token"),
+        ):
+            try:
+                await http.ws_connect(stream, params=params)
+                raise AssertionError("upgrade accepted")
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 401
+            async with http.get(stream, params=params) as response:
+                assert response.status == 401
+                assert (await response.json())["error"]["code"] == code
+        # A valid token on a plain GET: the endpoint speaks WebSocket only.
+        async with http.get(stream, params={"token": token("ann")}) as response:
+            assert response.status == 426
+            assert (await response.json())["error"]["code"] == "upgrade_required"
