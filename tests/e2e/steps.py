@@ -78,6 +78,12 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what}; last probe: {last!r}")
 
 
+async def json_if_ok(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
+    """The body of a 200 answer, else None (for polling what is not there yet)."""
+    status, body = await get_json(http, url, headers)
+    return body if status == 200 else None
+
+
 async def next_ws_event(
     ws: aiohttp.ClientWebSocketResponse,
     predicate: Callable[[dict[str, Any]], bool],
