@@ -79,8 +79,11 @@ async def eventually(
 
 
 async def json_if_ok(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
-    """The body of a 200 answer, else None (for polling what is not there yet)."""
-    status, body = await get_json(http, url, headers)
+    """The body of a 200 answer, else None (for polling what is not there, or not up, yet)."""
+    try:
+        status, body = await get_json(http, url, headers)
+    except aiohttp.ClientConnectionError:
+        return None
     return body if status == 200 else None
 
 

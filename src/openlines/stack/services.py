@@ -115,17 +115,30 @@ class RunningService:
         if self.port:
             env["OPENLINES_HTTP_PORT"] = str(self.port)
         env.update({k: self._fill(v) for k, v in spec.env.items()})
+        self._env = env
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [self._fill(arg) for arg in spec.argv],
+        self.restarts = 0
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [self._fill(arg) for arg in self.spec.argv],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=self._env,
             start_new_session=True,  # its own group: stopped as a whole, not by terminal ^C
             preexec_fn=die_with_parent(signal.SIGTERM),
         )
+
+    def restart(self) -> None:
+        """Start the process again after it died (same port, same log)."""
+        stop_group(self.proc, 5.0)  # reap it and anything left in its group
+        self.restarts += 1
+        self._log.write(f"\n--- restarted by the supervisor (#{self.restarts})\n".encode())
+        self._log.flush()
+        self.proc = self._spawn()
 
     @property
     def name(self) -> str:

@@ -43,6 +43,8 @@ from openlines.stack.topics import stack_topics
 __all__ = ["ServiceSpec", "StackConfig", "Supervisor", "show", "start_detached"]
 
 DATABASE = "openlines"
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -211,12 +213,36 @@ class Supervisor:
         write_state(self.paths, self.state)
 
     def watch(self) -> int:
-        """Block until stopped by a signal (raises _Stop) or until a component dies."""
+        """Block until stopped by a signal (raises _Stop) or until the stack cannot go on.
+
+        A service that dies is restarted, as Kubernetes would restart its pod; one that keeps
+        dying (more than MAX_RESTARTS within RESTART_WINDOW seconds) stops the stack. Postgres
+        or Kafka dying stops the stack.
+        """
+        recent: dict[str, list[float]] = {}
         while True:
             time.sleep(0.5)
-            if dead := self._dead_component():
+            if dead := self._dead_infrastructure():
                 self.console.print(f"[red]{dead}; stopping the stack[/]")
                 return 1
+            for service in self.services:
+                code = service.proc.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                window = [t for t in recent.get(service.name, []) if now - t < RESTART_WINDOW]
+                if len(window) >= MAX_RESTARTS:
+                    self.console.print(
+                        f"[red]service {service.name} keeps exiting (last code {code}, log "
+                        f"{service.log_path}); stopping the stack[/]"
+                    )
+                    return 1
+                recent[service.name] = [*window, now]
+                self.console.print(
+                    f"[yellow]service {service.name} exited with {code}; restarting it[/]"
+                )
+                service.restart()
+                self._record_pid(service)
 
     def stop(self) -> None:
         if self.state:
@@ -239,10 +265,14 @@ class Supervisor:
         action()
         self.console.print(f"  {name:<10} ready in {time.monotonic() - started:.2f}s")
 
-    def _dead_component(self) -> str | None:
-        for service in self.services:
-            if (code := service.proc.poll()) is not None:
-                return f"service {service.name} exited with {code} (log {service.log_path})"
+    def _record_pid(self, service: RunningService) -> None:
+        for record in self.state.get("services", []):
+            if record["name"] == service.name:
+                record.update(process_record(service.proc.pid))
+                record["restarts"] = service.restarts
+        self._save()
+
+    def _dead_infrastructure(self) -> str | None:
         if self.kafka is not None and not self.kafka.running:
             return f"tansu exited (log {self.kafka.log_path})"
         if self.postgres is not None and not self.postgres.running:
