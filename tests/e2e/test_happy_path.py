@@ -25,14 +25,27 @@ async def test_dialog_flow_end_to_end(stack: Stack, http: aiohttp.ClientSession)
         # 1-3: the customer writes; ingest answers after the broker acked; dialogs opens one.
         await customer_says(http, base, chat, "Carla Customer", "Where is my order?")
 
+        async def opened() -> str | None:
+            body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=all", sue)
+            ids = [
+                d["id"]
+                for d in (body or {}).get("items", [])
+                if d["customer"]["external_id"] == str(chat)
+            ]
+            return ids[0] if ids else None
+
+        dialog_id = await eventually(opened, "the new dialog")
+
         # 4: routing assigns it to ann; notify pushes it to her stream.
-        assigned = await next_ws_event(
-            ws,
-            lambda e: (
-                e["type"] == "DialogAssigned" and e["event"]["payload"]["operator_id"] == "ann"
-            ),
-        )
-        dialog_id = assigned["dialog_id"]
+        def assigned_to_ann(e: dict) -> bool:
+            payload = e.get("event", {}).get("payload", {})
+            return (
+                e["type"] == "DialogAssigned"
+                and payload["dialog_id"] == dialog_id
+                and payload["operator_id"] == "ann"
+            )
+
+        await next_ws_event(ws, assigned_to_ann)
 
         async def active_dialog() -> dict | None:
             status, body = await get_json(http, f"{base}/api/v1/dialogs/{dialog_id}", ann)
