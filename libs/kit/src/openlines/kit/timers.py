@@ -80,7 +80,7 @@ class TimerWorker:
         handlers: dict[str, TimerHandler],
         *,
         batch_size: int = 100,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.5,
         max_attempts: int = 5,
     ) -> None:
         self.engine = engine
