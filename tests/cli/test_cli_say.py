@@ -10,16 +10,16 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from openlines.events import INBOUND, decode
 from openlines.events.catalog import MessageReceived
 from openlines.kit.embedded import free_port
+from openlines.kit.testing.kafka import read_topic
 
 LINES_YAML = """
 operators: [{id: ann}]
@@ -140,27 +140,6 @@ async def test_say_fails_clearly(
     assert seen == []
 
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-async def _read(bootstrap: str, topic: str, want: int) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[Record] = []
-        async with asyncio.timeout(30):
-            while len(out) < want:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Path) -> None:
     from openlines.ingest.app import build_runtime
     from openlines.ingest.settings import IngestSettings
@@ -191,7 +170,7 @@ async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Pat
         assert code == 1
         assert denied.startswith("401 ") and "invalid_secret" in denied
 
-        records = await _read(kafka_bootstrap, settings.topic_namespace + INBOUND, 2)
+        records = await read_topic(kafka_bootstrap, settings.topic_namespace + INBOUND, 2)
     envs = [decode(r.value, r.headers, topic=INBOUND) for r in records]
     assert [str(e.event_id) for e in envs] == [event_id, event_id]
     payload = envs[0].payload

@@ -7,17 +7,16 @@ on CRM, on the real broker and Postgres.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from openlines.crm_link.app import CrmLinkService, build_service
@@ -30,13 +29,13 @@ from openlines.events.catalog import (
     Direction,
     MessageAppended,
 )
-from openlines.events.codec import decode, encode
+from openlines.events.codec import encode
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import CRM, DIALOGS
-from openlines.kit.embedded import free_port
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.producer import create_producer
-from openlines.kit.testing.service import running
+from openlines.kit.testing.kafka import TopicReader
+from openlines.kit.testing.service import isolated_settings, running
 
 JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
 
@@ -70,14 +69,8 @@ def crm_settings(
     kafka_bootstrap: str, database_url: str, db_schema: str, lines_file: Path
 ) -> CrmLinkSettings:
     return CrmLinkSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        db_schema=db_schema,
-        topic_namespace=f"{db_schema}.",
-        create_topics=True,
-        http_port=free_port(),
+        **isolated_settings(database_url, db_schema, kafka_bootstrap),
         lines_file=str(lines_file),
-        log_json=False,
         jwt_secret=JWT_SECRET,
     )
 
@@ -115,66 +108,6 @@ def message(
         conversation_key=f"{channel_id}:x",
         sent_at=at,
     )
-
-
-@dataclass
-class TopicReader:
-    """Collects every envelope on a topic from its beginning, in the background."""
-
-    bootstrap: str
-    topic: str
-    logical: str
-    seen: list[Envelope] = field(default_factory=list)
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[TopicReader]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer.topics()
-            parts = [
-                TopicPartition(self.topic, p)
-                for p in consumer.partitions_for_topic(self.topic) or ()
-            ]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            task = asyncio.create_task(self._pump(consumer))
-            try:
-                yield self
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        finally:
-            await consumer.stop()
-
-    async def _pump(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100)
-            records = [rec for recs in batch.values() for rec in recs]
-            if records:
-                async with self._changed:
-                    self.seen.extend(
-                        decode(rec.value, rec.headers, topic=self.logical) for rec in records
-                    )
-                    self._changed.notify_all()
-
-    def of(self, kind: type[EventPayload]) -> list[Any]:
-        return [env.payload for env in self.seen if isinstance(env.payload, kind)]
-
-    def types(self) -> list[str]:
-        return [env.type for env in self.seen]
-
-    async def wait_for(
-        self, done: Callable[[TopicReader], bool], what: str, timeout: float = 30.0
-    ) -> None:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: done(self))
-        except TimeoutError:
-            seen = [(e.type, e.payload.model_dump(mode="json")) for e in self.seen]
-            raise AssertionError(f"timed out waiting for {what}; seen: {seen}") from None
 
 
 @dataclass

@@ -9,9 +9,8 @@ import pytest
 
 from openlines.dialogs.app import build_runtime
 from openlines.dialogs.settings import DialogsSettings
-from openlines.kit.embedded import free_port
 from openlines.kit.kafka.producer import create_producer
-from openlines.kit.testing.service import running
+from openlines.kit.testing.service import isolated_settings, running
 
 from .dialogs_stack import REPO, DialogsStack
 
@@ -20,16 +19,9 @@ from .dialogs_stack import REPO, DialogsStack
 async def stack(
     database_url: str, db_schema: str, kafka_bootstrap: str
 ) -> AsyncIterator[DialogsStack]:
-    namespace = f"{db_schema}."
     settings = DialogsSettings(
-        http_port=free_port(),
-        db_schema=db_schema,
-        topic_namespace=namespace,
-        create_topics=True,
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
+        **isolated_settings(database_url, db_schema, kafka_bootstrap),
         lines_file=str(REPO / "config" / "demo.yaml"),
-        log_json=False,
         jwt_secret="dialogs-test-secret-of-at-least-32-bytes",
         log_level="WARNING",
     )
@@ -38,7 +30,9 @@ async def stack(
         producer = create_producer(kafka_bootstrap, client_id="dialogs-test")
         await producer.start()
         try:
-            stack = DialogsStack(url, namespace, kafka_bootstrap, runtime, http, producer)
+            stack = DialogsStack(
+                url, settings.topic_namespace, kafka_bootstrap, runtime, http, producer
+            )
             await stack.eventually(lambda: _ready(http, url), timeout=60)
             yield stack
         finally:

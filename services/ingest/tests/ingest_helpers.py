@@ -7,14 +7,14 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from openlines.events import INBOUND
 from openlines.ingest.settings import IngestSettings
 from openlines.kit.embedded import free_port
+from openlines.kit.testing.kafka import Record, read_topic
 
 SECRET = "tg-test-secret"
 
@@ -96,34 +96,8 @@ class Ingest:
             return resp.status, await resp.json()
 
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-async def read_until(
-    bootstrap: str,
-    topic: str,
-    done: Callable[[list[Record]], bool],
-    timeout: float = 30.0,
-) -> list[Record]:
-    """Every record of `topic` from the beginning, read until `done(records)` holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while not done(out):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {len(out)} records of {topic}")
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
+# Every record of a topic from the beginning, until `done(records)` holds.
+read_until = read_topic
 
 
 def header(record: Record, name: str) -> str | None:

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from openlines.kit.embedded import free_port
 from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.service import isolated_settings
 from openlines.notify.settings import NotifySettings
 
 from .notify_support import Publisher
@@ -25,14 +25,8 @@ def make_settings(
 ) -> Callable[..., NotifySettings]:
     def make(**overrides: Any) -> NotifySettings:
         values: dict[str, Any] = {
-            "database_url": database_url,
-            "db_schema": db_schema,
-            "kafka_bootstrap": kafka_bootstrap,
-            "topic_namespace": f"{db_schema}.",
-            "create_topics": True,
-            "http_port": free_port(),
+            **isolated_settings(database_url, db_schema, kafka_bootstrap),
             "lines_file": str(DEMO_LINES),
-            "log_json": False,
             **overrides,
         }
         return NotifySettings(**values)

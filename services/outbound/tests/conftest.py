@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from openlines.kit.embedded import free_port
+from openlines.kit.testing.service import isolated_settings
 from openlines.outbound.settings import OutboundSettings
 
 from .outbound_support import CHANNEL, TOKEN, Dialogs, FakeTelegram, OutboundTopic
@@ -58,14 +59,8 @@ def make_settings(
 ) -> Callable[..., OutboundSettings]:
     def make(**overrides: Any) -> OutboundSettings:
         values: dict[str, Any] = {
-            "database_url": database_url,
-            "db_schema": db_schema,
-            "kafka_bootstrap": kafka_bootstrap,
-            "topic_namespace": f"{db_schema}.",
-            "create_topics": True,
-            "http_port": free_port(),
+            **isolated_settings(database_url, db_schema, kafka_bootstrap),
             "lines_file": str(lines_file),
-            "log_json": False,
             "send_backoff_base_seconds": 0.05,
             "send_backoff_max_seconds": 0.2,
             "sender_poll_seconds": 0.1,

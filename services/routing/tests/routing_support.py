@@ -7,17 +7,16 @@ commands routing sends on DIALOG_COMMANDS, all on the real broker and Postgres.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from openlines.events.catalog import (
@@ -30,13 +29,13 @@ from openlines.events.catalog import (
     DialogClosed,
     DialogOpened,
 )
-from openlines.events.codec import decode, encode
+from openlines.events.codec import encode
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
-from openlines.kit.embedded import free_port
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.producer import create_producer
-from openlines.kit.testing.service import running
+from openlines.kit.testing.kafka import TopicReader
+from openlines.kit.testing.service import isolated_settings, running
 from openlines.routing.app import RoutingService, build_service
 from openlines.routing.settings import RoutingSettings
 
@@ -76,14 +75,8 @@ def routing_settings(
     **overrides: Any,
 ) -> RoutingSettings:
     return RoutingSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        db_schema=db_schema,
-        topic_namespace=f"{db_schema}.",
-        create_topics=True,
-        http_port=free_port(),
+        **isolated_settings(database_url, db_schema, kafka_bootstrap),
         lines_file=str(lines_file),
-        log_json=False,
         jwt_secret=JWT_SECRET,
         **overrides,
     )
@@ -165,62 +158,8 @@ class DialogsStream:
 # -- reading what routing emitted --------------------------------------------------------------
 
 
-@dataclass
-class TopicReader:
-    """Collects every envelope on a topic from its beginning, in the background."""
-
-    bootstrap: str
-    topic: str
-    logical: str
-    seen: list[Envelope] = field(default_factory=list)
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[TopicReader]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer.topics()
-            parts = [
-                TopicPartition(self.topic, p)
-                for p in consumer.partitions_for_topic(self.topic) or ()
-            ]
-            assert parts, f"topic {self.topic} has no partitions"
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            task = asyncio.create_task(self._pump(consumer))
-            try:
-                yield self
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        finally:
-            await consumer.stop()
-
-    async def _pump(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100)
-            records = [rec for recs in batch.values() for rec in recs]
-            if records:
-                async with self._changed:
-                    self.seen.extend(
-                        decode(rec.value, rec.headers, topic=self.logical) for rec in records
-                    )
-                    self._changed.notify_all()
-
-    def of(self, kind: type[EventPayload]) -> list[Any]:
-        return [env.payload for env in self.seen if isinstance(env.payload, kind)]
-
-    async def wait_for(
-        self, done: Callable[[TopicReader], bool], what: str, timeout: float = 30.0
-    ) -> None:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: done(self))
-        except TimeoutError:
-            seen = [(e.type, e.payload.model_dump(mode="json")) for e in self.seen]
-            raise AssertionError(f"timed out waiting for {what}; seen: {seen}") from None
+class CommandReader(TopicReader):
+    """What routing emitted, with a shortcut for its commands."""
 
     async def commands(self, count: int, timeout: float = 30.0) -> list[AssignDialog]:
         """The first `count` AssignDialog commands (fails if they do not arrive)."""
@@ -240,7 +179,7 @@ class Routing:
     settings: RoutingSettings
     http: aiohttp.ClientSession
     dialogs: DialogsStream
-    commands: TopicReader
+    commands: CommandReader
     routing_events: TopicReader
 
     def auth(self, operator_id: str, role: str = "operator") -> dict[str, str]:
@@ -309,7 +248,7 @@ async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
         await producer.start()
         try:
             await wait_ready(http, url)
-            commands = TopicReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
+            commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
             events = TopicReader(bootstrap, f"{ns}{ROUTING}", ROUTING)
             async with commands.running(), events.running():
                 yield Routing(

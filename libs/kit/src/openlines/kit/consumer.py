@@ -97,7 +97,7 @@ class ConsumerRunner:
         dlq_producer: AIOKafkaProducer,
         auto_offset_reset: str = "earliest",
         topics: TopicNames | None = None,
-        group_options: dict[str, int] | None = None,
+        consumer_options: dict[str, int] | None = None,
     ) -> None:
         self.sub = subscription
         self.topics = topics or TopicNames()
@@ -106,7 +106,7 @@ class ConsumerRunner:
         self.dlq = dlq_producer
         self.status = ConsumerStatus()
         self._auto_offset_reset = auto_offset_reset
-        self._group_options = group_options or {}
+        self._consumer_options = consumer_options or {}
         self._consumer: AIOKafkaConsumer | None = None
         # Decode failures already sent to the DLQ in this batch (the careful re-run skips them).
         self._dead_in_batch: set[tuple[str, int, int]] = set()
@@ -125,7 +125,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset=self._auto_offset_reset,
             max_poll_records=self.sub.batch_size,
-            **self._group_options,
+            **self._consumer_options,
         )
         self._consumer = consumer
         await consumer.start()

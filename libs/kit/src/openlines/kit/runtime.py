@@ -139,11 +139,12 @@ class ServiceRuntime:
                 bootstrap=s.kafka_bootstrap,
                 dlq_producer=self.producer,
                 topics=self.topics,
-                group_options={
+                consumer_options={
                     "session_timeout_ms": s.consumer_session_timeout_ms,
                     "heartbeat_interval_ms": s.consumer_heartbeat_interval_ms,
                     "rebalance_timeout_ms": s.consumer_rebalance_timeout_ms,
                     "max_poll_interval_ms": s.consumer_max_poll_interval_ms,
+                    "fetch_max_wait_ms": s.consumer_fetch_max_wait_ms,
                 },
             )
             self.consumers.append(runner)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from openlines.kit.embedded import free_port
 from openlines.kit.runtime import ServiceRuntime
 
 
@@ -19,3 +21,19 @@ async def running(runtime: ServiceRuntime) -> AsyncIterator[str]:
         yield f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     finally:
         await runtime.shutdown(runner)
+
+
+def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -> dict[str, Any]:
+    """Settings values that isolate one in-process service under test: its own schema, its
+    own topic namespace (hence its own topics and consumer groups), a free HTTP port, plain
+    logs. Pass them with the service's own values: `Settings(**isolated_settings(...), ...)`.
+    """
+    return {
+        "database_url": database_url,
+        "db_schema": db_schema,
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_namespace": f"{db_schema}.",
+        "create_topics": True,
+        "http_port": free_port(),
+        "log_json": False,
+    }
