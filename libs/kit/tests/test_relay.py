@@ -112,3 +112,36 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
         await producer.stop()
     ids = {decode(r.value, r.headers, topic=topic).event_id for r in records}
     assert ids == {late.event_id, early.event_id}
+
+
+async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:
+    topic = await new_topic()
+    store = EventStore(db_schema, producer="test")
+    producer = create_producer(kafka_bootstrap, client_id="notify")
+    await producer.start()
+    # Polling alone would take a minute: only the outbox trigger's NOTIFY can beat the timeout.
+    relay = OutboxRelay(
+        engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), poll_interval=60
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while not relay.is_leader:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the relay has drained the (empty) outbox and waits
+        async with engine.begin() as conn:
+            await store.append(conn, "woken", 0, [renamed(1, "woken")], topic=topic)
+        async with asyncio.timeout(10):
+            while relay.published < 1:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()

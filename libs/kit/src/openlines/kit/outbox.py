@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.codec import encode
@@ -33,6 +33,7 @@ def relay_lock_key(schema: str) -> int:
 
 
 def notify_channel(schema: str) -> str:
+    # Must match the outbox_notify() trigger function of kit migration 0002.
     return f"openlines_outbox_{schema}"
 
 
@@ -42,10 +43,6 @@ class Outbox:
     def __init__(self, schema: str, topics: TopicNames | None = None) -> None:
         self.schema = schema
         self.topics = topics or TopicNames()
-        # Delivered at commit, so the relay wakes only for committed rows.
-        self._notify = text("SELECT pg_notify(:channel, '')").bindparams(
-            channel=notify_channel(schema)
-        )
 
     async def enqueue(
         self, conn: AsyncConnection, topic: str, envelopes: Sequence[Envelope]
@@ -65,5 +62,5 @@ class Outbox:
                     "headers": {k: v.decode() for k, v in record.headers},
                 }
             )
+        # A statement trigger (kit migration 0002) NOTIFYs the relay when this commits.
         await conn.execute(insert(outbox), rows)
-        await conn.execute(self._notify)
