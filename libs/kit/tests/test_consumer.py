@@ -181,6 +181,8 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     effects = await _effects(engine)
     assert "s/title 5" not in effects  # its effect was rolled back with its savepoint
     assert len(effects) == 19 and set(effects.values()) == {1}
+    # Counted once each, after commit: the rolled-back first attempt at the batch counts nothing.
+    assert runner.status.applied == 19
 
     dead = await read_all(kafka_bootstrap, dlq_topic(topic), 2)
     assert len(dead) == 2

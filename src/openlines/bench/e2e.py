@@ -145,16 +145,18 @@ async def _latency_run(
                 assigned_ws.setdefault(str(payload["dialog_id"]), time.perf_counter())
 
     async def poll_api() -> None:
-        # Resolution is the poll period (25 ms), reported with the figures.
+        # Assignment moves a dialog to the top of the list (sorted by last update), so the top
+        # 25 every 40 ms catches each one at 100/s without loading dialogs with the
+        # measurement itself (200 items every 25 ms did: ~8k dialog JSONs/s). Resolution 40 ms.
         while not stop.is_set():
-            async with http.get(f"{gateway}/api/v1/dialogs?tab=all&limit=200", headers=sue) as resp:
+            async with http.get(f"{gateway}/api/v1/dialogs?tab=all&limit=25", headers=sue) as resp:
                 now = time.perf_counter()
                 if resp.status == 200:
                     for item in (await resp.json())["items"]:
                         if item["status"] == "active":
                             chat = int(item["customer"]["external_id"])
                             assigned_api.setdefault(chat, now)
-            await asyncio.sleep(0.025)
+            await asyncio.sleep(0.04)
 
     async def send(chat: int) -> None:
         async with http.post(

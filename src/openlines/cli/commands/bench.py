@@ -38,7 +38,7 @@ def _run_e2e(args: argparse.Namespace, console: Console) -> None:
     for col in ("latency: webhook accepted ->", "seen", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col, justify="left" if col.startswith("latency") else "right")
     for name, samples in (
-        ("DialogAssigned in the API (25 ms polls)", report.api_latency_ms),
+        ("DialogAssigned in the API (40 ms polls)", report.api_latency_ms),
         ("DialogAssigned on the WebSocket", report.ws_latency_ms),
     ):
         p = e2e.percentiles(samples)

@@ -107,10 +107,10 @@ class ConsumerRunner:
         self.status = ConsumerStatus()
         self._auto_offset_reset = auto_offset_reset
         self._consumer_options = consumer_options or {}
-        self._consumer: AIOKafkaConsumer | None = None
         # Decode failures already sent to the DLQ in this batch (the careful re-run skips them).
         self._dead_in_batch: set[tuple[str, int, int]] = set()
-        self._applied_in_batch: list[Envelope] = []
+        # (topic, envelope) applied by the transaction in progress; counted once it commits.
+        self._applied_in_batch: list[tuple[str, Envelope]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -127,7 +127,6 @@ class ConsumerRunner:
             max_poll_records=self.sub.batch_size,
             **self._consumer_options,
         )
-        self._consumer = consumer
         await consumer.start()
         self.status.started = True
         try:
@@ -225,9 +224,12 @@ class ConsumerRunner:
             async with self.engine.begin() as conn:
                 await self._apply_careful(conn, decoded)
         metrics.CONSUMER_APPLY_SECONDS.labels(self.sub.name).observe(time.perf_counter() - started)
+        for topic, _ in self._applied_in_batch:
+            metrics.CONSUMER_APPLIED.labels(self.sub.name, topic).inc()
+        self.status.applied += len(self._applied_in_batch)
         if self.sub.after_commit is not None and self._applied_in_batch:
             try:
-                await self.sub.after_commit(self._applied_in_batch)
+                await self.sub.after_commit([env for _, env in self._applied_in_batch])
             except Exception:
                 log.exception("after_commit hook failed", consumer=self.sub.name)
 
@@ -250,7 +252,7 @@ class ConsumerRunner:
                 continue
             fresh.discard(item.event_id)  # a duplicate later in the same batch is skipped
             await self._handle(conn, rec, item)
-            self._count_applied(rec, item)
+            self._note_applied(rec, item)
 
     async def _apply_careful(
         self,
@@ -278,7 +280,7 @@ class ConsumerRunner:
                         metrics.CONSUMER_DUPLICATES.labels(self.sub.name, rec.topic).inc()
                         return
                     await self._handle(conn, rec, env)
-                self._count_applied(rec, env)
+                self._note_applied(rec, env)
                 return
             except Exception as exc:
                 if is_infrastructure_error(exc):
@@ -347,10 +349,8 @@ class ConsumerRunner:
             error=repr(error),
         )
 
-    def _count_applied(self, rec: ConsumerRecord[Any, Any], env: Envelope) -> None:
-        self._applied_in_batch.append(env)
-        self.status.applied += 1
-        metrics.CONSUMER_APPLIED.labels(self.sub.name, rec.topic).inc()
+    def _note_applied(self, rec: ConsumerRecord[Any, Any], env: Envelope) -> None:
+        self._applied_in_batch.append((rec.topic, env))
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         total = 0

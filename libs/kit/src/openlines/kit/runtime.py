@@ -63,6 +63,7 @@ class ServiceRuntime:
         self._route_builders: list[Callable[[web.Application], None]] = []
         self._startup: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._cleanup: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.topics = TopicNames(settings.topic_namespace)
         self.event_store = EventStore(
             settings.schema_name, producer=settings.service_name, topics=self.topics
@@ -193,6 +194,11 @@ class ServiceRuntime:
             await self._engine.dispose()
         log.info("service stopped", errors=[repr(r) for r in results if isinstance(r, Exception)])
 
+    @property
+    def crashed(self) -> bool:
+        """A background loop ended with an error (the process should exit non-zero)."""
+        return any(t.done() and not t.cancelled() and t.exception() for t in self._tasks)
+
     async def _database_answers(self) -> bool:
         async with self.engine.connect() as conn:
             await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
@@ -207,8 +213,7 @@ async def _serve(runtime: ServiceRuntime) -> int:
     await runtime.stop.wait()
     log.info("shutting down: finishing batches in hand")
     await runtime.shutdown(runner)
-    crashed = any(t.done() and not t.cancelled() and t.exception() for t in runtime._tasks)
-    return 1 if crashed else 0
+    return 1 if runtime.crashed else 0
 
 
 def serve(build: Callable[[], ServiceRuntime]) -> None:
@@ -220,4 +225,5 @@ def serve(build: Callable[[], ServiceRuntime]) -> None:
 
 
 async def _serve_built(build: Callable[[], ServiceRuntime]) -> int:
+    # Built inside the running loop: composition roots may create loop-bound objects.
     return await _serve(build())
