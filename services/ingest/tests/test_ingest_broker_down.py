@@ -55,7 +55,16 @@ async def test_broker_down_gives_503_then_recovers(lines_file: Path, tmp_path: P
                         if r.status == 200:
                             break
                     await asyncio.sleep(0.2)
-            async with http.post(url + url_path, json=tg_message(next_id()), headers=headers) as r:
-                assert r.status == 200, await r.text()
+            # Readiness is a metadata round trip; the producer may still need one more try to
+            # reconnect its partition leaders. Telegram retries a 503, so recovery is judged the
+            # way the provider sees it: the same update is accepted within a bounded time.
+            update = tg_message(next_id())
+            statuses: list[int] = []
+            async with asyncio.timeout(30):
+                while not statuses or statuses[-1] != 200:
+                    async with http.post(url + url_path, json=update, headers=headers) as r:
+                        statuses.append(r.status)
+                    await asyncio.sleep(0.2)
+            assert set(statuses) <= {200, 503}, statuses
     finally:
         await asyncio.to_thread(kafka.stop)
