@@ -178,15 +178,6 @@ class Crm:
             return resp.status, await resp.json()
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            async with http.get(f"{url}/readyz") as resp:
-                if resp.status == 200:
-                    return
-            await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
     service = build_service(settings)
@@ -194,7 +185,6 @@ async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
     async with running(service.runtime) as url, aiohttp.ClientSession() as http:
         await producer.start()
         try:
-            await wait_ready(http, url)
             reader = TopicReader(settings.kafka_bootstrap, f"{settings.topic_namespace}{CRM}", CRM)
             async with reader.running():
                 yield Crm(url, service, settings, http, producer, reader)

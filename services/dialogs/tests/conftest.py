@@ -33,12 +33,6 @@ async def stack(
             stack = DialogsStack(
                 url, settings.topic_namespace, kafka_bootstrap, runtime, http, producer
             )
-            await stack.eventually(lambda: _ready(http, url), timeout=60)
             yield stack
         finally:
             await producer.stop()
-
-
-async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
-    async with http.get(url + "/readyz") as r:
-        return r.status == 200

@@ -229,15 +229,6 @@ class Routing:
             raise AssertionError(f"{operator_id}: {(await self.load())[operator_id]}") from None
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            async with http.get(f"{url}/readyz") as resp:
-                if resp.status == 200:
-                    return
-            await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
     service = build_service(settings)
@@ -247,7 +238,6 @@ async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
     async with running(service.runtime) as url, aiohttp.ClientSession() as http:
         await producer.start()
         try:
-            await wait_ready(http, url)
             commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
             events = TopicReader(bootstrap, f"{ns}{ROUTING}", ROUTING)
             async with commands.running(), events.running():

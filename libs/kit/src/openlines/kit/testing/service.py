@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,13 +12,21 @@ from openlines.kit.runtime import ServiceRuntime
 
 
 @asynccontextmanager
-async def running(runtime: ServiceRuntime) -> AsyncIterator[str]:
-    """Start the runtime (migrations, relay, consumers, timers, HTTP) and yield its base URL.
+async def running(
+    runtime: ServiceRuntime, ready_timeout: float | None = 60.0
+) -> AsyncIterator[str]:
+    """Start the runtime (migrations, relay, consumers, timers, HTTP) and yield its base URL
+    once it reports ready (consumers have joined their groups: on Tansu that takes seconds).
+    `ready_timeout=None` yields at once, for tests of a service that starts unready.
 
     Give the runtime's settings a free `http_port` (openlines.kit.embedded.free_port).
     """
     runner = await runtime.start()
     try:
+        if ready_timeout is not None:
+            async with asyncio.timeout(ready_timeout):
+                while not (await runtime.health.evaluate(runtime.health.ready))[0]:
+                    await asyncio.sleep(0.1)
         yield f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     finally:
         await runtime.shutdown(runner)
