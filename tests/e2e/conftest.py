@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -16,26 +15,9 @@ import pytest
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
+from openlines.stack.services import free_port_base
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port_base(span: int = 30) -> int:
-    """A base port with `span` free ports above it (the stack's fixed offsets)."""
-    for base in range(21000, 60000, 97):
-        sockets = []
-        try:
-            for offset in range(span):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                sockets.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 @dataclass(frozen=True)
@@ -65,7 +47,7 @@ def _openlines(*args: str, home: Path, timeout: float = 180) -> subprocess.Compl
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack")
-    base = _free_port_base()
+    base = free_port_base()
     up = _openlines("up", "--detach", "--kafka-port", "0", "--port-base", str(base), home=home)
     if up.returncode != 0:
         logs = (

@@ -34,7 +34,7 @@ from openlines.kit.embedded import free_port
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.settings import DEV_JWT_SECRET
-from openlines.stack.services import stack_ports
+from openlines.stack.services import free_port_base
 from openlines.stack.supervisor import StackConfig, start_detached
 
 OPERATORS = [f"op{i}" for i in range(1, 11)]
@@ -310,9 +310,7 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
         home = Path(tmp)
         lines = home / "lines.yaml"
         lines.write_text(_lines_yaml())
-        base = free_port()  # probed below: the offsets must be free too
-        while not all(_port_free(p) for p in stack_ports(base).values()):
-            base = free_port()
+        base = free_port_base()
         config = StackConfig(home=home, kafka_port=0, port_base=base, lines_file=lines)
         if await asyncio.to_thread(start_detached, config, console) != 0:
             raise RuntimeError("the stack did not start")
@@ -338,14 +336,3 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
             down = [sys.executable, "-m", "openlines.cli.main", "down", "--home", str(home)]
             await asyncio.to_thread(subprocess.run, down, capture_output=True, timeout=120)
     return report
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True

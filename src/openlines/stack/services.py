@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from openlines.kit.embedded import StartupError, free_port
-from openlines.kit.embedded._proc import die_with_parent, log_tail, stop_group
+from openlines.kit.embedded._proc import die_with_parent, log_tail, port_is_free, stop_group
 
 PYTHON = sys.executable
 
@@ -66,6 +66,15 @@ MODULES = {
 
 def stack_ports(port_base: int = 8080) -> dict[str, int]:
     return {name: port_base + offset for name, offset in PORT_OFFSETS.items()}
+
+
+def free_port_base(attempts: int = 100) -> int:
+    """A gateway port whose whole stack (the fixed offsets above it) is free right now."""
+    for _ in range(attempts):
+        base = free_port()
+        if all(port_is_free(port) for port in stack_ports(base).values()):
+            return base
+    raise StartupError("found no port base with all the stack's ports free")
 
 
 def default_services(port_base: int = 8080, lines_file: Path | None = None) -> list[ServiceSpec]:

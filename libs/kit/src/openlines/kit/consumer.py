@@ -52,11 +52,8 @@ _CLAIM_ONE = text(
 )
 
 
-class InfrastructureError(Exception):
-    """The database or broker is unavailable: retry the batch, never dead-letter it."""
-
-
 def is_infrastructure_error(exc: BaseException) -> bool:
+    """The database or broker is unavailable: retry the batch, never dead-letter it."""
     if isinstance(exc, OperationalError | psycopg.OperationalError | KafkaError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated

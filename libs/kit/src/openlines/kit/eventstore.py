@@ -121,10 +121,6 @@ class EventStore:
         )
         return int(result.scalar_one())
 
-    async def contains(self, conn: AsyncConnection, event_id: UUID) -> bool:
-        result = await conn.execute(select(events.c.position).where(events.c.event_id == event_id))
-        return result.first() is not None
-
     def _envelope(
         self,
         item: EventPayload | NewEvent,

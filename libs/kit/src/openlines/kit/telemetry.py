@@ -56,10 +56,6 @@ def context_from_kafka(headers: KafkaHeaders | None) -> otel_context.Context:
     return propagate.extract(carrier)
 
 
-def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
-    return propagate.extract({"traceparent": traceparent} if traceparent else {})
-
-
 def current_trace_ids() -> tuple[str, str] | None:
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
