@@ -7,11 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
 from openlines.kit.kafka.admin import ensure_topics
+from openlines.kit.kafka.producer import create_producer
 
 
 @pytest.fixture
@@ -30,3 +32,12 @@ def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
         return name
 
     return make
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer (for relays and dead letters), stopped after the test."""
+    p = create_producer(kafka_bootstrap, client_id="kit-test")
+    await p.start()
+    yield p
+    await p.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -74,14 +73,6 @@ async def _effects(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT title, times FROM effects"))
         return {r.title: r.times for r in rows}
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str):
-    p = create_producer(kafka_bootstrap, client_id="dlq")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def test_redelivered_records_have_no_second_effect(

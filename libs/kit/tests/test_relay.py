@@ -7,13 +7,13 @@ import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.codec import decode
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
-from openlines.kit.kafka.producer import create_producer
 from openlines.kit.relay import OutboxRelay
 
 from .helpers import read_all, renamed
@@ -29,11 +29,10 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
     database_url: str,
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
+    producer: AIOKafkaProducer,
 ) -> None:
     topic = await new_topic()
     store = EventStore(db_schema, producer="test")
-    producer = create_producer(kafka_bootstrap, client_id="relay-test")
-    await producer.start()
     relay = OutboxRelay(
         engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), batch_size=300
     )
@@ -60,7 +59,6 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
     finally:
         stop.set()
         await relay_task
-        await producer.stop()
 
     envelopes = [decode(r.value, r.headers, topic=topic) for r in records]
     unique = {e.event_id for e in envelopes}
@@ -82,13 +80,12 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
     database_url: str,
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
+    producer: AIOKafkaProducer,
 ) -> None:
     """The classic outbox bug: rows [p+1] are read and sent; the transaction holding p commits
     before the relay deletes what it sent. p must survive that delete and be sent later."""
     topic = await new_topic()
     store = EventStore(db_schema, producer="test")
-    producer = create_producer(kafka_bootstrap, client_id="late-commit")
-    await producer.start()
     slow = await engine.connect()
     await slow.begin()
     [late] = await store.append(slow, "late", 0, [renamed(1, "late")], topic=topic)
@@ -109,7 +106,6 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
         records = await read_all(kafka_bootstrap, topic, 2)
     finally:
         await slow.close()
-        await producer.stop()
     ids = {decode(r.value, r.headers, topic=topic).event_id for r in records}
     assert ids == {late.event_id, early.event_id}
 
@@ -120,11 +116,10 @@ async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
     database_url: str,
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
+    producer: AIOKafkaProducer,
 ) -> None:
     topic = await new_topic()
     store = EventStore(db_schema, producer="test")
-    producer = create_producer(kafka_bootstrap, client_id="notify")
-    await producer.start()
     # Polling alone would take a minute: only the outbox trigger's NOTIFY can beat the timeout.
     relay = OutboxRelay(
         engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), poll_interval=60
@@ -144,4 +139,3 @@ async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
     finally:
         stop.set()
         await task
-        await producer.stop()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +18,6 @@ from openlines.events.codec import decode
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.tables import outbox
 from openlines.kit.eventstore import EventStore
-from openlines.kit.kafka.producer import create_producer
 
 from .helpers import read_all, renamed
 from .test_consumer import _effects, _make_counter, _run_until, count_effect
@@ -50,6 +50,7 @@ async def test_relay_killed_halfway_then_restarted(
     database_url: str,
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
+    producer: AIOKafkaProducer,
 ) -> None:
     topic = await new_topic()
     store = EventStore(db_schema, producer="test")
@@ -85,23 +86,18 @@ async def test_relay_killed_halfway_then_restarted(
 
     # A projection over the topic applies each event exactly once, duplicates or not.
     await _make_counter(engine)
-    dlq = create_producer(kafka_bootstrap, client_id="dlq")
-    await dlq.start()
 
     runner = ConsumerRunner(
         Subscription(f"crash-{db_schema}", [topic], count_effect, batch_size=200),
         engine=engine,
         bootstrap=kafka_bootstrap,
-        dlq_producer=dlq,
+        dlq_producer=producer,
     )
 
     async def done() -> bool:
         return runner.status.applied >= TOTAL and runner.status.lag == 0
 
-    try:
-        await _run_until(runner, done, timeout=90)
-    finally:
-        await dlq.stop()
+    await _run_until(runner, done, timeout=90)
     effects = await _effects(engine)
     assert len(effects) == TOTAL
     assert set(effects.values()) == {1}

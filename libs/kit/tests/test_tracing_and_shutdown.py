@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import encode
@@ -13,7 +13,6 @@ from openlines.events.envelope import Envelope
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
-from openlines.kit.kafka.producer import create_producer
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.telemetry import current_trace_ids, setup_tracing, tracer
 
@@ -27,6 +26,7 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
     database_url: str,
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
+    producer: AIOKafkaProducer,
 ) -> None:
     setup_tracing("kit-test")
     topic = await new_topic(partitions=1)
@@ -38,8 +38,6 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
         async with engine.begin() as conn:
             await store.append(conn, "t1", 0, [renamed(1, "t1")], topic=topic)
 
-    producer = create_producer(kafka_bootstrap, client_id="trace")
-    await producer.start()
     relay = OutboxRelay(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
     assert await relay.publish_pending() == 1
 
@@ -64,7 +62,6 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
     finally:
         stop.set()
         await task
-        await producer.stop()
     assert seen == [writer_trace]
 
 
@@ -73,11 +70,10 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     db_schema: str,
+    producer: AIOKafkaProducer,
 ) -> None:
     await _make_counter(engine)
     topic = await new_topic(partitions=1)
-    producer = create_producer(kafka_bootstrap, client_id="shutdown")
-    await producer.start()
     for i in range(40):
         r = encode(Envelope.new(renamed(i, "s"), stream_id="s", stream_version=i + 1, producer="t"))
         await producer.send(topic, r.value, key=r.key)
@@ -121,4 +117,3 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
         assert await check.committed(tp) == applied
     finally:
         await check.stop()
-        await producer.stop()
