@@ -189,3 +189,60 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
         dead[[int(dict(r.headers)["dlq.original_offset"]) for r in dead].index(12)].value
         == b"{not json"
     )
+
+
+async def test_events_not_accepted_are_acknowledged_without_a_transaction(
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    producer,
+    db_schema: str,
+) -> None:
+    await _make_counter(engine)
+    topic = await new_topic(partitions=1)
+    records = [encode(e) for e in _records(10)]
+    values = [r.value for r in records]
+    keys = [r.key for r in records]
+    values.insert(4, b"{not json")  # not decodable, so not "not accepted": still dead-lettered
+    keys.insert(4, b"s")
+    await _publish(kafka_bootstrap, topic, values, keys)
+
+    def even_titles(env: Envelope) -> bool:
+        return int(env.payload.title.split()[-1]) % 2 == 0
+
+    group = f"filtered-{db_schema}"
+    filtered = ConsumerRunner(
+        Subscription(group, [topic], count_effect, batch_size=3, accepts=even_titles),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
+
+    async def done() -> bool:
+        return filtered.status.applied >= 5 and filtered.status.lag == 0
+
+    await _run_until(filtered, done)
+    assert await _effects(engine) == {f"s/title {i}": 1 for i in (0, 2, 4, 6, 8)}
+    async with engine.connect() as conn:
+        claimed = await conn.scalar(
+            text("SELECT count(*) FROM inbox WHERE consumer = :c"), {"c": group}
+        )
+    assert claimed == 5  # the odd ones left no inbox row
+    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    assert [r.value for r in dead] == [b"{not json"]
+
+    # The skipped records were acknowledged: the group, without the filter, has nothing left.
+    everything = ConsumerRunner(
+        Subscription(group, [topic], count_effect, batch_size=3),
+        engine=engine,
+        bootstrap=kafka_bootstrap,
+        dlq_producer=producer,
+    )
+
+    async def caught_up() -> bool:
+        s = everything.status
+        return s.started and s.lag == 0 and bool(s.assigned)
+
+    await _run_until(everything, caught_up)
+    assert everything.status.applied == 0
+    assert len(await _effects(engine)) == 5

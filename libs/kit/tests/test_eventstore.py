@@ -87,3 +87,38 @@ async def test_causation_and_correlation_follow_the_cause(
         [second] = await store.append(conn, "d4", 1, [renamed(2, "d4")], topic=DIALOGS, cause=first)
     assert second.causation_id == first.event_id
     assert second.correlation_id == first.correlation_id
+
+
+async def test_a_clash_midway_through_an_append_leaves_nothing_of_it(
+    engine: AsyncEngine, store: EventStore
+) -> None:
+    known = uuid.uuid4()
+    async with engine.begin() as conn:
+        await store.append(
+            conn,
+            "d5",
+            0,
+            [renamed(1, "d5"), NewEvent(renamed(2, "d5"), event_id=known)],
+            topic=DIALOGS,
+        )
+    async with engine.begin() as conn:
+        # Version 2 is taken, version 3 is free: the insert is partial until cleaned up.
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(conn, "d5", 1, [renamed(3, "d5"), renamed(4, "d5")], topic=DIALOGS)
+        # A fresh stream's first event goes in, the known id does not.
+        with pytest.raises(DuplicateEvent) as raised:
+            await store.append(
+                conn,
+                "d6",
+                0,
+                [renamed(1, "d6"), NewEvent(renamed(2, "d6"), event_id=known)],
+                topic=DIALOGS,
+            )
+        assert raised.value.event_ids == [known]
+        await store.append(conn, "d7", 0, [renamed(1, "d7")], topic=DIALOGS)
+    async with engine.connect() as conn:
+        assert [e.payload.title for e in await store.load(conn, "d5")] == ["title 1", "title 2"]
+        assert await store.version(conn, "d6") == 0
+        assert await store.version(conn, "d7") == 1
+        queued = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    assert queued == 3  # d5's two and d7's one: nothing of the refused appends

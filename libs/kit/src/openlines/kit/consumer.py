@@ -40,6 +40,7 @@ from openlines.kit.topics import TopicNames
 log = get_logger(__name__)
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+Accepts = Callable[[Envelope], bool]
 AfterCommit = Callable[[list[Envelope]], Awaitable[None]]
 
 _CLAIM = text(
@@ -72,6 +73,10 @@ class Subscription:
     # Called with the envelopes a batch applied, once its transaction has committed: for side
     # effects that must only reflect durable state (e.g. pushing to WebSockets). Best effort.
     after_commit: AfterCommit | None = None
+    # Which decoded events the handler acts on. The others are acknowledged with the batch
+    # without a transaction or an inbox row: a topic like dialogs carries many events that a
+    # given subscriber ignores, and each would otherwise cost a database round trip or more.
+    accepts: Accepts | None = None
 
 
 @dataclass
@@ -206,6 +211,9 @@ class ConsumerRunner:
                 decoded.append((rec, decode(rec.value, rec.headers, topic=logical)))
             except DecodeError as exc:
                 decoded.append((rec, exc))
+        decoded = self._wanted(decoded)
+        if not decoded:
+            return
         try:
             async with self.engine.begin() as conn:
                 await self._apply_fast(conn, decoded)
@@ -229,6 +237,20 @@ class ConsumerRunner:
                 await self.sub.after_commit([env for _, env in self._applied_in_batch])
             except Exception:
                 log.exception("after_commit hook failed", consumer=self.sub.name)
+
+    def _wanted(
+        self, decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]]
+    ) -> list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]]:
+        accepts = self.sub.accepts
+        if accepts is None:
+            return decoded
+        wanted = []
+        for rec, item in decoded:
+            if isinstance(item, Envelope) and not accepts(item):
+                metrics.CONSUMER_SKIPPED.labels(self.sub.name, rec.topic).inc()
+            else:
+                wanted.append((rec, item))  # undecodable records still go to the DLQ
+        return wanted
 
     async def _apply_fast(
         self,

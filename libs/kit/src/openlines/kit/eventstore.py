@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.codec import from_json_dict
@@ -90,18 +91,35 @@ class EventStore:
             }
             for env in envelopes
         ]
-        try:
-            async with conn.begin_nested():
-                await conn.execute(insert(events), rows)
-        except IntegrityError as exc:
-            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-            if constraint == "events_stream_version_key":
-                raise ConcurrencyConflict(stream_id, expected_version) from exc
-            if constraint == "events_event_id_key":
-                raise DuplicateEvent([env.event_id for env in envelopes]) from exc
-            raise
+        # ON CONFLICT DO NOTHING instead of a savepoint: the happy path is one statement.
+        # A clash on either unique index leaves fewer rows inserted than asked for; those
+        # few are removed again so the caller's transaction holds nothing of this append.
+        inserted = (
+            await conn.execute(
+                insert(events).on_conflict_do_nothing().returning(events.c.event_id), rows
+            )
+        ).scalars().all()
+        if len(inserted) < len(rows):
+            if inserted:
+                await conn.execute(delete(events).where(events.c.event_id.in_(inserted)))
+            await self._raise_clash(conn, stream_id, expected_version, envelopes)
         await self.outbox.enqueue(conn, topic, envelopes)
         return envelopes
+
+    async def _raise_clash(
+        self,
+        conn: AsyncConnection,
+        stream_id: str,
+        expected_version: int,
+        envelopes: Sequence[Envelope],
+    ) -> NoReturn:
+        ids = [env.event_id for env in envelopes]
+        stored = (
+            await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids)))
+        ).scalars().all()
+        if stored:
+            raise DuplicateEvent(list(stored))
+        raise ConcurrencyConflict(stream_id, expected_version)
 
     async def load(
         self, conn: AsyncConnection, stream_id: str, after_version: int = 0

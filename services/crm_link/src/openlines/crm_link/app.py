@@ -33,6 +33,7 @@ def build_service(settings: CrmLinkSettings | None = None) -> CrmLinkService:
             CONSUMER,
             topics=[DIALOGS],
             handler=crm.on_dialog_event,
+            accepts=crm.handles,
             batch_size=settings.consumer_batch_size,
             max_attempts=settings.consumer_max_attempts,
         )

@@ -32,6 +32,10 @@ class CrmLink:
         self.event_store = event_store
         self.attempts = attempts
 
+    @staticmethod
+    def handles(env: Envelope) -> bool:
+        return isinstance(env.payload, DialogOpened | MessageAppended)
+
     async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
         if isinstance(event, DialogOpened):

@@ -254,6 +254,10 @@ class Handlers:
 
     # -- openlines.crm.v1 -----------------------------------------------------------------
 
+    @staticmethod
+    def is_crm_link(env: Envelope) -> bool:
+        return isinstance(env.payload, DialogLinkedToCrm)
+
     async def crm(self, conn: AsyncConnection, env: Envelope) -> None:
         link = env.payload
         if not isinstance(link, DialogLinkedToCrm):
@@ -306,15 +310,14 @@ def _delivery(
 
 async def _lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
     """Lock the conversation's row (creating it) until commit; return its current dialog."""
-    await conn.execute(
-        insert(conversations)
-        .values(conversation_key=key, dialog_id=None)
-        .on_conflict_do_nothing(index_elements=[conversations.c.conversation_key])
-    )
+    # DO UPDATE (a no-op change) rather than DO NOTHING: it locks an existing row and
+    # returns it, so one statement does what INSERT + SELECT FOR UPDATE did.
+    stmt = insert(conversations).values(conversation_key=key, dialog_id=None)
     found = await conn.execute(
-        select(conversations.c.dialog_id)
-        .where(conversations.c.conversation_key == key)
-        .with_for_update()
+        stmt.on_conflict_do_update(
+            index_elements=[conversations.c.conversation_key],
+            set_={"conversation_key": stmt.excluded.conversation_key},
+        ).returning(conversations.c.dialog_id)
     )
     return found.scalar_one()
 

@@ -1,10 +1,11 @@
-"""The write side: load a dialog, decide, project and append, retrying on concurrency conflicts.
+"""The write side: load a dialog, decide, append and project, retrying on concurrency conflicts.
 
 Every change to a dialog goes through `DialogWriter.execute`, from the operator API and from
-the consumers alike. Each attempt runs in a savepoint of the caller's transaction: when
-another writer appended first (ConcurrencyConflict), the attempt's read-model writes are rolled
-back with it, the stream is reloaded and the decision is taken again on the fresh state. Two
-operators taking one dialog at once thus get exactly one success and one domain error.
+the consumers alike, inside the caller's transaction. The append comes first: when another
+writer appended first (ConcurrencyConflict), nothing of the attempt was written, the stream is
+reloaded and the decision is taken again on the fresh state. Two operators taking one dialog
+at once thus get exactly one success and one domain error. The read model is written only
+after the append succeeded, in the same transaction.
 """
 
 from __future__ import annotations
@@ -62,25 +63,25 @@ class DialogWriter:
                 return dialog
             planned = self._plan(dialog, decided, cause, id_seed, utc_now())
             try:
-                async with conn.begin_nested():
-                    for env in planned:
-                        dialog.apply(env.payload, env.occurred_at)
-                    await project(conn, dialog, planned)
-                    # Last: the append takes the outbox lock, held until commit.
-                    await self.store.append(
-                        conn,
-                        str(dialog_id),
-                        planned[0].stream_version - 1,
-                        [NewEvent(e.payload, e.event_id, e.occurred_at) for e in planned],
-                        topic=DIALOGS,
-                        cause=cause,
-                    )
+                # The append goes first: when it clashes, nothing at all was written (the
+                # store leaves the transaction clean), so no savepoint is needed around it.
+                await self.store.append(
+                    conn,
+                    str(dialog_id),
+                    planned[0].stream_version - 1,
+                    [NewEvent(e.payload, e.event_id, e.occurred_at) for e in planned],
+                    topic=DIALOGS,
+                    cause=cause,
+                )
             except ConcurrencyConflict:
                 log.info("dialog changed concurrently; deciding again", dialog_id=str(dialog_id))
                 continue
             except DuplicateEvent:
                 log.info("effect already recorded", dialog_id=str(dialog_id), seed=id_seed)
                 return await self.load(conn, dialog_id)
+            for env in planned:
+                dialog.apply(env.payload, env.occurred_at)
+            await project(conn, dialog, planned)
             return dialog
         raise TooMuchContention(f"dialog {dialog_id}: too many concurrent writers")
 

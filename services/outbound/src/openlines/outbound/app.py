@@ -10,7 +10,7 @@ from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
 from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
-from openlines.outbound.handlers import record_message
+from openlines.outbound.handlers import is_message, record_message
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
 
@@ -32,6 +32,7 @@ def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
             name="outbound.dialogs",
             topics=[DIALOGS],
             handler=record_message,
+            accepts=is_message,
             batch_size=settings.consumer_batch_size,
             max_attempts=settings.consumer_max_attempts,
             after_commit=wake_sender,

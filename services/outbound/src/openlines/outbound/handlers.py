@@ -14,6 +14,10 @@ from openlines.outbound import jobs
 from openlines.outbound.domain import send_job_for
 
 
+def is_message(envelope: Envelope) -> bool:
+    return isinstance(envelope.payload, MessageAppended)
+
+
 async def record_message(conn: AsyncConnection, envelope: Envelope) -> None:
     message = envelope.payload
     if not isinstance(message, MessageAppended):

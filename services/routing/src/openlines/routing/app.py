@@ -49,6 +49,7 @@ def build_service(settings: RoutingSettings | None = None) -> RoutingService:
             CONSUMER,
             topics=[DIALOGS],
             handler=router.on_dialog_event,
+            accepts=router.routes,
             batch_size=settings.consumer_batch_size,
             max_attempts=settings.consumer_max_attempts,
         )

@@ -60,6 +60,11 @@ class Router:
 
     # -- facts from dialogs -------------------------------------------------------------------
 
+    @staticmethod
+    def routes(env: Envelope) -> bool:
+        """Whether a DIALOGS event moves routing's state (the rest cost no transaction)."""
+        return isinstance(env.payload, ROUTED_EVENTS)
+
     async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
         if not isinstance(event, ROUTED_EVENTS):

@@ -35,7 +35,11 @@ def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout (measured: one in three statements
+        # of a small consumer transaction). A connection that died with the server fails its
+        # next use instead; SQLAlchemy then invalidates the whole pool, and consumers and
+        # HTTP handlers already treat that OperationalError as an infrastructure error.
+        pool_pre_ping=False,
         connect_args={"options": f"-csearch_path={schema},public"},
     )
 
