@@ -95,10 +95,14 @@ class EventStore:
         # A clash on either unique index leaves fewer rows inserted than asked for; those
         # few are removed again so the caller's transaction holds nothing of this append.
         inserted = (
-            await conn.execute(
-                insert(events).on_conflict_do_nothing().returning(events.c.event_id), rows
+            (
+                await conn.execute(
+                    insert(events).on_conflict_do_nothing().returning(events.c.event_id), rows
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if len(inserted) < len(rows):
             if inserted:
                 await conn.execute(delete(events).where(events.c.event_id.in_(inserted)))
@@ -115,8 +119,10 @@ class EventStore:
     ) -> NoReturn:
         ids = [env.event_id for env in envelopes]
         stored = (
-            await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids)))
-        ).scalars().all()
+            (await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids))))
+            .scalars()
+            .all()
+        )
         if stored:
             raise DuplicateEvent(list(stored))
         raise ConcurrencyConflict(stream_id, expected_version)

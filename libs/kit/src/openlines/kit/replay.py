@@ -13,7 +13,7 @@ import asyncio
 import gc
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,8 +61,13 @@ async def replay(
     batch_size: int = 5000,
     group: str | None = None,
     names: TopicNames | None = None,
+    only: Collection[tuple[str, int]] | None = None,
 ) -> ReplayStats:
-    """Replay the LOGICAL `topics` (mapped to physical names by `names`) into `apply_batch`."""
+    """Replay the LOGICAL `topics` (mapped to physical names by `names`) into `apply_batch`.
+
+    `only` limits the replay to these (physical topic, partition) pairs: a share of the work
+    in a parallel replay.
+    """
     if not _PLAIN_NAME.match(consumer_name):
         raise ValueError(f"consumer name must match {_PLAIN_NAME.pattern}: {consumer_name!r}")
     stats = ReplayStats()
@@ -88,6 +93,7 @@ async def replay(
             TopicPartition(topic, p)
             for topic in physical
             for p in sorted(consumer.partitions_for_topic(topic) or ())
+            if only is None or (topic, p) in only
         ]
         consumer.assign(partitions)
         await _seek_start(consumer, partitions, since)
