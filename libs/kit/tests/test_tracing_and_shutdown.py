@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import encode
@@ -14,10 +15,24 @@ from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
 from openlines.kit.relay import OutboxRelay
-from openlines.kit.telemetry import current_trace_ids, setup_tracing, tracer
+from openlines.kit.telemetry import (
+    current_trace_ids,
+    current_traceparent,
+    setup_tracing,
+    tracer,
+)
 
 from .helpers import renamed
 from .test_consumer import _effects, _make_counter, count_effect
+
+
+def test_traceparent_is_what_the_w3c_propagator_writes() -> None:
+    setup_tracing("kit-test")
+    assert current_traceparent() is None  # no span: nothing to propagate
+    with tracer().start_as_current_span("outer"), tracer().start_as_current_span("inner"):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        assert current_traceparent() == carrier["traceparent"]
 
 
 async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
