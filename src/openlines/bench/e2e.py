@@ -4,7 +4,8 @@ Reports, each beside what it is compared with:
 - latency from "webhook accepted" (ingest answered 200, i.e. the broker acked) to the dialog
   being assigned as seen by a supervisor polling the API, and as pushed on the WebSocket;
 - ingest webhooks/s against a same-run raw baseline (a bare aiohttp handler awaiting one
-  aiokafka send), both closed-loop, both publishing to a topic nobody consumes;
+  aiokafka send), both closed-loop, each alone, on a broker of their own before the suite
+  starts;
 - each process's peak RSS during the latency run.
 """
 
@@ -30,7 +31,7 @@ import psutil
 from rich.console import Console
 
 from openlines.events.topics import INBOUND
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import EmbeddedKafka, free_port
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.settings import DEV_JWT_SECRET
@@ -250,13 +251,28 @@ async def _wait_http(http: aiohttp.ClientSession, url: str, timeout: float = 60)
 
 async def _ingest_throughput(
     http: aiohttp.ClientSession,
+    home: Path,
+    lines: Path,
+    report: E2eReport,
+    seconds: float,
+) -> None:
+    """ingest vs the raw baseline, each alone, on a broker of their own before the suite
+    starts: both compete only with the load generator, not with the rest of the suite."""
+    kafka = EmbeddedKafka(log_path=home / "logs" / "bench-tansu.log").start()
+    try:
+        await _ingest_vs_raw(http, kafka.bootstrap, home, lines, report, seconds)
+    finally:
+        kafka.stop()
+
+
+async def _ingest_vs_raw(
+    http: aiohttp.ClientSession,
     bootstrap: str,
     home: Path,
     lines: Path,
     report: E2eReport,
     seconds: float,
 ) -> None:
-    """ingest vs the raw baseline, each alone, on a namespace nobody consumes."""
     ns = f"benchraw{uuid.uuid4().hex[:6]}."
     await ensure_topics(bootstrap, [f"{ns}{INBOUND}"])
     ingest_port, raw_port = free_port(), free_port()
@@ -310,6 +326,11 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
         home = Path(tmp)
         lines = home / "lines.yaml"
         lines.write_text(_lines_yaml())
+        (home / "logs").mkdir()
+        timeout = aiohttp.ClientTimeout(total=60)
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            await _ingest_throughput(http, home, lines, report, seconds=min(10.0, duration))
         base = free_port_base()
         config = StackConfig(home=home, kafka_port=0, port_base=base, lines_file=lines)
         if await asyncio.to_thread(start_detached, config, console) != 0:
@@ -318,20 +339,11 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
             state = json.loads((home / "stack.json").read_text())
             pids = {s["name"]: s["pid"] for s in state["services"]}
             gateway = f"http://127.0.0.1:{base}"
-            timeout = aiohttp.ClientTimeout(total=60)
             connector = aiohttp.TCPConnector(limit=200)
             async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
                 sampler = RssSampler(pids)
                 await _latency_run(http, gateway, report, sampler)
                 report.peak_rss_mb = sampler.peak
-                await _ingest_throughput(
-                    http,
-                    state["kafka"]["bootstrap"],
-                    home,
-                    lines,
-                    report,
-                    seconds=min(10.0, duration),
-                )
         finally:
             down = [sys.executable, "-m", "openlines.cli.main", "down", "--home", str(home)]
             await asyncio.to_thread(subprocess.run, down, capture_output=True, timeout=120)
