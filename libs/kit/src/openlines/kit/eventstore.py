@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import NoReturn
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +17,17 @@ from openlines.events.envelope import Envelope, EventPayload
 from openlines.kit.db.tables import events
 from openlines.kit.outbox import Outbox
 from openlines.kit.topics import TopicNames
+
+# Built once: per-call construction costs more CPU than executing them.
+INSERT_EVENTS = insert(events).on_conflict_do_nothing().returning(events.c.event_id)
+LOAD_STREAM = (
+    select(events)
+    .where(
+        events.c.stream_id == bindparam("stream_id"),
+        events.c.stream_version > bindparam("after_version"),
+    )
+    .order_by(events.c.stream_version)
+)
 
 
 class ConcurrencyConflict(Exception):
@@ -94,15 +105,7 @@ class EventStore:
         # ON CONFLICT DO NOTHING instead of a savepoint: the happy path is one statement.
         # A clash on either unique index leaves fewer rows inserted than asked for; those
         # few are removed again so the caller's transaction holds nothing of this append.
-        inserted = (
-            (
-                await conn.execute(
-                    insert(events).on_conflict_do_nothing().returning(events.c.event_id), rows
-                )
-            )
-            .scalars()
-            .all()
-        )
+        inserted = (await conn.execute(INSERT_EVENTS, rows)).scalars().all()
         if len(inserted) < len(rows):
             if inserted:
                 await conn.execute(delete(events).where(events.c.event_id.in_(inserted)))
@@ -131,9 +134,7 @@ class EventStore:
         self, conn: AsyncConnection, stream_id: str, after_version: int = 0
     ) -> list[Envelope]:
         result = await conn.execute(
-            select(events)
-            .where(events.c.stream_id == stream_id, events.c.stream_version > after_version)
-            .order_by(events.c.stream_version)
+            LOAD_STREAM, {"stream_id": stream_id, "after_version": after_version}
         )
         return [self._from_row(row._mapping) for row in result]
 

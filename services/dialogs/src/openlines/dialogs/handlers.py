@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -308,28 +308,29 @@ def _delivery(
     )
 
 
+# DO UPDATE (a no-op change) rather than DO NOTHING: it locks an existing row and returns
+# it, so one statement does what INSERT + SELECT FOR UPDATE would. Built once (per-call
+# construction costs more CPU than the execution).
+_new_conversation = insert(conversations).values(conversation_key=bindparam("key"), dialog_id=None)
+LOCK_CONVERSATION = _new_conversation.on_conflict_do_update(
+    index_elements=[conversations.c.conversation_key],
+    set_={"conversation_key": _new_conversation.excluded.conversation_key},
+).returning(conversations.c.dialog_id)
+INBOUND_KNOWN = select(messages.c.message_id).where(
+    messages.c.conversation_key == bindparam("key"),
+    messages.c.external_message_id == bindparam("external_id"),
+    messages.c.direction == Direction.IN,
+)
+
+
 async def _lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
     """Lock the conversation's row (creating it) until commit; return its current dialog."""
-    # DO UPDATE (a no-op change) rather than DO NOTHING: it locks an existing row and
-    # returns it, so one statement does what INSERT + SELECT FOR UPDATE did.
-    stmt = insert(conversations).values(conversation_key=key, dialog_id=None)
-    found = await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[conversations.c.conversation_key],
-            set_={"conversation_key": stmt.excluded.conversation_key},
-        ).returning(conversations.c.dialog_id)
-    )
+    found = await conn.execute(LOCK_CONVERSATION, {"key": key})
     return found.scalar_one()
 
 
 async def _inbound_known(conn: AsyncConnection, key: str, external_message_id: str) -> bool:
-    found = await conn.execute(
-        select(messages.c.message_id).where(
-            messages.c.conversation_key == key,
-            messages.c.external_message_id == external_message_id,
-            messages.c.direction == Direction.IN,
-        )
-    )
+    found = await conn.execute(INBOUND_KNOWN, {"key": key, "external_id": external_message_id})
     return found.first() is not None
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +30,58 @@ from openlines.events.envelope import Envelope
 from openlines.kit.db.tables import events
 from openlines.kit.eventstore import EventStore
 
+# Built once: constructing an upsert of this size per call costs ~5x executing it (measured
+# 680 vs 136 us of CPU), so every statement below takes its values as parameters.
+_insert_dialog = insert(dialogs)
+UPSERT_DIALOG = _insert_dialog.on_conflict_do_update(
+    index_elements=[dialogs.c.id],
+    set_={c.name: _insert_dialog.excluded[c.name] for c in dialogs.c if c.name != "id"},
+    where=dialogs.c.version < _insert_dialog.excluded.version,
+)
+_insert_conversation = insert(conversations)
+POINT_CONVERSATION = _insert_conversation.on_conflict_do_update(
+    index_elements=[conversations.c.conversation_key],
+    set_={"dialog_id": _insert_conversation.excluded.dialog_id},
+)
+INSERT_MESSAGE = insert(messages).on_conflict_do_nothing(index_elements=["message_id"])
+UPDATE_DELIVERY = (
+    update(messages)
+    .where(messages.c.message_id == bindparam("m_id"))
+    .values(
+        status=bindparam("status"),
+        status_reason=bindparam("reason"),
+        provider_message_id=func.coalesce(
+            bindparam("provider_message_id", type_=Text), messages.c.provider_message_id
+        ),
+    )
+)
+UPDATE_TEXT = (
+    update(messages)
+    .where(messages.c.message_id == bindparam("m_id"))
+    .values(
+        text=bindparam("text"),
+        attachments=bindparam("attachments"),
+        edited_at=bindparam("edited_at"),
+    )
+)
+MARK_DELETED = (
+    update(messages).where(messages.c.message_id == bindparam("m_id")).values(deleted=True)
+)
+# Every message row names all its columns, so INSERT_MESSAGE compiles once.
+_MESSAGE_DEFAULTS: dict[str, Any] = {
+    "author_id": None,
+    "text": None,
+    "attachments": [],
+    "reply_to": None,
+    "client_message_id": None,
+    "external_message_id": None,
+    "status": None,
+    "status_reason": None,
+    "provider_message_id": None,
+    "edited_at": None,
+    "deleted": False,
+}
+
 
 def system_message_id(event_id: uuid.UUID) -> uuid.UUID:
     """The timeline row a state change (assignment, close...) shows as; stable for rebuilds."""
@@ -45,14 +97,9 @@ async def project(conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Env
 async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -> None:
     event = env.payload
     if isinstance(event, DialogOpened):
-        stmt = insert(conversations).values(
-            conversation_key=event.conversation_key, dialog_id=event.dialog_id
-        )
         await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[conversations.c.conversation_key],
-                set_={"dialog_id": stmt.excluded.dialog_id},
-            )
+            POINT_CONVERSATION,
+            {"conversation_key": event.conversation_key, "dialog_id": event.dialog_id},
         )
     elif isinstance(event, MessageAppended):
         await _insert_message(
@@ -73,30 +120,26 @@ async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -
         )
     elif isinstance(event, MessageDeliveryUpdated):
         await conn.execute(
-            update(messages)
-            .where(messages.c.message_id == event.message_id)
-            .values(
-                status=event.status,
-                status_reason=event.reason,
-                provider_message_id=func.coalesce(
-                    event.provider_message_id, messages.c.provider_message_id
-                ),
-            )
+            UPDATE_DELIVERY,
+            {
+                "m_id": event.message_id,
+                "status": event.status,
+                "reason": event.reason,
+                "provider_message_id": event.provider_message_id,
+            },
         )
     elif isinstance(event, DialogMessageEdited):
         await conn.execute(
-            update(messages)
-            .where(messages.c.message_id == event.message_id)
-            .values(
-                text=event.text,
-                attachments=[a.model_dump(mode="json") for a in event.attachments],
-                edited_at=event.edited_at,
-            )
+            UPDATE_TEXT,
+            {
+                "m_id": event.message_id,
+                "text": event.text,
+                "attachments": [a.model_dump(mode="json") for a in event.attachments],
+                "edited_at": event.edited_at,
+            },
         )
     elif isinstance(event, MessageDeleted):
-        await conn.execute(
-            update(messages).where(messages.c.message_id == event.message_id).values(deleted=True)
-        )
+        await conn.execute(MARK_DELETED, {"m_id": event.message_id})
     else:
         text = describe(event)
         if text is not None:
@@ -114,11 +157,7 @@ async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -
 
 
 async def _insert_message(conn: AsyncConnection, **values: Any) -> None:
-    values.setdefault("attachments", [])
-    values.setdefault("deleted", False)
-    await conn.execute(
-        insert(messages).values(**values).on_conflict_do_nothing(index_elements=["message_id"])
-    )
+    await conn.execute(INSERT_MESSAGE, {**_MESSAGE_DEFAULTS, **values})
 
 
 def dialog_row(dialog: Dialog) -> dict[str, Any]:
@@ -154,15 +193,7 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
 
 
 async def _upsert_dialog(conn: AsyncConnection, dialog: Dialog) -> None:
-    row = dialog_row(dialog)
-    stmt = insert(dialogs).values(**row)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[dialogs.c.id],
-            set_={k: stmt.excluded[k] for k in row if k != "id"},
-            where=dialogs.c.version < stmt.excluded.version,
-        )
-    )
+    await conn.execute(UPSERT_DIALOG, dialog_row(dialog))
 
 
 async def rebuild(conn: AsyncConnection, store: EventStore) -> int:
