@@ -1,4 +1,11 @@
-"""SQL for routing's tables. Every function runs inside the caller's transaction."""
+"""SQL for routing's tables. Every function runs inside the caller's transaction.
+
+Statements are built once at module level and executed with a parameter dict: building one
+per call (and SQLAlchemy computing its cache key) costs several times more CPU than running
+it. Each statement always receives the same parameter names, so its compiled form is reused.
+Bind names in UPDATEs differ from the column names: SQLAlchemy would otherwise turn a
+parameter named like a column into a SET of that column.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Update, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import PresenceStatus
@@ -32,70 +39,104 @@ async def lock_routing(conn: AsyncConnection, schema: str) -> None:
 # -- operators ----------------------------------------------------------------------------------
 
 
+def _insert_offline_operator() -> Insert:
+    """A new operator row: offline, no load; binds `operator_id` and `max_dialogs`."""
+    return insert(operators).values(
+        operator_id=bindparam("operator_id"),
+        status=PresenceStatus.OFFLINE.value,
+        max_dialogs=bindparam("max_dialogs"),
+        active=0,
+        reserved=0,
+    )
+
+
+def _sync_operator_stmt() -> Insert:
+    stmt = _insert_offline_operator()
+    return stmt.on_conflict_do_update(
+        index_elements=[operators.c.operator_id],
+        set_={"max_dialogs": stmt.excluded.max_dialogs},
+    )
+
+
+_SYNC_OPERATOR = _sync_operator_stmt()
+
+_ENSURE_OPERATOR = _insert_offline_operator().on_conflict_do_nothing(
+    index_elements=[operators.c.operator_id]
+)
+
+
 async def sync_operators(conn: AsyncConnection, lines: LinesConfig) -> None:
     """Create a row per configured operator (offline) and take max_dialogs from the config."""
     for op in lines.operators:
-        stmt = insert(operators).values(
-            operator_id=op.id,
-            status=PresenceStatus.OFFLINE.value,
-            max_dialogs=op.max_dialogs,
-            active=0,
-            reserved=0,
-        )
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[operators.c.operator_id],
-                set_={"max_dialogs": stmt.excluded.max_dialogs},
-            )
-        )
+        await conn.execute(_SYNC_OPERATOR, {"operator_id": op.id, "max_dialogs": op.max_dialogs})
 
 
 async def ensure_operator(conn: AsyncConnection, operator_id: str, max_dialogs: int) -> None:
-    await conn.execute(
-        insert(operators)
-        .values(
-            operator_id=operator_id,
-            status=PresenceStatus.OFFLINE.value,
-            max_dialogs=max_dialogs,
-            active=0,
-            reserved=0,
-        )
-        .on_conflict_do_nothing(index_elements=[operators.c.operator_id])
-    )
+    await conn.execute(_ENSURE_OPERATOR, {"operator_id": operator_id, "max_dialogs": max_dialogs})
+
+
+_PRESENCE_FOR_UPDATE = (
+    select(operators.c.status)
+    .where(operators.c.operator_id == bindparam("operator_id"))
+    .with_for_update()
+)
 
 
 async def presence_for_update(conn: AsyncConnection, operator_id: str) -> PresenceStatus | None:
-    row = (
-        await conn.execute(
-            select(operators.c.status)
-            .where(operators.c.operator_id == operator_id)
-            .with_for_update()
-        )
-    ).first()
+    row = (await conn.execute(_PRESENCE_FOR_UPDATE, {"operator_id": operator_id})).first()
     return PresenceStatus(row.status) if row is not None else None
 
 
+_SET_PRESENCE = (
+    update(operators)
+    .where(operators.c.operator_id == bindparam("op_id"))
+    .values(status=bindparam("new_status"), status_changed_at=func.now())
+)
+
+
 async def set_presence(conn: AsyncConnection, operator_id: str, status: PresenceStatus) -> None:
-    await conn.execute(
-        update(operators)
-        .where(operators.c.operator_id == operator_id)
-        .values(status=status.value, status_changed_at=func.now())
-    )
+    await conn.execute(_SET_PRESENCE, {"op_id": operator_id, "new_status": status.value})
+
+
+def _apply_load_stmt(*, assigned: bool) -> Update:
+    values: dict[str, object] = {
+        "active": operators.c.active + bindparam("active_delta"),
+        "reserved": operators.c.reserved + bindparam("reserved_delta"),
+    }
+    if assigned:
+        values["last_assigned_at"] = func.clock_timestamp()
+    return update(operators).where(operators.c.operator_id == bindparam("op_id")).values(**values)
+
+
+_APPLY_LOAD = _apply_load_stmt(assigned=False)
+_APPLY_LOAD_ASSIGNED = _apply_load_stmt(assigned=True)
 
 
 async def apply_load(conn: AsyncConnection, delta: dict[str, LoadChange]) -> None:
     """Move the counters; an operator who gained a dialog counts as just assigned (rotation)."""
     for operator_id, change in sorted(delta.items()):
         await ensure_operator(conn, operator_id, max_dialogs=0)
-        values: dict[str, object] = {
-            "active": operators.c.active + change.active,
-            "reserved": operators.c.reserved + change.reserved,
-        }
-        if change.total > 0:
-            values["last_assigned_at"] = func.clock_timestamp()
         await conn.execute(
-            update(operators).where(operators.c.operator_id == operator_id).values(**values)
+            _APPLY_LOAD_ASSIGNED if change.total > 0 else _APPLY_LOAD,
+            {
+                "op_id": operator_id,
+                "active_delta": change.active,
+                "reserved_delta": change.reserved,
+            },
         )
+
+
+_TRY_RESERVE = (
+    update(operators)
+    .where(
+        operators.c.operator_id == bindparam("op_id"),
+        operators.c.status == PresenceStatus.ONLINE.value,
+        operators.c.active + operators.c.reserved < operators.c.max_dialogs,
+    )
+    # clock_timestamp, not now(): several reservations in one transaction must still rotate.
+    .values(reserved=operators.c.reserved + 1, last_assigned_at=func.clock_timestamp())
+    .returning(operators.c.operator_id)
+)
 
 
 async def try_reserve(conn: AsyncConnection, operator_id: str) -> bool:
@@ -104,24 +145,20 @@ async def try_reserve(conn: AsyncConnection, operator_id: str) -> bool:
     The condition is re-checked against the latest committed row after waiting for its lock,
     so concurrent reservations can never push active + reserved past max_dialogs.
     """
-    result = await conn.execute(
-        update(operators)
-        .where(
-            operators.c.operator_id == operator_id,
-            operators.c.status == PresenceStatus.ONLINE.value,
-            operators.c.active + operators.c.reserved < operators.c.max_dialogs,
-        )
-        # clock_timestamp, not now(): several reservations in one transaction must still rotate.
-        .values(reserved=operators.c.reserved + 1, last_assigned_at=func.clock_timestamp())
-        .returning(operators.c.operator_id)
-    )
+    result = await conn.execute(_TRY_RESERVE, {"op_id": operator_id})
     return result.first() is not None
+
+
+# expanding: one cached statement whatever the number of ids.
+_CANDIDATES = select(operators).where(
+    operators.c.operator_id.in_(bindparam("operator_ids", expanding=True))
+)
 
 
 async def candidates(conn: AsyncConnection, operator_ids: Sequence[str]) -> list[Candidate]:
     if not operator_ids:
         return []
-    rows = await conn.execute(select(operators).where(operators.c.operator_id.in_(operator_ids)))
+    rows = await conn.execute(_CANDIDATES, {"operator_ids": list(operator_ids)})
     return [
         Candidate(
             operator_id=row.operator_id,
@@ -145,19 +182,22 @@ class OperatorRow:
     reserved: int
 
 
-async def list_operators(conn: AsyncConnection, operator_ids: Iterable[str]) -> list[OperatorRow]:
-    rows = await conn.execute(
-        select(
-            operators.c.operator_id,
-            operators.c.status,
-            operators.c.status_changed_at,
-            operators.c.max_dialogs,
-            operators.c.active,
-            operators.c.reserved,
-        )
-        .where(operators.c.operator_id.in_(list(operator_ids)))
-        .order_by(operators.c.operator_id)
+_LIST_OPERATORS = (
+    select(
+        operators.c.operator_id,
+        operators.c.status,
+        operators.c.status_changed_at,
+        operators.c.max_dialogs,
+        operators.c.active,
+        operators.c.reserved,
     )
+    .where(operators.c.operator_id.in_(bindparam("operator_ids", expanding=True)))
+    .order_by(operators.c.operator_id)
+)
+
+
+async def list_operators(conn: AsyncConnection, operator_ids: Iterable[str]) -> list[OperatorRow]:
+    rows = await conn.execute(_LIST_OPERATORS, {"operator_ids": list(operator_ids)})
     return [OperatorRow(**row._mapping) for row in rows]
 
 
@@ -173,39 +213,55 @@ def _slot(row: object) -> DialogSlot:
     )
 
 
+_LOAD_SLOT = (
+    select(dialog_slots).where(dialog_slots.c.dialog_id == bindparam("dialog_id")).with_for_update()
+)
+
+
 async def load_slot(conn: AsyncConnection, dialog_id: UUID) -> DialogSlot | None:
-    row = (
-        await conn.execute(
-            select(dialog_slots).where(dialog_slots.c.dialog_id == dialog_id).with_for_update()
-        )
-    ).first()
+    row = (await conn.execute(_LOAD_SLOT, {"dialog_id": dialog_id})).first()
     return _slot(row) if row is not None else None
 
 
-async def save_slot(
-    conn: AsyncConnection, slot: DialogSlot, *, queued_at: datetime | None = None
-) -> None:
-    """Insert or update the slot; `queued_at` (re)starts its wait, otherwise the wait is kept."""
-    values = {
-        "dialog_id": slot.dialog_id,
-        "line_id": slot.line_id,
-        "status": slot.status.value,
-        "operator_id": slot.operator_id,
-        "queued_at": queued_at,
-        "priority": 0,
-        "updated_at": func.now(),
-    }
-    stmt = insert(dialog_slots).values(**values)
+def _save_slot_stmt(*, restart_wait: bool) -> Insert:
+    stmt = insert(dialog_slots).values(
+        dialog_id=bindparam("dialog_id"),
+        line_id=bindparam("line_id"),
+        status=bindparam("status"),
+        operator_id=bindparam("operator_id"),
+        queued_at=bindparam("queued_at"),
+        priority=0,
+        updated_at=func.now(),
+    )
     set_ = {
         "line_id": stmt.excluded.line_id,
         "status": stmt.excluded.status,
         "operator_id": stmt.excluded.operator_id,
         "updated_at": stmt.excluded.updated_at,
     }
-    if queued_at is not None:
+    if restart_wait:
         set_["queued_at"] = stmt.excluded.queued_at
+    return stmt.on_conflict_do_update(index_elements=[dialog_slots.c.dialog_id], set_=set_)
+
+
+# An update either restarts the wait or keeps the stored one: two shapes, both prebuilt.
+_SAVE_SLOT_KEEP_WAIT = _save_slot_stmt(restart_wait=False)
+_SAVE_SLOT_RESTART_WAIT = _save_slot_stmt(restart_wait=True)
+
+
+async def save_slot(
+    conn: AsyncConnection, slot: DialogSlot, *, queued_at: datetime | None = None
+) -> None:
+    """Insert or update the slot; `queued_at` (re)starts its wait, otherwise the wait is kept."""
     await conn.execute(
-        stmt.on_conflict_do_update(index_elements=[dialog_slots.c.dialog_id], set_=set_)
+        _SAVE_SLOT_KEEP_WAIT if queued_at is None else _SAVE_SLOT_RESTART_WAIT,
+        {
+            "dialog_id": slot.dialog_id,
+            "line_id": slot.line_id,
+            "status": slot.status.value,
+            "operator_id": slot.operator_id,
+            "queued_at": queued_at,
+        },
     )
 
 
@@ -215,21 +271,21 @@ _QUEUE_ORDER = (
     dialog_slots.c.dialog_id,
 )
 
+_NEXT_WAITING = (
+    select(dialog_slots)
+    .where(
+        dialog_slots.c.line_id == bindparam("line_id"),
+        dialog_slots.c.status == SlotStatus.QUEUED.value,
+    )
+    .order_by(*_QUEUE_ORDER)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
 
 async def next_waiting(conn: AsyncConnection, line_id: str) -> DialogSlot | None:
     """The head of the line's queue (highest priority, then longest waiting)."""
-    row = (
-        await conn.execute(
-            select(dialog_slots)
-            .where(
-                dialog_slots.c.line_id == line_id,
-                dialog_slots.c.status == SlotStatus.QUEUED.value,
-            )
-            .order_by(*_QUEUE_ORDER)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-    ).first()
+    row = (await conn.execute(_NEXT_WAITING, {"line_id": line_id})).first()
     return _slot(row) if row is not None else None
 
 
@@ -254,34 +310,38 @@ class QueueStats:
     oldest_waiting_since: datetime | None
 
 
-async def queue_stats(conn: AsyncConnection, line_ids: Sequence[str]) -> dict[str, QueueStats]:
-    rows = await conn.execute(
-        select(
-            dialog_slots.c.line_id,
-            func.count().label("waiting"),
-            func.min(dialog_slots.c.queued_at).label("oldest"),
-        )
-        .where(
-            dialog_slots.c.line_id.in_(list(line_ids)),
-            dialog_slots.c.status == SlotStatus.QUEUED.value,
-        )
-        .group_by(dialog_slots.c.line_id)
+_QUEUE_STATS = (
+    select(
+        dialog_slots.c.line_id,
+        func.count().label("waiting"),
+        func.min(dialog_slots.c.queued_at).label("oldest"),
     )
+    .where(
+        dialog_slots.c.line_id.in_(bindparam("line_ids", expanding=True)),
+        dialog_slots.c.status == SlotStatus.QUEUED.value,
+    )
+    .group_by(dialog_slots.c.line_id)
+)
+
+
+async def queue_stats(conn: AsyncConnection, line_ids: Sequence[str]) -> dict[str, QueueStats]:
+    rows = await conn.execute(_QUEUE_STATS, {"line_ids": list(line_ids)})
     found = {row.line_id: QueueStats(row.line_id, row.waiting, row.oldest) for row in rows}
     return {line: found.get(line, QueueStats(line, 0, None)) for line in line_ids}
 
 
+_LOAD_COUNTS = (
+    select(
+        dialog_slots.c.operator_id,
+        func.count().filter(dialog_slots.c.status == SlotStatus.ACTIVE.value).label("active"),
+        func.count().filter(dialog_slots.c.status == SlotStatus.RESERVED.value).label("reserved"),
+    )
+    .where(dialog_slots.c.operator_id.is_not(None))
+    .group_by(dialog_slots.c.operator_id)
+)
+
+
 async def load_counts(conn: AsyncConnection) -> dict[str, LoadChange]:
     """Recount every operator's load from the slots (checks and tests)."""
-    rows = await conn.execute(
-        select(
-            dialog_slots.c.operator_id,
-            func.count().filter(dialog_slots.c.status == SlotStatus.ACTIVE.value).label("active"),
-            func.count()
-            .filter(dialog_slots.c.status == SlotStatus.RESERVED.value)
-            .label("reserved"),
-        )
-        .where(dialog_slots.c.operator_id.is_not(None))
-        .group_by(dialog_slots.c.operator_id)
-    )
+    rows = await conn.execute(_LOAD_COUNTS)
     return {row.operator_id: LoadChange(row.active, row.reserved) for row in rows}
