@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from multidict import CIMultiDict
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,6 +17,7 @@ from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.telemetry import (
+    context_from_http,
     current_trace_ids,
     current_traceparent,
     setup_tracing,
@@ -33,6 +35,15 @@ def test_traceparent_is_what_the_w3c_propagator_writes() -> None:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         assert current_traceparent() == carrier["traceparent"]
+
+
+def test_http_trace_context_is_read_whatever_the_header_capitals() -> None:
+    setup_tracing("kit-test")
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = CIMultiDict({"TraceParent": f"00-{trace_id}-b7ad6b7169203331-01"})
+    with tracer().start_as_current_span("server", context=context_from_http(headers)):
+        ids = current_trace_ids()
+    assert ids is not None and ids[0] == trace_id
 
 
 async def test_trace_id_travels_from_writer_through_kafka_to_consumer(

@@ -57,7 +57,9 @@ def inject_http(headers: dict[str, str]) -> dict[str, str]:
 
 
 def context_from_http(headers: Mapping[str, str]) -> otel_context.Context:
-    return propagate.extract(dict(headers))
+    # The request's own (case-insensitive) headers: a plain dict copy would both cost a copy
+    # per request and miss a "Traceparent" spelled with other capitals.
+    return propagate.extract(headers)
 
 
 def context_from_kafka(headers: KafkaHeaders | None) -> otel_context.Context:
