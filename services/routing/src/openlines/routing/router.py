@@ -91,7 +91,7 @@ class Router:
         # The wait starts when the dialog opened (or was transferred to the line).
         queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None
         freed_lines = await self._apply(conn, before, after, queued_at, reason, cause=env)
-        await self.drain(conn, freed_lines, cause=env)
+        await self._drain(conn, freed_lines, cause=env)
 
     async def on_reservation_expired(self, conn: AsyncConnection, timer: timers.Timer) -> None:
         await store.lock_routing(conn, self.schema)
@@ -107,7 +107,7 @@ class Router:
         )
         metrics.RESERVATIONS_EXPIRED.labels(before.line_id).inc()
         lines = await self._apply(conn, before, after, None, "reservation_expired", cause=None)
-        await self.drain(conn, lines, cause=None)
+        await self._drain(conn, lines, cause=None)
 
     async def _apply(
         self,
@@ -155,8 +155,16 @@ class Router:
         self, conn: AsyncConnection, line_ids: Iterable[str], cause: Envelope | None
     ) -> int:
         """Hand waiting dialogs to operators with room, oldest first; returns how many."""
-        await store.lock_routing(conn, self.schema)  # re-entrant: callers usually hold it
+        await store.lock_routing(conn, self.schema)
+        return await self._drain(conn, line_ids, cause)
+
+    async def _drain(
+        self, conn: AsyncConnection, line_ids: Iterable[str], cause: Envelope | None
+    ) -> int:
+        """`drain` for callers already holding the routing lock (saves a round trip)."""
         wanted = sorted(set(line_ids))
+        if not wanted:
+            return 0
         stats = await store.queue_stats(conn, wanted)
         # The line whose head waited longest goes first: a freed operator serving several
         # lines gets the oldest dialog among them.
@@ -239,7 +247,7 @@ class Router:
             )
             await self._emit(conn, ROUTING, operator_id, changed, cause=None)
         if status is PresenceStatus.ONLINE:
-            await self.drain(conn, line_ids, cause=None)
+            await self._drain(conn, line_ids, cause=None)
         return previous
 
     # -- output -------------------------------------------------------------------------------
