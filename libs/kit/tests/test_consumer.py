@@ -75,6 +75,31 @@ async def _effects(engine: AsyncEngine) -> dict[str, int]:
         return {r.title: r.times for r in rows}
 
 
+def _runner(
+    sub: Subscription,
+    engine: AsyncEngine,
+    bootstrap: str,
+    producer,
+    cls: type[ConsumerRunner] = ConsumerRunner,
+) -> ConsumerRunner:
+    return cls(sub, engine=engine, bootstrap=bootstrap, dlq_producer=producer)
+
+
+def _applied(runner: ConsumerRunner, n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return runner.status.applied >= n and runner.status.lag == 0
+
+    return check
+
+
+def _caught_up(runner: ConsumerRunner) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        s = runner.status
+        return s.started and s.lag == 0 and bool(s.assigned)
+
+    return check
+
+
 async def test_redelivered_records_have_no_second_effect(
     engine: AsyncEngine,
     kafka_bootstrap: str,
@@ -99,29 +124,12 @@ async def test_redelivered_records_have_no_second_effect(
         async def commit_offsets(self, consumer, offsets):
             return None
 
-    first = CrashesBeforeOffsetCommit(
-        Subscription(group, [topic], count_effect, batch_size=7),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-    )
-
-    async def all_applied() -> bool:
-        return first.status.applied >= 50 and first.status.lag == 0
-
-    await _run_until(first, all_applied)
+    sub = Subscription(group, [topic], count_effect, batch_size=7)
+    first = _runner(sub, engine, kafka_bootstrap, producer, cls=CrashesBeforeOffsetCommit)
+    await _run_until(first, _applied(first, 50))
     # No offsets were committed: a new member of the group gets everything again.
-    second = ConsumerRunner(
-        Subscription(group, [topic], count_effect, batch_size=7),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-    )
-
-    async def caught_up() -> bool:
-        return second.status.started and second.status.lag == 0 and bool(second.status.assigned)
-
-    await _run_until(second, caught_up)
+    second = _runner(sub, engine, kafka_bootstrap, producer)
+    await _run_until(second, _caught_up(second))
     effects = await _effects(engine)
     assert len(effects) == 50
     assert set(effects.values()) == {1}
@@ -151,24 +159,16 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     keys.insert(12, b"s")
     await _publish(kafka_bootstrap, topic, values, keys)
 
-    runner = ConsumerRunner(
-        Subscription(
-            f"poison-{db_schema}",
-            [topic],
-            fails_on_title_5,
-            batch_size=50,
-            max_attempts=3,
-            retry_backoff=0.01,
-        ),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
+    sub = Subscription(
+        f"poison-{db_schema}",
+        [topic],
+        fails_on_title_5,
+        batch_size=50,
+        max_attempts=3,
+        retry_backoff=0.01,
     )
-
-    async def done() -> bool:
-        return runner.status.applied >= 19 and runner.status.lag == 0
-
-    await _run_until(runner, done)
+    runner = _runner(sub, engine, kafka_bootstrap, producer)
+    await _run_until(runner, _applied(runner, 19))
     effects = await _effects(engine)
     assert "s/title 5" not in effects  # its effect was rolled back with its savepoint
     assert len(effects) == 19 and set(effects.values()) == {1}
@@ -211,17 +211,9 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(
         return int(env.payload.title.split()[-1]) % 2 == 0
 
     group = f"filtered-{db_schema}"
-    filtered = ConsumerRunner(
-        Subscription(group, [topic], count_effect, batch_size=3, accepts=even_titles),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-    )
-
-    async def done() -> bool:
-        return filtered.status.applied >= 5 and filtered.status.lag == 0
-
-    await _run_until(filtered, done)
+    sub = Subscription(group, [topic], count_effect, batch_size=3, accepts=even_titles)
+    filtered = _runner(sub, engine, kafka_bootstrap, producer)
+    await _run_until(filtered, _applied(filtered, 5))
     assert await _effects(engine) == {f"s/title {i}": 1 for i in (0, 2, 4, 6, 8)}
     async with engine.connect() as conn:
         claimed = await conn.scalar(
@@ -232,17 +224,9 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(
     assert [r.value for r in dead] == [b"{not json"]
 
     # The skipped records were acknowledged: the group, without the filter, has nothing left.
-    everything = ConsumerRunner(
-        Subscription(group, [topic], count_effect, batch_size=3),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
+    everything = _runner(
+        Subscription(group, [topic], count_effect, batch_size=3), engine, kafka_bootstrap, producer
     )
-
-    async def caught_up() -> bool:
-        s = everything.status
-        return s.started and s.lag == 0 and bool(s.assigned)
-
-    await _run_until(everything, caught_up)
+    await _run_until(everything, _caught_up(everything))
     assert everything.status.applied == 0
     assert len(await _effects(engine)) == 5

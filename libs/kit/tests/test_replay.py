@@ -62,6 +62,27 @@ async def _inbox_count(engine: AsyncEngine, consumer: str) -> int:
         return int(count or 0)
 
 
+async def _history(
+    engine: AsyncEngine,
+    bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    *,
+    partitions: int,
+    streams: int,
+    per_stream: int,
+    twice: int,
+    garbage: int,
+) -> str:
+    """An empty event log and a topic holding a history, `twice` events of it republished
+    (as the relay does after a crash) and `garbage` undecodable records; returns the topic."""
+    async with engine.begin() as conn:
+        await conn.execute(text(EVENT_LOG_DDL))
+    topic = await new_topic(partitions=partitions)
+    history = _events(streams=streams, per_stream=per_stream)
+    await _publish(bootstrap, topic, history + history[:twice], garbage=garbage)
+    return topic
+
+
 async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
     engine: AsyncEngine,
     kafka_bootstrap: str,
@@ -69,12 +90,16 @@ async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
     producer: AIOKafkaProducer,
     db_schema: str,
 ) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(EVENT_LOG_DDL))
-    topic = await new_topic(partitions=3)
-    history = _events(streams=12, per_stream=25)
-    # The relay republishes after a crash: some events arrive twice. One record is garbage.
-    await _publish(kafka_bootstrap, topic, history + history[:30], garbage=1)
+    topic = await _history(
+        engine,
+        kafka_bootstrap,
+        new_topic,
+        partitions=3,
+        streams=12,
+        per_stream=25,
+        twice=30,
+        garbage=1,
+    )
 
     name = f"log-{db_schema}"
     stats = await replay(
@@ -133,11 +158,16 @@ async def test_parallel_replay_gives_each_partition_to_one_worker(
     new_topic: Callable[..., Awaitable[str]],
     db_schema: str,
 ) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(EVENT_LOG_DDL))
-    topic = await new_topic(partitions=4)
-    history = _events(streams=20, per_stream=30)
-    await _publish(kafka_bootstrap, topic, history + history[:40], garbage=2)
+    topic = await _history(
+        engine,
+        kafka_bootstrap,
+        new_topic,
+        partitions=4,
+        streams=20,
+        per_stream=30,
+        twice=40,
+        garbage=2,
+    )
 
     name = f"plog-{db_schema}"
     job = ReplayJob(

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Text, bindparam, delete, func, select, update
+from sqlalchemy import Text, Update, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,29 +44,23 @@ POINT_CONVERSATION = _insert_conversation.on_conflict_do_update(
     set_={"dialog_id": _insert_conversation.excluded.dialog_id},
 )
 INSERT_MESSAGE = insert(messages).on_conflict_do_nothing(index_elements=["message_id"])
-UPDATE_DELIVERY = (
-    update(messages)
-    .where(messages.c.message_id == bindparam("m_id"))
-    .values(
-        status=bindparam("status"),
-        status_reason=bindparam("reason"),
-        provider_message_id=func.coalesce(
-            bindparam("provider_message_id", type_=Text), messages.c.provider_message_id
-        ),
-    )
+
+
+def _update_message(**values: Any) -> Update:
+    return update(messages).where(messages.c.message_id == bindparam("m_id")).values(**values)
+
+
+UPDATE_DELIVERY = _update_message(
+    status=bindparam("status"),
+    status_reason=bindparam("reason"),
+    provider_message_id=func.coalesce(
+        bindparam("provider_message_id", type_=Text), messages.c.provider_message_id
+    ),
 )
-UPDATE_TEXT = (
-    update(messages)
-    .where(messages.c.message_id == bindparam("m_id"))
-    .values(
-        text=bindparam("text"),
-        attachments=bindparam("attachments"),
-        edited_at=bindparam("edited_at"),
-    )
+UPDATE_TEXT = _update_message(
+    text=bindparam("text"), attachments=bindparam("attachments"), edited_at=bindparam("edited_at")
 )
-MARK_DELETED = (
-    update(messages).where(messages.c.message_id == bindparam("m_id")).values(deleted=True)
-)
+MARK_DELETED = _update_message(deleted=True)
 # Every message row names all its columns, so INSERT_MESSAGE compiles once.
 _MESSAGE_DEFAULTS: dict[str, Any] = {
     "author_id": None,
