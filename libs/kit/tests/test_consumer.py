@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from openlines.events.catalog import DialogRenamed
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
 from openlines.events.topics import dlq_topic
@@ -230,3 +233,83 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(
     await _run_until(everything, _caught_up(everything))
     assert everything.status.applied == 0
     assert len(await _effects(engine)) == 5
+
+
+async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    producer,
+    db_schema: str,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE tallies (id text PRIMARY KEY, n int NOT NULL)"))
+        await conn.execute(text("INSERT INTO tallies VALUES ('a', 0), ('b', 0)"))
+    # Two topics whose batches touch the same two rows in opposite orders.
+    orders = {"s1": ["a", "b"], "s2": ["b", "a"]}
+    topics = {}
+    for stream, rows in orders.items():
+        topics[stream] = await new_topic(partitions=1)
+        envs = [
+            Envelope.new(
+                DialogRenamed(dialog_id=uuid.uuid4(), title=row, actor_id="op"),
+                stream_id=stream,
+                stream_version=v,
+                producer="test",
+            )
+            for v, row in enumerate(rows, start=1)
+        ]
+        records = [encode(e) for e in envs]
+        await _publish(
+            kafka_bootstrap, topics[stream], [r.value for r in records], [r.key for r in records]
+        )
+
+    both_hold_their_first_row = asyncio.Barrier(2)
+    first_attempt: set[str] = set()
+
+    async def tally(conn: AsyncConnection, env: Envelope) -> None:
+        await conn.execute(
+            text("UPDATE tallies SET n = n + 1 WHERE id = :id"), {"id": env.payload.title}
+        )
+        if env.stream_id not in first_attempt:
+            first_attempt.add(env.stream_id)
+            await asyncio.wait_for(both_hold_their_first_row.wait(), 30)
+
+    runners = [
+        _runner(
+            Subscription(f"tally-{stream}-{db_schema}", [topic], tally, batch_size=10),
+            engine,
+            kafka_bootstrap,
+            producer,
+        )
+        for stream, topic in topics.items()
+    ]
+    flagged: list[str] = []
+
+    async def both_done() -> bool:
+        flagged.extend(r.status.infra_error for r in runners if r.status.infra_error)
+        return all(r.status.applied == 2 and r.status.lag == 0 for r in runners)
+
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in runners]
+    try:
+        async with asyncio.timeout(60):
+            while not await both_done():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT id, n FROM tallies"))
+        tallies = {row.id: row.n for row in result}
+    assert tallies == {"a": 2, "b": 2}  # the loser's rolled-back work was redone, once
+    conflicts = sum(
+        REGISTRY.get_sample_value(
+            "openlines_consumer_conflict_retries_total", {"consumer": r.sub.name}
+        )
+        or 0.0
+        for r in runners
+    )
+    assert conflicts >= 1  # Postgres did pick a deadlock victim
+    assert flagged == []  # a lost deadlock is not an outage: readiness never went red

@@ -53,11 +53,26 @@ _CLAIM_ONE = text(
 )
 
 
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """Postgres rolled the transaction back because of another one (deadlock, serialization
+    failure: SQLSTATE class 40). Nothing is wrong with the records or the infrastructure:
+    running the batch again succeeds."""
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     """The database or broker is unavailable: retry the batch, never dead-letter it."""
+    if is_transaction_conflict(exc):
+        return False
     if isinstance(exc, OperationalError | psycopg.OperationalError | KafkaError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Worth doing the same work again: an outage, or a transaction another one beat."""
+    return is_infrastructure_error(exc) or is_transaction_conflict(exc)
 
 
 @dataclass
@@ -167,6 +182,12 @@ class ConsumerRunner:
                 break
 
             except Exception as exc:
+                if is_transaction_conflict(exc):
+                    # Lost a deadlock (or serialization) to another transaction, which has
+                    # gone on: go again at once; the service stays ready.
+                    metrics.CONSUMER_CONFLICTS.labels(self.sub.name).inc()
+                    log.info("batch lost a transaction conflict; retrying", consumer=self.sub.name)
+                    continue
                 if not is_infrastructure_error(exc):
                     raise
                 self.status.infra_error = repr(exc)
@@ -218,8 +239,8 @@ class ConsumerRunner:
             async with self.engine.begin() as conn:
                 await self._apply_fast(conn, decoded)
         except Exception as exc:
-            if is_infrastructure_error(exc):
-                raise
+            if is_retryable(exc):
+                raise  # the whole batch goes again; never a reason to dead-letter a record
             log.info(
                 "batch failed, re-applying record by record",
                 consumer=self.sub.name,
@@ -302,7 +323,7 @@ class ConsumerRunner:
                 self._note_applied(rec, env)
                 return
             except Exception as exc:
-                if is_infrastructure_error(exc):
+                if is_retryable(exc):
                     raise
                 last_error = exc
                 metrics.CONSUMER_RETRIES.labels(self.sub.name, rec.topic).inc()

@@ -15,6 +15,11 @@ RELAY_ERRORS = Counter("openlines_relay_errors_total", "Failed relay publish rou
 CONSUMER_APPLIED = Counter(
     "openlines_consumer_applied_total", "Records applied by a consumer", ["consumer", "topic"]
 )
+CONSUMER_CONFLICTS = Counter(
+    "openlines_consumer_conflict_retries_total",
+    "Batches rolled back by Postgres for a deadlock or serialization failure, then retried",
+    ["consumer"],
+)
 CONSUMER_SKIPPED = Counter(
     "openlines_consumer_skipped_total",
     "Records of event types the consumer does not act on, acknowledged without a transaction",

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.kit import metrics
-from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.consumer import is_retryable
 from openlines.kit.db.tables import timers
 from openlines.kit.log import get_logger
 
@@ -101,7 +101,7 @@ class TimerWorker:
             try:
                 count = await self.fire_due()
             except Exception as exc:
-                if not is_infrastructure_error(exc):
+                if not is_retryable(exc):
                     raise
                 log.warning("timer worker waiting for the database", error=repr(exc))
                 count = 0
@@ -129,8 +129,8 @@ class TimerWorker:
             self.fired += 1
             metrics.TIMERS_FIRED.labels(timer.name).inc()
         except Exception as exc:
-            if is_infrastructure_error(exc):
-                raise
+            if is_retryable(exc):
+                raise  # the whole claim goes again; not the handler's fault
             metrics.TIMERS_FAILED.labels(timer.name).inc()
             attempts = timer.attempts + 1
             dead = attempts >= self.max_attempts

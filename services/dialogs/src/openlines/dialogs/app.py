@@ -25,23 +25,17 @@ def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
     writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
     handlers = Handlers(writer, lines)
 
-    for name, topic, handler, accepts in (
-        ("inbound", INBOUND, handlers.inbound, None),
-        ("commands", DIALOG_COMMANDS, handlers.commands, None),
-        ("outbound", OUTBOUND, handlers.outbound, None),
-        # The CRM topic also carries LeadCreated and CustomerIdentified: not ours.
-        ("crm", CRM, handlers.crm, handlers.is_crm_link),
-    ):
-        runtime.subscribe(
-            Subscription(
-                name=f"dialogs.{name}",
-                topics=[topic],
-                handler=handler,
-                accepts=accepts,
-                batch_size=settings.consumer_batch_size,
-                max_attempts=settings.consumer_max_attempts,
-            )
+    runtime.subscribe(
+        Subscription(
+            name="dialogs",
+            topics=[INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM],
+            handler=handlers.handle,
+            # The CRM topic also carries LeadCreated and CustomerIdentified: not ours.
+            accepts=handlers.handles,
+            batch_size=settings.consumer_batch_size,
+            max_attempts=settings.consumer_max_attempts,
         )
+    )
 
     api = DialogsApi(lambda: runtime.engine, writer, lines)
 

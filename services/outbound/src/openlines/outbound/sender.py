@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
 from openlines.events.topics import OUTBOUND
-from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.consumer import is_retryable
 from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
@@ -120,7 +120,7 @@ class Sender:
                 claimed = await self._claim()
                 delay = 0.2
             except Exception as exc:
-                if not is_infrastructure_error(exc):
+                if not is_retryable(exc):
                     raise
                 log.warning("sender waiting for the database", error=repr(exc))
                 claimed = []
@@ -284,7 +284,7 @@ class Sender:
                 async with self.runtime.engine.begin() as conn:
                     return await write(conn, *args, **kwargs)
             except Exception as exc:
-                if not is_infrastructure_error(exc) or time.monotonic() > deadline:
+                if not is_retryable(exc) or time.monotonic() > deadline:
                     raise
                 log.warning("cannot record send outcome yet", error=repr(exc))
                 await asyncio.sleep(delay)
