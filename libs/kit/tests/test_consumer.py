@@ -313,3 +313,35 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
     )
     assert conflicts >= 1  # Postgres did pick a deadlock victim
     assert flagged == []  # a lost deadlock is not an outage: readiness never went red
+
+
+async def test_a_batch_retried_after_an_outage_dead_letters_nothing_twice(
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    producer,
+    db_schema: str,
+) -> None:
+    await _make_counter(engine)
+    topic = await new_topic(partitions=1)
+    records = [encode(e) for e in _records(3)]
+    values = [b"{not json", *(r.value for r in records)]
+    await _publish(kafka_bootstrap, topic, values, [b"s"] * len(values))
+    outages = [OSError("database went away")]  # the first handler call meets an outage
+
+    async def flaky(conn: AsyncConnection, env: Envelope) -> None:
+        if outages:
+            raise outages.pop()
+        await count_effect(conn, env)
+
+    runner = _runner(
+        Subscription(f"flaky-{db_schema}", [topic], flaky, batch_size=10),
+        engine,
+        kafka_bootstrap,
+        producer,
+    )
+    await _run_until(runner, _applied(runner, 3))
+    assert len(await _effects(engine)) == 3
+    # Both attempts were over before the records applied: a second copy would be there.
+    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    assert [r.value for r in dead] == [b"{not json"]

@@ -124,7 +124,8 @@ class ConsumerRunner:
         self.status = ConsumerStatus()
         self._auto_offset_reset = auto_offset_reset
         self._consumer_options = consumer_options or {}
-        # Decode failures already sent to the DLQ in this batch (the careful re-run skips them).
+        # Records of the batch in hand already sent to the DLQ: neither the careful re-run nor
+        # a retry of the whole batch (after an outage or a lost deadlock) sends them again.
         self._dead_in_batch: set[tuple[str, int, int]] = set()
         # (topic, envelope) applied by the transaction in progress; counted once it commits.
         self._applied_in_batch: list[tuple[str, Envelope]] = []
@@ -175,6 +176,7 @@ class ConsumerRunner:
         stop: asyncio.Event,
     ) -> None:
         delay = 0.2
+        self._dead_in_batch.clear()
         while True:
             try:
                 await self.process_batch(batch)
@@ -222,7 +224,6 @@ class ConsumerRunner:
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
     ) -> None:
         records = [rec for recs in batch.values() for rec in recs]
-        self._dead_in_batch.clear()
         self._applied_in_batch = []
         started = time.perf_counter()
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]] = []
