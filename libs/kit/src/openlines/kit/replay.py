@@ -79,6 +79,10 @@ async def replay(
         max_poll_records=batch_size,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        # A fetch that finds nothing yet (a partition drained before the others) is held by
+        # the broker this long; aiokafka's 500 ms default stalled the tail of each replay
+        # (measured: 36-41k -> 42-47k events/s in one process, 43-46k -> 53-54k with two).
+        fetch_max_wait_ms=50,
     )
     await consumer.start()
     gc_thresholds = gc.get_threshold()
