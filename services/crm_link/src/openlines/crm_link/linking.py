@@ -34,7 +34,11 @@ class CrmLink:
 
     @staticmethod
     def handles(env: Envelope) -> bool:
-        return isinstance(env.payload, DialogOpened | MessageAppended)
+        """Openings, and the messages that count as activity (not notes or system lines)."""
+        event = env.payload
+        if isinstance(event, MessageAppended):
+            return event.direction in projection.ACTIVITY
+        return isinstance(event, DialogOpened)
 
     async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload

@@ -15,7 +15,13 @@ from openlines.outbound.domain import send_job_for
 
 
 def is_message(envelope: Envelope) -> bool:
-    return isinstance(envelope.payload, MessageAppended)
+    """Customer messages (their provider ids) and replies; notes and system messages never
+    leave, so they cost no transaction here."""
+    message = envelope.payload
+    return isinstance(message, MessageAppended) and message.direction in (
+        Direction.IN,
+        Direction.OUT,
+    )
 
 
 async def record_message(conn: AsyncConnection, envelope: Envelope) -> None:
