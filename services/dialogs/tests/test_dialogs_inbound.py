@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
+from openlines.dialogs.domain import AlreadyAssigned
 from openlines.dialogs.handlers import Handlers, opened_dialog_id
 from openlines.dialogs.tables import dialogs
 from openlines.dialogs.writer import DialogWriter
@@ -169,3 +171,25 @@ def received(chat: str, external_message_id: str) -> MessageReceived:
         sent_at=utc_now(),
         line_id="demo",
     )
+
+
+async def test_a_dialog_loaded_before_another_writer_is_decided_again_fresh(
+    stack: DialogsStack,
+) -> None:
+    first = await stack.customer_writes("1009", "one", external_message_id="90")
+    dialog_id = opened_dialog_id(first.event_id)
+    await stack.eventually(lambda: stack._exists(dialog_id))
+    writer = DialogWriter(stack.runtime.event_store)
+    engine = stack.runtime.engine
+    async with engine.begin() as conn:
+        stale = await writer.load(conn, dialog_id)
+    async with engine.begin() as conn:  # ann takes it meanwhile
+        await writer.execute(conn, dialog_id, lambda d: d.take("ann", may_take_over=False))
+    async with engine.begin() as conn:
+        # bob decides on the stale (unassigned) state first: that append clashes, and the
+        # reloaded dialog shows ann holding it, so bob's take is refused instead of retried.
+        with pytest.raises(AlreadyAssigned):
+            await writer.execute(
+                conn, dialog_id, lambda d: d.take("bob", may_take_over=False), loaded=stale
+            )
+    assert (await stack.dialog(dialog_id)).body["assignee_id"] == "ann"

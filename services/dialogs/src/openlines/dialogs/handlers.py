@@ -117,6 +117,7 @@ class Handlers:
                         lambda d: d.receive(event, message_id=message_id),
                         cause=env,
                         id_seed=str(env.event_id),
+                        loaded=previous,
                     )
                     return
                 except DialogIsClosed:

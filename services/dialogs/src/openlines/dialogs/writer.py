@@ -49,15 +49,21 @@ class DialogWriter:
         *,
         cause: Envelope | None = None,
         id_seed: str | None = None,
+        loaded: Dialog | None = None,
     ) -> Dialog:
         """Apply `decide` to the current dialog and record what it returns.
 
         `id_seed` makes the event ids deterministic (consumers pass their input event's id):
         a second recording of the same effect is then refused by the store and skipped.
+        `loaded` is the dialog as the caller just loaded it in this transaction: the first
+        attempt decides on it instead of reading the stream again (a retry always reloads).
         Domain errors from `decide` propagate untouched, before anything was written.
         """
-        for _ in range(self.attempts):
-            dialog = await self.load(conn, dialog_id)
+        for attempt in range(self.attempts):
+            if attempt == 0 and loaded is not None and loaded.id == dialog_id:
+                dialog = loaded
+            else:
+                dialog = await self.load(conn, dialog_id)
             decided = list(decide(dialog))
             if not decided:
                 return dialog
