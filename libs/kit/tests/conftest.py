@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
+from openlines.kit.eventstore import EventStore
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 
@@ -22,6 +23,11 @@ async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine
     eng = create_engine(database_url, db_schema, pool_size=12)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture
+def store(db_schema: str) -> EventStore:
+    return EventStore(db_schema, producer="test")
 
 
 @pytest.fixture

@@ -14,11 +14,6 @@ from openlines.kit.eventstore import ConcurrencyConflict, DuplicateEvent, EventS
 from .helpers import renamed
 
 
-@pytest.fixture
-def store(db_schema: str) -> EventStore:
-    return EventStore(db_schema, producer="test")
-
-
 async def test_append_then_load_round_trips(engine: AsyncEngine, store: EventStore) -> None:
     async with engine.begin() as conn:
         written = await store.append(

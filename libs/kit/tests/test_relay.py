@@ -30,9 +30,9 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     producer: AIOKafkaProducer,
+    store: EventStore,
 ) -> None:
     topic = await new_topic()
-    store = EventStore(db_schema, producer="test")
     relay = OutboxRelay(
         engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), batch_size=300
     )
@@ -81,11 +81,11 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     producer: AIOKafkaProducer,
+    store: EventStore,
 ) -> None:
     """The classic outbox bug: rows [p+1] are read and sent; the transaction holding p commits
     before the relay deletes what it sent. p must survive that delete and be sent later."""
     topic = await new_topic()
-    store = EventStore(db_schema, producer="test")
     slow = await engine.connect()
     await slow.begin()
     [late] = await store.append(slow, "late", 0, [renamed(1, "late")], topic=topic)
@@ -117,9 +117,9 @@ async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     producer: AIOKafkaProducer,
+    store: EventStore,
 ) -> None:
     topic = await new_topic()
-    store = EventStore(db_schema, producer="test")
     # Polling alone would take a minute: only the outbox trigger's NOTIFY can beat the timeout.
     relay = OutboxRelay(
         engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), poll_interval=60

@@ -51,9 +51,9 @@ async def test_relay_killed_halfway_then_restarted(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     producer: AIOKafkaProducer,
+    store: EventStore,
 ) -> None:
     topic = await new_topic()
-    store = EventStore(db_schema, producer="test")
     async with engine.begin() as conn:
         for s in range(30):
             stream = f"s{s}"

@@ -53,10 +53,10 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
     kafka_bootstrap: str,
     new_topic: Callable[..., Awaitable[str]],
     producer: AIOKafkaProducer,
+    store: EventStore,
 ) -> None:
     setup_tracing("kit-test")
     topic = await new_topic(partitions=1)
-    store = EventStore(db_schema, producer="test")
     with tracer().start_as_current_span("operator request"):
         ids = current_trace_ids()
         assert ids is not None

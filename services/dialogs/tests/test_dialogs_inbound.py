@@ -125,7 +125,7 @@ async def test_concurrent_messages_of_one_conversation_open_one_dialog(
 
     async def handle(env: Envelope) -> None:
         async with engine.begin() as conn:
-            await handlers.inbound(conn, env)
+            await handlers.handle(conn, env)
 
     async def dialogs_of(key: str) -> list:
         async with engine.connect() as conn:

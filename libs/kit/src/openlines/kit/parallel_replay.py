@@ -24,7 +24,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer
 
 from openlines.kit.db.engine import create_engine
-from openlines.kit.replay import BatchHandler, ReplayStats, replay
+from openlines.kit.replay import BatchHandler, ReplayStats, partitions_of, replay
 from openlines.kit.topics import TopicNames
 
 
@@ -92,16 +92,10 @@ def split(partitions: Sequence[tuple[str, int]], workers: int) -> list[list[tupl
 
 
 async def _partitions(job: ReplayJob) -> list[tuple[str, int]]:
-    names = TopicNames(job.namespace)
     consumer = AIOKafkaConsumer(bootstrap_servers=job.bootstrap)
     await consumer.start()
     try:
-        await consumer.topics()
-        return [
-            (topic, p)
-            for topic in (names.physical(t) for t in job.topics)
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        return await partitions_of(consumer, job.topics, TopicNames(job.namespace))
     finally:
         await consumer.stop()
 

@@ -90,13 +90,10 @@ async def replay(
     # rescan the young heap thousands of times per replay (measured: 2-3x slower decode).
     gc.set_threshold(100_000, 50, 100)
     try:
-        await consumer.topics()  # loads cluster metadata for topics we do not subscribe to
         names = names or TopicNames()
-        physical = [names.physical(t) for t in topics]
         partitions = [
             TopicPartition(topic, p)
-            for topic in physical
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            for topic, p in await partitions_of(consumer, topics, names)
             if only is None or (topic, p) in only
         ]
         consumer.assign(partitions)
@@ -161,6 +158,18 @@ async def replay(
         undecodable=stats.undecodable,
     )
     return stats
+
+
+async def partitions_of(
+    consumer: AIOKafkaConsumer, topics: Sequence[str], names: TopicNames
+) -> list[tuple[str, int]]:
+    """(physical topic, partition) of every partition of the LOGICAL `topics`, in order."""
+    await consumer.topics()  # loads cluster metadata for topics we do not subscribe to
+    return [
+        (topic, p)
+        for topic in (names.physical(t) for t in topics)
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
 
 
 async def _write_batches(

@@ -51,11 +51,18 @@ class UnknownChannel(Exception):
     """An inbound event for a channel the lines config does not know (poison: DLQ)."""
 
 
-# What this service consumes, per input topic (type names are unique across these topics).
-INBOUND_EVENTS = (MessageReceived, InboundMessageEdited, DeliveryReceiptReceived)
-COMMANDS = (AssignDialog, CloseDialog, ReturnToQueue)
-OUTBOUND_RESULTS = (MessageDispatched, MessageDispatchFailed)
-HANDLED = (*INBOUND_EVENTS, *COMMANDS, *OUTBOUND_RESULTS, DialogLinkedToCrm)
+# What this service consumes from its four input topics (type names are unique across them).
+HANDLED = (
+    MessageReceived,
+    InboundMessageEdited,
+    DeliveryReceiptReceived,
+    AssignDialog,
+    CloseDialog,
+    ReturnToQueue,
+    MessageDispatched,
+    MessageDispatchFailed,
+    DialogLinkedToCrm,
+)
 
 
 class Handlers:
@@ -74,25 +81,20 @@ class Handlers:
         writes dialogs: as four consumers, batches locked the same dialogs in opposite
         orders under load, and Postgres broke the deadlocks only after a second."""
         event = env.payload
-        if isinstance(event, INBOUND_EVENTS):
-            await self.inbound(conn, env)
-        elif isinstance(event, COMMANDS):
-            await self.commands(conn, env)
-        elif isinstance(event, OUTBOUND_RESULTS):
-            await self.outbound(conn, env)
-        elif isinstance(event, DialogLinkedToCrm):
-            await self.crm(conn, env)
-
-    # -- openlines.inbound.v1 -------------------------------------------------------------
-
-    async def inbound(self, conn: AsyncConnection, env: Envelope) -> None:
-        event = env.payload
         if isinstance(event, MessageReceived):
             await self._message_received(conn, env, event)
         elif isinstance(event, InboundMessageEdited):
             await self._message_edited(conn, env, event)
         elif isinstance(event, DeliveryReceiptReceived):
             await self._receipt(conn, env, event)
+        elif isinstance(event, MessageDispatched):
+            await self._dispatched(conn, env, event)
+        elif isinstance(event, DialogLinkedToCrm):
+            await self._linked_to_crm(conn, env, event)
+        elif isinstance(event, AssignDialog | CloseDialog | ReturnToQueue | MessageDispatchFailed):
+            await self._execute_or_log(conn, event.dialog_id, _decision(event), env)
+
+    # -- openlines.inbound.v1 -------------------------------------------------------------
 
     async def _message_received(
         self, conn: AsyncConnection, env: Envelope, event: MessageReceived
@@ -199,65 +201,28 @@ class Handlers:
             env,
         )
 
-    # -- openlines.dialogs.commands.v1 ----------------------------------------------------
+    # -- openlines.outbound.v1 (a failed send is a plain decision: see `_decision`) -------
 
-    async def commands(self, conn: AsyncConnection, env: Envelope) -> None:
-        command = env.payload
-        if isinstance(command, AssignDialog):
-            await self._execute_or_log(
-                conn,
-                command.dialog_id,
-                lambda d: d.assign_by_routing(
-                    command.operator_id,
-                    line_id=command.line_id,
-                    strategy=command.strategy,
-                    expected_operator_id=command.expected_operator_id,
-                ),
-                env,
-            )
-        elif isinstance(command, CloseDialog):
-            await self._execute_or_log(
-                conn, command.dialog_id, lambda d: d.close(command.actor_id, command.reason), env
-            )
-        elif isinstance(command, ReturnToQueue):
-            await self._execute_or_log(
-                conn,
-                command.dialog_id,
-                lambda d: d.return_to_queue(command.reason, operator_id=command.operator_id),
-                env,
-            )
-
-    # -- openlines.outbound.v1 ------------------------------------------------------------
-
-    async def outbound(self, conn: AsyncConnection, env: Envelope) -> None:
-        result = env.payload
-        if isinstance(result, MessageDispatched):
-            key = await conn.scalar(
-                select(dialogs.c.conversation_key).where(dialogs.c.id == result.dialog_id)
-            )
-            if key is not None:
-                await _lock_conversation(conn, key)
-            dialog = await self._execute_or_log(
-                conn,
-                result.dialog_id,
-                lambda d: d.update_delivery(
-                    result.message_id,
-                    DeliveryStatus.SENT,
-                    provider_message_id=result.provider_message_id,
-                ),
-                env,
-            )
-            if dialog is not None:
-                await self._apply_parked_receipts(conn, env, dialog, result)
-        elif isinstance(result, MessageDispatchFailed):
-            await self._execute_or_log(
-                conn,
-                result.dialog_id,
-                lambda d: d.update_delivery(
-                    result.message_id, DeliveryStatus.FAILED, reason=result.reason
-                ),
-                env,
-            )
+    async def _dispatched(
+        self, conn: AsyncConnection, env: Envelope, result: MessageDispatched
+    ) -> None:
+        key = await conn.scalar(
+            select(dialogs.c.conversation_key).where(dialogs.c.id == result.dialog_id)
+        )
+        if key is not None:
+            await _lock_conversation(conn, key)
+        dialog = await self._execute_or_log(
+            conn,
+            result.dialog_id,
+            lambda d: d.update_delivery(
+                result.message_id,
+                DeliveryStatus.SENT,
+                provider_message_id=result.provider_message_id,
+            ),
+            env,
+        )
+        if dialog is not None:
+            await self._apply_parked_receipts(conn, env, dialog, result)
 
     async def _apply_parked_receipts(
         self, conn: AsyncConnection, env: Envelope, dialog: Dialog, result: MessageDispatched
@@ -282,10 +247,9 @@ class Handlers:
 
     # -- openlines.crm.v1 -----------------------------------------------------------------
 
-    async def crm(self, conn: AsyncConnection, env: Envelope) -> None:
-        link = env.payload
-        if not isinstance(link, DialogLinkedToCrm):
-            return
+    async def _linked_to_crm(
+        self, conn: AsyncConnection, env: Envelope, link: DialogLinkedToCrm
+    ) -> None:
         now = utc_now()
         await self._execute_or_log(
             conn,
@@ -322,6 +286,24 @@ class Handlers:
                 detail=exc.message,
             )
             return None
+
+
+def _decision(
+    event: AssignDialog | CloseDialog | ReturnToQueue | MessageDispatchFailed,
+) -> Decide:
+    """Routing's commands and a failed send: one decision each on its dialog."""
+    if isinstance(event, AssignDialog):
+        return lambda d: d.assign_by_routing(
+            event.operator_id,
+            line_id=event.line_id,
+            strategy=event.strategy,
+            expected_operator_id=event.expected_operator_id,
+        )
+    if isinstance(event, CloseDialog):
+        return lambda d: d.close(event.actor_id, event.reason)
+    if isinstance(event, ReturnToQueue):
+        return lambda d: d.return_to_queue(event.reason, operator_id=event.operator_id)
+    return lambda d: d.update_delivery(event.message_id, DeliveryStatus.FAILED, reason=event.reason)
 
 
 def _delivery(
