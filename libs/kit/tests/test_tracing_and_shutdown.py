@@ -37,6 +37,17 @@ def test_traceparent_is_what_the_w3c_propagator_writes() -> None:
         assert current_traceparent() == carrier["traceparent"]
 
 
+def test_without_an_exporter_spans_carry_ids_but_record_nothing() -> None:
+    setup_tracing("kit-test")  # no OTLP endpoint, as in the tests and `make run`
+    with tracer().start_as_current_span("request") as span:
+        assert not span.is_recording()  # recording costs CPU that nothing would ever read
+        ids = current_trace_ids()
+        traceparent = current_traceparent()
+    assert ids is not None and int(ids[0], 16) != 0
+    assert traceparent is not None and traceparent.startswith(f"00-{ids[0]}-{ids[1]}-")
+    assert int(traceparent[-2:], 16) & 0x01 == 0  # the sampled flag says nothing was recorded
+
+
 def test_http_trace_context_is_read_whatever_the_header_capitals() -> None:
     setup_tracing("kit-test")
     trace_id = "0af7651916cd43dd8448eb211c80319c"

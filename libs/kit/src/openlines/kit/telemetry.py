@@ -9,6 +9,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 KafkaHeaders = Iterable[tuple[str, bytes]]
 
@@ -16,12 +17,21 @@ _configured = False
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None = None) -> None:
-    """Install a tracer provider. No exporter unless an OTLP endpoint is configured:
-    spans still exist, so trace ids reach logs and propagate downstream."""
+    """Install a tracer provider. No exporter unless an OTLP endpoint is configured.
+
+    Without an exporter nothing would ever read a recorded span, so none is recorded: spans
+    are non-recording (sampled flag off) but still carry trace and span ids, which reach the
+    logs and propagate downstream. Recording every span cost ingest about a sixth of its
+    CPU per webhook. With an exporter the SDK's sampler applies (``OTEL_TRACES_SAMPLER``,
+    parent-based always-on by default).
+    """
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}),
+        sampler=None if otlp_endpoint else ALWAYS_OFF,
+    )
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
