@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -217,6 +218,7 @@ async def bench_projections(
     total = sum(stats.phases.values()) or 1.0
     phases = {k: f"{v:.2f}s ({v / total:.0%})" for k, v in stats.phases.items()}
     parallel = await _bench_parallel_replay(infra, engine, names, copy_rate)
+    fetch_rate = await _raw_fetch_rate(infra, topic)
     return [
         Result(
             "live projection apply (batches of 200)",
@@ -233,7 +235,47 @@ async def bench_projections(
             phases,
         ),
         parallel,
+        Result(
+            "raw aiokafka fetch of the same records (no decode, no write)",
+            fetch_rate,
+            "Postgres COPY, same rows",
+            copy_rate,
+            {"ceiling": "what any replay on aiokafka could reach before doing any work"},
+        ),
     ]
+
+
+async def _raw_fetch_rate(infra: Infra, topic: str) -> float:
+    """Records/s that aiokafka alone fetches from this broker, with replay's settings."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=infra.kafka_bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        started, count = time.perf_counter(), 0
+        while True:
+            # The same end test as replay: the high watermark the fetch responses report.
+            pending = [
+                tp
+                for tp in partitions
+                if (high := consumer.highwater(tp)) is None or await consumer.position(tp) < high
+            ]
+            if not pending:
+                break
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
+            count += sum(len(records) for records in batch.values())
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
 
 
 async def apply_replay(conn: AsyncConnection, batch: Sequence[Envelope]) -> None:

@@ -11,6 +11,8 @@ import sys
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from openlines.kit import eventloop
+
 
 async def main(port: int, bootstrap: str, topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
@@ -30,4 +32,5 @@ async def main(port: int, bootstrap: str, topic: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    # The same event loop as the services: the ratio then measures what ingest adds.
+    eventloop.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from openlines.kit.eventloop import new_event_loop
 from openlines.kit.log import get_logger, setup_logging
 from openlines.stack.gateway import GatewaySettings, create_gateway_app
 
@@ -17,7 +18,14 @@ def main() -> None:
     app = create_gateway_app(settings)
     log.info("gateway", http=f"http://{settings.http_host}:{settings.http_port}")
     # run_app turns SIGTERM and SIGINT into a graceful exit.
-    web.run_app(app, host=settings.http_host, port=settings.http_port, access_log=None, print=None)
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        print=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

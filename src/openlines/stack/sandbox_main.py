@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from openlines.kit.eventloop import new_event_loop
 from openlines.kit.lines import load_lines
 from openlines.kit.log import get_logger, setup_logging
 from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
@@ -24,7 +25,14 @@ def main() -> None:
     app = create_sandbox_app(settings, tokens)
     log.info("sandbox provider", http=f"http://{settings.http_host}:{settings.http_port}")
     # run_app turns SIGTERM and SIGINT into a graceful exit.
-    web.run_app(app, host=settings.http_host, port=settings.http_port, access_log=None, print=None)
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        print=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

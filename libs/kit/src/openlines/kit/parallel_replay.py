@@ -23,6 +23,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 
+from openlines.kit import eventloop
 from openlines.kit.db.engine import create_engine
 from openlines.kit.replay import BatchHandler, ReplayStats, partitions_of, replay
 from openlines.kit.topics import TopicNames
@@ -105,7 +106,7 @@ def _warm() -> None:
 
 
 def _run_share(job: ReplayJob, share: list[tuple[str, int]]) -> ReplayStats:
-    return asyncio.run(_replay_share(job, share))
+    return eventloop.run(_replay_share(job, share))
 
 
 async def _replay_share(job: ReplayJob, share: list[tuple[str, int]]) -> ReplayStats:

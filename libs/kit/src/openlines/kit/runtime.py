@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.envelope import Envelope
+from openlines.kit import eventloop
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import create_engine, libpq_dsn
 from openlines.kit.db.migrate import migrate
@@ -220,7 +221,7 @@ def serve(build: Callable[[], ServiceRuntime]) -> None:
     """Entry point for `python -m openlines.<service>`."""
     code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        code = asyncio.run(_serve_built(build))
+        code = eventloop.run(_serve_built(build))
     raise SystemExit(code)
 
 
