@@ -80,6 +80,8 @@ class E2eReport:
     ws_latency_ms: list[float] = field(default_factory=list)
     ingest_rps: float = 0.0
     raw_rps: float = 0.0
+    ingest_ratios: list[float] = field(default_factory=list)
+    """ingest/raw of each pair of back-to-back rounds."""
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
@@ -307,17 +309,19 @@ async def _ingest_vs_raw(
         path = f"/webhooks/telegram/{CHANNEL}"
         raw_url = f"http://127.0.0.1:{raw_port}{path}"
         ingest_url = f"http://127.0.0.1:{ingest_port}{path}"
-        # Warm both up, then measure each alone, alternating in rounds so that a drift in
-        # what else the machine does weighs on both sides alike; rates are averaged.
+        # Warm both up, then measure each alone, alternating in short rounds: a drift in what
+        # else this shared machine does then weighs on both sides of a pair alike, and the
+        # median of the pairs' ratios is not swayed by one disturbed round.
         await _closed_loop(http, raw_url, headers, 1)
         await _closed_loop(http, ingest_url, headers, 1)
-        rounds = 3
+        rounds = 5
         raw_rates, ingest_rates = [], []
         for _ in range(rounds):
             raw_rates.append(await _closed_loop(http, raw_url, headers, seconds / rounds))
             ingest_rates.append(await _closed_loop(http, ingest_url, headers, seconds / rounds))
         report.raw_rps = statistics.fmean(raw_rates)
         report.ingest_rps = statistics.fmean(ingest_rates)
+        report.ingest_ratios = [i / r for i, r in zip(ingest_rates, raw_rates, strict=True) if r]
     finally:
         for proc in (ingest, raw):
             proc.terminate()
