@@ -162,7 +162,10 @@ async def bench_projections(
 ) -> list[Result]:
     names = namespace()
     topic = names.physical(INBOUND)
-    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=3)
+    # Two partitions per replay worker, so that the parallel replay's shares are even (the
+    # suite's own topics have 3, which two workers split 2:1).
+    partitions = 2 * replay_workers()
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=partitions)
     envelopes = sample_envelopes(n_replay)
     await _publish(infra, topic, envelopes)
     copy_rate = await _copy_baseline(engine, envelopes)
@@ -287,10 +290,14 @@ async def apply_parallel_replay(conn: AsyncConnection, batch: Sequence[Envelope]
     await copy_rows(conn, "parallel_proj", batch)
 
 
+def replay_workers() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
 async def _bench_parallel_replay(
     infra: Infra, engine: AsyncEngine, names: TopicNames, copy_rate: float
 ) -> Result:
-    workers = max(2, os.cpu_count() or 2)
+    workers = replay_workers()
     async with engine.begin() as conn:
         await conn.execute(text(PROJECTION_DDL.format(name="parallel_proj")))
         schema = await conn.scalar(text("SELECT current_schema()"))
