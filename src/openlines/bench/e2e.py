@@ -83,6 +83,9 @@ class E2eReport:
     ingest_ratios: list[float] = field(default_factory=list)
     """ingest/raw of each pair of back-to-back rounds."""
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU each process used from the first webhook until every dialog was assigned."""
+    cpu_window: float = 0.0
 
 
 _ids = itertools.count(int(time.time()) % 10**6 * 1000)
@@ -117,8 +120,45 @@ class RssSampler:
                 await asyncio.wait_for(stop.wait(), 0.25)
 
 
+class CpuMeter:
+    """CPU seconds each process of the stack uses over a window: where a dialog's cost goes.
+
+    Postgres counts its backends too (live ones, plus those it has reaped).
+    """
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._start: dict[str, float] = {}
+        self._started_at = 0.0
+
+    def start(self) -> None:
+        self._start, self._started_at = self._read(), time.perf_counter()
+
+    def stop(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per process since `start`, and the window's wall seconds."""
+        end, wall = self._read(), time.perf_counter() - self._started_at
+        return {name: end[name] - self._start.get(name, 0.0) for name in end}, wall
+
+    def _read(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total = t.user + t.system + t.children_user + t.children_system
+                for child in proc.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        c = child.cpu_times()
+                        total += c.user + c.system
+                used[name] = total
+        return used
+
+
 async def _latency_run(
-    http: aiohttp.ClientSession, gateway: str, report: E2eReport, sampler: RssSampler
+    http: aiohttp.ClientSession,
+    gateway: str,
+    report: E2eReport,
+    sampler: RssSampler,
+    cpu: CpuMeter,
 ) -> None:
     sue = {"Authorization": f"Bearer {issue_token('sue', ['supervisor'], secret=DEV_JWT_SECRET)}"}
     for op in OPERATORS:
@@ -178,6 +218,7 @@ async def _latency_run(
     ]
     base_chat = 10**9 + (int(time.time()) % 10**6) * 1000
     total = int(report.rate * report.duration)
+    cpu.start()
     started = time.perf_counter()
     sends = []
     for i in range(total):
@@ -192,6 +233,7 @@ async def _latency_run(
         len(assigned_api) < len(accepted) or len(assigned_ws) < len(accepted)
     ):
         await asyncio.sleep(0.1)
+    report.cpu_seconds, report.cpu_window = cpu.stop()
     stop.set()
     await ws.close()
     for task in tasks:
@@ -351,7 +393,8 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
             connector = aiohttp.TCPConnector(limit=200)
             async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
                 sampler = RssSampler(pids)
-                await _latency_run(http, gateway, report, sampler)
+                infra = {"postgres": state["postgres"]["pid"], "tansu": state["kafka"]["pid"]}
+                await _latency_run(http, gateway, report, sampler, CpuMeter({**pids, **infra}))
                 report.peak_rss_mb = sampler.peak
         finally:
             down = [sys.executable, "-m", "openlines.cli.main", "down", "--home", str(home)]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from openlines.kit import eventloop
+
+if TYPE_CHECKING:
+    from openlines.bench.e2e import E2eReport
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +69,23 @@ def _run_e2e(args: argparse.Namespace, console: Console) -> None:
     for name, mib in sorted(report.peak_rss_mb.items()):
         rss.add_row(name, f"{mib:.0f}")
     console.print(rss)
+    _print_cpu(report, console)
+
+
+def _print_cpu(report: E2eReport, console: Console) -> None:
+    if not report.cpu_seconds or not report.sent:
+        return
+    total = sum(report.cpu_seconds.values())
+    cpu = Table(
+        title=f"CPU from the first webhook until all were assigned ({report.cpu_window:.0f}s): "
+        f"{total / report.cpu_window:.2f} cores busy, {1000 * total / report.sent:.0f} ms "
+        "per dialog"
+    )
+    for col in ("process", "CPU s", "ms per dialog"):
+        cpu.add_column(col, justify="left" if col == "process" else "right")
+    for name, seconds in sorted(report.cpu_seconds.items(), key=lambda kv: -kv[1]):
+        cpu.add_row(name, f"{seconds:.1f}", f"{1000 * seconds / report.sent:.1f}")
+    console.print(cpu)
 
 
 def _run_kit(args: argparse.Namespace, console: Console) -> None:
