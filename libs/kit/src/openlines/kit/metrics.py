@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+_children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def child(metric: M, *labels: str) -> M:
+    """``metric.labels(*labels)``, remembered: ``labels()`` validates and locks on every call,
+    a cost per request on hot paths. Only for bounded label sets (routes, statuses, channels)."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found  # type: ignore[return-value]
+
 
 RELAY_PUBLISHED = Counter(
     "openlines_relay_published_total", "Outbox records published to Kafka", ["schema"]

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from openlines.events import INBOUND, Envelope
 from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
+from openlines.kit import metrics
 from openlines.kit.http.app import read_json
 from openlines.kit.http.errors import ApiError
 from openlines.kit.lines import LinesConfig
@@ -55,9 +56,9 @@ class WebhookApi:
         try:
             response = await self._receive(request, channel_id)
         except ApiError as exc:
-            WEBHOOKS.labels(label, exc.code).inc()
+            metrics.child(WEBHOOKS, label, exc.code).inc()
             raise
-        WEBHOOKS.labels(label, "ignored" if "ignored" in response else "accepted").inc()
+        metrics.child(WEBHOOKS, label, "ignored" if "ignored" in response else "accepted").inc()
         return web.json_response(response)
 
     async def _receive(self, request: web.Request, channel_id: str) -> dict[str, object]:

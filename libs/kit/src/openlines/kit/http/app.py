@@ -1,7 +1,7 @@
 """The aiohttp app factory every service uses.
 
-Middlewares (outermost first): request id, tracing + metrics, JSON errors. Built-in routes:
-/healthz, /readyz, /metrics.
+One middleware: request id, tracing + metrics, JSON errors. Built-in routes: /healthz,
+/readyz, /metrics.
 """
 
 from __future__ import annotations
@@ -41,52 +41,50 @@ def current_request_id() -> str | None:
     return str(value) if value is not None else None
 
 
+_UNMEASURED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, server span, HTTP metrics and JSON errors, in one layer: every middleware
+    layer costs each request a call frame (three layers cost ingest ~5 % of its CPU)."""
     request_id = request.headers.get("X-Request-ID") or secrets.token_hex(16)
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    route = _route_name(request)
+    started = time.perf_counter()
+    status = 500
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers["X-Request-ID"] = request_id
-        raise
+        with tracer().start_as_current_span(
+            f"{request.method} {route}",
+            context=context_from_http(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        ) as span:
+            try:
+                response = await _answer(request, handler)
+                status = response.status
+            except web.HTTPException as exc:  # redirects and upgrades: aiohttp sends them
+                status = exc.status
+                exc.headers["X-Request-ID"] = request_id
+                raise
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
+        if route not in _UNMEASURED_ROUTES:
+            method = request.method
+            metrics.child(metrics.HTTP_REQUESTS, method, route, str(status)).inc()
+            metrics.child(metrics.HTTP_LATENCY, method, route).observe(
+                time.perf_counter() - started
+            )
     response.headers["X-Request-ID"] = request_id
     return response
 
 
-@web.middleware
-async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route = _route_name(request)
-    started = time.perf_counter()
-    status = 500
-    with tracer().start_as_current_span(
-        f"{request.method} {route}",
-        context=context_from_http(request.headers),
-        kind=SpanKind.SERVER,
-        attributes={"http.request.method": request.method, "http.route": route},
-    ) as span:
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            if route not in ("/metrics", "/healthz", "/readyz"):
-                metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-                metrics.HTTP_LATENCY.labels(request.method, route).observe(
-                    time.perf_counter() - started
-                )
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, with every error turned into `{"error": {"code", "message"}}`."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -128,7 +126,7 @@ async def _metrics(_: web.Request) -> web.Response:
 def create_app(settings: KitSettings, health: Health | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.http_body_limit,
-        middlewares=[request_id_middleware, observe_middleware, error_middleware],
+        middlewares=[edge_middleware],
     )
     app[HEALTH_KEY] = health or Health()
     app[PRINCIPAL_KEY] = Authenticator(settings)
