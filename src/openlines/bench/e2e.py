@@ -356,7 +356,7 @@ async def _ingest_vs_raw(
         # median of the pairs' ratios is not swayed by one disturbed round.
         await _closed_loop(http, raw_url, headers, 1)
         await _closed_loop(http, ingest_url, headers, 1)
-        rounds = 5
+        rounds = 9
         raw_rates, ingest_rates = [], []
         for _ in range(rounds):
             raw_rates.append(await _closed_loop(http, raw_url, headers, seconds / rounds))
@@ -381,7 +381,7 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
         timeout = aiohttp.ClientTimeout(total=60)
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-            await _ingest_throughput(http, home, lines, report, seconds=min(10.0, duration))
+            await _ingest_throughput(http, home, lines, report, seconds=min(18.0, duration))
         base = free_port_base()
         config = StackConfig(home=home, kafka_port=0, port_base=base, lines_file=lines)
         if await asyncio.to_thread(start_detached, config, console) != 0:
