@@ -76,10 +76,17 @@ def _print_cpu(report: E2eReport, console: Console) -> None:
     if not report.cpu_seconds or not report.sent:
         return
     total = sum(report.cpu_seconds.values())
+    assigned = max(len(report.ws_latency_ms), len(report.api_latency_ms))
+    caveat = (
+        ""
+        if assigned >= report.sent
+        else f"; only {assigned} of {report.sent} were assigned in the window, so a dialog's "
+        "full cost is higher"
+    )
     cpu = Table(
-        title=f"CPU from the first webhook until all were assigned ({report.cpu_window:.0f}s): "
-        f"{total / report.cpu_window:.2f} cores busy, {1000 * total / report.sent:.0f} ms "
-        "per dialog"
+        title=f"CPU from the first webhook until all were assigned (at most 30 s after the last) "
+        f"({report.cpu_window:.0f}s): {total / report.cpu_window:.2f} cores busy, "
+        f"{1000 * total / report.sent:.0f} ms per accepted dialog{caveat}"
     )
     for col in ("process", "CPU s", "ms per dialog"):
         cpu.add_column(col, justify="left" if col == "process" else "right")
