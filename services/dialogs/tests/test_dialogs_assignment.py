@@ -85,6 +85,8 @@ async def test_two_operators_taking_one_dialog_get_one_200_and_one_409(
         assert sorted([ann.status, bob.status]) == [200, 409], (ann, bob)
         winner, loser = (ann, bob) if ann.status == 200 else (bob, ann)
         assert loser.code == "already_assigned"
+        # The loser may no longer see the dialog: the answer must not say who holds it.
+        assert winner.body["assignee_id"] not in loser.body["error"]["message"]
         assert winner.body["status"] == "active"
         holder = winner.body["assignee_id"]
         assert (await stack.dialog(dialog_id, holder)).body["assignee_id"] == holder

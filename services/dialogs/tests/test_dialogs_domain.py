@@ -93,7 +93,7 @@ def reply(dialog: Dialog, actor: str = "ann", text: str = "hello", client: str =
     return dialog.reply(
         actor,
         text,
-        message_id=uuid.uuid5(dialog.id, client),
+        message_id=uuid.uuid5(dialog.id, f"{actor}:{client}"),
         client_message_id=client,
         now=T0,
         max_text_length=kw.pop("max_text_length", 4096),
@@ -220,6 +220,14 @@ def test_a_reply_is_idempotent_per_client_message_id() -> None:
     assert len(reply(dialog, client="other")) == 1
 
 
+def test_client_message_ids_are_each_authors_own() -> None:
+    # Two operators' clients both count from 1: the supervisor's "1" is a new message.
+    dialog = assigned_to("ann")
+    record(dialog, reply(dialog, client="1"))
+    events = reply(dialog, actor="sue", client="1", text="supervisor here", is_supervisor=True)
+    assert [e.text for e in events if isinstance(e, MessageAppended)] == ["supervisor here"]
+
+
 def test_reply_validation() -> None:
     dialog = assigned_to("ann")
     with pytest.raises(EmptyMessage):
@@ -334,7 +342,7 @@ def test_return_to_queue_unassigns_but_keeps_the_sla_clock() -> None:
 def test_delivery_statuses_only_move_forward() -> None:
     dialog = assigned_to("ann")
     record(dialog, reply(dialog))
-    message_id = uuid.uuid5(dialog.id, "c1")
+    message_id = uuid.uuid5(dialog.id, "ann:c1")
     later = T0 + timedelta(hours=1)
     sent = dialog.update_delivery(message_id, DeliveryStatus.SENT, provider_message_id="77")
     assert sent == [

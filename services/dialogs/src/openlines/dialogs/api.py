@@ -46,9 +46,10 @@ _RETRYABLE_SQLSTATES = {"40P01", "40001"}
 Action = Callable[[Viewer, Dialog], Sequence[EventPayload]]
 
 
-def outbound_message_id(dialog_id: uuid.UUID, client_message_id: str) -> uuid.UUID:
-    """Stable per (dialog, client_message_id): a client retry names the same message."""
-    return uuid.uuid5(dialog_id, f"out:{client_message_id}")
+def outbound_message_id(dialog_id: uuid.UUID, author_id: str, client_message_id: str) -> uuid.UUID:
+    """Stable per (dialog, author, client_message_id): a client retry names the same message,
+    and two operators whose clients both count from 1 do not collide."""
+    return uuid.uuid5(dialog_id, f"out:{author_id}:{client_message_id}")
 
 
 class DialogsApi:
@@ -144,7 +145,7 @@ class DialogsApi:
         viewer = await self._viewer(request)
         dialog_id = _dialog_id(request)
         text, client_message_id, reply_to = _message_body(await read_json(request))
-        message_id = outbound_message_id(dialog_id, client_message_id)
+        message_id = outbound_message_id(dialog_id, viewer.operator_id, client_message_id)
         now = utc_now()
 
         def decide(dialog: Dialog) -> Sequence[EventPayload]:
@@ -164,9 +165,14 @@ class DialogsApi:
             return await self.writer.execute(conn, dialog_id, decide)
 
         dialog = await self._write(work)
-        status = dialog.messages[message_id].status
+        # A retry finds the message recorded the first time (its id was derived the same way).
+        message = dialog.message_by_client_id(viewer.operator_id, client_message_id)
+        assert message is not None
         return web.json_response(
-            {"message_id": str(message_id), "status": str(status) if status else None},
+            {
+                "message_id": str(message.message_id),
+                "status": str(message.status) if message.status else None,
+            },
             status=202,
         )
 

@@ -204,7 +204,8 @@ class Dialog:
     updated_at: datetime | None = None
     messages: dict[UUID, MessageState] = field(default_factory=dict)
     _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
-    _by_client_id: dict[str, UUID] = field(default_factory=dict, repr=False)
+    # (author, client_message_id): each operator's client numbers its own messages.
+    _by_client_id: dict[tuple[str | None, str], UUID] = field(default_factory=dict, repr=False)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -227,8 +228,8 @@ class Dialog:
         found = self._by_external_id.get(external_message_id)
         return self.messages.get(found) if found else None
 
-    def message_by_client_id(self, client_message_id: str) -> MessageState | None:
-        found = self._by_client_id.get(client_message_id)
+    def message_by_client_id(self, author_id: str, client_message_id: str) -> MessageState | None:
+        found = self._by_client_id.get((author_id, client_message_id))
         return self.messages.get(found) if found else None
 
     def is_on_dialog(self, operator_id: str) -> bool:
@@ -311,7 +312,8 @@ class Dialog:
         if self.assignee_id == actor_id:
             return []
         if self.assignee_id is not None and not may_take_over:
-            raise AlreadyAssigned(f"the dialog is assigned to {self.assignee_id}")
+            # No name: the caller may not be allowed to see whose dialog this is.
+            raise AlreadyAssigned("the dialog is already assigned to another operator")
         return [
             DialogAssigned(
                 dialog_id=self.id,
@@ -338,7 +340,7 @@ class Dialog:
         """An operator's message to the customer; the first to answer an unassigned dialog
         becomes responsible for it."""
         self._require_exists()
-        if self.message_by_client_id(client_message_id) is not None:
+        if self.message_by_client_id(actor_id, client_message_id) is not None:
             return []  # a client retry: the message is already recorded
         validate_text(text, max_text_length)
         if not self.is_open:
@@ -562,7 +564,7 @@ class Dialog:
             self.unread_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:
-                self._by_client_id[e.client_message_id] = e.message_id
+                self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
             self.waiting_since = None
             self.unread_count = 0
         if e.direction in (Direction.IN, Direction.OUT):
