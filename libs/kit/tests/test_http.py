@@ -99,6 +99,13 @@ async def test_bad_input_gets_machine_readable_4xx(client: TestClient) -> None:
     malformed = await client.post("/api/echo", data=b"{nope", headers=auth)
     assert malformed.status == 400
     assert (await malformed.json())["error"]["code"] == "malformed_json"
+    # Postgres text cannot store NUL: refused at the edge, not as a 500 deep in a write.
+    for body in (b'{"text": "a\\u0000b"}', b'{"a\\u0000": 1}', b'[["\\u0000"]]'):
+        nul = await client.post("/api/echo", data=body, headers=auth)
+        assert (nul.status, (await nul.json())["error"]["code"]) == (400, "invalid_text"), body
+    # An escaped backslash followed by "u0000" is plain text, not a NUL.
+    plain = await client.post("/api/echo", data=b'{"text": "a\\\\u0000"}', headers=auth)
+    assert plain.status == 200 and (await plain.json())["body"] == {"text": "a\\u0000"}
     big = await client.post("/api/echo", data=b"[" + b"1," * 2000 + b"1]", headers=auth)
     assert big.status == 413
     assert (await big.json())["error"]["code"] == "payload_too_large"

@@ -69,8 +69,15 @@ async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack: DialogsStac
     for limit in ("0", "201", "ten"):
         assert await code(stack.get(list_url, limit=limit)) == (400, "bad_limit")
     forged = base64.urlsafe_b64encode(b'["yesterday", "x"]').decode()
-    for cursor in ("not-a-cursor!", forged, base64.urlsafe_b64encode(b"{}").decode()):
+    deep = base64.urlsafe_b64encode(b"[" * 3000).decode()  # json.loads: RecursionError
+    for cursor in ("not-a-cursor!", forged, base64.urlsafe_b64encode(b"{}").decode(), deep):
         assert await code(stack.get(list_url, cursor=cursor)) == (400, "bad_cursor")
+    # Postgres text cannot hold NUL: a filter or a reply carrying one is refused up front.
+    for param in ("q", "line", "channel", "assignee"):
+        assert await code(stack.get(list_url, **{param: "a\x00b"})) == (400, "bad_query")
+    assert await code(
+        stack.post(messages, "ann", json={"text": "a\u0000b", "client_message_id": "nul"})
+    ) == (400, "invalid_text")
 
     assert await code(stack.get("/api/v1/dialogs/not-a-uuid")) == (404, "not_found")
     assert await code(stack.get(f"/api/v1/dialogs/{uuid.uuid4()}")) == (404, "not_found")

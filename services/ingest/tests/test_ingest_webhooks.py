@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from openlines.events import decode
@@ -200,6 +201,12 @@ async def test_bad_input_gets_its_4xx_and_publishes_nothing(ingest: Ingest) -> N
             "invalid_update",
         ),
         (await ingest.post(b"x" * (ingest.settings.http_body_limit + 1)), 413, "payload_too_large"),
+        # A date no clock can show (year 33658) is not Telegram's.
+        (
+            await ingest.post(tg_message(chat, date=10**12)),
+            400,
+            "invalid_update",
+        ),
     ]
     for (status, body), want_status, want_code in cases:
         assert (status, body["error"]["code"]) == (want_status, want_code), body
@@ -222,6 +229,19 @@ async def test_bad_input_gets_its_4xx_and_publishes_nothing(ingest: Ingest) -> N
     assert 'openlines_ingest_webhooks_total{channel="unknown",outcome="unknown_channel"}' in (
         metrics
     )
+
+
+async def test_nul_in_a_customer_message_is_dropped_not_refused(ingest: Ingest) -> None:
+    # Postgres text cannot store U+0000; refusing the update would make Telegram retry it
+    # forever, so the character goes and the message is kept.
+    chat = next_id()
+    body = json.dumps(tg_message(chat, text="he\u0000llo")).encode()
+    assert b"\\u0000" in body
+    status, answer = await ingest.post(body, headers={"Content-Type": "application/json"})
+    assert status == 200, answer
+    [record] = await _records_of_chat(ingest, chat, answer["event_id"])
+    env = decode(record.value, record.headers, topic="openlines.inbound.v1")
+    assert isinstance(env.payload, MessageReceived) and env.payload.text == "hello"
 
 
 async def test_chunked_oversize_body_is_413(ingest: Ingest) -> None:

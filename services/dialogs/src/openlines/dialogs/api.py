@@ -235,6 +235,8 @@ def _dialog_id(request: web.Request) -> uuid.UUID:
 
 def _list_query(request: web.Request) -> ListQuery:
     params = request.query
+    if any("\x00" in value for value in params.values()):
+        raise ApiError(400, "bad_query", "query parameters must not contain NUL (U+0000)")
     tab = params.get("tab", "all")
     if tab not in TABS:
         raise ApiError(400, "bad_tab", f"tab must be one of {', '.join(TABS)}")

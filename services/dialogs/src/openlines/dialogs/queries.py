@@ -43,7 +43,8 @@ class Cursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             updated_at, dialog_id = json.loads(raw)
             parsed = cls(datetime.fromisoformat(updated_at), UUID(dialog_id))
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        # RecursionError: a forged cursor of thousands of nested brackets.
+        except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
             raise BadCursor("cursor is not one this API returned") from exc
         if parsed.updated_at.tzinfo is None:
             raise BadCursor("cursor is not one this API returned")

@@ -73,7 +73,9 @@ class WebhookApi:
         body = await _read_body(request)
         if not adapter.verify(channel, request.headers, body):
             raise ApiError(401, "invalid_secret", "webhook secret or signature does not match")
-        data = await read_json(request)  # the body is cached: this only parses it
+        # The body is cached: this only parses it. A NUL in a customer's text is dropped, not
+        # refused: a refused update is retried by the provider forever.
+        data = await read_json(request, nul="strip")
         try:
             outcome = adapter.normalise(data, line, channel)
         except InvalidUpdate as exc:

@@ -71,12 +71,16 @@ class TgMessageRef(_Tg):
     message_id: int
 
 
+# Unix seconds that datetime can represent (year 9999): beyond it a date is not Telegram's.
+_MAX_UNIX_TIME = 253_402_300_799
+
+
 class TgMessage(_Tg):
     message_id: int
-    date: int = Field(ge=0)
+    date: int = Field(ge=0, le=_MAX_UNIX_TIME)
     chat: TgChat
     from_: TgUser | None = Field(default=None, alias="from")
-    edit_date: int | None = Field(default=None, ge=0)
+    edit_date: int | None = Field(default=None, ge=0, le=_MAX_UNIX_TIME)
     text: str | None = None
     caption: str | None = None
     reply_to_message: TgMessageRef | None = None
@@ -147,7 +151,11 @@ class TelegramAdapter:
         given = headers.get(SECRET_HEADER)
         if not channel.secret or given is None:
             return False
-        return hmac.compare_digest(given.encode(), channel.secret.encode())
+        # surrogateescape: aiohttp keeps undecodable header bytes that way; they must compare
+        # unequal, not raise.
+        return hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), channel.secret.encode()
+        )
 
     def normalise(self, data: object, line: Line, channel: Channel) -> Outcome:
         if not isinstance(data, dict):
