@@ -84,6 +84,17 @@ async def test_missing_or_bad_tokens_are_401(
     assert (await resp.json())["error"]["code"] == code
 
 
+async def test_a_lines_claim_that_is_not_a_list_of_strings_is_401(client: TestClient) -> None:
+    for lines in ([["demo"]], "demo", [1]):
+        bad = jwt.encode(
+            {"sub": "ann", "roles": [], "lines": lines, "exp": 2**40},
+            "test-secret-with-at-least-32-bytes!",
+            algorithm="HS256",
+        )
+        resp = await client.post("/api/echo", json={}, headers={"Authorization": f"Bearer {bad}"})
+        assert (resp.status, (await resp.json())["error"]["code"]) == (401, "invalid_token")
+
+
 async def test_expired_token_is_401(client: TestClient) -> None:
     expired = jwt.encode(
         {"sub": "ann", "roles": [], "exp": 1},

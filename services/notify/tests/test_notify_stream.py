@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from openlines.events.catalog import DeliveryStatus, DialogQueued
 from openlines.events.envelope import Envelope, utc_now
 from openlines.events.topics import DIALOGS, ROUTING
 from openlines.kit.testing.service import running
+from openlines.notify.api import TOKEN_EXPIRED
 from openlines.notify.app import build_runtime
 from openlines.notify.settings import NotifySettings
 
@@ -154,3 +156,23 @@ async def test_the_stream_refuses_missing_or_bad_tokens_before_the_upgrade(
         async with http.get(stream, params={"token": token("ann")}) as response:
             assert response.status == 426
             assert (await response.json())["error"]["code"] == "upgrade_required"
+
+
+async def test_the_stream_ends_when_its_token_expires(
+    make_settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    # The token is checked at the upgrade only: a socket outliving it would keep pushing
+    # customer messages to someone who may no longer be allowed to read them.
+    async with running(build_runtime(make_settings())) as url:
+        short = token("ann", ttl_seconds=2)
+        ws = await http.ws_connect(f"{url}/api/v1/stream", params={"token": short})
+        hello = await ws.receive_json(timeout=10)
+        assert hello["type"] == "hello"
+        async with asyncio.timeout(15):
+            message = await ws.receive()
+        assert message.type is aiohttp.WSMsgType.CLOSE
+        assert (ws.close_code, message.extra) == (TOKEN_EXPIRED, "token expired")
+        # A fresh token connects again.
+        again = await http.ws_connect(f"{url}/api/v1/stream", params={"token": token("ann")})
+        assert (await again.receive_json(timeout=10))["type"] == "hello"
+        await again.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from aiohttp import WSMsgType, web
 
@@ -32,6 +34,19 @@ def viewer_of(principal: Principal, lines: LinesConfig) -> Viewer:
     return Viewer(principal.operator_id, line_ids, sees_all=principal.is_supervisor)
 
 
+TOKEN_EXPIRED = 4001
+"""Close code when the token runs out: the client reconnects with a fresh one."""
+
+
+async def _close_at_expiry(ws: web.WebSocketResponse, expires_at: float | None) -> None:
+    # The token was checked once, at the upgrade: without this, a revoked or expired
+    # operator would keep receiving customer messages for as long as the socket lives.
+    if expires_at is None:
+        return
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    await ws.close(code=TOKEN_EXPIRED, message=b"token expired")
+
+
 class StreamApi:
     def __init__(self, hub: SessionHub, lines: LinesConfig, heartbeat_seconds: float) -> None:
         self.hub = hub
@@ -44,7 +59,8 @@ class StreamApi:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         # Authenticate before the upgrade, so a refused client gets a JSON 401.
-        viewer = viewer_of(await require_principal(request), self.lines)
+        principal = await require_principal(request)
+        viewer = viewer_of(principal, self.lines)
         ws = web.WebSocketResponse(heartbeat=self.heartbeat_seconds)
         if not ws.can_prepare(request).ok:
             raise ApiError(426, "upgrade_required", "this endpoint speaks WebSocket only")
@@ -62,11 +78,13 @@ class StreamApi:
                 }
             )
         )
+        expiry = asyncio.create_task(_close_at_expiry(ws, principal.expires_at))
         try:
             async for message in ws:
                 if message.type is WSMsgType.TEXT and _is_ping(message.data):
                     session.offer(_PONG)
         finally:
+            expiry.cancel()
             await self.hub.close(session)
         return ws
 

@@ -25,6 +25,8 @@ class Principal:
     operator_id: str
     roles: frozenset[str] = field(default_factory=frozenset)
     lines: frozenset[str] | None = None  # None: not restricted by the token
+    expires_at: float | None = None
+    """The token's `exp` (Unix seconds): long-lived connections end there."""
 
     @property
     def is_supervisor(self) -> bool:
@@ -64,10 +66,15 @@ class Authenticator:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise ApiError(401, "invalid_token", "roles claim must be a list of strings")
         lines = claims.get("lines")
+        if lines is not None and (
+            not isinstance(lines, list) or not all(isinstance(line, str) for line in lines)
+        ):
+            raise ApiError(401, "invalid_token", "lines claim must be a list of strings")
         return Principal(
             operator_id=str(claims["sub"]),
             roles=frozenset(roles),
-            lines=frozenset(lines) if isinstance(lines, list) else None,
+            lines=frozenset(lines) if lines is not None else None,
+            expires_at=float(claims["exp"]),
         )
 
 
