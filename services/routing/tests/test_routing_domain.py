@@ -186,6 +186,10 @@ def test_presence_may_be_set_by_oneself_or_a_supervisor() -> None:
     assert domain.may_set_presence("ann", False, "ann")
     assert not domain.may_set_presence("ann", False, "bob")
     assert domain.may_set_presence("sue", True, "bob")
+    # A supervisor token restricted to some lines reaches only those lines' operators.
+    assert domain.may_set_presence("sue", True, "bob", ["demo"], frozenset({"demo"}))
+    assert not domain.may_set_presence("sue", True, "carl", ["vip"], frozenset({"demo"}))
+    assert domain.may_set_presence("carl", False, "carl", ["vip"], frozenset({"demo"}))
 
 
 def test_visible_lines() -> None:

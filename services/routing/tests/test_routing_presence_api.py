@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 
 from openlines.events.catalog import OperatorPresenceChanged, PresenceStatus
+from openlines.kit.http.auth import issue_token
 
 from .routing_support import Routing
 
@@ -132,3 +133,17 @@ async def test_queues_and_operators_are_scoped_to_the_callers_lines(routing: Rou
     assert body["operators"][0]["status_changed_at"] is not None
     status, body = await _get(routing, "/api/v1/operators", routing.auth("sue", "supervisor"))
     assert [o["operator_id"] for o in body["operators"]] == ["ann", "bob", "carl", "sue"]
+
+
+async def test_a_supervisor_token_restricted_to_lines_reaches_only_their_operators(
+    routing: Routing,
+) -> None:
+    token = issue_token("sue", ["supervisor"], secret=routing.settings.jwt_secret, lines=["demo"])
+    headers = {"Authorization": f"Bearer {token}"}
+    status, body = await _put(routing, "carl", {"status": "online"}, headers)  # carl: vip only
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, _ = await _put(routing, "bob", {"status": "online"}, headers)  # bob serves demo
+    assert status == 200
+    async with routing.http.get(f"{routing.url}/api/v1/operators", headers=headers) as resp:
+        listed = {op["operator_id"] for op in (await resp.json())["operators"]}
+    assert "carl" not in listed and "bob" in listed

@@ -46,8 +46,15 @@ async def put_presence(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = await require_principal(request)
     operator_id = request.match_info["operator_id"]
-    if not domain.may_set_presence(principal.operator_id, principal.is_supervisor, operator_id):
-        raise ApiError(403, "forbidden", "operators may set only their own presence")
+    operator_lines = [line.id for line in ctx.lines.lines_of(operator_id)]
+    if not domain.may_set_presence(
+        principal.operator_id, principal.is_supervisor, operator_id, operator_lines, principal.lines
+    ):
+        raise ApiError(
+            403,
+            "forbidden",
+            "operators set only their own presence; supervisors that of their lines' operators",
+        )
     if ctx.lines.operator(operator_id) is None:
         raise not_found("operator")
     body = await read_json(request)
@@ -72,7 +79,7 @@ async def get_operators(request: web.Request) -> web.Response:
     wanted = {
         op.id
         for op in ctx.lines.operators
-        if principal.is_supervisor
+        if (principal.is_supervisor and principal.lines is None)
         or op.id == principal.operator_id
         or any(line.id in lines for line in ctx.lines.lines_of(op.id))
     }

@@ -179,8 +179,20 @@ def pick_operator(strategy: str, candidates: Iterable[Candidate]) -> str | None:
 # -- who may do what --------------------------------------------------------------------------
 
 
-def may_set_presence(actor_id: str, actor_is_supervisor: bool, operator_id: str) -> bool:
-    return actor_is_supervisor or actor_id == operator_id
+def may_set_presence(
+    actor_id: str,
+    actor_is_supervisor: bool,
+    operator_id: str,
+    operator_lines: Sequence[str] = (),
+    token_lines: frozenset[str] | None = None,
+) -> bool:
+    """Operators set their own presence; supervisors anyone's, within the lines their token
+    is restricted to, if it is."""
+    if actor_id == operator_id:
+        return True
+    if not actor_is_supervisor:
+        return False
+    return token_lines is None or any(line in token_lines for line in operator_lines)
 
 
 def visible_lines(
