@@ -131,3 +131,26 @@ async def test_close_spam_and_reopen(stack: DialogsStack) -> None:
     assert (await stack.post(base + "/close", "sue")).status == 200  # idempotent
     texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
     assert texts == ["Marked as spam by ann", "Reopened by sue", "Closed by sue"]
+
+
+async def test_only_the_conversations_latest_dialog_reopens(stack: DialogsStack) -> None:
+    # The customer's next message goes to the conversation's latest dialog: a reopened
+    # older one would never hear from them again.
+    first = await stack.open_dialog("2302")
+    assert (await stack.post(f"/api/v1/dialogs/{first}/close", "sue")).status == 200
+    second = await stack.open_dialog("2302", "me again")
+    assert second != first
+    assert (await stack.post(f"/api/v1/dialogs/{second}/close", "sue")).status == 200
+    refused = await stack.post(f"/api/v1/dialogs/{first}/reopen", "sue")
+    assert (refused.status, refused.code) == (409, "newer_dialog_exists")
+    assert (await stack.dialog(first)).body["status"] == "closed"
+    reopened = await stack.post(f"/api/v1/dialogs/{second}/reopen", "sue")
+    assert (reopened.status, reopened.body["status"]) == (200, "active")
+    # ... and the customer's next message lands in it.
+    await stack.customer_writes("2302", "still there?")
+    await stack.eventually(lambda: _last_text_is(stack, second, "still there?"))
+
+
+async def _last_text_is(stack: DialogsStack, dialog_id: uuid.UUID, text: str) -> bool:
+    items = [m for m in await stack.timeline(dialog_id) if m["direction"] == "in"]
+    return bool(items) and items[-1]["text"] == text

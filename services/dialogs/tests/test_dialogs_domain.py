@@ -18,6 +18,7 @@ from openlines.dialogs.domain import (
     DialogNotOpen,
     DialogStatus,
     EmptyMessage,
+    NewerDialogExists,
     NotAssignedToYou,
     SlaState,
     TextTooLong,
@@ -318,6 +319,14 @@ def test_spam_is_a_forced_close_and_reopen_returns_to_active_for_the_actor() -> 
     assert isinstance(events[0], DialogReopened)
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id) == (DialogStatus.ACTIVE, "bob")
+
+
+def test_only_the_conversations_latest_dialog_reopens() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(NewerDialogExists):
+        dialog.reopen("ann", latest_dialog_id=uuid.uuid4())
+    assert isinstance(dialog.reopen("ann", latest_dialog_id=dialog.id)[0], DialogReopened)
 
 
 def test_return_to_queue_unassigns_but_keeps_the_sla_clock() -> None:

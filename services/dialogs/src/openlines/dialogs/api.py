@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
 from openlines.dialogs.domain import Dialog, DomainError
+from openlines.dialogs.handlers import lock_conversation
 from openlines.dialogs.queries import TABS, BadCursor, Cursor, ListQuery
 from openlines.dialogs.views import dialog_json, message_json
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
@@ -34,6 +35,7 @@ _STATUS_OF = {
     "already_assigned": 409,
     "dialog_closed": 409,
     "not_closed": 409,
+    "newer_dialog_exists": 409,
     "not_assigned": 409,
     "not_assignable": 409,
     "empty_message": 422,
@@ -121,11 +123,24 @@ class DialogsApi:
         return await self._act(request, decide)
 
     async def reopen(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
-            return dialog.reopen(viewer.operator_id)
+        viewer = await self._viewer(request)
+        dialog_id = _dialog_id(request)
 
-        return await self._act(request, decide)
+        async def work(conn: AsyncConnection) -> Any:
+            row = await queries.get_dialog(conn, dialog_id)
+            # The conversation's lock, taken before the dialog's as the inbound path does,
+            # also keeps a customer's message from racing the reopen.
+            latest = await lock_conversation(conn, row.conversation_key) if row else None
+
+            def decide(dialog: Dialog) -> Sequence[EventPayload]:
+                require_visible(viewer, dialog)
+                return dialog.reopen(viewer.operator_id, latest_dialog_id=latest)
+
+            await self.writer.execute(conn, dialog_id, decide)
+            return await queries.get_dialog(conn, dialog_id)
+
+        row = await self._write(work)
+        return web.json_response(dialog_json(row, self.lines, utc_now()))
 
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:

@@ -62,6 +62,10 @@ class AlreadyAssigned(DomainError):
     code = "already_assigned"
 
 
+class NewerDialogExists(DomainError):
+    code = "newer_dialog_exists"
+
+
 class DialogIsClosed(DomainError):
     code = "dialog_closed"
 
@@ -391,10 +395,17 @@ class Dialog:
             raise DialogIsClosed("the dialog is already closed")
         return self.close(actor_id, CloseReason.SPAM)
 
-    def reopen(self, actor_id: str) -> list[EventPayload]:
+    def reopen(self, actor_id: str, *, latest_dialog_id: UUID | None = None) -> list[EventPayload]:
+        """Reopen, if this is still the conversation's latest dialog (`latest_dialog_id`):
+        the customer's next message goes to the latest one, so a reopened older dialog would
+        never hear from them again."""
         self._require_exists()
         if self.is_open:
             raise DialogNotClosed("the dialog is not closed")
+        if latest_dialog_id is not None and latest_dialog_id != self.id:
+            raise NewerDialogExists(
+                f"the customer has a newer dialog ({latest_dialog_id}): reopen that one"
+            )
         return [
             DialogReopened(
                 dialog_id=self.id, actor_id=actor_id, operator_id=actor_id, line_id=self.line_id

@@ -99,7 +99,7 @@ class Handlers:
     async def _message_received(
         self, conn: AsyncConnection, env: Envelope, event: MessageReceived
     ) -> None:
-        current = await _lock_conversation(conn, event.conversation_key)
+        current = await lock_conversation(conn, event.conversation_key)
         if await _inbound_known(conn, event.conversation_key, event.external_message_id):
             log.info(
                 "duplicate inbound message ignored",
@@ -176,7 +176,7 @@ class Handlers:
         self, conn: AsyncConnection, env: Envelope, event: DeliveryReceiptReceived
     ) -> None:
         # The conversation lock orders this against MessageDispatched draining parked receipts.
-        await _lock_conversation(conn, event.conversation_key)
+        await lock_conversation(conn, event.conversation_key)
         found = await conn.execute(
             select(messages.c.dialog_id, messages.c.message_id).where(
                 messages.c.conversation_key == event.conversation_key,
@@ -210,7 +210,7 @@ class Handlers:
             select(dialogs.c.conversation_key).where(dialogs.c.id == result.dialog_id)
         )
         if key is not None:
-            await _lock_conversation(conn, key)
+            await lock_conversation(conn, key)
         dialog = await self._execute_or_log(
             conn,
             result.dialog_id,
@@ -329,7 +329,7 @@ INBOUND_KNOWN = select(messages.c.message_id).where(
 )
 
 
-async def _lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
+async def lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
     """Lock the conversation's row (creating it) until commit; return its current dialog."""
     found = await conn.execute(LOCK_CONVERSATION, {"key": key})
     return found.scalar_one()
