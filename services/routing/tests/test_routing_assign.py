@@ -217,3 +217,63 @@ async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
     await routing.presence("carl", "online")
     second = (await routing.commands.commands(2))[1]
     assert (second.dialog_id, second.operator_id, second.line_id) == (dialog, "carl", "vip")
+
+
+ONE_EACH = """
+operators:
+  - {id: ann, role: operator, max_dialogs: 1}
+  - {id: bob, role: operator, max_dialogs: 1}
+lines:
+  - id: demo
+    channels: [{id: tg-demo, type: telegram}]
+    operators: [ann, bob]
+    routing: round_robin
+"""
+
+
+async def test_an_expired_offer_applied_late_never_overfills_its_operator(
+    kafka_bootstrap: str, database_url: str, db_schema: str, tmp_path: Path
+) -> None:
+    # dialogs lags past the reservation timeout; the AssignDialog routing sent before the
+    # expiry is still applied afterwards. Its operator must have kept room for it.
+    lines = tmp_path / "lines.yaml"
+    lines.write_text(ONE_EACH)
+    settings = routing_settings(
+        kafka_bootstrap, database_url, db_schema, lines, reservation_timeout_seconds=1.0
+    )
+    async with routing_running(settings) as routing:
+        await routing.presence("ann", "online")
+        await routing.presence("bob", "online")
+        x, y, z = new_id(), new_id(), new_id()
+        await routing.dialogs.publish(opened(x))
+        (to_ann,) = await routing.commands.commands(1)
+        assert (to_ann.dialog_id, to_ann.operator_id) == (x, "ann")
+        await routing.dialogs.publish(opened(y))
+        to_bob = (await routing.commands.commands(2))[1]
+        assert (to_bob.dialog_id, to_bob.operator_id) == (y, "bob")
+        await routing.dialogs.publish(assigned(y, "bob"))
+        await routing.wait_load("bob", (1, 0, 1))
+        await routing.presence("ann", "away")
+
+        # X's offer to ann expires unanswered: X waits again, ann's unit stays taken.
+        await routing.routing_events.wait_for(
+            lambda r: any(q.reason == "reservation_expired" for q in r.of(DialogQueued)),
+            "DialogQueued(reservation_expired)",
+        )
+        assert (await routing.load())["ann"] == (0, 1, 1)
+        await routing.dialogs.publish(opened(z))
+        await routing.wait_queue(2)
+        await routing.dialogs.publish(closed(y, "bob"))
+        third = (await routing.commands.commands(3))[2]
+        assert (third.dialog_id, third.operator_id) == (x, "bob")
+        await routing.presence("ann", "online")  # no room: Z keeps waiting
+        await routing.wait_queue(1)
+        assert (await routing.load())["ann"] == (0, 1, 1)
+
+        # dialogs finally applies the first AssignDialog: X is ann's, within her one dialog;
+        # bob's offer of X is void, so Z goes to him.
+        await routing.dialogs.publish(assigned(x, "ann"))
+        await routing.wait_load("ann", (1, 0, 1))
+        fourth = (await routing.commands.commands(4))[3]
+        assert (fourth.dialog_id, fourth.operator_id) == (z, "bob")
+        await routing.wait_load("bob", (0, 1, 1))

@@ -67,6 +67,18 @@ def load_delta(before: DialogSlot | None, after: DialogSlot | None) -> dict[str,
     return delta
 
 
+def with_reserved(
+    delta: dict[str, LoadChange], operator_id: str, units: int
+) -> dict[str, LoadChange]:
+    """`delta` with `units` more reserved for the operator (zeros omitted)."""
+    old = delta.get(operator_id, LoadChange())
+    change = LoadChange(active=old.active, reserved=old.reserved + units)
+    moved = {op: c for op, c in delta.items() if op != operator_id}
+    if change != LoadChange():
+        moved[operator_id] = change
+    return moved
+
+
 def freed_operators(delta: dict[str, LoadChange]) -> list[str]:
     """Operators whose load went down: they may take a waiting dialog now."""
     return sorted(op for op, change in delta.items() if change.total < 0)

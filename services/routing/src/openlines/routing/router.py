@@ -32,7 +32,7 @@ from openlines.kit.lines import Line, LinesConfig
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import Outbox
 from openlines.routing import domain, metrics, store
-from openlines.routing.domain import DialogSlot, SlotStatus
+from openlines.routing.domain import DialogSlot, LoadChange, SlotStatus
 
 log = get_logger(__name__)
 
@@ -71,6 +71,7 @@ class Router:
             return
         await store.lock_routing(conn, self.schema)
         before = await store.load_slot(conn, event.dialog_id)
+        freed_lines = await self._settle_stale_offers(conn, event, event.dialog_id)
         reason = "new"
         after: DialogSlot | None
         if isinstance(event, DialogOpened):
@@ -86,12 +87,27 @@ class Router:
                 before, event.dialog_id, event.to_operator_id, event.to_line_id
             )
             reason = "transferred"
-        if after is None:
-            return
-        # The wait starts when the dialog opened (or was transferred to the line).
-        queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None
-        freed_lines = await self._apply(conn, before, after, queued_at, reason, cause=env)
+        if after is not None:
+            # The wait starts when the dialog opened (or was transferred to the line).
+            queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None
+            freed_lines |= await self._apply(conn, before, after, queued_at, reason, cause=env)
         await self._drain(conn, freed_lines, cause=env)
+
+    async def _settle_stale_offers(
+        self, conn: AsyncConnection, event: EventPayload, dialog_id: UUID
+    ) -> set[str]:
+        """Once the dialog has an assignee or is closed, no AssignDialog sent for it earlier can
+        be applied any more: the capacity its expired offers held is free again."""
+        settled = isinstance(event, DialogAssigned | DialogClosed) or (
+            isinstance(event, DialogTransferred) and event.to_operator_id is not None
+        )
+        if not settled:
+            return set()
+        released = await store.release_stale_offers(conn, dialog_id)
+        if not released:
+            return set()
+        await store.apply_load(conn, {op: LoadChange(reserved=-1) for op in released})
+        return {line.id for op in released for line in self.lines.lines_of(op)}
 
     async def on_reservation_expired(self, conn: AsyncConnection, timer: timers.Timer) -> None:
         await store.lock_routing(conn, self.schema)
@@ -106,7 +122,19 @@ class Router:
             operator_id=before.operator_id,
         )
         metrics.RESERVATIONS_EXPIRED.labels(before.line_id).inc()
-        lines = await self._apply(conn, before, after, None, "reservation_expired", cause=None)
+        # The AssignDialog already sent may still be applied (dialogs may only be lagging): its
+        # operator keeps the unit until the dialog is settled. The dialog itself is offered again.
+        assert before.operator_id is not None  # a reserved slot names its operator
+        held = await store.hold_stale_offer(conn, dialog_id, before.operator_id)
+        lines = await self._apply(
+            conn,
+            before,
+            after,
+            None,
+            "reservation_expired",
+            cause=None,
+            hold=before.operator_id if held else None,
+        )
         await self._drain(conn, lines, cause=None)
 
     async def _apply(
@@ -117,12 +145,16 @@ class Router:
         queued_at: datetime | None,
         reason: str,
         cause: Envelope | None,
+        hold: str | None = None,
     ) -> set[str]:
-        """Record a transition; returns the lines that may now be drained."""
+        """Record a transition; returns the lines that may now be drained. `hold`: an operator
+        whose reserved unit stays taken although the slot no longer counts it."""
         if before == after:
             return set()
         await store.save_slot(conn, after, queued_at=queued_at)
         delta = domain.load_delta(before, after)
+        if hold is not None:
+            delta = domain.with_reserved(delta, hold, +1)
         await store.apply_load(conn, delta)
         if before is not None and before.status is SlotStatus.RESERVED:
             await timers.cancel(conn, RESERVATION_TIMER, str(after.dialog_id))

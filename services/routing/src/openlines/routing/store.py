@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Update, bindparam, func, select, text, update
+from sqlalchemy import Update, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import PresenceStatus
 from openlines.kit.lines import LinesConfig
 from openlines.routing.domain import Candidate, DialogSlot, LoadChange, SlotStatus
-from openlines.routing.tables import dialog_slots, operators
+from openlines.routing.tables import dialog_slots, operators, stale_offers
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 
@@ -147,6 +147,38 @@ async def try_reserve(conn: AsyncConnection, operator_id: str) -> bool:
     """
     result = await conn.execute(_TRY_RESERVE, {"op_id": operator_id})
     return result.first() is not None
+
+
+_HOLD_STALE_OFFER = (
+    insert(stale_offers)
+    .values(
+        dialog_id=bindparam("dialog_id"),
+        operator_id=bindparam("operator_id"),
+        expired_at=func.now(),
+    )
+    .on_conflict_do_nothing()
+    .returning(stale_offers.c.operator_id)
+)
+_RELEASE_STALE_OFFERS = (
+    delete(stale_offers)
+    .where(stale_offers.c.dialog_id == bindparam("dialog_id"))
+    .returning(stale_offers.c.operator_id)
+)
+
+
+async def hold_stale_offer(conn: AsyncConnection, dialog_id: UUID, operator_id: str) -> bool:
+    """Keep the unit of an expired reservation taken; False if one is held already (each
+    operator has at most one pending AssignDialog per dialog that can still be applied)."""
+    found = await conn.execute(
+        _HOLD_STALE_OFFER, {"dialog_id": dialog_id, "operator_id": operator_id}
+    )
+    return found.first() is not None
+
+
+async def release_stale_offers(conn: AsyncConnection, dialog_id: UUID) -> list[str]:
+    """Forget the dialog's stale offers; returns whose capacity they held."""
+    found = await conn.execute(_RELEASE_STALE_OFFERS, {"dialog_id": dialog_id})
+    return sorted(row.operator_id for row in found)
 
 
 # expanding: one cached statement whatever the number of ids.

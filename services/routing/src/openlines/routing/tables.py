@@ -7,9 +7,10 @@ from sqlalchemy.dialects.postgresql import UUID
 
 metadata = MetaData()
 
-# Presence and capacity per operator. `active` and `reserved` always equal the number of
-# dialog_slots in that status for the operator: they change in the same transaction, and
-# capacity is taken with a conditional UPDATE on this row (see store.try_reserve).
+# Presence and capacity per operator. `active` equals the number of the operator's active
+# dialog_slots and `reserved` that of their reserved ones plus their stale_offers: they change
+# in the same transaction, and capacity is taken with a conditional UPDATE on this row (see
+# store.try_reserve).
 operators = Table(
     "operators",
     metadata,
@@ -33,4 +34,15 @@ dialog_slots = Table(
     Column("priority", Integer, nullable=False),
     Column("queued_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A reservation that expired unanswered still holds a unit of its operator's capacity: the
+# AssignDialog already sent may yet be applied by dialogs (which may lag), and that operator
+# must then have room for it. Released when the dialog is assigned, closed or transferred.
+stale_offers = Table(
+    "stale_offers",
+    metadata,
+    Column("dialog_id", UUID(as_uuid=True), primary_key=True),
+    Column("operator_id", Text, primary_key=True),
+    Column("expired_at", DateTime(timezone=True), nullable=False),
 )
