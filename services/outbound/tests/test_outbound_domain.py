@@ -73,6 +73,14 @@ def test_decide_retries_transient_failures_up_to_the_bound() -> None:
     assert decide(Transient("boom"), 3, policy, 0.5) == GiveUp("gave up after 3 attempts: boom")
 
 
+def test_flood_control_waits_do_not_use_up_the_attempts() -> None:
+    policy = RetryPolicy(max_attempts=3, rate_limited_attempts=2, retry_after_cap_seconds=60)
+    flood = Transient("Too Many Requests", retry_after=5.0)
+    assert decide(flood, 3, policy, 0.5) == RetryLater(5.0, "Too Many Requests")
+    assert decide(flood, 4, policy, 0.5) == RetryLater(5.0, "Too Many Requests")
+    assert decide(flood, 5, policy, 0.5) == GiveUp("gave up after 5 attempts: Too Many Requests")
+
+
 def test_backoff_grows_is_jittered_and_capped_and_retry_after_is_honoured_up_to_a_cap() -> None:
     policy = RetryPolicy(base_seconds=0.5, max_seconds=4.0, retry_after_cap_seconds=10.0)
     assert [policy.delay(n, None, 0.0) for n in (1, 2, 3, 4, 5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
@@ -126,3 +134,13 @@ def test_pacer_spaces_sends_per_channel() -> None:
     assert pacer.reserve("b", 100.0) == 0.0
     assert pacer.reserve("a", 200.0) == 0.0  # idle long enough: no debt carried over
     assert ChannelPacer(rate_per_second=0).reserve("a", 1.0) == 0.0
+
+
+def test_a_retry_after_holds_every_chat_of_the_channel() -> None:
+    for rate in (0, 10):
+        pacer = ChannelPacer(rate_per_second=rate)
+        pacer.hold("a", until=105.0)
+        assert pacer.reserve("a", 100.0) == pytest.approx(5.0)  # any chat of channel a
+        assert pacer.reserve("b", 100.0) == 0.0
+        pacer.hold("a", until=101.0)  # a shorter hold does not cut the longer one
+        assert pacer.reserve("a", 106.0) == pytest.approx(0.0, abs=0.11)

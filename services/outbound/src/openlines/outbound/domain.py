@@ -154,7 +154,10 @@ class RetryPolicy:
     max_attempts: int = 5
     base_seconds: float = 0.5
     max_seconds: float = 30.0
-    retry_after_cap_seconds: float = 60.0
+    retry_after_cap_seconds: float = 300.0
+    rate_limited_attempts: int = 20
+    """Attempts beyond `max_attempts` allowed while the provider answers "retry after": its
+    flood control says when to come back, so waiting it out is no failure of ours."""
 
     def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
         """Seconds before attempt `attempt + 1`; `jitter` is uniform in [0, 1)."""
@@ -190,7 +193,10 @@ def decide(outcome: ProviderOutcome, attempt: int, policy: RetryPolicy, jitter: 
         return Dispatched(outcome.provider_message_id)
     if isinstance(outcome, Rejected):
         return GiveUp(outcome.reason)
-    if attempt >= policy.max_attempts:
+    limit = policy.max_attempts
+    if outcome.retry_after is not None:
+        limit += policy.rate_limited_attempts
+    if attempt >= limit:
         return GiveUp(f"gave up after {attempt} attempts: {outcome.reason}")
     return RetryLater(policy.delay(attempt, outcome.retry_after, jitter), outcome.reason)
 
@@ -208,10 +214,17 @@ class ChannelPacer:
 
     rate_per_second: float
     _next_free: dict[str, float] = field(default_factory=dict)
+    _held_until: dict[str, float] = field(default_factory=dict)
 
     def reserve(self, channel_id: str, now: float) -> float:
+        held = self._held_until.get(channel_id, now)
         if self.rate_per_second <= 0:
-            return 0.0
-        slot = max(now, self._next_free.get(channel_id, now))
+            return max(0.0, held - now)
+        slot = max(now, self._next_free.get(channel_id, now), held)
         self._next_free[channel_id] = slot + 1.0 / self.rate_per_second
         return slot - now
+
+    def hold(self, channel_id: str, until: float) -> None:
+        """The provider said "retry after": no send to the channel (the bot) before `until`,
+        whichever chat it is for; sending anyway would prolong its flood ban."""
+        self._held_until[channel_id] = max(until, self._held_until.get(channel_id, until))

@@ -42,6 +42,7 @@ from openlines.outbound.domain import (
     GiveUp,
     RetryLater,
     RetryPolicy,
+    Transient,
     decide,
     precheck,
     telegram_send_message,
@@ -84,6 +85,7 @@ class Sender:
             base_seconds=settings.send_backoff_base_seconds,
             max_seconds=settings.send_backoff_max_seconds,
             retry_after_cap_seconds=settings.send_retry_after_cap_seconds,
+            rate_limited_attempts=settings.send_rate_limited_attempts,
         )
         self.pacer = ChannelPacer(settings.channel_rate_per_second)
         self.last_round_at = time.monotonic()
@@ -194,6 +196,9 @@ class Sender:
             http, channel, telegram_send_message(job, claimed.reply_to_provider_id), timeout
         )
         SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
+        if isinstance(outcome, Transient) and outcome.retry_after is not None:
+            wait = min(outcome.retry_after, self.policy.retry_after_cap_seconds)
+            self.pacer.hold(channel.id, time.monotonic() + wait)
         await self._settle(claimed, decide(outcome, claimed.attempt, self.policy, random.random()))
 
     async def _settle(self, claimed: jobs.ClaimedJob, decision: Decision) -> None:

@@ -15,8 +15,10 @@ class OutboundSettings(KitSettings):
     send_max_attempts: int = Field(default=5, ge=1)
     send_backoff_base_seconds: float = Field(default=0.5, gt=0)
     send_backoff_max_seconds: float = Field(default=30.0, gt=0)
-    # A provider's retry_after is honoured up to this cap.
-    send_retry_after_cap_seconds: float = Field(default=60.0, gt=0)
+    # A provider's retry_after is honoured up to this cap, for every chat of the channel.
+    send_retry_after_cap_seconds: float = Field(default=300.0, gt=0)
+    # Extra attempts while the provider keeps answering 429 with a retry_after.
+    send_rate_limited_attempts: int = Field(default=20, ge=0)
     send_timeout_seconds: float = Field(default=10.0, gt=0)
     # A job left in `sending` longer than this is given up as outcome unknown (never re-sent).
     send_lease_seconds: float = Field(default=60.0, gt=0)
