@@ -277,3 +277,38 @@ async def test_an_expired_offer_applied_late_never_overfills_its_operator(
         fourth = (await routing.commands.commands(4))[3]
         assert (fourth.dialog_id, fourth.operator_id) == (z, "bob")
         await routing.wait_load("bob", (0, 1, 1))
+
+
+SHARED = """
+operators:
+  - {id: ann, role: operator, max_dialogs: 3}
+  - {id: carl, role: operator, max_dialogs: 1}
+lines:
+  - id: demo
+    channels: [{id: tg-demo, type: telegram}]
+    operators: [ann]
+    routing: round_robin
+  - id: vip
+    channels: [{id: tg-vip, type: telegram}]
+    operators: [ann, carl]
+    routing: round_robin
+"""
+
+
+async def test_an_operator_of_several_lines_gets_the_oldest_dialogs_among_them(
+    kafka_bootstrap: str, database_url: str, db_schema: str, tmp_path: Path
+) -> None:
+    lines = tmp_path / "lines.yaml"
+    lines.write_text(SHARED)
+    settings = routing_settings(kafka_bootstrap, database_url, db_schema, lines)
+    async with routing_running(settings) as routing:
+        a, b, c, d = new_id(), new_id(), new_id(), new_id()
+        for dialog, line in ((a, "vip"), (b, "demo"), (c, "vip"), (d, "vip")):
+            await routing.dialogs.publish(opened(dialog, line))  # oldest first
+        await routing.wait_queue(3, "vip")
+        await routing.wait_queue(1, "demo")
+        await routing.presence("ann", "online")  # three free places at once
+        # Commands are keyed by dialog: partitions interleave, so compare as a set.
+        offered = {command.dialog_id for command in await routing.commands.commands(3)}
+        assert offered == {a, b, c}  # not a, c and d: b waited longer than c and d
+        await routing.wait_queue(1, "vip")

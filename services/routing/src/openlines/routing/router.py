@@ -194,26 +194,33 @@ class Router:
         self, conn: AsyncConnection, line_ids: Iterable[str], cause: Envelope | None
     ) -> int:
         """`drain` for callers already holding the routing lock (saves a round trip)."""
-        wanted = sorted(set(line_ids))
-        if not wanted:
-            return 0
-        stats = await store.queue_stats(conn, wanted)
-        # The line whose head waited longest goes first: a freed operator serving several
-        # lines gets the oldest dialog among them.
-        order = sorted(
-            (s for s in stats.values() if s.waiting),
-            key=lambda s: s.oldest_waiting_since or datetime.max.replace(tzinfo=UTC),
-        )
+        wanted = [line for lid in sorted(set(line_ids)) if (line := self.lines.line(lid))]
+        if len(wanted) == 1:
+            return await self._drain_line(conn, wanted[0], cause)
+        # Several lines (an operator serving them came online, start-up): one dialog at a time,
+        # always from the line whose head waited longest, so that operators shared between
+        # lines get the oldest dialogs among them, not all of one line first.
         handed = 0
-        for entry in order:
-            line = self.lines.line(entry.line_id)
-            if line is not None:
-                handed += await self._drain_line(conn, line, cause)
+        while wanted:
+            stats = await store.queue_stats(conn, [line.id for line in wanted])
+            heads = sorted(
+                (s for s in stats.values() if s.waiting),
+                key=lambda s: s.oldest_waiting_since or datetime.max.replace(tzinfo=UTC),
+            )
+            if not heads:
+                return handed
+            line = next(line for line in wanted if line.id == heads[0].line_id)
+            if await self._drain_line(conn, line, cause, limit=1):
+                handed += 1
+            else:
+                wanted.remove(line)  # nobody of this line has room: the others may
         return handed
 
-    async def _drain_line(self, conn: AsyncConnection, line: Line, cause: Envelope | None) -> int:
+    async def _drain_line(
+        self, conn: AsyncConnection, line: Line, cause: Envelope | None, limit: int | None = None
+    ) -> int:
         handed = 0
-        while True:
+        while limit is None or handed < limit:
             waiting = await store.next_waiting(conn, line.id)
             if waiting is None:
                 return handed
@@ -244,6 +251,7 @@ class Router:
                 line_id=line.id,
             )
             handed += 1
+        return handed
 
     async def _reserve_someone(self, conn: AsyncConnection, line: Line) -> str | None:
         lost: set[str] = set()
