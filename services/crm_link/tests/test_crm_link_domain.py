@@ -99,6 +99,20 @@ def test_manual_lead_for_a_dialog_without_one_then_already_linked() -> None:
     assert isinstance(nxt[-1], DialogLinkedToCrm) and nxt[-1].lead_id == lead.lead_id
 
 
+def test_a_customer_with_a_lead_gets_no_second_one_from_an_older_dialog() -> None:
+    # D1 on a line without auto-lead (customer only); D2 on an auto-lead line makes L1;
+    # creating a lead from D1 then links D1 to L1 (DESIGN §9: no duplicate leads).
+    first = domain.on_dialog_opened(None, facts(1), auto_lead=False)
+    second = domain.on_dialog_opened(history(first), facts(2), auto_lead=True)
+    lead = next(e for e in second if isinstance(e, LeadCreated))
+    joined = domain.create_lead(history(first, second), facts(1), "bob", "Quote")
+    assert joined == [
+        DialogLinkedToCrm(
+            dialog_id=facts(1).dialog_id, customer_id=lead.customer_id, lead_id=lead.lead_id
+        )
+    ]
+
+
 def test_auto_lead_dialog_cannot_get_a_manual_lead() -> None:
     state = history(domain.on_dialog_opened(None, facts(1), auto_lead=True))
     with pytest.raises(AlreadyLinked):

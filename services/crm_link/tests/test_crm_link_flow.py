@@ -220,3 +220,27 @@ async def test_lead_and_dialog_access_and_bad_ids(crm: Crm) -> None:
         body["error"]["details"]["lead_id"] for status, body in results if status == 409
     }
     assert len(ids) == 1
+
+
+async def test_an_older_dialog_joins_the_customers_lead_and_each_sees_their_lines_only(
+    crm: Crm,
+) -> None:
+    who = user()
+    older, newer = uuid.uuid4(), uuid.uuid4()
+    await crm.publish(opened(older, who, channel_id="tg-manual"))  # no auto lead: customer only
+    await crm.crm_events.wait_for(lambda r: len(r.of(DialogLinkedToCrm)) == 1, "first link")
+    await crm.publish(opened(newer, who))  # demo makes the lead
+    await crm.crm_events.wait_for(lambda r: len(r.of(LeadCreated)) == 1, "the lead")
+    [lead] = crm.crm_events.of(LeadCreated)
+
+    # bob creates a lead from the older dialog: no second lead, it joins the customer's.
+    status, body = await crm.post(f"/api/v1/dialogs/{older}/lead", "bob")
+    assert (status, body["id"]) == (200, str(lead.lead_id)), body
+    # The lead spans two lines: each operator sees the dialogs of their own line only.
+    assert [d["dialog_id"] for d in body["dialogs"]] == [str(older)]
+    status, body = await crm.get(f"/api/v1/crm/leads/{lead.lead_id}", "ann")
+    assert (status, [d["dialog_id"] for d in body["dialogs"]]) == (200, [str(newer)])
+    status, body = await crm.get(f"/api/v1/crm/leads/{lead.lead_id}", "sue", "supervisor")
+    assert {d["dialog_id"] for d in body["dialogs"]} == {str(older), str(newer)}
+    await crm.crm_events.wait_for(lambda r: len(r.of(DialogLinkedToCrm)) == 3, "older joins")
+    assert len(crm.crm_events.of(LeadCreated)) == 1

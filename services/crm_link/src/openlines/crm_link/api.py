@@ -51,7 +51,7 @@ async def get_lead(request: web.Request) -> web.Response:
         body = await projection.lead_json(conn, lead_id)
     if body is None:
         raise not_found("lead")
-    return web.json_response(body)
+    return web.json_response(_visible_part(ctx, principal, body))
 
 
 async def post_dialog_lead(request: web.Request) -> web.Response:
@@ -72,7 +72,17 @@ async def post_dialog_lead(request: web.Request) -> web.Response:
         except domain.AlreadyLinked as exc:  # someone else won the race just now
             raise _already_linked(exc.lead_id) from None
         body = await projection.lead_json(conn, lead_id)
-    return web.json_response(body, status=201)
+    assert body is not None  # just written in this transaction
+    body = _visible_part(ctx, principal, body)
+    # 201: a lead was made from this dialog; 200: it joined the customer's existing lead.
+    created = lead_id == domain.lead_id_for(dialog.facts.customer_id, dialog_id)
+    return web.json_response(body, status=201 if created else 200)
+
+
+def _visible_part(ctx: ApiContext, principal: Principal, lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead may span lines: it lists only the dialogs the caller may see."""
+    dialogs = [d for d in lead["dialogs"] if ctx.may_see(principal, [d["line_id"]])]
+    return {**lead, "dialogs": dialogs}
 
 
 def _already_linked(lead_id: Any) -> ApiError:

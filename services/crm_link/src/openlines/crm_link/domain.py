@@ -127,11 +127,20 @@ class AlreadyLinked(Exception):
 def create_lead(
     state: Customer | None, dialog: DialogFacts, actor_id: str, title: str | None
 ) -> list[EventPayload]:
-    """An operator creates a lead from a dialog that has none (auto-lead off on its line)."""
+    """An operator creates a lead from a dialog that has none (auto-lead off on its line).
+
+    A customer who has a lead already (from another dialog) gets no second one: the dialog
+    joins that lead (DESIGN §9, no duplicate leads).
+    """
     linked = state.dialog_leads.get(dialog.dialog_id) if state is not None else None
     if linked is not None:
         raise AlreadyLinked(linked)
     customer_id = dialog.customer_id
+    existing = state.current_lead if state is not None else None
+    if existing is not None:
+        return [
+            DialogLinkedToCrm(dialog_id=dialog.dialog_id, customer_id=customer_id, lead_id=existing)
+        ]
     events: list[EventPayload] = []
     if state is None:  # crm-link learnt of the dialog but the customer write was lost: heal
         events.append(

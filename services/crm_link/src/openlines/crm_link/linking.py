@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.crm_link import domain, projection
 from openlines.crm_link.domain import Customer, DialogFacts
-from openlines.events.catalog import DialogOpened, MessageAppended
+from openlines.events.catalog import DialogLinkedToCrm, DialogOpened, MessageAppended
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import CRM
 from openlines.kit.eventstore import ConcurrencyConflict, EventStore
@@ -70,14 +70,18 @@ class CrmLink:
     async def create_lead(
         self, conn: AsyncConnection, dialog: DialogFacts, actor_id: str, title: str | None
     ) -> UUID:
-        """Raises domain.AlreadyLinked when the dialog has a lead (maybe since a moment ago)."""
-        await self._decide_and_append(
-            conn,
-            dialog.customer_id,
-            lambda state: domain.create_lead(state, dialog, actor_id, title),
-            cause=None,
-        )
-        return domain.lead_id_for(dialog.customer_id, dialog.dialog_id)
+        """The lead the dialog is now linked to: a new one, or the customer's existing one.
+        Raises domain.AlreadyLinked when the dialog has a lead (maybe since a moment ago)."""
+        decided: list[EventPayload] = []
+
+        def decide(state: Customer | None) -> list[EventPayload]:
+            decided[:] = domain.create_lead(state, dialog, actor_id, title)  # the last attempt's
+            return list(decided)
+
+        await self._decide_and_append(conn, dialog.customer_id, decide, cause=None)
+        link = next(e for e in decided if isinstance(e, DialogLinkedToCrm))
+        assert link.lead_id is not None
+        return link.lead_id
 
     async def _decide_and_append(
         self,
