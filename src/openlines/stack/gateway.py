@@ -106,6 +106,9 @@ class GatewaySettings(KitSettings):
     gateway_connect_timeout: float = 5.0
     # Between two reads from the upstream; generous for long polls, never for WebSockets.
     gateway_read_timeout: float = 300.0
+    # Pings towards WebSocket clients: one that vanished without a FIN (a laptop lid closed)
+    # is dropped, and with it the relay and the upstream session, instead of lingering.
+    gateway_ws_heartbeat_seconds: float = 30.0
 
 
 def resolve(routes: tuple[Route, ...], path: str) -> str | None:
@@ -244,7 +247,9 @@ class Gateway:
             return self._failed(name, 502, "upstream_unavailable", f"{name} is unavailable")
         PROXIED.labels(name, "101").inc()
         client = web.WebSocketResponse(
-            protocols=(upstream.protocol,) if upstream.protocol else (), autoping=True
+            protocols=(upstream.protocol,) if upstream.protocol else (),
+            autoping=True,
+            heartbeat=self.settings.gateway_ws_heartbeat_seconds,
         )
         try:
             await client.prepare(request)
