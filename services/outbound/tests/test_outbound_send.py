@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from openlines.events.catalog import Direction, MessageDispatched, MessageDispatchFailed
+from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
+from openlines.kit.testing.kafka import read_topic
 from openlines.kit.testing.service import running
 from openlines.outbound import jobs
 from openlines.outbound.app import build_runtime
@@ -226,3 +228,25 @@ async def test_unknown_channel_and_unsupported_channel_fail_without_a_call(
     assert isinstance(unsupported.payload, MessageDispatchFailed)
     assert unsupported.payload.reason == "unsupported_channel_type"
     assert provider.requests == []
+
+
+async def test_the_replys_trace_reaches_the_provider_and_the_outcome(
+    make_settings: Callable[..., OutboundSettings],
+    provider: FakeTelegram,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    # The send happens later, in the sender's own task: the trace is carried by the job.
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    reply = reply_event("traced")
+    record = encode(reply, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
+    async with running(build_runtime(make_settings())):
+        await dialogs.producer.send_and_wait(
+            dialogs.topic, record.value, key=record.key, headers=record.headers
+        )
+        await outbound_topic.outcome_of(reply.payload.message_id)
+        [outcome] = await read_topic(outbound_topic.bootstrap, outbound_topic.topic, 1)
+    sent = {k.lower(): v for k, v in provider.requests[0]["headers"].items()}
+    assert trace_id in sent.get("traceparent", "")
+    carried = next((v.decode() for k, v in outcome.headers if k == "traceparent"), "")
+    assert trace_id in carried

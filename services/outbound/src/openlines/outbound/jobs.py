@@ -13,6 +13,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.kit.telemetry import current_traceparent
 from openlines.outbound.domain import SendJob
 
 
@@ -23,6 +24,8 @@ class ClaimedJob:
     attempt: int
     """1-based number of this attempt (the claim counts it)."""
     reply_to_provider_id: str | None
+    traceparent: str | None = None
+    """The trace of the operator's reply: the send and its outcome continue it."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,9 @@ class SettledJob:
 
 _RECORD = text(
     "INSERT INTO send_jobs (message_id, dialog_id, channel_id, conversation_key, chat_id, text, "
-    "reply_to, source_event_id, correlation_id) VALUES (:message_id, :dialog_id, :channel_id, "
-    ":conversation_key, :chat_id, :text, :reply_to, :source_event_id, :correlation_id) "
+    "reply_to, source_event_id, correlation_id, traceparent) VALUES (:message_id, :dialog_id, "
+    ":channel_id, :conversation_key, :chat_id, :text, :reply_to, :source_event_id, "
+    ":correlation_id, :traceparent) "
     "ON CONFLICT (message_id) DO NOTHING"
 )
 
@@ -69,7 +73,7 @@ _CLAIM = text(
         claimed_at = now(), updated_at = now()
     FROM ready WHERE j.message_id = ready.message_id
     RETURNING j.message_id, j.dialog_id, j.channel_id, j.conversation_key, j.chat_id, j.text,
-        j.reply_to, j.source_event_id, j.correlation_id, j.claim_id, j.attempts,
+        j.reply_to, j.source_event_id, j.correlation_id, j.claim_id, j.attempts, j.traceparent,
         (SELECT r.provider_message_id FROM message_refs r WHERE r.message_id = j.reply_to)
             AS reply_to_provider_id
     """
@@ -126,6 +130,8 @@ async def record(conn: AsyncConnection, job: SendJob) -> None:
             "reply_to": job.reply_to,
             "source_event_id": job.source_event_id,
             "correlation_id": job.correlation_id,
+            # Recorded in the consumer's span of the MessageAppended: the reply's trace.
+            "traceparent": current_traceparent(),
         },
     )
 
@@ -156,6 +162,7 @@ async def claim(conn: AsyncConnection, limit: int) -> list[ClaimedJob]:
             claim_id=r.claim_id,
             attempt=r.attempts,
             reply_to_provider_id=r.reply_to_provider_id,
+            traceparent=r.traceparent,
         )
         for r in rows
     ]

@@ -23,6 +23,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import aiohttp
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,7 @@ from openlines.kit.consumer import is_retryable
 from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.telemetry import context_from_http, tracer
 from openlines.outbound import jobs, telegram
 from openlines.outbound.domain import (
     OUTCOME_UNKNOWN,
@@ -171,6 +173,18 @@ class Sender:
     # -- one attempt --------------------------------------------------------------------------
 
     async def _attempt(self, http: aiohttp.ClientSession, claimed: jobs.ClaimedJob) -> None:
+        # The sender works outside any consumer span: the reply's trace, stored with the job,
+        # continues here, so the provider call and the outcome event belong to it.
+        carrier = {"traceparent": claimed.traceparent} if claimed.traceparent else {}
+        with tracer().start_as_current_span(
+            "outbound send",
+            context=context_from_http(carrier),
+            kind=SpanKind.CLIENT,
+            attributes={"openlines.channel_id": claimed.job.channel_id},
+        ):
+            await self._send(http, claimed)
+
+    async def _send(self, http: aiohttp.ClientSession, claimed: jobs.ClaimedJob) -> None:
         claimed_at = time.monotonic()
         job = claimed.job
         channel_entry = self.lines.channel(job.channel_id)
