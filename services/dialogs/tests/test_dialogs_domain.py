@@ -460,6 +460,20 @@ def test_operators_see_their_lines_queue_and_their_own_dialogs_supervisors_see_a
     assert sees(SUE, "active", "ann") and sees(SUE, "spam", None)
 
 
+def test_a_supervisor_token_restricted_to_lines_reaches_those_lines_only() -> None:
+    vip_only = Viewer(
+        "sue", is_supervisor=True, lines=frozenset(), supervised_lines=frozenset({"vip"})
+    )
+
+    def sees(line: str, assignee: str | None = "ann") -> bool:
+        return can_see(
+            vip_only, status="active", line_id=line, assignee_id=assignee, participants=()
+        )
+
+    assert sees("vip") and not sees("demo")
+    assert sees("demo", assignee="sue")  # her own dialog stays hers
+
+
 def test_take_reports_the_race_to_a_line_operator_and_hides_the_dialog_from_others() -> None:
     dialog = assigned_to("ann")
     require_takeable(BOB, dialog)  # the decision then says already_assigned

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import uuid
 
+from openlines.kit.http.auth import issue_token
+
 from .dialogs_stack import DialogsStack
 
 
@@ -138,3 +140,18 @@ async def test_read_resets_the_unread_count(stack: DialogsStack) -> None:
     assert (await stack.dialog(dialog_id, "ann")).body["unread_count"] == 2
     read = await stack.post(f"/api/v1/dialogs/{dialog_id}/read", "ann")
     assert (read.status, read.body["unread_count"]) == (200, 0)
+
+
+async def test_a_supervisor_token_restricted_to_other_lines_sees_none_of_demos(
+    stack: DialogsStack,
+) -> None:
+    dialog_id = await stack.open_dialog("4301")
+    secret = stack.runtime.settings.jwt_secret
+    elsewhere = issue_token("sue", ["supervisor"], secret=secret, lines=["vip"])
+    headers = {"Authorization": f"Bearer {elsewhere}"}
+    async with stack.http.get(f"{stack.url}/api/v1/dialogs/{dialog_id}", headers=headers) as r:
+        assert r.status == 404
+    async with stack.http.get(f"{stack.url}/api/v1/dialogs", headers=headers) as r:
+        assert str(dialog_id) not in {item["id"] for item in (await r.json())["items"]}
+    # Unrestricted, the same supervisor sees it.
+    assert (await stack.dialog(dialog_id, "sue")).status == 200

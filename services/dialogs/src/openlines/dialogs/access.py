@@ -1,8 +1,9 @@
 """Who may see and act on a dialog (DESIGN §9, Uspacy's permissions). Pure.
 
 An operator sees the unassigned dialogs of their lines and the dialogs they are assigned to or
-take part in; supervisors and admins see everything. Anything else is reported as not found, so
-that a dialog's existence does not leak.
+take part in; supervisors and admins see everything, or, with a token restricted to some lines,
+everything on those lines. Anything else is reported as not found, so that a dialog's
+existence does not leak.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ class Viewer:
     is_supervisor: bool
     lines: frozenset[str]
     """The lines whose unassigned dialogs this operator sees."""
+    supervised_lines: frozenset[str] | None = None
+    """A supervisor's reach: None is every line; a token's `lines` claim narrows it."""
 
     @classmethod
     def of(cls, principal: Principal, config: LinesConfig) -> Viewer:
         lines = frozenset(line.id for line in config.lines_of(principal.operator_id))
         if principal.lines is not None:  # the token may narrow them, never widen
             lines &= principal.lines
-        return cls(principal.operator_id, principal.is_supervisor, lines)
+        supervised = principal.lines if principal.is_supervisor else None
+        return cls(principal.operator_id, principal.is_supervisor, lines, supervised)
 
 
 def can_see(
@@ -38,10 +42,10 @@ def can_see(
     assignee_id: str | None,
     participants: Sequence[str],
 ) -> bool:
-    if viewer.is_supervisor:
-        return True
     if viewer.operator_id == assignee_id or viewer.operator_id in participants:
         return True
+    if viewer.is_supervisor:
+        return viewer.supervised_lines is None or line_id in viewer.supervised_lines
     return status == DialogStatus.UNASSIGNED and line_id in viewer.lines
 
 

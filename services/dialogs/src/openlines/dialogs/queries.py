@@ -64,15 +64,20 @@ class ListQuery:
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     """SQL twin of `access.can_see`."""
-    if viewer.is_supervisor:
+    if viewer.is_supervisor and viewer.supervised_lines is None:
         return true()
+    reach: ColumnElement[bool] = (
+        dialogs.c.line_id.in_(sorted(viewer.supervised_lines or ()))
+        if viewer.is_supervisor
+        else and_(
+            dialogs.c.status == DialogStatus.UNASSIGNED,
+            dialogs.c.line_id.in_(sorted(viewer.lines)),
+        )
+    )
     return or_(
         dialogs.c.assignee_id == viewer.operator_id,
         literal(viewer.operator_id) == any_(dialogs.c.participants),
-        and_(
-            dialogs.c.status == DialogStatus.UNASSIGNED,
-            dialogs.c.line_id.in_(sorted(viewer.lines)),
-        ),
+        reach,
     )
 
 
