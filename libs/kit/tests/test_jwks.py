@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 
 from openlines.kit.http.auth import Authenticator
 from openlines.kit.http.errors import ApiError
@@ -72,3 +73,9 @@ async def test_wrong_key_wrong_issuer_and_hs256_downgrade_are_rejected(jwks_url:
         with pytest.raises(ApiError) as caught:
             await auth.decode(token)
         assert caught.value.status == 401
+
+
+def test_a_jwks_with_a_symmetric_algorithm_is_refused_at_start() -> None:
+    # A JWKS holds public keys: with HS256 every request would have failed with a 500.
+    with pytest.raises(ValidationError, match="asymmetric"):
+        KitSettings(jwt_jwks_url="https://idp.example/jwks.json", jwt_algorithm="HS256")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # At least 32 bytes: shorter HMAC keys are below what RFC 7518 asks for HS256.
@@ -42,6 +44,16 @@ class KitSettings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+
+    @model_validator(mode="after")
+    def _jwks_needs_an_asymmetric_algorithm(self) -> Self:
+        # Keys from a JWKS are public keys: with HS256 every request would fail with a 500.
+        if self.jwt_jwks_url and self.jwt_algorithm.upper().startswith("HS"):
+            raise ValueError(
+                "OPENLINES_JWT_JWKS_URL needs an asymmetric OPENLINES_JWT_ALGORITHM (e.g. RS256),"
+                f" not {self.jwt_algorithm}"
+            )
+        return self
 
     shutdown_flush_seconds: float = 5.0
     # How fast a group notices a member that died without leaving (SIGKILL, lost node):
