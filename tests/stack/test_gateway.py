@@ -105,6 +105,7 @@ async def setup() -> AsyncIterator[Setup]:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = GatewaySettings(
         log_json=False,
+        gateway_ws_heartbeat_seconds=0.5,  # clients here answer pings (aiohttp's autoping)
         gateway_upstreams={
             "dialogs": a.url,
             "notify": a.url,
@@ -279,6 +280,20 @@ async def test_websocket_is_relayed_both_ways_with_close_codes(setup: Setup) -> 
     async with asyncio.timeout(10):
         while not setup.a.ws_closes or setup.a.ws_closes[-1][0] != 4002:
             await asyncio.sleep(0.05)
+
+
+async def test_a_websocket_client_that_stops_answering_pings_is_dropped(setup: Setup) -> None:
+    # A client gone without a FIN (a closed laptop lid) must not keep the relay and the
+    # upstream session alive: the gateway pings it, gets no pong and ends both.
+    before = len(setup.a.ws_closes)
+    async with setup.http.ws_connect(
+        setup.gateway + "/api/v1/stream?token=good", autoping=False
+    ) as ws:
+        await ws.receive()  # hello
+        async with asyncio.timeout(10):
+            assert (await ws.receive()).type == WSMsgType.PING  # never answered
+            while len(setup.a.ws_closes) == before:
+                await asyncio.sleep(0.05)
 
 
 async def test_websocket_upstream_dropping_the_connection_is_1011(setup: Setup) -> None:
