@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,7 +27,7 @@ from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.parallel_replay import ReplayJob, replay_parallel, start_pool
 from openlines.kit.relay import OutboxRelay
-from openlines.kit.replay import replay
+from openlines.kit.replay import replay, replay_consumer, unfinished
 from openlines.kit.topics import TopicNames
 
 
@@ -250,14 +250,7 @@ async def bench_projections(
 
 async def _raw_fetch_rate(infra: Infra, topic: str) -> float:
     """Records/s that aiokafka alone fetches from this broker, with replay's settings."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=infra.kafka_bootstrap,
-        enable_auto_commit=False,
-        max_poll_records=5000,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_wait_ms=50,
-    )
+    consumer = replay_consumer(infra.kafka_bootstrap)
     await consumer.start()
     try:
         await consumer.topics()
@@ -265,15 +258,7 @@ async def _raw_fetch_rate(infra: Infra, topic: str) -> float:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         started, count = time.perf_counter(), 0
-        while True:
-            # The same end test as replay: the high watermark the fetch responses report.
-            pending = [
-                tp
-                for tp in partitions
-                if (high := consumer.highwater(tp)) is None or await consumer.position(tp) < high
-            ]
-            if not pending:
-                break
+        while pending := await unfinished(consumer, partitions):
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
             count += sum(len(records) for records in batch.values())
         return count / (time.perf_counter() - started)

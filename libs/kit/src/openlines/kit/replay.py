@@ -72,18 +72,7 @@ async def replay(
         raise ValueError(f"consumer name must match {_PLAIN_NAME.pattern}: {consumer_name!r}")
     stats = ReplayStats()
     started = time.perf_counter()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        max_poll_records=batch_size,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        # A fetch that finds nothing yet (a partition drained before the others) is held by
-        # the broker this long; aiokafka's 500 ms default stalled the tail of each replay
-        # (measured: 36-41k -> 42-47k events/s in one process, 43-46k -> 53-54k with two).
-        fetch_max_wait_ms=50,
-    )
+    consumer = replay_consumer(bootstrap, batch_size=batch_size, group=group)
     await consumer.start()
     gc_thresholds = gc.get_threshold()
     # Decoding allocates many small, acyclic objects; default thresholds make the cyclic GC
@@ -106,17 +95,7 @@ async def replay(
             _write_batches(engine, queue, consumer_name, apply_batch, stats)
         )
         try:
-            while True:
-                # Stop on the high watermark that fetch responses report. ListOffsets alone
-                # is not trusted: Tansu's "latest" offset can trail acked writes for good.
-                pending = [
-                    tp
-                    for tp in partitions
-                    if (high := consumer.highwater(tp)) is None
-                    or await consumer.position(tp) < high
-                ]
-                if not pending:
-                    break
+            while pending := await unfinished(consumer, partitions):
                 t0 = time.perf_counter()
                 batch = await consumer.getmany(*pending, timeout_ms=500, max_records=batch_size)
                 t1 = time.perf_counter()
@@ -158,6 +137,39 @@ async def replay(
         undecodable=stats.undecodable,
     )
     return stats
+
+
+def replay_consumer(
+    bootstrap: str, *, batch_size: int = 5000, group: str | None = None
+) -> AIOKafkaConsumer:
+    """A consumer tuned for reading history in bulk (assign partitions to it yourself)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        max_poll_records=batch_size,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        # A fetch that finds nothing yet (a partition drained before the others) is held by
+        # the broker this long; aiokafka's 500 ms default stalled the tail of each replay
+        # (measured: 36-41k -> 42-47k events/s in one process, 43-46k -> 53-54k with two).
+        fetch_max_wait_ms=50,
+    )
+
+
+async def unfinished(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> list[TopicPartition]:
+    """The partitions whose position has not reached the end yet.
+
+    The end is the high watermark that fetch responses report. ListOffsets alone is not
+    trusted: Tansu's "latest" offset can trail acked writes for good.
+    """
+    return [
+        tp
+        for tp in partitions
+        if (high := consumer.highwater(tp)) is None or await consumer.position(tp) < high
+    ]
 
 
 async def partitions_of(
