@@ -211,7 +211,8 @@ class Sender:
         )
         SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
         if isinstance(outcome, Transient) and outcome.retry_after is not None:
-            wait = min(outcome.retry_after, self.policy.retry_after_cap_seconds)
+            # The same wait the job itself gets (the policy caps it); no jitter on it.
+            wait = self.policy.delay(claimed.attempt, outcome.retry_after, jitter=0.0)
             self.pacer.hold(channel.id, time.monotonic() + wait)
         await self._settle(claimed, decide(outcome, claimed.attempt, self.policy, random.random()))
 
