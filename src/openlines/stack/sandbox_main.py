@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
-
-from openlines.kit.eventloop import new_event_loop
+from openlines.kit.http.app import serve_app
 from openlines.kit.lines import load_lines
 from openlines.kit.log import get_logger, setup_logging
 from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
@@ -24,15 +22,7 @@ def main() -> None:
         tokens = {c.id: c.token for line in lines.lines for c in line.channels if c.token}
     app = create_sandbox_app(settings, tokens)
     log.info("sandbox provider", http=f"http://{settings.http_host}:{settings.http_port}")
-    # run_app turns SIGTERM and SIGINT into a graceful exit.
-    web.run_app(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        access_log=None,
-        print=None,
-        loop=new_event_loop(),
-    )
+    serve_app(app, settings)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from openlines.kit import metrics
+from openlines.kit.eventloop import new_event_loop
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
 from openlines.kit.http.errors import HTTP_CODES, ApiError, error_response
 from openlines.kit.http.health import Health
@@ -135,6 +136,19 @@ def create_app(settings: KitSettings, health: Health | None = None) -> web.Appli
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     return app
+
+
+def serve_app(app: web.Application, settings: KitSettings) -> None:
+    """Serve `app` on the settings' host and port, on the suite's event loop, until SIGTERM or
+    SIGINT (aiohttp turns either into a graceful exit). For processes without a runtime."""
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        print=None,
+        loop=new_event_loop(),
+    )
 
 
 async def read_json(request: web.Request, *, nul: Literal["reject", "strip"] = "reject") -> object:
