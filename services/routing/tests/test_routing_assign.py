@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from openlines.events.catalog import (
     AssignDialog,
@@ -13,6 +14,7 @@ from openlines.events.catalog import (
     DialogTransferred,
     OperatorPresenceChanged,
 )
+from openlines.routing.settings import RoutingSettings
 
 from .routing_support import (
     Routing,
@@ -219,6 +221,20 @@ async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
     assert (second.dialog_id, second.operator_id, second.line_id) == (dialog, "carl", "vip")
 
 
+def _settings_with(
+    lines_yaml: str,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    database_url: str,
+    db_schema: str,
+    **overrides: Any,
+) -> RoutingSettings:
+    """Settings for a test with its own lines file."""
+    lines = tmp_path / "lines.yaml"
+    lines.write_text(lines_yaml)
+    return routing_settings(kafka_bootstrap, database_url, db_schema, lines, **overrides)
+
+
 ONE_EACH = """
 operators:
   - {id: ann, role: operator, max_dialogs: 1}
@@ -236,10 +252,13 @@ async def test_an_expired_offer_applied_late_never_overfills_its_operator(
 ) -> None:
     # dialogs lags past the reservation timeout; the AssignDialog routing sent before the
     # expiry is still applied afterwards. Its operator must have kept room for it.
-    lines = tmp_path / "lines.yaml"
-    lines.write_text(ONE_EACH)
-    settings = routing_settings(
-        kafka_bootstrap, database_url, db_schema, lines, reservation_timeout_seconds=1.0
+    settings = _settings_with(
+        ONE_EACH,
+        tmp_path,
+        kafka_bootstrap,
+        database_url,
+        db_schema,
+        reservation_timeout_seconds=1.0,
     )
     async with routing_running(settings) as routing:
         await routing.presence("ann", "online")
@@ -298,9 +317,7 @@ lines:
 async def test_an_operator_of_several_lines_gets_the_oldest_dialogs_among_them(
     kafka_bootstrap: str, database_url: str, db_schema: str, tmp_path: Path
 ) -> None:
-    lines = tmp_path / "lines.yaml"
-    lines.write_text(SHARED)
-    settings = routing_settings(kafka_bootstrap, database_url, db_schema, lines)
+    settings = _settings_with(SHARED, tmp_path, kafka_bootstrap, database_url, db_schema)
     async with routing_running(settings) as routing:
         a, b, c, d = new_id(), new_id(), new_id(), new_id()
         for dialog, line in ((a, "vip"), (b, "demo"), (c, "vip"), (d, "vip")):
