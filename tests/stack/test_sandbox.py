@@ -93,6 +93,55 @@ async def test_invalid_send_message_is_a_telegram_400_and_not_recorded(
     assert (await _sent(client))["sent"] == []
 
 
+@pytest.mark.parametrize(
+    "reply_to",
+    [
+        "1e999",  # JSON's way to overflow a float to infinity: was a 500 (OverflowError)
+        "-1e999",
+        "NaN",
+        "1.5",
+        "0",
+        "-7",
+        "true",
+        '"seven"',
+        '"1e3"',
+        "4503599627370496",  # 2**52: past Telegram's 52-bit Integer
+        "[7]",
+        '{"message_id": 7}',
+    ],
+)
+async def test_a_reply_to_that_is_no_message_id_is_a_telegram_400(
+    client: TestClient[Any, Any], reply_to: str
+) -> None:
+    for field in ("reply_to_message_id", "reply_parameters"):
+        value = reply_to if field == "reply_to_message_id" else f'{{"message_id": {reply_to}}}'
+        raw = f'{{"chat_id": 42, "text": "hi", "{field}": {value}}}'
+        resp = await client.post(SEND, data=raw, headers={"Content-Type": "application/json"})
+        assert resp.status == 400, (field, reply_to)
+        assert await resp.json() == {
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: invalid reply_to_message_id",
+        }
+    # Query strings and form data carry it as a string: also a 400, never a 500.
+    for text_value in ("1e999", "inf", "1" + "0" * 5000, "٣"):
+        resp = await client.post(
+            SEND, data={"chat_id": "42", "text": "hi", "reply_to_message_id": text_value}
+        )
+        assert resp.status == 400, text_value
+        resp = await client.post(
+            f"{SEND}?reply_to_message_id={text_value}", json={"chat_id": 42, "text": "hi"}
+        )
+        assert resp.status == 400, text_value
+    assert (await _sent(client))["sent"] == []
+
+
+async def test_a_reply_to_as_a_decimal_string_is_an_integer(client: TestClient[Any, Any]) -> None:
+    resp = await client.post(SEND, data={"chat_id": "42", "text": "hi", "reply_to_message_id": "9"})
+    assert resp.status == 200
+    assert [m["reply_to_message_id"] for m in (await _sent(client))["sent"]] == [9]
+
+
 async def test_wrong_token_and_unknown_method(client: TestClient[Any, Any]) -> None:
     status, answer = await _send(
         client, "/sandbox/tg-demo/bot1:wrong/sendMessage", chat_id=1, text="x"
@@ -151,6 +200,20 @@ async def test_a_slow_success_is_recorded_after_its_delay(client: TestClient[Any
     assert (await _sent(client))["sent"] == []  # still "in flight" at the provider
     assert (await sending)[0] == 200
     assert [m["text"] for m in (await _sent(client))["sent"]] == ["slow"]
+
+
+async def test_a_disconnect_fault_drops_the_answer_after_taking_the_message(
+    client: TestClient[Any, Any],
+) -> None:
+    await client.post("/sandbox/tg-demo/faults", json={"status": 200, "disconnect": True})
+    await client.post("/sandbox/tg-demo/faults", json={"status": 502, "disconnect": True})
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await _send(client, chat_id=42, text="taken, answer lost")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await _send(client, chat_id=42, text="failed, answer lost")
+    record = await _sent(client)
+    assert [m["text"] for m in record["sent"]] == ["taken, answer lost"]
+    assert (record["rejected"], record["faults_pending"]) == (1, 0)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,8 @@ from openlines.kit.http.errors import ApiError
 from openlines.kit.settings import KitSettings
 
 TELEGRAM_TEXT_LIMIT = 4096
+# Telegram's Integer fits in 52 bits (Bot API docs); a message id is a positive one.
+TELEGRAM_MAX_INTEGER = 2**52
 
 # What Telegram answers for each status the sandbox can be told to fail with.
 FAULT_DESCRIPTIONS = {
@@ -53,6 +55,8 @@ class FaultRequest(BaseModel):
 
     `status: 200` with `delay_seconds` makes a slow but successful provider (the message is
     recorded after the delay, as a provider that answers after the client gave up).
+    `disconnect: true` closes the connection instead of answering; with `status: 200` the
+    message is recorded first (a provider that took it and lost the answer on the way back).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +65,7 @@ class FaultRequest(BaseModel):
     times: int = Field(default=1, ge=1, le=10_000)
     retry_after: int = Field(default=1, ge=0, le=3600)
     delay_seconds: float = Field(default=0.0, ge=0, le=120)
+    disconnect: bool = False
 
     @model_validator(mode="after")
     def _known_status(self) -> FaultRequest:
@@ -75,6 +80,7 @@ class Fault:
     status: int
     retry_after: int
     delay_seconds: float
+    disconnect: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,10 @@ class Sandbox:
             return _telegram_error(400, "Bad Request: message text is empty")
         if len(text) > TELEGRAM_TEXT_LIMIT:
             return _telegram_error(400, "Bad Request: message is too long")
-        reply_to = _reply_to(params)
+        try:
+            reply_to = _reply_to(params)
+        except ValueError:
+            return _telegram_error(400, "Bad Request: invalid reply_to_message_id")
         mailbox = self.mailbox(channel_id)
         fault = mailbox.next_fault()
         if fault is not None:
@@ -165,8 +174,10 @@ class Sandbox:
                 await asyncio.sleep(fault.delay_seconds)
             if fault.status != 200:
                 mailbox.rejected += 1
-                return _telegram_fault(fault)
+                return _drop(request) if fault.disconnect else _telegram_fault(fault)
         message = mailbox.record(chat_id, text, reply_to, "telegram")
+        if fault is not None and fault.disconnect:
+            return _drop(request)
         result: dict[str, Any] = {
             "message_id": message.message_id,
             "from": {"id": 0, "is_bot": True, "first_name": "sandbox", "username": "sandbox_bot"},
@@ -206,9 +217,13 @@ class Sandbox:
                 await asyncio.sleep(fault.delay_seconds)
             if fault.status != 200:
                 mailbox.rejected += 1
+                if fault.disconnect:
+                    return _drop(request)
                 code = 130429 if fault.status == 429 else 131000
                 return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
         message = mailbox.record(to, text_body, reply_to, "whatsapp")
+        if fault is not None and fault.disconnect:
+            return _drop(request)
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
@@ -241,7 +256,7 @@ class Sandbox:
         except ValidationError as exc:
             raise ApiError(400, "invalid_fault", _describe(exc)) from None
         mailbox = self.mailbox(request.match_info["channel_id"])
-        queued = Fault(fault.status, fault.retry_after, fault.delay_seconds)
+        queued = Fault(fault.status, fault.retry_after, fault.delay_seconds, fault.disconnect)
         mailbox.faults.extend([queued] * fault.times)
         return web.json_response({"ok": True, "faults_pending": len(mailbox.faults)})
 
@@ -281,13 +296,28 @@ def _chat_id(value: Any) -> int | str | None:
 
 
 def _reply_to(params: Mapping[str, Any]) -> int | None:
+    """The quoted message id, None if there is none; ValueError unless it is a positive
+    Telegram Integer (an int, or its decimal string as form data sends it). Floats, `1e999`
+    (JSON's infinity), booleans and out-of-range numbers are Telegram's 400, not ours 500."""
     value = params.get("reply_to_message_id")
     if value is None and isinstance(params.get("reply_parameters"), dict):
         value = params["reply_parameters"].get("message_id")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    if value is None:
         return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("reply_to_message_id must be an integer")
+    if not 0 < value < TELEGRAM_MAX_INTEGER:
+        raise ValueError("reply_to_message_id out of range")
+    return value
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without an answer; the response returned is never written."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()
 
 
 def _telegram_error(status: int, description: str, **parameters: Any) -> web.Response:
