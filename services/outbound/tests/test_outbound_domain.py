@@ -18,6 +18,7 @@ from openlines.outbound.domain import (
     RetryPolicy,
     SendJob,
     Transient,
+    Unknown,
     chat_id_of,
     classify_telegram,
     decide,
@@ -61,7 +62,8 @@ def test_classify_telegram_answers() -> None:
         "Forbidden: bot was blocked"
     )
     # A success we cannot read may still have been delivered: never retried.
-    assert isinstance(classify_telegram(200, {"ok": True}), Rejected)
+    assert classify_telegram(200, {"ok": True}) == Unknown("unreadable provider answer (HTTP 200)")
+    assert isinstance(classify_telegram(200, None), Unknown)
 
 
 def test_decide_retries_transient_failures_up_to_the_bound() -> None:
@@ -71,6 +73,14 @@ def test_decide_retries_transient_failures_up_to_the_bound() -> None:
     retry = decide(Transient("boom"), 2, policy, 0.0)
     assert retry == RetryLater(1.0, "boom")  # half of 2 s with zero jitter
     assert decide(Transient("boom"), 3, policy, 0.5) == GiveUp("gave up after 3 attempts: boom")
+
+
+def test_an_unknown_outcome_is_never_retried_whatever_the_attempt() -> None:
+    policy = RetryPolicy(max_attempts=5)
+    for attempt in (1, 2, 5):
+        assert decide(Unknown("no answer in time: TimeoutError"), attempt, policy, 0.5) == GiveUp(
+            "outcome_unknown", detail="no answer in time: TimeoutError"
+        )
 
 
 def test_flood_control_waits_do_not_use_up_the_attempts() -> None:

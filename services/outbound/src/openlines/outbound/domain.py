@@ -18,8 +18,12 @@ UNSUPPORTED_CHANNEL_TYPE = "unsupported_channel_type"
 INVALID_CONVERSATION_KEY = "invalid_conversation_key"
 EMPTY_TEXT = "empty_text"
 TEXT_TOO_LONG = "text_too_long"
-# A job found in `sending` after its lease: the provider may or may not have it.
-OUTCOME_UNKNOWN = "outcome_unknown_after_restart"
+# The provider may or may not have the message, so it is never sent again (the operator may
+# post it anew). After a call: the request left and no readable answer came back (a read
+# timeout, a dropped connection, an unreadable 2xx). After a crash: a job found in `sending`
+# when its lease ran out.
+OUTCOME_UNKNOWN = "outcome_unknown"
+OUTCOME_UNKNOWN_AFTER_RESTART = "outcome_unknown_after_restart"
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Transient:
-    """Worth another attempt: 5xx, 429, timeouts, connection errors."""
+    """Worth another attempt, because the provider cannot have shown the message: a 5xx or
+    429 answer, or a failure before the request left (connect error or connect timeout)."""
 
     reason: str
     retry_after: float | None = None
@@ -121,7 +126,16 @@ class Rejected:
     reason: str
 
 
-ProviderOutcome = Accepted | Transient | Rejected
+@dataclass(frozen=True)
+class Unknown:
+    """The request left but no readable answer came back: the customer may have the message.
+    Sending again could show it twice, so it is not retried (Telegram has no idempotency key
+    nor a way to look a sent message up, so there is nothing to reconcile with)."""
+
+    detail: str
+
+
+ProviderOutcome = Accepted | Transient | Rejected | Unknown
 
 
 def classify_telegram(status: int, body: object) -> ProviderOutcome:
@@ -143,7 +157,7 @@ def classify_telegram(status: int, body: object) -> ProviderOutcome:
     if 200 <= status < 300 and data.get("ok") is True and message_id is not None:
         return Accepted(str(message_id))
     # A 2xx we cannot read: the message may well be out, so it must not be sent again.
-    return Rejected(f"unreadable provider answer (HTTP {status})")
+    return Unknown(f"unreadable provider answer (HTTP {status})")
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -182,6 +196,8 @@ class RetryLater:
 @dataclass(frozen=True)
 class GiveUp:
     reason: str
+    detail: str | None = None
+    """What happened, when the reason alone does not say (kept as the job's last error)."""
 
 
 Decision = Dispatched | RetryLater | GiveUp
@@ -193,6 +209,8 @@ def decide(outcome: ProviderOutcome, attempt: int, policy: RetryPolicy, jitter: 
         return Dispatched(outcome.provider_message_id)
     if isinstance(outcome, Rejected):
         return GiveUp(outcome.reason)
+    if isinstance(outcome, Unknown):
+        return GiveUp(OUTCOME_UNKNOWN, detail=outcome.detail)
     limit = policy.max_attempts
     if outcome.retry_after is not None:
         limit += policy.rate_limited_attempts

@@ -89,6 +89,7 @@ _MARK_SENT = text(
 
 _MARK_FAILED = text(
     "UPDATE send_jobs SET state = 'failed', failure_reason = :reason, claim_id = NULL, "
+    "last_error = COALESCE(CAST(:detail AS text), last_error), "
     "updated_at = now() WHERE message_id = :message_id AND claim_id = :claim_id "
     f"AND state = 'sending' RETURNING {_SETTLED_COLUMNS}"
 )
@@ -185,11 +186,18 @@ async def mark_sent(
     return SettledJob(**row._mapping) if row is not None else None
 
 
-async def mark_failed(conn: AsyncConnection, claimed: ClaimedJob, reason: str) -> SettledJob | None:
+async def mark_failed(
+    conn: AsyncConnection, claimed: ClaimedJob, reason: str, detail: str | None = None
+) -> SettledJob | None:
     row = (
         await conn.execute(
             _MARK_FAILED,
-            {"message_id": claimed.job.message_id, "claim_id": claimed.claim_id, "reason": reason},
+            {
+                "message_id": claimed.job.message_id,
+                "claim_id": claimed.claim_id,
+                "reason": reason,
+                "detail": detail,
+            },
         )
     ).first()
     return SettledJob(**row._mapping) if row is not None else None

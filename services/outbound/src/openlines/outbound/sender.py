@@ -1,15 +1,18 @@
 """The sender loop: claim due jobs, call the provider, record the outcome and its event.
 
-Delivery is AT MOST ONCE across crashes. Each attempt is:
+Delivery is AT MOST ONCE, across failed calls and crashes alike. Each attempt is:
   1. claim: pending -> sending (attempts + 1), COMMIT;
   2. one provider call;
   3. in a new transaction: sent + MessageDispatched, failed + MessageDispatchFailed, or back to
-     pending with a backoff (the provider said 429/5xx, or the call timed out).
-A crash between 1 and 3 leaves the job in `sending`: the provider may or may not have the
-message, so it is never called again for it. When the claim is older than the lease, the job is
-failed with `outcome_unknown_after_restart` and the operator sees a failed message instead of a
-possible duplicate. The lease (not a restart hook) decides, because with several replicas a job
-in `sending` may belong to a live sender; the lease is longer than any single call.
+     pending with a backoff, only when the provider cannot have the message (it answered
+     429/5xx, or the request never left: connect error or connect timeout).
+A call whose request left without a readable answer (read timeout, dropped connection) is
+failed with `outcome_unknown`. A crash between 1 and 3 leaves the job in `sending`: the provider
+may or may not have the message, so it is never called again for it. When the claim is older
+than the lease, the job is failed with `outcome_unknown_after_restart`. Either way the operator
+sees a failed message instead of the customer a possible duplicate. The lease (not a restart
+hook) decides, because with several replicas a job in `sending` may belong to a live sender;
+the lease is longer than any single call.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from openlines.kit.telemetry import context_from_http, tracer
 from openlines.outbound import jobs, telegram
 from openlines.outbound.domain import (
     OUTCOME_UNKNOWN,
+    OUTCOME_UNKNOWN_AFTER_RESTART,
     ChannelPacer,
     Decision,
     Dispatched,
@@ -157,10 +161,10 @@ class Sender:
         self._next_expiry_check = now + min(self.settings.send_lease_seconds / 4, 5.0)
         async with self.runtime.engine.begin() as conn:
             expired = await jobs.expire_leases(
-                conn, self.settings.send_lease_seconds, OUTCOME_UNKNOWN
+                conn, self.settings.send_lease_seconds, OUTCOME_UNKNOWN_AFTER_RESTART
             )
             for job in expired:
-                await self._emit(conn, job, _failed(job, OUTCOME_UNKNOWN))
+                await self._emit(conn, job, _failed(job, OUTCOME_UNKNOWN_AFTER_RESTART))
         for job in expired:
             SENDS.labels(job.channel_id, "unknown").inc()
             log.warning(
@@ -207,7 +211,11 @@ class Sender:
             return
         started = time.perf_counter()
         outcome = await telegram.send_message(
-            http, channel, telegram_send_message(job, claimed.reply_to_provider_id), timeout
+            http,
+            channel,
+            telegram_send_message(job, claimed.reply_to_provider_id),
+            timeout,
+            self.settings.send_connect_timeout_seconds,
         )
         SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
         if isinstance(outcome, Transient) and outcome.retry_after is not None:
@@ -232,7 +240,7 @@ class Sender:
             )
             return
         settled = await self._with_database(self._record_final, claimed, decision)
-        outcome = "sent" if isinstance(decision, Dispatched) else "failed"
+        outcome = _metric_outcome(decision)
         if settled is None:
             # The lease ran out meanwhile and the job was already reported outcome-unknown.
             log.error(
@@ -243,7 +251,12 @@ class Sender:
             return
         SENDS.labels(job.channel_id, outcome).inc()
         if isinstance(decision, GiveUp):
-            log.warning("send failed", message_id=str(job.message_id), reason=decision.reason)
+            log.warning(
+                "send failed" if outcome == "failed" else "send outcome unknown: not sending again",
+                message_id=str(job.message_id),
+                reason=decision.reason,
+                detail=decision.detail,
+            )
 
     async def _record_final(
         self, conn: AsyncConnection, claimed: jobs.ClaimedJob, decision: Decision
@@ -266,7 +279,7 @@ class Sender:
             )
             return settled
         assert isinstance(decision, GiveUp)
-        settled = await jobs.mark_failed(conn, claimed, decision.reason)
+        settled = await jobs.mark_failed(conn, claimed, decision.reason, decision.detail)
         if settled is not None:
             await self._emit(conn, settled, _failed(settled, decision.reason))
         return settled
@@ -309,6 +322,12 @@ class Sender:
                 log.warning("cannot record send outcome yet", error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _metric_outcome(decision: Decision) -> str:
+    if isinstance(decision, Dispatched):
+        return "sent"
+    return "unknown" if decision.reason == OUTCOME_UNKNOWN else "failed"
 
 
 def _failed(job: jobs.SettledJob, reason: str) -> MessageDispatchFailed:

@@ -20,6 +20,9 @@ class OutboundSettings(KitSettings):
     # Extra attempts while the provider keeps answering 429 with a retry_after.
     send_rate_limited_attempts: int = Field(default=20, ge=0)
     send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The part of a call before the request can leave (pool wait, TCP, TLS); at most half of
+    # send_timeout_seconds. A call that fails there is retried; one that fails later is not.
+    send_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     # A job left in `sending` longer than this is given up as outcome unknown (never re-sent).
     send_lease_seconds: float = Field(default=60.0, gt=0)
     sender_poll_seconds: float = Field(default=0.5, gt=0)

@@ -1,4 +1,9 @@
-"""The Telegram Bot API `sendMessage` call (HTTP only; domain.classify_telegram reads it)."""
+"""The Telegram Bot API `sendMessage` call (HTTP only; domain.classify_telegram reads it).
+
+What a failure means depends on whether the request may have left: before it did (no
+connection, connect timeout) a retry is safe; after it (read timeout, dropped connection,
+broken answer) the provider may have shown the message, so the outcome is unknown.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,57 @@ from opentelemetry.trace import SpanKind
 
 from openlines.kit.lines import Channel
 from openlines.kit.telemetry import inject_http, tracer
-from openlines.outbound.domain import ProviderOutcome, Transient, classify_telegram
+from openlines.outbound.domain import (
+    ProviderOutcome,
+    Rejected,
+    Transient,
+    Unknown,
+    classify_telegram,
+)
+
+# The connect phase (pool wait + TCP/TLS) gets at most this share of the call's budget, so it
+# always ends, with its own exception, before the overall timeout can fire: a bare timeout
+# then always means "after the connection was made".
+_CONNECT_SHARE = 0.5
 
 
 def send_message_url(channel: Channel) -> str:
     return f"{channel.api_base.rstrip('/')}/bot{channel.token}/sendMessage"
 
 
+def call_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    """`total` bounds the call; `connect` (capped to a share of it) bounds the part before the
+    request can leave, and raises ConnectionTimeoutError rather than a bare timeout."""
+    return aiohttp.ClientTimeout(
+        total=total, connect=min(connect, total * _CONNECT_SHARE), sock_read=total
+    )
+
+
+def classify_failure(exc: BaseException) -> ProviderOutcome:
+    """An exception of the call as an outcome. Only what certainly happened before the
+    request left is Transient; everything else may have reached the provider."""
+    # The class name only: messages of some errors carry the URL, i.e. the bot token.
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Transient("connect timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Includes TLS and proxy failures to connect: nothing was written.
+        return Transient(f"connection error: {name}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return Rejected("invalid provider URL")
+    if isinstance(exc, TimeoutError):
+        # SocketTimeoutError (sock_read) or the overall timeout: the request was out.
+        return Unknown(f"no answer in time: {name}")
+    # ServerDisconnectedError, ClientPayloadError, ClientOSError/ConnectionReset on write...
+    return Unknown(f"connection lost after sending: {name}")
+
+
 async def send_message(
-    http: aiohttp.ClientSession, channel: Channel, body: dict[str, Any], timeout: float
+    http: aiohttp.ClientSession,
+    channel: Channel,
+    body: dict[str, Any],
+    timeout: float,
+    connect_timeout: float,
 ) -> ProviderOutcome:
     """One call, one outcome. Never raises for provider or network trouble."""
     with tracer().start_as_current_span(
@@ -30,16 +77,14 @@ async def send_message(
                 send_message_url(channel),
                 json=body,
                 headers=inject_http({}),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=call_timeout(timeout, connect_timeout),
             ) as response:
                 span.set_attribute("http.response.status_code", response.status)
                 try:
                     data: object = await response.json(content_type=None)
-                except ValueError:
+                except (ValueError, aiohttp.ClientError, TimeoutError):
+                    # The status came; the body did not: a 2xx without it is unknown.
                     data = None
                 return classify_telegram(response.status, data)
-        except TimeoutError:
-            return Transient("timeout")
-        except aiohttp.ClientError as exc:
-            # The class name only: messages of some errors carry the URL, i.e. the bot token.
-            return Transient(f"connection error: {type(exc).__name__}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return classify_failure(exc)

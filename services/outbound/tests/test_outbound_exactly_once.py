@@ -1,0 +1,234 @@
+"""Exactly once towards the customer, against the sandbox provider and its fault injection.
+
+Only what certainly did not reach the provider is retried (a refused connection, 429, 5xx). A
+request that left without a readable answer (an answer after the timeout, a dropped connection)
+is failed as `outcome_unknown` and never sent again: the sandbox must hold it exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
+from openlines.kit.embedded import free_port
+from openlines.kit.http.app import create_app
+from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.testing.service import running
+from openlines.outbound import jobs
+from openlines.outbound.app import build_runtime
+from openlines.outbound.settings import OutboundSettings
+from openlines.stack.sandbox import Sandbox, SandboxSettings
+
+from .outbound_support import CHANNEL, TOKEN, Dialogs, OutboundTopic, reply_event
+
+Settings = Callable[..., OutboundSettings]
+
+
+class SandboxServer:
+    """The sandbox on a fixed 127.0.0.1 port that can be stopped and started again (a new app
+    each time, the same mailboxes)."""
+
+    def __init__(self) -> None:
+        self.sandbox = Sandbox()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = create_app(SandboxSettings(log_json=False))
+        self.sandbox.add_routes(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def fault(self, **fault: Any) -> None:
+        """Queue a fault through the sandbox's own control API."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/sandbox/{CHANNEL}/faults", json=fault) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+
+    def texts(self) -> list[str]:
+        return [m.text for m in self.sandbox.mailbox(CHANNEL).sent]
+
+    def rejected(self) -> int:
+        return self.sandbox.mailbox(CHANNEL).rejected
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    server = SandboxServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def lines_file(tmp_path: Path, sandbox: SandboxServer) -> Path:
+    """Overrides conftest's: the channel's provider is the sandbox."""
+    path = tmp_path / "lines.yaml"
+    path.write_text(
+        f"""
+operators:
+  - {{id: ann, role: operator}}
+lines:
+  - id: test
+    channels:
+      - {{id: {CHANNEL}, type: telegram, secret: s, token: "{TOKEN}",
+          api_base: "{sandbox.url}/sandbox/{CHANNEL}"}}
+    operators: [ann]
+"""
+    )
+    return path
+
+
+async def _until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            result = condition()
+            if await result if isinstance(result, Awaitable) else result:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _job(runtime: ServiceRuntime, message_id: Any) -> dict[str, object]:
+    async with runtime.engine.connect() as conn:
+        row = await jobs.job_state(conn, message_id)
+    assert row is not None
+    return row
+
+
+async def test_an_answer_after_the_timeout_is_outcome_unknown_and_never_sent_again(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    # The provider takes the message but answers after outbound stopped waiting.
+    await sandbox.fault(status=200, delay_seconds=3)
+    slow = reply_event("answered too late")
+    marker = reply_event("next in the conversation")  # same chat: goes out after `slow` settled
+    runtime = build_runtime(make_settings(send_timeout_seconds=1.0))
+    async with running(runtime):
+        await dialogs.publish(slow)
+        outcome = await outbound_topic.outcome_of(slow.payload.message_id)
+        assert isinstance(outcome.payload, MessageDispatchFailed)
+        assert outcome.payload.reason == "outcome_unknown"
+        assert outcome.payload.attempts == 1
+        row = await _job(runtime, slow.payload.message_id)
+        assert row["state"] == "failed" and row["failure_reason"] == "outcome_unknown"
+        assert "no answer in time" in str(row["last_error"])
+        # The provider shows it once its delay is over...
+        await _until(lambda: "answered too late" in sandbox.texts())
+        # ...and the next reply of the conversation, which waits for it, finds no resend.
+        await dialogs.publish(marker)
+        after = await outbound_topic.outcome_of(marker.payload.message_id)
+
+    assert isinstance(after.payload, MessageDispatched)
+    assert sandbox.texts() == ["answered too late", "next in the conversation"]
+    assert len(outbound_topic.outcomes_of(slow.payload.message_id)) == 1
+
+
+async def test_a_connection_dropped_after_sending_is_outcome_unknown_and_never_sent_again(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    await sandbox.fault(status=200, disconnect=True)  # taken, the answer lost on the way back
+    lost = reply_event("answer lost")
+    marker = reply_event("next in the conversation")
+    runtime = build_runtime(make_settings())
+    async with running(runtime):
+        await dialogs.publish(lost, marker)
+        outcome = await outbound_topic.outcome_of(lost.payload.message_id)
+        await outbound_topic.outcome_of(marker.payload.message_id)
+        row = await _job(runtime, lost.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatchFailed)
+    assert outcome.payload.reason == "outcome_unknown"
+    assert "ServerDisconnectedError" in str(row["last_error"])
+    assert sandbox.texts() == ["answer lost", "next in the conversation"]
+
+
+async def test_a_refused_connection_is_retried_and_the_message_sent_once(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    await sandbox.stop()  # nothing listens: the request cannot leave
+    appended = reply_event("once the provider is back")
+    runtime = build_runtime(make_settings(send_max_attempts=1000))
+    async with running(runtime):
+        await dialogs.publish(appended)
+
+        async def refused_once() -> bool:
+            async with runtime.engine.connect() as conn:
+                row = await jobs.job_state(conn, appended.payload.message_id)
+            return row is not None and "ClientConnectorError" in str(row["last_error"])
+
+        await _until(refused_once)
+        await sandbox.start()
+        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatched)
+    assert outcome.payload.attempts >= 2
+    assert sandbox.texts() == ["once the provider is back"]
+
+
+async def test_5xx_answers_are_retried_and_the_message_sent_once(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    await sandbox.fault(status=500)
+    await sandbox.fault(status=503)
+    appended = reply_event("after two 5xx")
+    async with running(build_runtime(make_settings())):
+        await dialogs.publish(appended)
+        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatched)
+    assert outcome.payload.attempts == 3
+    assert sandbox.rejected() == 2
+    assert sandbox.texts() == ["after two 5xx"]
+
+
+async def test_429_is_retried_after_retry_after_and_the_message_sent_once(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    await sandbox.fault(status=429, retry_after=1)
+    appended = reply_event("after the flood wait")
+    published_at = time.time()
+    async with running(build_runtime(make_settings())):
+        await dialogs.publish(appended)
+        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatched)
+    assert outcome.payload.attempts == 2
+    assert sandbox.rejected() == 1
+    [sent] = sandbox.sandbox.mailbox(CHANNEL).sent
+    assert sent.text == "after the flood wait"
+    # retry_after honoured: a lower bound only (never "faster than").
+    assert sent.at - published_at >= 1.0
