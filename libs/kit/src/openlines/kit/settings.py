@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Self
+from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from openlines.kit.lines import load_lines
+
 # At least 32 bytes: shorter HMAC keys are below what RFC 7518 asks for HS256.
 DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
+
+# -- production guard -------------------------------------------------------------------------
+# The published credentials of config/demo.yaml (webhook secret, sandbox bot token): anyone
+# who read the repository knows them, so no production channel may use them. This is the one
+# list; a kit test checks that it covers every secret and token of config/demo.yaml.
+DEMO_SECRETS = frozenset({"demo-secret", "123456:demo-bot-token"})
+
+Environment = Literal["development", "production"]
+
+
+class ProductionGuardError(RuntimeError):
+    """The service must not start in production with these settings. Not a ValueError on
+    purpose: pydantic lets it through unwrapped, so the message is the last line printed."""
 
 
 class KitSettings(BaseSettings):
@@ -55,6 +71,19 @@ class KitSettings(BaseSettings):
             )
         return self
 
+    # -- production guard (see DEMO_SECRETS above) ----------------------------------------
+    # `production` refuses to start with the dev JWT secret or a demo channel secret.
+    env: Environment = "development"
+    # Tokens living longer than this (exp - iat; exp - now without iat) are refused, in every
+    # environment: a service cannot tell who minted them. `openlines token` defaults to 12 h.
+    jwt_max_lifetime_seconds: int = Field(default=12 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> Self:
+        if self.env == "production":
+            refuse_unsafe_production(self)
+        return self
+
     shutdown_flush_seconds: float = 5.0
     # How fast a group notices a member that died without leaving (SIGKILL, lost node):
     # measured on Tansu, a replacement joined after ~18 s with aiokafka's defaults, ~11 s here.
@@ -75,3 +104,24 @@ class KitSettings(BaseSettings):
     @property
     def schema_name(self) -> str:
         return self.db_schema or self.service_name.replace("-", "_")
+
+
+def refuse_unsafe_production(settings: KitSettings) -> None:
+    """Raise ProductionGuardError if a production service would run on published secrets."""
+    if settings.jwt_jwks_url is None and settings.jwt_secret == DEV_JWT_SECRET:
+        raise ProductionGuardError(
+            "OPENLINES_ENV=production refuses the dev JWT secret: set OPENLINES_JWT_SECRET "
+            "(or OPENLINES_JWT_JWKS_URL)"
+        )
+    path = Path(settings.lines_file)
+    if not path.is_file():
+        return  # nothing to check; a service that needs the file fails to load it anyway
+    for line in load_lines(path).lines:
+        for channel in line.channels:
+            for field, kind in (("secret", "SECRET"), ("token", "TOKEN")):
+                if getattr(channel, field) in DEMO_SECRETS:
+                    env_name = f"OPENLINES_{kind}_" + channel.id.upper().replace("-", "_")
+                    raise ProductionGuardError(
+                        f"OPENLINES_ENV=production refuses the demo {field} of channel "
+                        f"{channel.id!r} ({path}): set {env_name} or change the lines file"
+                    )

@@ -58,8 +58,9 @@ class StreamApi:
         app.on_shutdown.append(self._close_sessions)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        # Authenticate before the upgrade, so a refused client gets a JSON 401.
-        principal = await require_principal(request)
+        # Authenticate before the upgrade, so a refused client gets a JSON 401. Browsers cannot
+        # set headers on a WebSocket: this route (and only this) also takes ?token=.
+        principal = await require_principal(request, query_token=True)
         viewer = viewer_of(principal, self.lines)
         ws = web.WebSocketResponse(heartbeat=self.heartbeat_seconds)
         if not ws.can_prepare(request).ok:

@@ -2,6 +2,11 @@
 
 HS256 with a dev secret by default; RS256 (or any asymmetric algorithm) verified against a
 JWKS URL by config. The token's `sub` is the operator id; `roles` a list; `lines` optional.
+
+A token must expire within `jwt_max_lifetime_seconds` of its issue (`token_lifetime_too_long`
+otherwise), and comes in the Authorization header. Only a route that opts in (the WebSocket
+stream: browsers cannot set headers there) also takes `?token=`; anywhere else a query token
+is refused (`query_token_not_allowed`), since URLs end up in logs, histories and Referer headers.
 """
 
 from __future__ import annotations
@@ -39,8 +44,17 @@ class Authenticator:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
 
-    async def principal(self, request: web.Request) -> Principal:
+    async def principal(self, request: web.Request, *, query_token: bool = False) -> Principal:
         token = bearer_token(request)
+        if token is None and "token" in request.query:
+            if not query_token:
+                raise ApiError(
+                    401,
+                    "query_token_not_allowed",
+                    "?token= is accepted on the WebSocket stream only: "
+                    "send Authorization: Bearer <token>",
+                )
+            token = request.query["token"] or None
         if token is None:
             raise ApiError(401, "unauthorized", "missing bearer token")
         return await self.decode(token)
@@ -62,6 +76,7 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise ApiError(401, "invalid_token", f"invalid token: {exc}") from exc
+        self._check_lifetime(claims)
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise ApiError(401, "invalid_token", "roles claim must be a list of strings")
@@ -77,13 +92,27 @@ class Authenticator:
             expires_at=float(claims["exp"]),
         )
 
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """A leaked long-lived token stays usable for long: refuse those beyond the maximum.
+        Without `iat`, what is left of it counts (it may have been issued any time)."""
+        issued = claims.get("iat")
+        start = float(issued) if isinstance(issued, int | float) else time.time()
+        lifetime = float(claims["exp"]) - start
+        limit = self.settings.jwt_max_lifetime_seconds
+        if lifetime > limit:
+            raise ApiError(
+                401,
+                "token_lifetime_too_long",
+                f"token lifetime {int(lifetime)} s exceeds the maximum of {limit} s",
+            )
+
 
 def bearer_token(request: web.Request) -> str | None:
+    """The token of the Authorization header (never the query: see `principal`)."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    # WebSockets cannot set headers from a browser: a query token is accepted there.
-    return request.query.get("token") or None
+    return None
 
 
 def issue_token(
@@ -110,5 +139,6 @@ def issue_token(
 PRINCIPAL_KEY = web.AppKey("authenticator", Authenticator)
 
 
-async def require_principal(request: web.Request) -> Principal:
-    return await request.app[PRINCIPAL_KEY].principal(request)
+async def require_principal(request: web.Request, *, query_token: bool = False) -> Principal:
+    """The caller; `query_token=True` only for WebSocket upgrades (see the module doc)."""
+    return await request.app[PRINCIPAL_KEY].principal(request, query_token=query_token)
