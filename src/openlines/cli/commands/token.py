@@ -52,7 +52,14 @@ def run(args: argparse.Namespace) -> int:
         if operator is None:
             print(f"note: {args.operator!r} is not in the lines config", file=sys.stderr)
         role = operator.role if operator is not None else "operator"
-    secret = KitSettings().jwt_secret
+    settings = KitSettings()
+    secret = settings.jwt_secret
+    if args.ttl > settings.jwt_max_lifetime_seconds:
+        print(
+            f"note: services refuse tokens living longer than {settings.jwt_max_lifetime_seconds}"
+            " s (OPENLINES_JWT_MAX_LIFETIME_SECONDS): raise it for them to accept this one",
+            file=sys.stderr,
+        )
     if secret == DEV_JWT_SECRET:
         print(
             "note: signed with the dev secret (set OPENLINES_JWT_SECRET in production)",

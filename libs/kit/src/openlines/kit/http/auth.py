@@ -76,7 +76,6 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise ApiError(401, "invalid_token", f"invalid token: {exc}") from exc
-        self._check_lifetime(claims)
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise ApiError(401, "invalid_token", "roles claim must be a list of strings")
@@ -85,6 +84,7 @@ class Authenticator:
             not isinstance(lines, list) or not all(isinstance(line, str) for line in lines)
         ):
             raise ApiError(401, "invalid_token", "lines claim must be a list of strings")
+        self._check_lifetime(claims)
         return Principal(
             operator_id=str(claims["sub"]),
             roles=frozenset(roles),
