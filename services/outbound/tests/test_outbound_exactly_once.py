@@ -8,8 +8,10 @@ is failed as `outcome_unknown` and never sent again: the sandbox must hold it ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,54 @@ async def test_a_refused_connection_is_retried_and_the_message_sent_once(
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts >= 2
     assert sandbox.texts() == ["once the provider is back"]
+
+
+@contextlib.contextmanager
+def _unanswered_port(port: int) -> Iterator[None]:
+    """A listener whose accept queue is full: Linux drops further SYNs, so a connect to it
+    hangs until the client's connect timeout (the request never leaves)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        yield
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_a_connect_timeout_is_retried_and_the_message_sent_once(
+    make_settings: Settings,
+    sandbox: SandboxServer,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    await sandbox.stop()
+    appended = reply_event("after a connect timeout")
+    runtime = build_runtime(make_settings(send_timeout_seconds=2.0, send_max_attempts=1000))
+    async with running(runtime):
+        with _unanswered_port(sandbox.port):
+            await dialogs.publish(appended)
+
+            async def timed_out_connecting() -> bool:
+                async with runtime.engine.connect() as conn:
+                    row = await jobs.job_state(conn, appended.payload.message_id)
+                return row is not None and row["last_error"] == "connect timeout"
+
+            await _until(timed_out_connecting)
+        await sandbox.start()
+        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatched)
+    assert sandbox.texts() == ["after a connect timeout"]
 
 
 async def test_5xx_answers_are_retried_and_the_message_sent_once(
