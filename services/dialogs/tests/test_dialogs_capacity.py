@@ -1,4 +1,4 @@
-"""max_dialogs and manual takes: take and the first reply respect it (supervisors and lines
+"""max_dialogs and manual takes: take, the first reply and reopen respect it (supervisors and lines
 with `manual_take_beyond_capacity` excepted), also when one operator takes several at once."""
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ async def test_an_operator_at_max_dialogs_can_neither_take_nor_answer_another(
     closed = await stack.post(f"/api/v1/dialogs/{fourth}/close", "ann")
     assert (closed.status, closed.body["assignee_id"]) == (200, "ann")
     assert await take(stack, third, "ann") == (409, "at_capacity")
+    # Reopening makes her the assignee too.
+    reopened = await stack.post(f"/api/v1/dialogs/{fourth}/reopen", "ann")
+    assert (reopened.status, reopened.code) == (409, "at_capacity")
+    assert (await stack.dialog(fourth, "ann")).body["status"] == "closed"
 
     # Room again once she closes one; the take twice of her own dialog is still a no-op.
     assert (await stack.post(f"/api/v1/dialogs/{first}/close", "ann")).status == 200

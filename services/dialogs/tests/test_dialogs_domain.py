@@ -221,6 +221,10 @@ def test_a_manual_take_respects_the_operators_max_dialogs() -> None:
         reply(dialog, "ann", load=Load(active=3, limit=2))
     assert len(dialog.take("ann", may_take_over=False, load=Load(active=1, limit=2))) == 1
     assert len(dialog.take("ann", may_take_over=False, load=NO_LIMIT)) == 1
+    closed = assigned_to("ann")
+    record(closed, closed.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(AtCapacity):
+        closed.reopen("ann", load=Load(active=2, limit=2))
     # A reply by the assignee takes nothing: no load needed.
     record(dialog, dialog.take("ann", may_take_over=False))
     assert dialog.take("ann", may_take_over=False, load=None) == []

@@ -140,11 +140,11 @@ class DialogsApi:
             # also keeps a customer's message from racing the reopen.
             latest = await lock_conversation(conn, row.conversation_key) if row else None
 
-            def decide(dialog: Dialog) -> Sequence[EventPayload]:
+            def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
                 require_visible(viewer, dialog)
-                return dialog.reopen(viewer.operator_id, latest_dialog_id=latest)
+                return dialog.reopen(viewer.operator_id, latest_dialog_id=latest, load=load)
 
-            await self.writer.execute(conn, dialog_id, decide)
+            await self._execute(conn, viewer, dialog_id, decide)
             return await queries.get_dialog(conn, dialog_id)
 
         row = await self._write(work)

@@ -352,12 +352,7 @@ class Dialog:
         if self.assignee_id is not None and not may_take_over:
             # No name: the caller may not be allowed to see whose dialog this is.
             raise AlreadyAssigned("the dialog is already assigned to another operator")
-        if load is None:
-            raise LoadNeeded
-        if load.full:
-            raise AtCapacity(
-                f"you already hold {load.active} open dialogs, your maximum is {load.limit}"
-            )
+        _require_room(load)
         return [
             DialogAssigned(
                 dialog_id=self.id,
@@ -452,10 +447,16 @@ class Dialog:
         )
         return events
 
-    def reopen(self, actor_id: str, *, latest_dialog_id: UUID | None = None) -> list[EventPayload]:
+    def reopen(
+        self,
+        actor_id: str,
+        *,
+        latest_dialog_id: UUID | None = None,
+        load: Load | None = NO_LIMIT,
+    ) -> list[EventPayload]:
         """Reopen, if this is still the conversation's latest dialog (`latest_dialog_id`):
         the customer's next message goes to the latest one, so a reopened older dialog would
-        never hear from them again."""
+        never hear from them again. The actor becomes the assignee: a take (`load` as there)."""
         self._require_exists()
         if self.is_open:
             raise DialogNotClosed("the dialog is not closed")
@@ -463,6 +464,7 @@ class Dialog:
             raise NewerDialogExists(
                 f"the customer has a newer dialog ({latest_dialog_id}): reopen that one"
             )
+        _require_room(load)
         return [
             DialogReopened(
                 dialog_id=self.id, actor_id=actor_id, operator_id=actor_id, line_id=self.line_id
@@ -703,6 +705,16 @@ _APPLIERS: dict[type[EventPayload], Callable[[Dialog, Any], None]] = {
     MessageDeleted: Dialog._ignored,
     DialogPinned: Dialog._ignored,
 }
+
+
+def _require_room(load: Load | None) -> None:
+    """The max_dialogs rule, for a decision that makes the caller the assignee."""
+    if load is None:
+        raise LoadNeeded
+    if load.full:
+        raise AtCapacity(
+            f"you already hold {load.active} open dialogs, your maximum is {load.limit}"
+        )
 
 
 def _asdict(link: CrmLink) -> dict[str, UUID | None]:
