@@ -1,6 +1,6 @@
 """The max_dialogs rule for manual takes: an operator's load as dialogs counts it.
 
-An operator who takes a dialog by hand (take, or the first reply to an unassigned dialog)
+An operator who takes a dialog by hand (take, the first reply to an unassigned dialog, reopen)
 may not go beyond their `max_dialogs`, unless they are a supervisor or the dialog's line sets
 `manual_take_beyond_capacity`. dialogs counts the open dialogs the read model shows assigned to
 the operator, after taking a per-operator transaction lock: two concurrent takes by one
