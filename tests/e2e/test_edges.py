@@ -169,3 +169,49 @@ async def test_provider_429_then_200_delivers_exactly_once(
     texts = [m["text"] for m in body["sent"] if str(m["chat_id"]) == str(chat)]
     assert texts == ["after a 429"]
     await post_json(http, f"{stack.url}/api/v1/dialogs/{dialog_id}/close", ann)
+
+
+async def test_a_customer_quoting_the_operators_reply_keeps_reply_to(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    # ann answers; outbound sends it to the sandbox, which gives it a Telegram message id; the
+    # customer quotes that answer (reply_to_message) and the timeline links the two.
+    chat = random.randint(10**8, 10**9)
+    dialog_id = await _unassigned_dialog(stack, http, chat)
+    ann = stack.auth("ann")
+    timeline_url = f"{stack.url}/api/v1/dialogs/{dialog_id}/timeline"
+    status, reply = await post_json(
+        http,
+        f"{stack.url}/api/v1/dialogs/{dialog_id}/messages",
+        ann,
+        {"text": "Which size?", "client_message_id": f"q-{chat}"},
+    )
+    assert status == 202, reply
+
+    async def sent() -> dict | None:
+        body = await json_if_ok(http, timeline_url, ann)
+        outs = [m for m in (body or {}).get("items", []) if m["direction"] == "out"]
+        return outs[0] if outs and outs[0]["delivery"]["status"] == "sent" else None
+
+    ours = await eventually(sent, "the reply sent to the sandbox")
+    update = telegram_update(chat, "Rae Race", "Size M, please")
+    update["message"]["reply_to_message"] = {
+        "message_id": int(ours["delivery"]["provider_message_id"]),
+        "date": update["message"]["date"],
+        "chat": update["message"]["chat"],
+    }
+    async with http.post(
+        f"{stack.url}/webhooks/telegram/tg-demo",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def quoted() -> dict | None:
+        body = await json_if_ok(http, timeline_url, ann)
+        found = [m for m in (body or {}).get("items", []) if m["text"] == "Size M, please"]
+        return found[0] if found else None
+
+    answer = await eventually(quoted, "the customer's quoting message")
+    assert answer["reply_to"] == ours["id"] == reply["message_id"]
+    await post_json(http, f"{stack.url}/api/v1/dialogs/{dialog_id}/close", ann)

@@ -147,5 +147,15 @@ async def test_dialog_flow_end_to_end(stack: Stack, http: aiohttp.ClientSession)
         status, lead = await get_json(http, f"{base}/api/v1/crm/leads/{lead_id}", sue)
         assert {d["dialog_id"] for d in lead["dialogs"]} == {dialog_id, second["id"]}
         assert lead["dialogs"][0]["dialog_id"] == second["id"]  # newest activity first
+
+        # The other tests share this stack: leave ann offline (routing offers her nothing more)
+        # and holding nothing, since her max_dialogs (2) limits her manual takes too.
+        await post_json(
+            http, f"{base}/api/v1/operators/ann/presence", ann, {"status": "offline"}, method="PUT"
+        )
+        body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=active", ann)
+        for held in (body or {}).get("items", []):
+            status, _ = await post_json(http, f"{base}/api/v1/dialogs/{held['id']}/close", ann)
+            assert status == 200
     finally:
         await ws.close()

@@ -62,3 +62,15 @@ def test_unknown_operator_duplicate_channel_and_bad_sla_are_rejected(tmp_path: P
         )
     with pytest.raises(ValueError, match="MISSING"):
         load_lines(write(tmp_path, "lines: [{id: l, name: '${MISSING}', channels: []}]"), env={})
+
+
+def test_manual_take_beyond_capacity_is_off_unless_a_line_turns_it_on(tmp_path: Path) -> None:
+    assert load_lines(DEMO, env={}).lines[0].manual_take_beyond_capacity is False
+    line = "{id: l, channels: [], manual_take_beyond_capacity: %s}"
+    assert (
+        load_lines(write(tmp_path, f"lines: [{line % 'true'}]"), env={})
+        .lines[0]
+        .manual_take_beyond_capacity
+    )
+    with pytest.raises(ValidationError, match="manual_take_beyond_capacity"):
+        load_lines(write(tmp_path, f"lines: [{line % 'sometimes'}]"), env={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,12 +17,18 @@ from .dialogs_stack import REPO, DialogsStack
 
 
 @pytest.fixture
+def lines_file() -> Path:
+    """The demo lines (ann and bob: max_dialogs 2); a test may parametrize its own file."""
+    return REPO / "config" / "demo.yaml"
+
+
+@pytest.fixture
 async def stack(
-    database_url: str, db_schema: str, kafka_bootstrap: str
+    database_url: str, db_schema: str, kafka_bootstrap: str, lines_file: Path
 ) -> AsyncIterator[DialogsStack]:
     settings = DialogsSettings(
         **isolated_settings(database_url, db_schema, kafka_bootstrap),
-        lines_file=str(REPO / "config" / "demo.yaml"),
+        lines_file=str(lines_file),
         jwt_secret="dialogs-test-secret-of-at-least-32-bytes",
         log_level="WARNING",
     )

@@ -105,8 +105,10 @@ class DialogsStack:
         *,
         external_message_id: str | None = None,
         event_id: uuid.UUID | None = None,
+        reply_to_external_id: str | None = None,
     ) -> Envelope:
-        """What ingest publishes for a Telegram message (deterministic event id)."""
+        """What ingest publishes for a Telegram message (deterministic event id);
+        `reply_to_external_id`: the provider id of the message the customer quotes."""
         external_message_id = external_message_id or str(next(_external_ids))
         message = MessageReceived(
             channel_id=CHANNEL,
@@ -117,6 +119,7 @@ class DialogsStack:
             external_message_id=external_message_id,
             customer=Customer(name=f"Customer {chat_id}", external_id=chat_id),
             text=text,
+            reply_to_external_id=reply_to_external_id,
             sent_at=datetime.now(UTC),
             line_id="demo",
         )

@@ -90,6 +90,8 @@ async def test_two_operators_taking_one_dialog_get_one_200_and_one_409(
         assert winner.body["status"] == "active"
         holder = winner.body["assignee_id"]
         assert (await stack.dialog(dialog_id, holder)).body["assignee_id"] == holder
+        # Done with it: the winner stays under max_dialogs (2) for the next round.
+        assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/close", holder)).status == 200
 
     def assignments(seen: list[Envelope]) -> list[str]:
         return [e.stream_id for e in seen if isinstance(e.payload, DialogAssigned)]
@@ -130,7 +132,13 @@ async def test_close_spam_and_reopen(stack: DialogsStack) -> None:
     assert (await stack.post(base + "/close", "sue")).body["status"] == "closed"
     assert (await stack.post(base + "/close", "sue")).status == 200  # idempotent
     texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
-    assert texts == ["Marked as spam by ann", "Reopened by sue", "Closed by sue"]
+    # ann's spam on the unassigned dialog accepted it first (it stays hers).
+    assert texts == [
+        "ann took the dialog",
+        "Marked as spam by ann",
+        "Reopened by sue",
+        "Closed by sue",
+    ]
 
 
 async def test_only_the_conversations_latest_dialog_reopens(stack: DialogsStack) -> None:
@@ -154,3 +162,58 @@ async def test_only_the_conversations_latest_dialog_reopens(stack: DialogsStack)
 async def _last_text_is(stack: DialogsStack, dialog_id: uuid.UUID, text: str) -> bool:
     items = [m for m in await stack.timeline(dialog_id) if m["direction"] == "in"]
     return bool(items) and items[-1]["text"] == text
+
+
+async def test_an_operator_closing_an_unassigned_dialog_accepts_it_and_keeps_it(
+    stack: DialogsStack,
+) -> None:
+    # "Accept and close": ann closes (or marks as spam) a dialog nobody held. It must stay
+    # hers, visible to her and in her Closed / Spam tab, not vanish from her view.
+    for chat, action, tab in (("2401", "close", "closed"), ("2402", "spam", "spam")):
+        dialog_id = await stack.open_dialog(chat)
+        done = await stack.post(f"/api/v1/dialogs/{dialog_id}/{action}", "ann")
+        assert (done.status, done.body["status"], done.body["assignee_id"]) == (200, tab, "ann")
+        mine = await stack.dialog(dialog_id, "ann")
+        assert (mine.status, mine.body["assignee_id"]) == (200, "ann")
+        page = await stack.get("/api/v1/dialogs", "ann", tab=tab)
+        assert [d["id"] for d in page.body["items"]] == [str(dialog_id)]
+        assert (await stack.dialog(dialog_id, "bob")).status == 404
+        texts = [
+            m["text"] for m in await stack.timeline(dialog_id, "ann") if m["direction"] == "system"
+        ]
+        closing = "Closed by ann" if action == "close" else "Marked as spam by ann"
+        assert texts == ["ann took the dialog", closing]
+
+    # Both facts in one append, in order: routing counts the take and then the close.
+    def of_ann(seen: list[Envelope]) -> list[object]:
+        return [e.payload for e in seen if isinstance(e.payload, DialogAssigned | DialogClosed)]
+
+    events = await stack.dialog_events(lambda seen: len(of_ann(seen)) >= 4)
+    assert [
+        (type(e).__name__, e.operator_id, getattr(e, "assigned_by", None))  # type: ignore[attr-defined]
+        for e in of_ann(events)
+    ] == [
+        ("DialogAssigned", "ann", "operator"),
+        ("DialogClosed", "ann", None),
+    ] * 2
+
+
+async def test_a_supervisor_closing_an_unassigned_dialog_leaves_it_unassigned(
+    stack: DialogsStack,
+) -> None:
+    dialog_id = await stack.open_dialog("2403")
+    done = await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "sue")
+    assert (done.status, done.body["status"], done.body["assignee_id"]) == (200, "closed", None)
+    texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
+    assert texts == ["Closed by sue"]
+
+
+async def test_an_operator_may_mark_her_closed_dialog_as_spam(stack: DialogsStack) -> None:
+    dialog_id = await stack.open_dialog("2404")
+    assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "ann")).status == 200
+    assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "ann")).status == 200
+    spam = await stack.post(f"/api/v1/dialogs/{dialog_id}/spam", "ann")
+    assert (spam.status, spam.body["status"], spam.body["assignee_id"]) == (200, "spam", "ann")
+    assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/spam", "ann")).status == 200
+    page = await stack.get("/api/v1/dialogs", "ann", tab="spam")
+    assert [d["id"] for d in page.body["items"]] == [str(dialog_id)]

@@ -10,7 +10,9 @@ import pytest
 
 from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
 from openlines.dialogs.domain import (
+    NO_LIMIT,
     AlreadyAssigned,
+    AtCapacity,
     Dialog,
     DialogIsClosed,
     DialogNotClosed,
@@ -18,6 +20,8 @@ from openlines.dialogs.domain import (
     DialogNotOpen,
     DialogStatus,
     EmptyMessage,
+    Load,
+    LoadNeeded,
     NewerDialogExists,
     NotAssignedToYou,
     SlaState,
@@ -127,6 +131,25 @@ def test_the_same_provider_message_is_appended_once() -> None:
     assert dialog.unread_count == 2
 
 
+def test_a_customer_quoting_our_message_or_theirs_keeps_reply_to() -> None:
+    dialog = assigned_to("ann")
+    [first_in] = [m.message_id for m in dialog.messages.values()]
+    answer = reply(dialog)
+    record(dialog, answer)
+    out_id = answer[-1].message_id
+    record(dialog, dialog.update_delivery(out_id, DeliveryStatus.SENT, provider_message_id="900"))
+
+    def quoting(external_id: str, quoted: str) -> MessageAppended:
+        message = received(external_id).model_copy(update={"reply_to_external_id": quoted})
+        [appended] = dialog.receive(message, message_id=uuid.uuid4())
+        assert isinstance(appended, MessageAppended)
+        return appended
+
+    assert quoting("901", "900").reply_to == out_id  # the operator's message (provider id)
+    assert quoting("902", "1").reply_to == first_in  # their own message
+    assert quoting("903", "77").reply_to is None  # not in this dialog
+
+
 def test_inbound_to_a_closed_dialog_is_refused_so_a_new_one_opens() -> None:
     dialog = assigned_to("ann")
     record(dialog, dialog.close("ann", CloseReason.OPERATOR))
@@ -186,6 +209,26 @@ def test_take_is_refused_when_someone_else_holds_the_dialog_but_a_supervisor_tak
         AssignedBy.SUPERVISOR,
         "ann",
     )
+
+
+def test_a_manual_take_respects_the_operators_max_dialogs() -> None:
+    dialog = opened()
+    with pytest.raises(LoadNeeded):
+        dialog.take("ann", may_take_over=False, load=None)
+    with pytest.raises(AtCapacity):
+        dialog.take("ann", may_take_over=False, load=Load(active=2, limit=2))
+    with pytest.raises(AtCapacity):
+        reply(dialog, "ann", load=Load(active=3, limit=2))
+    assert len(dialog.take("ann", may_take_over=False, load=Load(active=1, limit=2))) == 1
+    assert len(dialog.take("ann", may_take_over=False, load=NO_LIMIT)) == 1
+    closed = assigned_to("ann")
+    record(closed, closed.close("ann", CloseReason.OPERATOR))
+    with pytest.raises(AtCapacity):
+        closed.reopen("ann", load=Load(active=2, limit=2))
+    # A reply by the assignee takes nothing: no load needed.
+    record(dialog, dialog.take("ann", may_take_over=False))
+    assert dialog.take("ann", may_take_over=False, load=None) == []
+    assert len(reply(dialog, "ann", load=None)) == 1
 
 
 def test_a_closed_dialog_cannot_be_taken() -> None:
@@ -304,8 +347,58 @@ def test_close_keeps_the_assignee_and_is_idempotent() -> None:
         None,
     )
     assert dialog.close("ann", CloseReason.OPERATOR) == []
-    with pytest.raises(DialogIsClosed):
-        dialog.mark_spam("ann")
+
+
+def test_a_closed_dialog_may_still_be_marked_as_spam() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR))
+    events = dialog.mark_spam("ann", take_first=True)
+    assert events == [
+        DialogClosed(
+            dialog_id=dialog.id,
+            reason=CloseReason.SPAM,
+            actor_id="ann",
+            line_id="demo",
+            operator_id="ann",
+        )
+    ]
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id) == (DialogStatus.SPAM, "ann")
+    assert dialog.mark_spam("ann") == []
+
+
+@pytest.mark.parametrize("reason", [CloseReason.OPERATOR, CloseReason.SPAM])
+def test_an_operator_closing_an_unassigned_dialog_takes_it_first(reason: CloseReason) -> None:
+    dialog = opened()
+    if reason == CloseReason.SPAM:
+        events = dialog.mark_spam("ann", take_first=True)
+    else:
+        events = dialog.close("ann", reason, take_first=True)
+    assert events == [
+        DialogAssigned(
+            dialog_id=dialog.id,
+            operator_id="ann",
+            assigned_by=AssignedBy.OPERATOR,
+            actor_id="ann",
+            line_id="demo",
+        ),
+        DialogClosed(
+            dialog_id=dialog.id, reason=reason, actor_id="ann", line_id="demo", operator_id="ann"
+        ),
+    ]
+    record(dialog, events)
+    assert dialog.assignee_id == "ann"
+    # Still hers to see, in her Closed (or Spam) tab.
+    require_visible(ANN, dialog)
+
+
+def test_a_close_without_take_first_leaves_an_unassigned_dialog_unassigned() -> None:
+    # What a supervisor's close does: closed by them, nobody's dialog.
+    dialog = opened()
+    events = dialog.close("sue", CloseReason.OPERATOR)
+    assert [type(e) for e in events] == [DialogClosed]
+    record(dialog, events)
+    assert (dialog.status, dialog.assignee_id) == (DialogStatus.CLOSED, None)
 
 
 def test_spam_is_a_forced_close_and_reopen_returns_to_active_for_the_actor() -> None:

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
+from openlines.dialogs.handlers import opened_dialog_id
 from openlines.dialogs.projection import rebuild
 from openlines.dialogs.tables import conversations, dialogs, messages
 from openlines.events.catalog import (
@@ -100,6 +101,28 @@ async def test_reply_is_queued_published_and_tracked_to_delivery(stack: DialogsS
     assert (await delivery()) == {"status": "sent", "reason": None, "provider_message_id": "555"}
     await receipt(stack, "3001", "555", DeliveryStatus.DELIVERED)
     await stack.eventually(lambda: status_is("delivered"))
+
+
+async def test_a_customer_quoting_the_operators_reply_keeps_reply_to(stack: DialogsStack) -> None:
+    # The customer's own message "1000"; ann answers; outbound sends it as provider id "1001";
+    # the customer quotes that answer (Telegram: reply_to_message.message_id = 1001).
+    opening = await stack.customer_writes("3010", "is it in stock?", external_message_id="1000")
+    dialog_id = opened_dialog_id(opening.event_id)
+    await stack.wait_handled(opening)
+    answer = await send(stack, dialog_id, "Yes, two left", "c-1")
+    assert answer.status == 202, answer.body
+    await stack.wait_handled(await dispatched(stack, dialog_id, answer.body["message_id"], "1001"))
+    await stack.customer_writes("3010", "I take both", reply_to_external_id="1001")
+    await stack.customer_writes("3010", "and this one", reply_to_external_id="1000")
+
+    async def inbound() -> list[dict]:
+        found = [m for m in await stack.timeline(dialog_id) if m["direction"] == "in"]
+        return found if len(found) == 3 else []
+
+    first, quoting_ours, quoting_theirs = await stack.eventually(inbound)
+    assert quoting_ours["text"] == "I take both"
+    assert quoting_ours["reply_to"] == answer.body["message_id"]
+    assert quoting_theirs["reply_to"] == first["id"]
 
 
 async def test_a_receipt_that_overtakes_the_dispatch_is_applied_then(stack: DialogsStack) -> None:

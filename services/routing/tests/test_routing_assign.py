@@ -166,6 +166,31 @@ async def test_operator_taking_a_dialog_releases_the_reservation_of_another(
     assert (second.dialog_id, second.operator_id) == (waiting, "ann")
 
 
+async def test_accept_and_close_of_an_offered_dialog_leaves_nobody_a_unit(
+    routing: Routing,
+) -> None:
+    # dialogs records an operator's close of an unassigned dialog as DialogAssigned(by
+    # operator) then DialogClosed, in one append: here ann closes a dialog offered to bob.
+    await routing.presence("bob", "online")
+    dialog = new_id()
+    await routing.dialogs.publish(opened(dialog))
+    [command] = await routing.commands.commands(1)
+    assert command.operator_id == "bob"
+    await routing.dialogs.publish(assigned(dialog, "ann", by=AssignedBy.OPERATOR))
+    await routing.dialogs.publish(closed(dialog, "ann"))
+    await routing.wait_load("bob", (0, 0, 2))
+    await routing.wait_load("ann", (0, 0, 2))
+
+    # Both have their full capacity: two new dialogs each are offered at once (4 in all).
+    await routing.presence("ann", "online")
+    fresh = [new_id() for _ in range(4)]
+    for new in fresh:
+        await routing.dialogs.publish(opened(new))
+    offers = (await routing.commands.commands(5))[1:]
+    assert sorted(c.operator_id for c in offers) == ["ann", "ann", "bob", "bob"]
+    await routing.wait_queue(0)
+
+
 async def test_unconfirmed_reservation_is_released_and_offered_again(
     kafka_bootstrap: str, database_url: str, db_schema: str, lines_file: Path
 ) -> None:

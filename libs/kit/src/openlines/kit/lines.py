@@ -79,6 +79,10 @@ class Line(_Model):
     auto_close: AutoClose = AutoClose()
     auto_lead: bool = True
     consent: Consent = Consent()
+    # Operators may take this line's dialogs by hand (take, first reply) beyond their
+    # max_dialogs. Off by default: the manual take respects it as routing does. Supervisors and
+    # admins are never limited.
+    manual_take_beyond_capacity: bool = False
 
 
 class LinesConfig(_Model):

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
-from openlines.dialogs.domain import Dialog, DomainError
+from openlines.dialogs.capacity import limit_applies, locked_load
+from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.handlers import lock_conversation
 from openlines.dialogs.queries import TABS, BadCursor, Cursor, ListQuery
 from openlines.dialogs.views import dialog_json, message_json
@@ -41,11 +42,14 @@ _STATUS_OF = {
     "empty_message": 422,
     "text_too_long": 422,
     "unknown_message": 422,
+    "at_capacity": 409,
 }
 # Deadlock and serialization failures: the whole transaction may simply be tried again.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
 
-Action = Callable[[Viewer, Dialog], Sequence[EventPayload]]
+# `Load | None`: the caller's load for the max_dialogs rule (see `_execute`).
+Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
+Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
 
 
 def outbound_message_id(dialog_id: uuid.UUID, author_id: str, client_message_id: str) -> uuid.UUID:
@@ -109,16 +113,20 @@ class DialogsApi:
     # -- commands -------------------------------------------------------------------------
 
     async def take(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
+        def decide(viewer: Viewer, dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
             require_takeable(viewer, dialog)
-            return dialog.take(viewer.operator_id, may_take_over=viewer.is_supervisor)
+            return dialog.take(viewer.operator_id, may_take_over=viewer.is_supervisor, load=load)
 
         return await self._act(request, decide)
 
     async def close(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
+        def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_visible(viewer, dialog)
-            return dialog.close(viewer.operator_id, CloseReason.OPERATOR)
+            # An operator accepts an unassigned dialog and closes it: it stays theirs. A
+            # supervisor's close leaves it unassigned (they see every dialog anyway).
+            return dialog.close(
+                viewer.operator_id, CloseReason.OPERATOR, take_first=not viewer.is_supervisor
+            )
 
         return await self._act(request, decide)
 
@@ -132,25 +140,25 @@ class DialogsApi:
             # also keeps a customer's message from racing the reopen.
             latest = await lock_conversation(conn, row.conversation_key) if row else None
 
-            def decide(dialog: Dialog) -> Sequence[EventPayload]:
+            def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
                 require_visible(viewer, dialog)
-                return dialog.reopen(viewer.operator_id, latest_dialog_id=latest)
+                return dialog.reopen(viewer.operator_id, latest_dialog_id=latest, load=load)
 
-            await self.writer.execute(conn, dialog_id, decide)
+            await self._execute(conn, viewer, dialog_id, decide)
             return await queries.get_dialog(conn, dialog_id)
 
         row = await self._write(work)
         return web.json_response(dialog_json(row, self.lines, utc_now()))
 
     async def spam(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
+        def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_visible(viewer, dialog)
-            return dialog.mark_spam(viewer.operator_id)
+            return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
 
         return await self._act(request, decide)
 
     async def read(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
+        def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_visible(viewer, dialog)
             return dialog.mark_read(viewer.operator_id)
 
@@ -163,7 +171,7 @@ class DialogsApi:
         message_id = outbound_message_id(dialog_id, viewer.operator_id, client_message_id)
         now = utc_now()
 
-        def decide(dialog: Dialog) -> Sequence[EventPayload]:
+        def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
             require_visible(viewer, dialog)
             return dialog.reply(
                 viewer.operator_id,
@@ -174,10 +182,11 @@ class DialogsApi:
                 max_text_length=self._max_text_length(dialog.channel_id),
                 reply_to=reply_to,
                 is_supervisor=viewer.is_supervisor,
+                load=load,
             )
 
         async def work(conn: AsyncConnection) -> Dialog:
-            return await self.writer.execute(conn, dialog_id, decide)
+            return await self._execute(conn, viewer, dialog_id, decide)
 
         dialog = await self._write(work)
         # A retry finds the message recorded the first time (its id was derived the same way).
@@ -198,12 +207,31 @@ class DialogsApi:
         dialog_id = _dialog_id(request)
 
         async def work(conn: AsyncConnection) -> Any:
-            await self.writer.execute(conn, dialog_id, lambda d: action(viewer, d))
+            await self._execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
             # Same transaction: the answer shows the state this command produced.
             return await queries.get_dialog(conn, dialog_id)
 
         row = await self._write(work)
         return web.json_response(dialog_json(row, self.lines, utc_now()))
+
+    async def _execute(
+        self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID, decide: Decision
+    ) -> Dialog:
+        """Run `decide` through the writer with the caller's load for the max_dialogs rule:
+        NO_LIMIT where the rule does not apply, otherwise counted, under the operator's lock,
+        only once a decision asks for it (`LoadNeeded`), so that commands which make nobody
+        the assignee take no lock."""
+        counted: Load | None = None
+
+        def with_load(dialog: Dialog) -> Sequence[EventPayload]:
+            applies = limit_applies(self.lines, dialog.line_id, is_supervisor=viewer.is_supervisor)
+            return decide(dialog, counted if applies else NO_LIMIT)
+
+        try:
+            return await self.writer.execute(conn, dialog_id, with_load)
+        except LoadNeeded:
+            counted = await locked_load(conn, self.lines, viewer.operator_id)
+            return await self.writer.execute(conn, dialog_id, with_load)
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         attempts = 3

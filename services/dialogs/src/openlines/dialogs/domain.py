@@ -96,6 +96,16 @@ class UnknownMessage(DomainError):
     code = "unknown_message"
 
 
+class AtCapacity(DomainError):
+    code = "at_capacity"
+
+
+class LoadNeeded(Exception):
+    """Not a refusal: the decision would make the caller the assignee under the max_dialogs
+    rule, and the caller's load was not counted yet (the API counts it, under a lock, only
+    when a decision needs it, then decides again)."""
+
+
 # -- state --------------------------------------------------------------------------------
 
 
@@ -113,6 +123,22 @@ class SlaState(StrEnum):
     OK = "ok"
     WARNING = "warning"
     BREACH = "breach"
+
+
+@dataclass(frozen=True)
+class Load:
+    """An operator's open dialogs against their max_dialogs (`limit` None: no limit applies,
+    as for supervisors or on a line whose operators may take beyond it)."""
+
+    active: int
+    limit: int | None
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.active >= self.limit
+
+
+NO_LIMIT = Load(active=0, limit=None)
 
 
 @dataclass
@@ -208,6 +234,9 @@ class Dialog:
     updated_at: datetime | None = None
     messages: dict[UUID, MessageState] = field(default_factory=dict)
     _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
+    # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
+    # quote of an operator's message names.
+    _by_provider_id: dict[str, UUID] = field(default_factory=dict, repr=False)
     # (author, client_message_id): each operator's client numbers its own messages.
     _by_client_id: dict[tuple[str | None, str], UUID] = field(default_factory=dict, repr=False)
 
@@ -308,8 +337,13 @@ class Dialog:
             )
         ]
 
-    def take(self, actor_id: str, *, may_take_over: bool) -> list[EventPayload]:
-        """Take (or, with the permission, take over) the dialog as the responsible operator."""
+    def take(
+        self, actor_id: str, *, may_take_over: bool, load: Load | None = NO_LIMIT
+    ) -> list[EventPayload]:
+        """Take (or, with the permission, take over) the dialog as the responsible operator.
+
+        `load` is the caller's load for the max_dialogs rule (None: not counted yet, raises
+        `LoadNeeded` if the take would record anything)."""
         self._require_exists()
         if not self.is_open:
             raise DialogIsClosed("the dialog is closed")
@@ -318,6 +352,7 @@ class Dialog:
         if self.assignee_id is not None and not may_take_over:
             # No name: the caller may not be allowed to see whose dialog this is.
             raise AlreadyAssigned("the dialog is already assigned to another operator")
+        _require_room(load)
         return [
             DialogAssigned(
                 dialog_id=self.id,
@@ -340,9 +375,10 @@ class Dialog:
         max_text_length: int,
         reply_to: UUID | None = None,
         is_supervisor: bool = False,
+        load: Load | None = NO_LIMIT,
     ) -> list[EventPayload]:
         """An operator's message to the customer; the first to answer an unassigned dialog
-        becomes responsible for it."""
+        becomes responsible for it (a take: `load` as for `take`)."""
         self._require_exists()
         if self.message_by_client_id(actor_id, client_message_id) is not None:
             return []  # a client retry: the message is already recorded
@@ -353,7 +389,7 @@ class Dialog:
             raise UnknownMessage("reply_to is not a message of this dialog")
         events: list[EventPayload] = []
         if self.assignee_id is None:
-            events += self.take(actor_id, may_take_over=False)
+            events += self.take(actor_id, may_take_over=False, load=load)
         elif not (self.is_on_dialog(actor_id) or is_supervisor):
             raise NotAssignedToYou("the dialog is assigned to another operator")
         events.append(
@@ -373,32 +409,54 @@ class Dialog:
         )
         return events
 
-    def close(self, actor_id: str | None, reason: CloseReason) -> list[EventPayload]:
+    def close(
+        self, actor_id: str | None, reason: CloseReason, *, take_first: bool = False
+    ) -> list[EventPayload]:
+        """Close. `take_first`: an operator closing an unassigned dialog accepts it first
+        ("accept and close"), so that it stays theirs, in their Closed tab; the take is
+        momentary, so it is not held against their max_dialogs."""
         self._require_exists()
         if not self.is_open:
             return []  # closing twice is harmless (client retries, racing timers)
-        return [
+        return self._take_then_close(actor_id, reason, take_first)
+
+    def mark_spam(self, actor_id: str, *, take_first: bool = False) -> list[EventPayload]:
+        """A forced close with reason spam. A closed dialog may still be marked as spam (an
+        operator often sees it is spam only after closing it): its status becomes spam."""
+        self._require_exists()
+        if self.status == DialogStatus.SPAM:
+            return []
+        return self._take_then_close(actor_id, CloseReason.SPAM, take_first)
+
+    def _take_then_close(
+        self, actor_id: str | None, reason: CloseReason, take_first: bool
+    ) -> list[EventPayload]:
+        events: list[EventPayload] = []
+        operator_id = self.assignee_id
+        if take_first and actor_id is not None and self.is_open and operator_id is None:
+            events += self.take(actor_id, may_take_over=False)
+            operator_id = actor_id
+        events.append(
             DialogClosed(
                 dialog_id=self.id,
                 reason=reason,
                 actor_id=actor_id,
                 line_id=self.line_id,
-                operator_id=self.assignee_id,
+                operator_id=operator_id,
             )
-        ]
+        )
+        return events
 
-    def mark_spam(self, actor_id: str) -> list[EventPayload]:
-        self._require_exists()
-        if self.status == DialogStatus.SPAM:
-            return []
-        if self.status == DialogStatus.CLOSED:
-            raise DialogIsClosed("the dialog is already closed")
-        return self.close(actor_id, CloseReason.SPAM)
-
-    def reopen(self, actor_id: str, *, latest_dialog_id: UUID | None = None) -> list[EventPayload]:
+    def reopen(
+        self,
+        actor_id: str,
+        *,
+        latest_dialog_id: UUID | None = None,
+        load: Load | None = NO_LIMIT,
+    ) -> list[EventPayload]:
         """Reopen, if this is still the conversation's latest dialog (`latest_dialog_id`):
         the customer's next message goes to the latest one, so a reopened older dialog would
-        never hear from them again."""
+        never hear from them again. The actor becomes the assignee: a take (`load` as there)."""
         self._require_exists()
         if self.is_open:
             raise DialogNotClosed("the dialog is not closed")
@@ -406,6 +464,7 @@ class Dialog:
             raise NewerDialogExists(
                 f"the customer has a newer dialog ({latest_dialog_id}): reopen that one"
             )
+        _require_room(load)
         return [
             DialogReopened(
                 dialog_id=self.id, actor_id=actor_id, operator_id=actor_id, line_id=self.line_id
@@ -518,10 +577,10 @@ class Dialog:
             raise DialogNotFound(f"dialog {self.id} not found")
 
     def _inbound_appended(self, message: MessageReceived, message_id: UUID) -> MessageAppended:
+        quoted = message.reply_to_external_id
+        # The customer may quote their own message or one of ours (its provider id).
         reply_to = (
-            self._by_external_id.get(message.reply_to_external_id)
-            if message.reply_to_external_id
-            else None
+            self._by_external_id.get(quoted) or self._by_provider_id.get(quoted) if quoted else None
         )
         return MessageAppended(
             dialog_id=self.id,
@@ -605,6 +664,8 @@ class Dialog:
         message.status = e.status
         if e.provider_message_id is not None:
             message.provider_message_id = e.provider_message_id
+            if message.direction == Direction.OUT:
+                self._by_provider_id[e.provider_message_id] = e.message_id
 
     def _linked(self, e: DialogLinkedToCrm) -> None:
         self.crm = CrmLink(**{k: getattr(e, k) for k in _asdict(CrmLink())})
@@ -644,6 +705,16 @@ _APPLIERS: dict[type[EventPayload], Callable[[Dialog, Any], None]] = {
     MessageDeleted: Dialog._ignored,
     DialogPinned: Dialog._ignored,
 }
+
+
+def _require_room(load: Load | None) -> None:
+    """The max_dialogs rule, for a decision that makes the caller the assignee."""
+    if load is None:
+        raise LoadNeeded
+    if load.full:
+        raise AtCapacity(
+            f"you already hold {load.active} open dialogs, your maximum is {load.limit}"
+        )
 
 
 def _asdict(link: CrmLink) -> dict[str, UUID | None]:
