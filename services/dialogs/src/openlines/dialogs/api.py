@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
+from openlines.dialogs.access import Viewer, can_see, require_actable, require_takeable
 from openlines.dialogs.domain import Dialog, DomainError
 from openlines.dialogs.handlers import lock_conversation
 from openlines.dialogs.queries import TABS, BadCursor, Cursor, ListQuery
@@ -117,7 +117,7 @@ class DialogsApi:
 
     async def close(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.close(viewer.operator_id, CloseReason.OPERATOR)
 
         return await self._act(request, decide)
@@ -133,7 +133,7 @@ class DialogsApi:
             latest = await lock_conversation(conn, row.conversation_key) if row else None
 
             def decide(dialog: Dialog) -> Sequence[EventPayload]:
-                require_visible(viewer, dialog)
+                require_actable(viewer, dialog)
                 return dialog.reopen(viewer.operator_id, latest_dialog_id=latest)
 
             await self.writer.execute(conn, dialog_id, decide)
@@ -144,14 +144,14 @@ class DialogsApi:
 
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id)
 
         return await self._act(request, decide)
 
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.mark_read(viewer.operator_id)
 
         return await self._act(request, decide)
@@ -164,7 +164,7 @@ class DialogsApi:
         now = utc_now()
 
         def decide(dialog: Dialog) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.reply(
                 viewer.operator_id,
                 text,
