@@ -14,9 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from openlines.events.catalog import (
-    CloseReason,
     DialogAssigned,
-    DialogClosed,
     DialogOpened,
     DialogPinned,
     DialogQueued,
@@ -26,14 +24,12 @@ from openlines.events.catalog import (
     Direction,
     MessageAppended,
     OperatorPresenceChanged,
-    ParticipantJoined,
-    ParticipantLeft,
     SlaBreached,
     SlaWarningReached,
 )
 from openlines.events.envelope import EventPayload
 from openlines.events.topics import DIALOGS, TOPICS
-from openlines.kit.access import Scope
+from openlines.kit.access import DialogFacts, Scope
 
 
 class Status(StrEnum):
@@ -100,10 +96,6 @@ def apply(view: DialogView | None, payload: EventPayload, stream_version: int) -
     return new
 
 
-def _open(status: Status) -> bool:
-    return status in (Status.UNASSIGNED, Status.ACTIVE)
-
-
 def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
     if isinstance(p, DialogOpened):
         version = view.version if view else 0
@@ -115,31 +107,17 @@ def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
         if not is_dialog_event(p):
             return None  # e.g. an SLA event of a dialog not seen yet: nothing to record
         view = DialogView(line_id=getattr(p, "line_id", None), status=Status.UNASSIGNED)
-    if isinstance(p, DialogAssigned):
-        # Reassigning a closed dialog does not reopen it (DESIGN §9).
-        status = Status.ACTIVE if _open(view.status) else view.status
-        return replace(view, assignee=p.operator_id, status=status, line_id=p.line_id)
-    if isinstance(p, DialogTransferred):
-        line_id = p.to_line_id or view.line_id
-        if p.to_operator_id is not None:
-            status = Status.ACTIVE if _open(view.status) else view.status
-            return replace(view, line_id=line_id, assignee=p.to_operator_id, status=status)
-        status = Status.UNASSIGNED if _open(view.status) else view.status
-        return replace(view, line_id=line_id, assignee=None, status=status)
-    if isinstance(p, ParticipantJoined):
-        return replace(view, participants=view.participants | {p.operator_id})
-    if isinstance(p, ParticipantLeft):
-        return replace(view, participants=view.participants - {p.operator_id})
-    if isinstance(p, DialogClosed):
-        return replace(view, status=Status.SPAM if p.reason is CloseReason.SPAM else Status.CLOSED)
-    if isinstance(p, DialogReopened):
-        return replace(
-            view,
-            status=Status.ACTIVE,
-            assignee=p.operator_id,
-            line_id=p.line_id or view.line_id,
-        )
-    return view
+    # Line, status, assignee and participants move as the access policy's facts do (kit).
+    facts = DialogFacts(
+        view.line_id or "", view.status.value, view.assignee, tuple(sorted(view.participants))
+    ).after(p)
+    return replace(
+        view,
+        line_id=facts.line_id or None,
+        status=Status(facts.status),
+        assignee=facts.assignee_id,
+        participants=frozenset(facts.participants),
+    )
 
 
 @dataclass(frozen=True)
