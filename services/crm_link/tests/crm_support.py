@@ -23,8 +23,10 @@ from openlines.crm_link.app import CrmLinkService, build_service
 from openlines.crm_link.settings import CrmLinkSettings
 from openlines.crm_link.tables import dialogs
 from openlines.events.catalog import (
+    AssignedBy,
     ChannelType,
     Customer,
+    DialogAssigned,
     DialogOpened,
     Direction,
     MessageAppended,
@@ -89,6 +91,16 @@ def opened(
         external_user_id=user,
         external_chat_id=user,
         title=f"{name} ({channel_id})",
+    )
+
+
+def assigned(dialog_id: uuid.UUID, operator_id: str, channel_id: str = "tg-demo") -> DialogAssigned:
+    return DialogAssigned(
+        dialog_id=dialog_id,
+        operator_id=operator_id,
+        assigned_by=AssignedBy.SUPERVISOR,
+        actor_id="sue",
+        line_id=LINE_OF[channel_id],
     )
 
 
@@ -160,12 +172,17 @@ class Crm:
                     return
                 await asyncio.sleep(0.05)
 
-    def auth(self, operator_id: str, role: str = "operator") -> dict[str, str]:
-        token = issue_token(operator_id, [role], secret=JWT_SECRET)
+    def auth(
+        self, operator_id: str, role: str = "operator", lines: list[str] | None = None
+    ) -> dict[str, str]:
+        token = issue_token(operator_id, [role], secret=JWT_SECRET, lines=lines)
         return {"Authorization": f"Bearer {token}"}
 
-    async def get(self, path: str, who: str, role: str = "operator") -> tuple[int, Any]:
-        async with self.http.get(f"{self.url}{path}", headers=self.auth(who, role)) as resp:
+    async def get(
+        self, path: str, who: str, role: str = "operator", lines: list[str] | None = None
+    ) -> tuple[int, Any]:
+        headers = self.auth(who, role, lines)
+        async with self.http.get(f"{self.url}{path}", headers=headers) as resp:
             return resp.status, await resp.json()
 
     async def post(

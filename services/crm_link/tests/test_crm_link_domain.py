@@ -119,28 +119,6 @@ def test_auto_lead_dialog_cannot_get_a_manual_lead() -> None:
         domain.create_lead(state, facts(1), "ann", None)
 
 
-@pytest.mark.parametrize(
-    ("supervisor", "own", "token", "objects", "visible"),
-    [
-        (True, [], None, ["vip"], True),
-        (False, ["demo"], None, ["demo", "vip"], True),
-        (False, ["demo"], None, ["vip"], False),
-        (False, [], None, ["demo"], False),
-        (False, ["demo", "vip"], frozenset({"vip"}), ["demo"], False),
-        (True, [], frozenset({"vip"}), ["demo"], False),
-        (True, [], frozenset({"vip"}), ["vip"], True),
-    ],
-)
-def test_may_see(
-    supervisor: bool,
-    own: list[str],
-    token: frozenset[str] | None,
-    objects: list[str],
-    visible: bool,
-) -> None:
-    assert domain.may_see(supervisor, own, token, objects) is visible
-
-
 def test_parse_uuid() -> None:
     assert domain.parse_uuid(str(uuid.UUID(int=5))) == uuid.UUID(int=5)
     assert domain.parse_uuid("not-a-uuid") is None

@@ -16,7 +16,7 @@ from openlines.events.catalog import (
     LeadCreated,
 )
 
-from .crm_support import Crm, message, now, opened
+from .crm_support import Crm, assigned, message, now, opened
 
 
 def user() -> str:
@@ -244,3 +244,58 @@ async def test_an_older_dialog_joins_the_customers_lead_and_each_sees_their_line
     assert {d["dialog_id"] for d in body["dialogs"]} == {str(older), str(newer)}
     await crm.crm_events.wait_for(lambda r: len(r.of(DialogLinkedToCrm)) == 3, "older joins")
     assert len(crm.crm_events.of(LeadCreated)) == 1
+
+
+async def test_a_dialog_assigned_to_a_colleague_is_not_found_as_in_dialogs(crm: Crm) -> None:
+    """The policy of dialogs: an operator of the line sees an unassigned dialog, not one that
+    a colleague holds; the assignee sees it wherever it is. Neither reading the lead nor
+    creating one confirms that a hidden dialog exists."""
+    shown, hidden = uuid.uuid4(), uuid.uuid4()
+    await crm.publish(opened(shown, user()))  # demo: ann's line, auto lead
+    await crm.publish(opened(hidden, user()))
+    await crm.publish(assigned(hidden, "bob"))  # taken over for bob, who is not on demo
+    await crm.crm_events.wait_for(lambda r: len(r.of(LeadCreated)) == 2, "two leads")
+    await crm.caught_up(hidden)
+    leads = {lead.source_dialog_id: lead.lead_id for lead in crm.crm_events.of(LeadCreated)}
+
+    status, body = await crm.get(f"/api/v1/crm/leads/{leads[hidden]}", "ann")
+    assert (status, body["error"]["code"]) == (404, "not_found"), body
+    status, body = await crm.post(f"/api/v1/dialogs/{hidden}/lead", "ann")
+    assert (status, body["error"]["code"]) == (404, "not_found"), body
+    assert "lead_id" not in str(body)
+    status, body = await crm.get(f"/api/v1/crm/leads/{leads[shown]}", "ann")
+    assert status == 200
+    [dialog] = body["dialogs"]
+    assert (dialog["status"], dialog["assignee_id"], dialog["participants"]) == (
+        "unassigned",
+        None,
+        [],
+    )
+    # bob holds it: he sees it, though demo is not his line.
+    status, body = await crm.get(f"/api/v1/crm/leads/{leads[hidden]}", "bob")
+    assert status == 200, body
+    assert [(d["status"], d["assignee_id"]) for d in body["dialogs"]] == [("active", "bob")]
+    status, body = await crm.post(f"/api/v1/dialogs/{hidden}/lead", "bob")
+    assert (status, body["error"]["details"]["lead_id"]) == (409, str(leads[hidden]))
+    # A supervisor token limited to another line sees neither.
+    for dialog_id in (shown, hidden):
+        status, body = await crm.get(
+            f"/api/v1/crm/leads/{leads[dialog_id]}", "sue", "supervisor", lines=["manual"]
+        )
+        assert status == 404, body
+
+
+async def test_no_lead_is_made_from_a_dialog_one_may_not_see(crm: Crm) -> None:
+    dialog = uuid.uuid4()
+    await crm.publish(opened(dialog, user(), channel_id="tg-manual"))  # bob's line, no auto lead
+    await crm.publish(assigned(dialog, "ann", channel_id="tg-manual"))
+    await crm.caught_up(dialog, channel_id="tg-manual")
+
+    status, body = await crm.post(f"/api/v1/dialogs/{dialog}/lead", "bob")
+    assert (status, body["error"]["code"]) == (404, "not_found"), body
+    # ann holds it, though the manual line is not hers: she may.
+    status, lead = await crm.post(f"/api/v1/dialogs/{dialog}/lead", "ann")
+    assert status == 201, lead
+    await crm.crm_events.wait_for(lambda r: len(r.of(LeadCreated)) == 1, "the lead")
+    [created] = crm.crm_events.of(LeadCreated)
+    assert (str(created.lead_id), created.actor_id) == (lead["id"], "ann")

@@ -118,15 +118,23 @@ def token(operator_id: str, role: str = "operator", **kwargs: Any) -> str:
 class Tab:
     """One open operator console: a WebSocket on /api/v1/stream."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, operator_id: str, role: str):
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        operator_id: str,
+        role: str,
+        lines: list[str] | None = None,
+    ):
         self.http = http
         self.url = f"{base_url}/api/v1/stream"
         self.operator_id = operator_id
         self.role = role
+        self.lines = lines  # the token's `lines` claim
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def open(self, via_header: bool = False) -> dict[str, Any]:
-        bearer = token(self.operator_id, self.role)
+        bearer = token(self.operator_id, self.role, lines=self.lines)
         if via_header:
             self.ws = await self.http.ws_connect(
                 self.url, headers={"Authorization": f"Bearer {bearer}"}
@@ -144,6 +152,15 @@ class Tab:
         assert message.type is aiohttp.WSMsgType.TEXT, message
         data: dict[str, Any] = json.loads(message.data)
         return data
+
+    async def until_pong(self) -> list[dict[str, Any]]:
+        """Everything queued for this session so far: a ping's pong is queued behind it."""
+        assert self.ws is not None
+        await self.ws.send_json({"type": "ping"})
+        pushed = []
+        while (message := await self.next())["type"] != "pong":
+            pushed.append(message)
+        return pushed
 
     async def take(self, count: int) -> list[tuple[str, str]]:
         """The next `count` pushes as (type, reason)."""

@@ -15,12 +15,12 @@ from openlines.events.catalog import (
     SlaBreached,
 )
 from openlines.events.envelope import EventPayload, utc_now
+from openlines.kit.access import Role, Scope
 from openlines.notify.domain import (
     Audience,
     DialogView,
     Reason,
     Status,
-    Viewer,
     apply,
     audience_for,
     is_stale,
@@ -30,10 +30,12 @@ from openlines.notify.settings import NotifySettings
 
 from .notify_support import Dialog
 
-ANN = Viewer("ann", frozenset({"demo"}), sees_all=False)
-BOB = Viewer("bob", frozenset({"demo"}), sees_all=False)
-ZED = Viewer("zed", frozenset({"other"}), sees_all=False)
-SUE = Viewer("sue", frozenset(), sees_all=True)
+ANN = Scope("ann", member_lines=frozenset({"demo"}))
+BOB = Scope("bob", member_lines=frozenset({"demo"}))
+ZED = Scope("zed", member_lines=frozenset({"other"}))
+SUE = Scope("sue", Role.SUPERVISOR, supervised_lines=None)
+SUE_DEMO = Scope("sue", Role.SUPERVISOR, supervised_lines=frozenset({"demo"}))
+SUE_OTHER = Scope("sue", Role.SUPERVISOR, supervised_lines=frozenset({"other"}))
 
 
 def _run(*payloads: EventPayload) -> DialogView | None:
@@ -85,6 +87,12 @@ def test_transfer_to_another_line_reaches_that_line_and_tells_the_previous_assig
     assert reason_for(ZED, audience) is Reason.YOUR_LINE
     assert reason_for(BOB, audience) is None
     assert reason_for(SUE, audience) is Reason.ALL_LINES
+    # A supervisor of either line hears of it: demo's loses it, other's gains it.
+    assert reason_for(SUE_DEMO, audience) is Reason.ALL_LINES
+    assert reason_for(SUE_OTHER, audience) is Reason.ALL_LINES
+    message = d.message("hi").payload
+    assert reason_for(SUE_DEMO, audience_for(message, after, after)) is None
+    assert reason_for(SUE_OTHER, audience_for(message, after, after)) is Reason.ALL_LINES
 
 
 def test_messages_reach_members_mentions_and_unassigned_lines() -> None:

@@ -33,7 +33,13 @@ async def test_each_operator_gets_what_concerns_them_and_supervisors_get_everyth
         await ann_tab2.open(via_header=True)
         await bob.open()
         assert (await sue.open())["sees_all"] is True
-        assert hello == {"type": "hello", "operator_id": "ann", "lines": [LINE], "sees_all": False}
+        assert hello == {
+            "type": "hello",
+            "operator_id": "ann",
+            "lines": [LINE],
+            "sees_all": False,
+            "supervised_lines": [],
+        }
 
         d = Dialog()
         opened = d.opened()
@@ -87,6 +93,35 @@ async def test_each_operator_gets_what_concerns_them_and_supervisors_get_everyth
             "MessageAppended",
             "ParticipantJoined",
         ]
+
+
+async def test_a_supervisor_token_limited_to_lines_hears_of_those_lines_only(
+    make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_runtime(make_settings())) as url:
+        sue = Tab(http, url, "sue", "supervisor")
+        sue_demo = Tab(http, url, "sue", "supervisor", lines=[LINE])
+        sue_vip = Tab(http, url, "sue", "supervisor", lines=["vip"])
+        sue_none = Tab(http, url, "sue", "supervisor", lines=[])
+        assert (await sue.open())["sees_all"] is True
+        for tab, lines in ((sue_demo, [LINE]), (sue_vip, ["vip"]), (sue_none, [])):
+            hello = await tab.open()
+            assert (hello["sees_all"], hello["supervised_lines"]) == (False, lines)
+
+        d = Dialog()
+        await publisher.publish(
+            DIALOGS, d.opened(), d.assigned("ann"), d.message("my card number is 4242")
+        )
+        seen = [t for t, _ in await sue.take(3)]
+        assert seen == ["DialogOpened", "DialogAssigned", "MessageAppended"]
+        # Everything pushed for this dialog is queued (one `publish` offers every session).
+        assert [(m["type"], m["reason"]) for m in await sue_demo.until_pong()] == [
+            ("DialogOpened", "all_lines"),
+            ("DialogAssigned", "all_lines"),
+            ("MessageAppended", "all_lines"),
+        ]
+        assert await sue_vip.until_pong() == []
+        assert await sue_none.until_pong() == []
 
 
 async def test_a_redelivered_event_is_not_pushed_twice(

@@ -179,25 +179,7 @@ def test_only_a_live_reservation_of_that_operator_expires() -> None:
     assert domain.reservation_expired(None, "ann") is None
 
 
-# -- access and presentation ---------------------------------------------------------------------
-
-
-def test_presence_may_be_set_by_oneself_or_a_supervisor() -> None:
-    assert domain.may_set_presence("ann", False, "ann")
-    assert not domain.may_set_presence("ann", False, "bob")
-    assert domain.may_set_presence("sue", True, "bob")
-    # A supervisor token restricted to some lines reaches only those lines' operators.
-    assert domain.may_set_presence("sue", True, "bob", ["demo"], frozenset({"demo"}))
-    assert not domain.may_set_presence("sue", True, "carl", ["vip"], frozenset({"demo"}))
-    assert domain.may_set_presence("carl", False, "carl", ["vip"], frozenset({"demo"}))
-
-
-def test_visible_lines() -> None:
-    all_lines = ["demo", "vip"]
-    assert domain.visible_lines(all_lines, [], True, None) == ["demo", "vip"]
-    assert domain.visible_lines(all_lines, ["vip"], False, None) == ["vip"]
-    assert domain.visible_lines(all_lines, ["vip", "demo"], False, frozenset({"demo"})) == ["demo"]
-    assert domain.visible_lines(all_lines, [], False, None) == []
+# -- presentation ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

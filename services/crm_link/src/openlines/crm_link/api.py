@@ -1,4 +1,9 @@
-"""CRM API: read a lead, create a lead from a dialog."""
+"""CRM API: read a lead, create a lead from a dialog.
+
+Who may is the suite's one access policy (`openlines.kit.access`), as in dialogs: a dialog one
+may not see is not found, and a lead is found when one sees one of its dialogs (CRM rights
+`own`, the default) and lists only those.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.crm_link import domain, projection
 from openlines.crm_link.linking import CrmLink
+from openlines.kit.access import Scope
 from openlines.kit.http.app import read_json
-from openlines.kit.http.auth import Principal, require_principal
+from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
 from openlines.kit.lines import LinesConfig
 
@@ -24,9 +30,11 @@ class ApiContext:
     lines: LinesConfig
     crm: CrmLink
 
-    def may_see(self, principal: Principal, object_lines: list[str]) -> bool:
-        own = [line.id for line in self.lines.lines_of(principal.operator_id)]
-        return domain.may_see(principal.is_supervisor, own, principal.lines, object_lines)
+    async def scope(self, request: web.Request) -> Scope:
+        scope = Scope.of(await require_principal(request), self.lines)
+        if not scope.may_use_crm():
+            raise ApiError(403, "forbidden", "your CRM rights do not cover this")
+        return scope
 
 
 CONTEXT = web.AppKey("crm_link", ApiContext)
@@ -40,48 +48,49 @@ def setup(app: web.Application, context: ApiContext) -> None:
 
 async def get_lead(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = await require_principal(request)
+    scope = await ctx.scope(request)
     lead_id = domain.parse_uuid(request.match_info["lead_id"])
     if lead_id is None:
         raise not_found("lead")
     async with ctx.engine.connect() as conn:
-        # Checked before reading the lead: an invisible lead and a missing one look the same.
-        if not ctx.may_see(principal, await projection.lead_lines(conn, lead_id)):
-            raise not_found("lead")
         body = await projection.lead_json(conn, lead_id)
-    if body is None:
+    # An invisible lead and a missing one look the same.
+    if body is None or not scope.can_see_lead(map(projection.access_of, body["dialogs"])):
         raise not_found("lead")
-    return web.json_response(_visible_part(ctx, principal, body))
+    return web.json_response(_visible_part(scope, body))
 
 
 async def post_dialog_lead(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = await require_principal(request)
+    scope = await ctx.scope(request)
     dialog_id = domain.parse_uuid(request.match_info["dialog_id"])
     if dialog_id is None:
         raise not_found("dialog")
     title = await _optional_title(request)
     async with ctx.engine.begin() as conn:
         dialog = await projection.dialog(conn, dialog_id)
-        if dialog is None or not ctx.may_see(principal, [dialog.facts.line_id]):
+        # As dialogs answers: a dialog one may not see is not found (not even "already linked").
+        if dialog is None or not scope.can_see(dialog.access):
             raise not_found("dialog")
+        if not scope.can_act(dialog.access):
+            raise ApiError(403, "forbidden", "you may see this dialog but not act on it")
         if dialog.lead_id is not None:
             raise _already_linked(dialog.lead_id)
         try:
-            lead_id = await ctx.crm.create_lead(conn, dialog.facts, principal.operator_id, title)
+            lead_id = await ctx.crm.create_lead(conn, dialog.facts, scope.operator_id, title)
         except domain.AlreadyLinked as exc:  # someone else won the race just now
             raise _already_linked(exc.lead_id) from None
         body = await projection.lead_json(conn, lead_id)
     assert body is not None  # just written in this transaction
-    body = _visible_part(ctx, principal, body)
+    body = _visible_part(scope, body)
     # 201: a lead was made from this dialog; 200: it joined the customer's existing lead.
     created = lead_id == domain.lead_id_for(dialog.facts.customer_id, dialog_id)
     return web.json_response(body, status=201 if created else 200)
 
 
-def _visible_part(ctx: ApiContext, principal: Principal, lead: dict[str, Any]) -> dict[str, Any]:
-    """A lead may span lines: it lists only the dialogs the caller may see."""
-    dialogs = [d for d in lead["dialogs"] if ctx.may_see(principal, [d["line_id"]])]
+def _visible_part(scope: Scope, lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead may span lines and operators: it lists only the dialogs the caller may see."""
+    dialogs = [d for d in lead["dialogs"] if scope.can_see(projection.access_of(d))]
     return {**lead, "dialogs": dialogs}
 
 

@@ -184,23 +184,6 @@ def _lead(
     )
 
 
-# -- access ---------------------------------------------------------------------------------------
-
-
-def may_see(
-    is_supervisor: bool,
-    operator_lines: Iterable[str],
-    token_lines: frozenset[str] | None,
-    object_lines: Iterable[str],
-) -> bool:
-    """Supervisors see everything, an operator the CRM objects with a dialog on one of their
-    lines; a token restricted to some lines narrows either."""
-    allowed: set[str] | None = None if is_supervisor else set(operator_lines)
-    if token_lines is not None:
-        allowed = set(token_lines) if allowed is None else allowed & token_lines
-    return allowed is None or bool(allowed & set(object_lines))
-
-
 def parse_uuid(value: str) -> UUID | None:
     try:
         return UUID(value)

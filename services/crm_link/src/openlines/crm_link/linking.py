@@ -17,6 +17,7 @@ from openlines.crm_link.domain import Customer, DialogFacts
 from openlines.events.catalog import DialogLinkedToCrm, DialogOpened, MessageAppended
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import CRM
+from openlines.kit.access import FACT_EVENTS
 from openlines.kit.eventstore import ConcurrencyConflict, EventStore
 from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
@@ -34,11 +35,12 @@ class CrmLink:
 
     @staticmethod
     def handles(env: Envelope) -> bool:
-        """Openings, and the messages that count as activity (not notes or system lines)."""
+        """Openings, the messages that count as activity (not notes or system lines), and
+        what moves the dialog's access (assignments, participants, close, reopen)."""
         event = env.payload
         if isinstance(event, MessageAppended):
             return event.direction in projection.ACTIVITY
-        return isinstance(event, DialogOpened)
+        return isinstance(event, FACT_EVENTS)
 
     async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
@@ -46,6 +48,8 @@ class CrmLink:
             await self.link_dialog(conn, env, event)
         elif isinstance(event, MessageAppended):
             await projection.touch_dialog(conn, event)
+        else:
+            await projection.follow_dialog(conn, event)
 
     async def link_dialog(self, conn: AsyncConnection, env: Envelope, opened: DialogOpened) -> None:
         dialog = DialogFacts(

@@ -23,7 +23,9 @@ from openlines.events.catalog import (
     LeadCreated,
     MessageAppended,
 )
-from openlines.events.envelope import Envelope
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.kit.access import UNASSIGNED
+from openlines.kit.access import DialogFacts as AccessFacts
 
 # Messages the customer sees count as activity; notes and system messages do not.
 ACTIVITY = (Direction.IN, Direction.OUT)
@@ -51,6 +53,20 @@ _insert_channel = insert(customer_channels)
 _UPSERT_CHANNEL = _insert_channel.on_conflict_do_update(
     index_elements=[customer_channels.c.customer_id, customer_channels.c.channel_id],
     set_={"name": _insert_channel.excluded.name},
+)
+
+_FACTS = select(
+    dialogs.c.line_id, dialogs.c.status, dialogs.c.assignee_id, dialogs.c.participants
+).where(dialogs.c.dialog_id == bindparam("facts_dialog_id"))
+_SAVE_FACTS = (
+    update(dialogs)
+    .where(dialogs.c.dialog_id == bindparam("facts_dialog_id"))
+    .values(
+        line_id=bindparam("facts_line_id"),
+        status=bindparam("facts_status"),
+        assignee_id=bindparam("facts_assignee_id"),
+        participants=bindparam("facts_participants", type_=dialogs.c.participants.type),
+    )
 )
 
 _sent_at = bindparam("sent_at", type_=dialogs.c.last_message_at.type)
@@ -82,8 +98,36 @@ async def record_dialog(conn: AsyncConnection, dialog: DialogFacts, opened_at: d
             "customer_id": dialog.customer_id,
             "opened_at": opened_at,
             "last_activity_at": opened_at,
+            "status": UNASSIGNED,
+            "participants": [],
         },
     )
+
+
+async def follow_dialog(conn: AsyncConnection, event: EventPayload) -> None:
+    """Keep what the access policy needs of a dialog (status, assignee, participants, line)
+    as its events come; the consumer is the only writer of these columns."""
+    dialog_id = event.dialog_id  # type: ignore[attr-defined]
+    row = (await conn.execute(_FACTS, {"facts_dialog_id": dialog_id})).first()
+    if row is None:
+        return  # not seen opening: nothing to move
+    before = _access(row)
+    after = before.after(event)
+    if after != before:
+        await conn.execute(
+            _SAVE_FACTS,
+            {
+                "facts_dialog_id": dialog_id,
+                "facts_line_id": after.line_id,
+                "facts_status": after.status,
+                "facts_assignee_id": after.assignee_id,
+                "facts_participants": list(after.participants),
+            },
+        )
+
+
+def _access(row: Any) -> AccessFacts:
+    return AccessFacts(row.line_id, row.status, row.assignee_id, tuple(row.participants))
 
 
 async def apply(conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
@@ -172,6 +216,7 @@ async def touch_dialog(conn: AsyncConnection, message: MessageAppended) -> None:
 class DialogRow:
     facts: DialogFacts
     lead_id: UUID | None
+    access: AccessFacts
 
 
 async def dialog(conn: AsyncConnection, dialog_id: UUID) -> DialogRow | None:
@@ -187,14 +232,17 @@ async def dialog(conn: AsyncConnection, dialog_id: UUID) -> DialogRow | None:
         customer_name=row.customer_name,
         title=row.title,
     )
-    return DialogRow(facts, row.lead_id)
+    return DialogRow(facts, row.lead_id, _access(row))
 
 
-async def lead_lines(conn: AsyncConnection, lead_id: UUID) -> list[str]:
-    rows = await conn.execute(
-        select(dialogs.c.line_id).where(dialogs.c.lead_id == lead_id).distinct()
+def access_of(dialog_json: dict[str, Any]) -> AccessFacts:
+    """The access facts of one of `lead_json`'s dialogs."""
+    return AccessFacts(
+        dialog_json["line_id"],
+        dialog_json["status"],
+        dialog_json["assignee_id"],
+        tuple(dialog_json["participants"]),
     )
-    return [row.line_id for row in rows]
 
 
 async def lead_json(conn: AsyncConnection, lead_id: UUID) -> dict[str, Any] | None:
@@ -229,6 +277,9 @@ async def lead_json(conn: AsyncConnection, lead_id: UUID) -> dict[str, Any] | No
                 "opened_at": d.opened_at.isoformat(),
                 "last_activity_at": d.last_activity_at.isoformat(),
                 "last_message": d.last_message,
+                "status": d.status,
+                "assignee_id": d.assignee_id,
+                "participants": list(d.participants),
             }
             for d in linked
         ],

@@ -7,7 +7,7 @@ projection the API reads, updated in the same transaction as each append.
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, MetaData, Table, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -45,7 +45,8 @@ leads = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# Every dialog crm-link saw opening, its CRM link and its last customer-visible activity.
+# Every dialog crm-link saw opening, its CRM link, its last customer-visible activity, and what
+# the access policy needs to know of it (status, assignee, participants: migration 0002).
 dialogs = Table(
     "dialogs",
     metadata,
@@ -62,4 +63,7 @@ dialogs = Table(
     Column("last_activity_at", DateTime(timezone=True), nullable=False),
     Column("last_message_at", DateTime(timezone=True)),
     Column("last_message", JSONB),
+    Column("status", Text, nullable=False),
+    Column("assignee_id", Text),
+    Column("participants", ARRAY(Text), nullable=False),
 )

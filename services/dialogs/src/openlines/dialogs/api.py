@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, can_see, require_takeable, require_visible
+from openlines.dialogs.access import Viewer, can_see, require_actable, require_takeable
 from openlines.dialogs.capacity import limit_applies, locked_load
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.handlers import lock_conversation
@@ -121,7 +121,7 @@ class DialogsApi:
 
     async def close(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             # An operator accepts an unassigned dialog and closes it: it stays theirs. A
             # supervisor's close leaves it unassigned (they see every dialog anyway).
             return dialog.close(
@@ -141,7 +141,7 @@ class DialogsApi:
             latest = await lock_conversation(conn, row.conversation_key) if row else None
 
             def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
-                require_visible(viewer, dialog)
+                require_actable(viewer, dialog)
                 return dialog.reopen(viewer.operator_id, latest_dialog_id=latest, load=load)
 
             await self._execute(conn, viewer, dialog_id, decide)
@@ -152,14 +152,14 @@ class DialogsApi:
 
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
 
         return await self._act(request, decide)
 
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.mark_read(viewer.operator_id)
 
         return await self._act(request, decide)
@@ -172,7 +172,7 @@ class DialogsApi:
         now = utc_now()
 
         def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
-            require_visible(viewer, dialog)
+            require_actable(viewer, dialog)
             return dialog.reply(
                 viewer.operator_id,
                 text,

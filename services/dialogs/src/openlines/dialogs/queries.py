@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, and_, any_, literal, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Row, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.access import Viewer
-from openlines.dialogs.domain import DialogStatus
 from openlines.dialogs.tables import dialogs, messages
+from openlines.kit.access import visible_where
 
 TABS = ("unassigned", "active", "closed", "spam", "all")
 DEFAULT_LIMIT = 50
@@ -63,21 +63,13 @@ class ListQuery:
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
-    """SQL twin of `access.can_see`."""
-    if viewer.is_supervisor and viewer.supervised_lines is None:
-        return true()
-    reach: ColumnElement[bool] = (
-        dialogs.c.line_id.in_(sorted(viewer.supervised_lines or ()))
-        if viewer.is_supervisor
-        else and_(
-            dialogs.c.status == DialogStatus.UNASSIGNED,
-            dialogs.c.line_id.in_(sorted(viewer.lines)),
-        )
-    )
-    return or_(
-        dialogs.c.assignee_id == viewer.operator_id,
-        literal(viewer.operator_id) == any_(dialogs.c.participants),
-        reach,
+    """The policy's SQL twin of `Scope.can_see`, over the dialogs table."""
+    return visible_where(
+        viewer,
+        line_id=dialogs.c.line_id,
+        status=dialogs.c.status,
+        assignee_id=dialogs.c.assignee_id,
+        participants=dialogs.c.participants,
     )
 
 

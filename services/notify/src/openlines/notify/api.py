@@ -8,10 +8,10 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from openlines.kit.http.auth import Principal, require_principal
+from openlines.kit.access import Scope
+from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError
 from openlines.kit.lines import LinesConfig
-from openlines.notify.domain import Viewer
 from openlines.notify.hub import SessionHub
 
 _PONG = json.dumps({"type": "pong"})
@@ -24,14 +24,6 @@ def _is_ping(data: str) -> bool:
     except ValueError:
         return False
     return isinstance(message, dict) and message.get("type") == "ping"
-
-
-def viewer_of(principal: Principal, lines: LinesConfig) -> Viewer:
-    """The operator's lines from the config, narrowed by the token's `lines` claim if any."""
-    line_ids = frozenset(line.id for line in lines.lines_of(principal.operator_id))
-    if principal.lines is not None:
-        line_ids &= principal.lines
-    return Viewer(principal.operator_id, line_ids, sees_all=principal.is_supervisor)
 
 
 TOKEN_EXPIRED = 4001
@@ -61,21 +53,24 @@ class StreamApi:
         # Authenticate before the upgrade, so a refused client gets a JSON 401. Browsers cannot
         # set headers on a WebSocket: this route (and only this) also takes ?token=.
         principal = await require_principal(request, query_token=True)
-        viewer = viewer_of(principal, self.lines)
+        scope = Scope.of(principal, self.lines)
         ws = web.WebSocketResponse(heartbeat=self.heartbeat_seconds)
         if not ws.can_prepare(request).ok:
             raise ApiError(426, "upgrade_required", "this endpoint speaks WebSocket only")
         await ws.prepare(request)
-        session = self.hub.open(viewer, ws)
+        session = self.hub.open(scope, ws)
         # Queued first, in the same step as the registration: once a client reads `hello`,
         # nothing pushed from then on is missed. (All writes go through the session's queue.)
         session.offer(
             json.dumps(
                 {
                     "type": "hello",
-                    "operator_id": viewer.operator_id,
-                    "lines": sorted(viewer.lines),
-                    "sees_all": viewer.sees_all,
+                    "operator_id": scope.operator_id,
+                    "lines": sorted(scope.member_lines),
+                    "sees_all": scope.sees_all_lines,
+                    "supervised_lines": None
+                    if scope.supervised_lines is None
+                    else sorted(scope.supervised_lines),
                 }
             )
         )

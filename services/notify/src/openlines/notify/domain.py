@@ -2,7 +2,9 @@
 
 A small view of each dialog (line, assignee, participants, status) is enough to decide who an
 event concerns. `apply` moves the view; `audience_for` names the operators concerned, by
-operator (with the reason) or by line (unassigned dialogs); `reason_for` checks one session.
+operator (with the reason) or by line (unassigned dialogs); `reason_for` checks one session's
+`Scope` (the suite's access policy, `openlines.kit.access`): a supervisor hears of the dialogs
+of the lines they supervise, which a token's `lines` claim narrows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from openlines.events.catalog import (
-    CloseReason,
     DialogAssigned,
-    DialogClosed,
     DialogOpened,
     DialogPinned,
     DialogQueued,
@@ -24,13 +24,12 @@ from openlines.events.catalog import (
     Direction,
     MessageAppended,
     OperatorPresenceChanged,
-    ParticipantJoined,
-    ParticipantLeft,
     SlaBreached,
     SlaWarningReached,
 )
 from openlines.events.envelope import EventPayload
 from openlines.events.topics import DIALOGS, TOPICS
+from openlines.kit.access import DialogFacts, Scope
 
 
 class Status(StrEnum):
@@ -52,7 +51,8 @@ class Reason(StrEnum):
     YOUR_LINE = "your_line"
     """An unassigned dialog of one of your lines."""
     ALL_LINES = "all_lines"
-    """Supervisors and admins see everything."""
+    """Supervisors and admins: a dialog of a line they supervise (every line, unless their
+    token's `lines` claim narrows them), and with every line, everything."""
 
 
 DIALOG_EVENT_TYPES: frozenset[type[EventPayload]] = frozenset(TOPICS[DIALOGS].event_types)
@@ -96,10 +96,6 @@ def apply(view: DialogView | None, payload: EventPayload, stream_version: int) -
     return new
 
 
-def _open(status: Status) -> bool:
-    return status in (Status.UNASSIGNED, Status.ACTIVE)
-
-
 def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
     if isinstance(p, DialogOpened):
         version = view.version if view else 0
@@ -111,31 +107,17 @@ def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
         if not is_dialog_event(p):
             return None  # e.g. an SLA event of a dialog not seen yet: nothing to record
         view = DialogView(line_id=getattr(p, "line_id", None), status=Status.UNASSIGNED)
-    if isinstance(p, DialogAssigned):
-        # Reassigning a closed dialog does not reopen it (DESIGN §9).
-        status = Status.ACTIVE if _open(view.status) else view.status
-        return replace(view, assignee=p.operator_id, status=status, line_id=p.line_id)
-    if isinstance(p, DialogTransferred):
-        line_id = p.to_line_id or view.line_id
-        if p.to_operator_id is not None:
-            status = Status.ACTIVE if _open(view.status) else view.status
-            return replace(view, line_id=line_id, assignee=p.to_operator_id, status=status)
-        status = Status.UNASSIGNED if _open(view.status) else view.status
-        return replace(view, line_id=line_id, assignee=None, status=status)
-    if isinstance(p, ParticipantJoined):
-        return replace(view, participants=view.participants | {p.operator_id})
-    if isinstance(p, ParticipantLeft):
-        return replace(view, participants=view.participants - {p.operator_id})
-    if isinstance(p, DialogClosed):
-        return replace(view, status=Status.SPAM if p.reason is CloseReason.SPAM else Status.CLOSED)
-    if isinstance(p, DialogReopened):
-        return replace(
-            view,
-            status=Status.ACTIVE,
-            assignee=p.operator_id,
-            line_id=p.line_id or view.line_id,
-        )
-    return view
+    # Line, status, assignee and participants move as the access policy's facts do (kit).
+    facts = DialogFacts(
+        view.line_id or "", view.status.value, view.assignee, tuple(sorted(view.participants))
+    ).after(p)
+    return replace(
+        view,
+        line_id=facts.line_id or None,
+        status=Status(facts.status),
+        assignee=facts.assignee_id,
+        participants=frozenset(facts.participants),
+    )
 
 
 @dataclass(frozen=True)
@@ -143,24 +125,18 @@ class Audience:
     personal: Mapping[str, Reason] = field(default_factory=dict)
     lines: frozenset[str] = frozenset()
     """Every operator of these lines (the event is about an unassigned dialog)."""
+    dialog_lines: frozenset[str] = frozenset()
+    """The dialog's line before and after the event: its supervisors hear of it. Empty for
+    an event of no dialog (presence), which only supervisors of every line hear of."""
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """One connected session's operator, as their token and the lines config describe them."""
-
-    operator_id: str
-    lines: frozenset[str]
-    sees_all: bool
-
-
-def reason_for(viewer: Viewer, audience: Audience) -> Reason | None:
-    personal = audience.personal.get(viewer.operator_id)
+def reason_for(scope: Scope, audience: Audience) -> Reason | None:
+    personal = audience.personal.get(scope.operator_id)
     if personal is not None:
         return personal
-    if audience.lines & viewer.lines:
+    if audience.lines & scope.member_lines:
         return Reason.YOUR_LINE
-    if viewer.sees_all:
+    if scope.sees_all_lines or any(scope.supervises(line) for line in audience.dialog_lines):
         return Reason.ALL_LINES
     return None
 
@@ -176,6 +152,7 @@ def audience_for(
     # Members before and after: whoever loses or gains access by this event hears of it.
     personal: dict[str, Reason] = {m: Reason.YOUR_DIALOG for v in views for m in v.members}
     lines = frozenset(v.line_id for v in views if v.status is Status.UNASSIGNED and v.line_id)
+    dialog_lines = frozenset(v.line_id for v in views if v.line_id)
     if isinstance(payload, DialogAssigned):
         if payload.previous_operator_id and payload.previous_operator_id != payload.operator_id:
             personal[payload.previous_operator_id] = Reason.TAKEN_FROM_YOU
@@ -192,4 +169,4 @@ def audience_for(
             personal.setdefault(operator_id, Reason.MENTIONED)
     elif isinstance(payload, SlaWarningReached | SlaBreached) and payload.operator_id:
         personal.setdefault(payload.operator_id, Reason.YOUR_DIALOG)
-    return Audience(personal, lines)
+    return Audience(personal, lines, dialog_lines)

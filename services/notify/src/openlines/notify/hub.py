@@ -18,8 +18,9 @@ from aiohttp import WSCloseCode, web
 from prometheus_client import Counter, Gauge
 
 from openlines.events.envelope import Envelope
+from openlines.kit.access import Scope
 from openlines.kit.log import get_logger
-from openlines.notify.domain import Audience, Reason, Viewer, reason_for
+from openlines.notify.domain import Audience, Reason, reason_for
 
 log = get_logger(__name__)
 
@@ -53,8 +54,8 @@ class Notification:
 
 
 class Session:
-    def __init__(self, viewer: Viewer, ws: web.WebSocketResponse, queue_size: int) -> None:
-        self.viewer = viewer
+    def __init__(self, scope: Scope, ws: web.WebSocketResponse, queue_size: int) -> None:
+        self.scope = scope
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.overflowed = False
@@ -70,7 +71,7 @@ class Session:
         except asyncio.QueueFull:
             self.overflowed = True
             DROPPED.inc()
-            log.warning("session fell behind; closing it", operator_id=self.viewer.operator_id)
+            log.warning("session fell behind; closing it", operator_id=self.scope.operator_id)
             self._closing = asyncio.create_task(
                 self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
             )
@@ -95,28 +96,35 @@ class SessionHub:
         self.queue_size = queue_size
         self._by_operator: dict[str, set[Session]] = defaultdict(set)
         self._by_line: dict[str, set[Session]] = defaultdict(set)
+        """Sessions by the lines they work on (the unassigned dialogs of those lines)."""
+        self._by_supervised_line: dict[str, set[Session]] = defaultdict(set)
         self._all_seeing: set[Session] = set()
         self._sessions: set[Session] = set()
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, viewer: Viewer, ws: web.WebSocketResponse) -> Session:
-        session = Session(viewer, ws, self.queue_size)
+    def open(self, scope: Scope, ws: web.WebSocketResponse) -> Session:
+        session = Session(scope, ws, self.queue_size)
         self._sessions.add(session)
-        self._by_operator[viewer.operator_id].add(session)
-        for line_id in viewer.lines:
+        self._by_operator[scope.operator_id].add(session)
+        for line_id in scope.member_lines:
             self._by_line[line_id].add(session)
-        if viewer.sees_all:
+        if scope.supervised_lines is None:
             self._all_seeing.add(session)
+        else:
+            for line_id in scope.supervised_lines:
+                self._by_supervised_line[line_id].add(session)
         SESSIONS.set(len(self._sessions))
         return session
 
     async def close(self, session: Session) -> None:
         self._sessions.discard(session)
-        _discard(self._by_operator, session.viewer.operator_id, session)
-        for line_id in session.viewer.lines:
+        _discard(self._by_operator, session.scope.operator_id, session)
+        for line_id in session.scope.member_lines:
             _discard(self._by_line, line_id, session)
+        for line_id in session.scope.supervised_lines or ():
+            _discard(self._by_supervised_line, line_id, session)
         self._all_seeing.discard(session)
         SESSIONS.set(len(self._sessions))
         await session.stop()
@@ -129,9 +137,11 @@ class SessionHub:
             candidates |= self._by_operator.get(operator_id, set())
         for line_id in audience.lines:
             candidates |= self._by_line.get(line_id, set())
+        for line_id in audience.dialog_lines:
+            candidates |= self._by_supervised_line.get(line_id, set())
         delivered = 0
         for session in candidates:
-            reason = reason_for(session.viewer, audience)
+            reason = reason_for(session.scope, audience)
             if reason is not None and session.offer(notification.message(reason)):
                 delivered += 1
         if delivered:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openlines.kit.access import Scope
 from openlines.kit.http.app import read_json
-from openlines.kit.http.auth import Principal, require_principal
+from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
 from openlines.kit.lines import LinesConfig
 from openlines.routing import domain, store
@@ -33,23 +34,20 @@ def setup(app: web.Application, context: ApiContext) -> None:
     app.router.add_get("/api/v1/queues", get_queues)
 
 
-def _visible_lines(ctx: ApiContext, principal: Principal) -> list[str]:
-    return domain.visible_lines(
-        [line.id for line in ctx.lines.lines],
-        [line.id for line in ctx.lines.lines_of(principal.operator_id)],
-        principal.is_supervisor,
-        principal.lines,
-    )
+async def _scope(request: web.Request) -> Scope:
+    """The caller's reach, per the suite's one access policy (`openlines.kit.access`)."""
+    return Scope.of(await require_principal(request), request.app[CONTEXT].lines)
+
+
+def _line_ids(ctx: ApiContext, operator_id: str) -> list[str]:
+    return [line.id for line in ctx.lines.lines_of(operator_id)]
 
 
 async def put_presence(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = await require_principal(request)
+    scope = await _scope(request)
     operator_id = request.match_info["operator_id"]
-    operator_lines = [line.id for line in ctx.lines.lines_of(operator_id)]
-    if not domain.may_set_presence(
-        principal.operator_id, principal.is_supervisor, operator_id, operator_lines, principal.lines
-    ):
+    if not scope.may_manage(operator_id, _line_ids(ctx, operator_id)):
         raise ApiError(
             403,
             "forbidden",
@@ -74,14 +72,9 @@ async def put_presence(request: web.Request) -> web.Response:
 
 async def get_operators(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = await require_principal(request)
-    lines = set(_visible_lines(ctx, principal))
+    scope = await _scope(request)
     wanted = {
-        op.id
-        for op in ctx.lines.operators
-        if (principal.is_supervisor and principal.lines is None)
-        or op.id == principal.operator_id
-        or any(line.id in lines for line in ctx.lines.lines_of(op.id))
+        op.id for op in ctx.lines.operators if scope.sees_operator(op.id, _line_ids(ctx, op.id))
     }
     async with ctx.engine.connect() as conn:
         rows = await store.list_operators(conn, wanted)
@@ -105,8 +98,8 @@ async def get_operators(request: web.Request) -> web.Response:
 
 async def get_queues(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = await require_principal(request)
-    line_ids = _visible_lines(ctx, principal)
+    scope = await _scope(request)
+    line_ids = scope.queue_lines(line.id for line in ctx.lines.lines)
     async with ctx.engine.connect() as conn:
         stats = await store.queue_stats(conn, line_ids)
     now = datetime.now(UTC)

@@ -8,7 +8,7 @@ transition is what triggers draining the queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -186,39 +186,6 @@ def pick_operator(strategy: str, candidates: Iterable[Candidate]) -> str | None:
         return min(eligible, key=lambda c: (c.load / c.max_dialogs, *_rotation_key(c))).operator_id
     # round_robin and longest_idle both rotate by the time of the last assignment.
     return min(eligible, key=_rotation_key).operator_id
-
-
-# -- who may do what --------------------------------------------------------------------------
-
-
-def may_set_presence(
-    actor_id: str,
-    actor_is_supervisor: bool,
-    operator_id: str,
-    operator_lines: Sequence[str] = (),
-    token_lines: frozenset[str] | None = None,
-) -> bool:
-    """Operators set their own presence; supervisors anyone's, within the lines their token
-    is restricted to, if it is."""
-    if actor_id == operator_id:
-        return True
-    if not actor_is_supervisor:
-        return False
-    return token_lines is None or any(line in token_lines for line in operator_lines)
-
-
-def visible_lines(
-    all_lines: Sequence[str],
-    own_lines: Sequence[str],
-    is_supervisor: bool,
-    token_lines: frozenset[str] | None,
-) -> list[str]:
-    """Lines whose queues a principal may see: supervisors all, operators their own; a token
-    restricted to some lines narrows either."""
-    lines = list(all_lines) if is_supervisor else [line for line in all_lines if line in own_lines]
-    if token_lines is not None:
-        lines = [line for line in lines if line in token_lines]
-    return lines
 
 
 def parse_presence(value: object) -> PresenceStatus | None:

@@ -1,0 +1,274 @@
+"""Who may see and act on a dialog: the one access policy of the suite. Pure.
+
+Every service asks this module (dialogs for its API and lists, crm-link for leads, notify for
+its pushes, routing for queues and operators), so the answer is the same everywhere.
+
+A `Scope` is what one token may reach, built from the `Principal` and the lines config:
+
+- **operator**: sees the *unassigned* dialogs of the lines they work on (`member_lines`: the
+  lines config lists them), and any dialog they are assigned to or take part in (participants),
+  whatever its line or status. That is how a transfer, or a colleague's invitation, gives
+  access, and why a dialog taken by a colleague disappears (DESIGN §9).
+- **supervisor**: sees every dialog of every line, and may take a dialog over.
+- **admin** (the chat admin): sees and acts on everything, like a supervisor. The two differ
+  only once supervisors get lines of their own (a `supervisors:` list per line): the chat
+  admin keeps every line.
+- **the token's `lines` claim** narrows any role to those lines, never widens it: with
+  `lines: [demo]` a supervisor sees the dialogs of `demo` only, and with `lines: []` nothing but
+  the dialogs they are assigned to or take part in.
+
+*See* is reading a dialog (its JSON, timeline, pushes, its place in a lead). *Act* is a command
+on it (reply, close, spam, reopen, read, create a lead): today whoever sees a dialog may act on
+it, and the dialog itself refuses what its state forbids (409, e.g. replying to a dialog
+assigned to someone else). *Try to take* is wider: an operator of the line may try to take any
+open dialog of it, so that of two operators racing for one dialog the loser gets 409
+`already_assigned`, not a 404 that depends on timing. A dialog one may not see is reported as
+not found (404), so its existence does not leak; one seen but not acted on is a 403.
+
+**CRM rights** (`CrmRights`), per scope: `none` (no CRM object at all: 403), `own` (the leads
+with a dialog one sees, listing only those dialogs) or `all` (every lead; its dialogs still
+listed only where one sees them). Every role defaults to `own`, today's behaviour; where the
+right comes from (a token claim or the lines config) is for the CRM-permissions issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, any_, false, literal, or_, true
+
+from openlines.events.catalog import (
+    CloseReason,
+    DialogAssigned,
+    DialogClosed,
+    DialogOpened,
+    DialogReopened,
+    DialogTransferred,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+from openlines.events.envelope import EventPayload
+from openlines.kit.http.auth import Principal
+from openlines.kit.lines import LinesConfig
+
+UNASSIGNED, ACTIVE, CLOSED, SPAM = "unassigned", "active", "closed", "spam"
+OPEN_STATUSES = frozenset({UNASSIGNED, ACTIVE})
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    """The chat admin."""
+
+    @classmethod
+    def of(cls, roles: Collection[str]) -> Role:
+        """The strongest of a token's roles (unknown roles grant nothing)."""
+        for role in (cls.ADMIN, cls.SUPERVISOR):
+            if role.value in roles:
+                return role
+        return cls.OPERATOR
+
+
+class CrmRights(StrEnum):
+    NONE = "none"
+    OWN = "own"
+    ALL = "all"
+
+
+DEFAULT_CRM_RIGHTS = {role: CrmRights.OWN for role in Role}
+
+
+@dataclass(frozen=True)
+class DialogFacts:
+    """What the policy needs to know of a dialog."""
+
+    line_id: str
+    status: str
+    assignee_id: str | None = None
+    participants: Collection[str] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def has_member(self, operator_id: str) -> bool:
+        return operator_id == self.assignee_id or operator_id in self.participants
+
+    def after(self, event: EventPayload) -> DialogFacts:
+        """The facts once `event` (of this dialog's stream) is applied: how services that
+        only consume the dialogs topic (notify, crm-link) keep them."""
+        return follow(self, event) or self
+
+
+def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None:
+    """`facts` moved by one dialogs event; None until the dialog's `DialogOpened`."""
+    if isinstance(event, DialogOpened):
+        return DialogFacts(line_id=event.line_id, status=UNASSIGNED)
+    if facts is None:
+        return None
+    is_open = facts.is_open
+    if isinstance(event, DialogAssigned):
+        # Reassigning a closed dialog does not reopen it (DESIGN §9).
+        status = ACTIVE if is_open else facts.status
+        return replace(facts, line_id=event.line_id, assignee_id=event.operator_id, status=status)
+    if isinstance(event, DialogTransferred):
+        line_id = event.to_line_id or facts.line_id
+        if event.to_operator_id is not None:
+            status = ACTIVE if is_open else facts.status
+        else:
+            status = UNASSIGNED if is_open else facts.status
+        return replace(facts, line_id=line_id, assignee_id=event.to_operator_id, status=status)
+    if isinstance(event, ParticipantJoined):
+        if event.operator_id in facts.participants:
+            return facts
+        return replace(facts, participants=(*facts.participants, event.operator_id))
+    if isinstance(event, ParticipantLeft):
+        kept = tuple(p for p in facts.participants if p != event.operator_id)
+        return replace(facts, participants=kept)
+    if isinstance(event, DialogClosed):
+        return replace(facts, status=SPAM if event.reason is CloseReason.SPAM else CLOSED)
+    if isinstance(event, DialogReopened):
+        line_id = event.line_id or facts.line_id
+        return replace(facts, status=ACTIVE, assignee_id=event.operator_id, line_id=line_id)
+    return facts
+
+
+# The events that move `DialogFacts`: a consumer that keeps them subscribes to these.
+FACT_EVENTS: tuple[type[EventPayload], ...] = (
+    DialogOpened,
+    DialogAssigned,
+    DialogTransferred,
+    ParticipantJoined,
+    ParticipantLeft,
+    DialogClosed,
+    DialogReopened,
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one principal may reach (see the module's docstring)."""
+
+    operator_id: str
+    role: Role = Role.OPERATOR
+    member_lines: frozenset[str] = frozenset()
+    """Lines the operator works on (lines config ∩ token): their queue is theirs to take."""
+    supervised_lines: frozenset[str] | None = field(default_factory=frozenset)
+    """Lines where every dialog is visible: None is every line, including ones added later."""
+    crm: CrmRights = CrmRights.OWN
+
+    @classmethod
+    def of(
+        cls, principal: Principal, config: LinesConfig, *, crm: CrmRights | None = None
+    ) -> Scope:
+        role = Role.of(principal.roles)
+        member = frozenset(line.id for line in config.lines_of(principal.operator_id))
+        supervised: frozenset[str] | None = None if role is not Role.OPERATOR else frozenset()
+        if principal.lines is not None:  # the token narrows, never widens
+            member &= principal.lines
+            supervised = principal.lines if supervised is None else supervised & principal.lines
+        return cls(
+            operator_id=principal.operator_id,
+            role=role,
+            member_lines=member,
+            supervised_lines=supervised,
+            crm=crm or DEFAULT_CRM_RIGHTS[role],
+        )
+
+    # -- lines -------------------------------------------------------------------------------
+
+    @property
+    def is_supervisor(self) -> bool:
+        """Supervisors and chat admins: they may take a dialog over, reply on any they see,
+        manage the presence of the operators of their lines."""
+        return self.role is not Role.OPERATOR
+
+    @property
+    def sees_all_lines(self) -> bool:
+        return self.supervised_lines is None
+
+    def supervises(self, line_id: str | None) -> bool:
+        """Every dialog of this line is visible."""
+        if self.supervised_lines is None:
+            return True
+        return line_id is not None and line_id in self.supervised_lines
+
+    def sees_queue_of(self, line_id: str) -> bool:
+        """The line's unassigned dialogs (its waiting queue) are visible."""
+        return line_id in self.member_lines or self.supervises(line_id)
+
+    def queue_lines(self, all_lines: Iterable[str]) -> list[str]:
+        """Of `all_lines`, in their order, those whose queue is visible."""
+        return [line for line in all_lines if self.sees_queue_of(line)]
+
+    # -- dialogs -----------------------------------------------------------------------------
+
+    def can_see(self, dialog: DialogFacts) -> bool:
+        if dialog.has_member(self.operator_id):
+            return True
+        if self.supervises(dialog.line_id):
+            return True
+        return dialog.status == UNASSIGNED and dialog.line_id in self.member_lines
+
+    def can_act(self, dialog: DialogFacts) -> bool:
+        """Commands on the dialog; the dialog's own state may still refuse them (409)."""
+        return self.can_see(dialog)
+
+    def can_try_take(self, dialog: DialogFacts) -> bool:
+        """`take` answers 409, not 404, to an operator of the line on an open dialog that
+        someone else got first: who wins a race must not turn into an existence check."""
+        return (dialog.is_open and dialog.line_id in self.member_lines) or self.can_act(dialog)
+
+    # -- operators ---------------------------------------------------------------------------
+
+    def may_manage(self, operator_id: str, operator_lines: Iterable[str]) -> bool:
+        """Set an operator's presence: one's own, or a supervisor's for the operators of the
+        lines they supervise."""
+        if operator_id == self.operator_id:
+            return True
+        if not self.is_supervisor:
+            return False
+        return self.sees_all_lines or any(self.supervises(line) for line in operator_lines)
+
+    def sees_operator(self, operator_id: str, operator_lines: Iterable[str]) -> bool:
+        """Operators see themselves and the colleagues of the lines whose queue they see."""
+        if operator_id == self.operator_id or self.sees_all_lines:
+            return True
+        return any(self.sees_queue_of(line) for line in operator_lines)
+
+    # -- CRM -----------------------------------------------------------------------------
+
+    def can_see_lead(self, dialogs: Iterable[DialogFacts]) -> bool:
+        """A lead, given the dialogs linked to it."""
+        if self.crm is CrmRights.NONE:
+            return False
+        return self.crm is CrmRights.ALL or any(self.can_see(d) for d in dialogs)
+
+    def may_use_crm(self) -> bool:
+        return self.crm is not CrmRights.NONE
+
+
+def visible_where(
+    scope: Scope,
+    *,
+    line_id: ColumnElement[str],
+    status: ColumnElement[str],
+    assignee_id: ColumnElement[str | None],
+    participants: ColumnElement[list[str]],
+) -> ColumnElement[bool]:
+    """SQL twin of `Scope.can_see` over a table's columns (`participants` a text[]), for list
+    queries; tested against `can_see` on the same table of cases."""
+    if scope.sees_all_lines:
+        return true()
+    reach: list[ColumnElement[bool]] = [
+        assignee_id == scope.operator_id,
+        literal(scope.operator_id) == any_(participants),
+    ]
+    if scope.supervised_lines:
+        reach.append(line_id.in_(sorted(scope.supervised_lines)))
+    if scope.member_lines:
+        reach.append(and_(status == UNASSIGNED, line_id.in_(sorted(scope.member_lines))))
+    return or_(*reach) if reach else false()

@@ -1,0 +1,305 @@
+"""The access policy, once, as a table: (role, token lines, dialog) -> (see, act, try take).
+
+Every service derives its answers from `Scope`, so this table is what dialogs, crm-link,
+notify and routing answer; tests/e2e/test_access_policy.py checks that they do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Column, MetaData, Table, Text, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openlines.events.catalog import (
+    AssignedBy,
+    ChannelType,
+    CloseReason,
+    Customer,
+    DialogAssigned,
+    DialogClosed,
+    DialogOpened,
+    DialogReopened,
+    DialogTransferred,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+from openlines.kit.access import (
+    CrmRights,
+    DialogFacts,
+    Role,
+    Scope,
+    follow,
+    visible_where,
+)
+from openlines.kit.http.auth import Principal
+from openlines.kit.lines import LinesConfig
+
+# ann works on demo; bob on demo and vip. The caller is always ann.
+CONFIG = LinesConfig.model_validate(
+    {
+        "operators": [{"id": "ann"}, {"id": "bob"}, {"id": "sue", "role": "supervisor"}],
+        "lines": [
+            {"id": "demo", "channels": [{"id": "tg-demo", "type": "telegram"}],
+             "operators": ["ann", "bob"]},
+            {"id": "vip", "channels": [{"id": "tg-vip", "type": "telegram"}],
+             "operators": ["bob"]},
+        ],
+    }
+)  # fmt: skip
+LINES = ("demo", "vip")
+STATUSES = ("unassigned", "active", "closed", "spam")
+
+
+def scope(role: str, token: list[str] | None, crm: CrmRights | None = None) -> Scope:
+    principal = Principal("ann", frozenset({role}), None if token is None else frozenset(token))
+    return Scope.of(principal, CONFIG, crm=crm)
+
+
+T, F = True, False
+# role, token lines, dialog line, status, assignee, participants -> see, act, try take
+TABLE = [
+    # An operator: the unassigned dialogs of their lines, and what they hold or take part in.
+    ("operator", None, "demo", "unassigned", None, (), T, T, T),
+    ("operator", None, "vip", "unassigned", None, (), F, F, F),
+    ("operator", None, "demo", "active", "bob", (), F, F, T),  # a lost race: 409, not 404
+    ("operator", None, "demo", "active", "ann", (), T, T, T),
+    ("operator", None, "vip", "active", "ann", (), T, T, T),  # transferred to her
+    ("operator", None, "demo", "active", "bob", ("ann",), T, T, T),  # invited
+    ("operator", None, "vip", "active", "bob", ("ann",), T, T, T),
+    ("operator", None, "demo", "closed", "ann", (), T, T, T),  # her Closed tab
+    ("operator", None, "vip", "spam", "bob", ("ann",), T, T, T),
+    ("operator", None, "demo", "closed", "bob", (), F, F, F),
+    ("operator", None, "demo", "closed", None, (), F, F, F),
+    ("operator", None, "demo", "spam", None, (), F, F, F),
+    # The token's lines narrow, never widen; what one holds stays visible.
+    ("operator", ["vip"], "demo", "unassigned", None, (), F, F, F),
+    ("operator", ["demo", "vip"], "vip", "unassigned", None, (), F, F, F),
+    ("operator", ["demo", "vip"], "demo", "unassigned", None, (), T, T, T),
+    ("operator", [], "demo", "unassigned", None, (), F, F, F),
+    ("operator", [], "vip", "active", "ann", (), T, T, T),
+    ("operator", [], "demo", "closed", "bob", ("ann",), T, T, T),
+    # A supervisor: every dialog of every line...
+    ("supervisor", None, "vip", "unassigned", None, (), T, T, T),
+    ("supervisor", None, "vip", "active", "bob", (), T, T, T),
+    ("supervisor", None, "demo", "closed", "bob", (), T, T, T),
+    ("supervisor", None, "vip", "spam", None, (), T, T, T),
+    # ...of the token's lines only (the notify leak of issue 8).
+    ("supervisor", ["demo"], "demo", "active", "bob", (), T, T, T),
+    ("supervisor", ["demo"], "vip", "active", "bob", (), F, F, F),
+    ("supervisor", ["demo"], "vip", "unassigned", None, (), F, F, F),
+    ("supervisor", [], "demo", "unassigned", None, (), F, F, F),
+    ("supervisor", [], "demo", "active", "bob", (), F, F, F),  # not even a race on demo
+    ("supervisor", [], "vip", "active", "ann", (), T, T, T),
+    ("supervisor", [], "vip", "closed", "bob", ("ann",), T, T, T),
+    # The chat admin: everything, within the token's lines.
+    ("admin", None, "vip", "spam", "bob", (), T, T, T),
+    ("admin", None, "demo", "closed", None, (), T, T, T),
+    ("admin", ["vip"], "demo", "unassigned", None, (), F, F, F),
+    ("admin", ["vip"], "vip", "closed", "bob", (), T, T, T),
+    # An unknown role grants nothing beyond an operator's.
+    ("auditor", None, "vip", "active", "bob", (), F, F, F),
+    ("auditor", None, "demo", "unassigned", None, (), T, T, T),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "line", "status", "assignee", "participants", "see", "act", "take"), TABLE
+)
+def test_the_table(
+    role: str,
+    token: list[str] | None,
+    line: str,
+    status: str,
+    assignee: str | None,
+    participants: tuple[str, ...],
+    see: bool,
+    act: bool,
+    take: bool,
+) -> None:
+    s = scope(role, token)
+    dialog = DialogFacts(line, status, assignee, participants)
+    assert (s.can_see(dialog), s.can_act(dialog), s.can_try_take(dialog)) == (see, act, take)
+    # Whoever may act may see: a command never reveals a dialog the reader would not show.
+    assert not s.can_act(dialog) or s.can_see(dialog)
+
+
+DIALOGS = [
+    DialogFacts(line, status, assignee, participants)
+    for line, status, assignee, participants in itertools.product(
+        LINES, STATUSES, (None, "ann", "bob"), ((), ("ann",), ("bob",), ("ann", "bob"))
+    )
+]
+SCOPES = [
+    scope(role, token)
+    for role, token in itertools.product(
+        ("operator", "supervisor", "admin"), (None, [], ["demo"], ["vip"], ["demo", "vip"])
+    )
+]
+
+
+@given(
+    role=st.sampled_from(["operator", "supervisor", "admin"]),
+    token=st.none() | st.lists(st.sampled_from([*LINES, "gone"]), unique=True),
+    dialog=st.sampled_from(DIALOGS),
+)
+def test_a_token_narrows_and_never_widens(
+    role: str, token: list[str] | None, dialog: DialogFacts
+) -> None:
+    narrowed, full = scope(role, token), scope(role, None)
+    if narrowed.can_see(dialog):
+        assert full.can_see(dialog)
+        assert token is None or dialog.has_member("ann") or dialog.line_id in token
+    if dialog.has_member("ann"):
+        assert narrowed.can_see(dialog)  # one's own dialogs are never narrowed away
+
+
+def test_scope_of_a_principal() -> None:
+    assert scope("operator", None) == Scope("ann", Role.OPERATOR, frozenset({"demo"}), frozenset())
+    sue = scope("supervisor", ["demo"])
+    assert (sue.supervised_lines, sue.sees_all_lines, sue.is_supervisor) == (
+        frozenset({"demo"}),
+        False,
+        True,
+    )
+    assert scope("admin", None).sees_all_lines
+    assert Role.of({"operator", "admin"}) is Role.ADMIN
+    assert scope("supervisor", None).crm is CrmRights.OWN  # today's default for every role
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "queues"),
+    [
+        ("operator", None, ["demo"]),
+        ("operator", ["vip"], []),
+        ("supervisor", None, ["demo", "vip"]),
+        ("supervisor", ["vip"], ["vip"]),
+        ("supervisor", [], []),
+        ("admin", ["demo"], ["demo"]),
+    ],
+)
+def test_queue_lines_follow_what_one_sees_unassigned(
+    role: str, token: list[str] | None, queues: list[str]
+) -> None:
+    s = scope(role, token)
+    assert s.queue_lines(LINES) == queues
+    for line in LINES:
+        assert s.sees_queue_of(line) is s.can_see(DialogFacts(line, "unassigned"))
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "target", "target_lines", "manage", "see"),
+    [
+        ("operator", None, "ann", ["demo"], T, T),
+        ("operator", [], "ann", [], T, T),  # oneself, always
+        ("operator", None, "bob", ["demo", "vip"], F, T),  # a colleague of demo
+        ("operator", None, "carl", ["vip"], F, F),
+        ("supervisor", None, "carl", [], T, T),
+        ("supervisor", ["demo"], "bob", ["demo", "vip"], T, T),
+        ("supervisor", ["demo"], "carl", ["vip"], F, F),
+        ("admin", [], "bob", ["demo"], F, F),
+    ],
+)
+def test_operators_one_may_manage_and_see(
+    role: str,
+    token: list[str] | None,
+    target: str,
+    target_lines: list[str],
+    manage: bool,
+    see: bool,
+) -> None:
+    s = scope(role, token)
+    assert s.may_manage(target, target_lines) is manage
+    assert s.sees_operator(target, target_lines) is see
+
+
+def test_crm_rights() -> None:
+    hers = DialogFacts("vip", "active", "ann")
+    bobs = DialogFacts("demo", "active", "bob")
+    none, own, every = (scope("operator", None, crm) for crm in CrmRights)
+    assert (none.crm, own.crm, every.crm) == (CrmRights.NONE, CrmRights.OWN, CrmRights.ALL)
+    assert own.can_see_lead([bobs, hers]) and not own.can_see_lead([bobs])
+    assert not none.can_see_lead([hers]) and not none.may_use_crm()
+    assert every.can_see_lead([bobs]) and every.can_see_lead([])
+    # `all` reaches the lead, not the chats: its dialogs are still filtered by can_see.
+    assert not every.can_see(bobs)
+
+
+def test_facts_follow_the_dialogs_events() -> None:
+    d = uuid.uuid4()
+    opened = DialogOpened(
+        dialog_id=d,
+        line_id="demo",
+        channel_id="tg-demo",
+        channel_type=ChannelType.TELEGRAM,
+        conversation_key="tg-demo:1",
+        customer=Customer(name="Carla", external_id="1"),
+        external_user_id="1",
+        title="Carla",
+    )
+    assert follow(None, ParticipantJoined(dialog_id=d, operator_id="x", actor_id="x")) is None
+    facts = follow(None, opened)
+    assert facts == DialogFacts("demo", "unassigned")
+    assigned = DialogAssigned(
+        dialog_id=d, operator_id="ann", assigned_by=AssignedBy.ROUTING, line_id="demo"
+    )
+    facts = facts.after(assigned).after(
+        ParticipantJoined(dialog_id=d, operator_id="bob", actor_id="ann")
+    )
+    assert facts == DialogFacts("demo", "active", "ann", ("bob",))
+    closed = facts.after(DialogClosed(dialog_id=d, reason=CloseReason.SPAM, line_id="demo"))
+    assert closed.status == "spam"
+    # Reassigning a closed dialog does not reopen it.
+    assert closed.after(assigned.model_copy(update={"operator_id": "bob"})).status == "spam"
+    moved = facts.after(
+        DialogTransferred(dialog_id=d, from_operator_id="ann", to_line_id="vip", actor_id="sue")
+    )
+    assert moved == DialogFacts("vip", "unassigned", None, ("bob",))
+    back = closed.after(ParticipantLeft(dialog_id=d, operator_id="bob", actor_id="bob")).after(
+        DialogReopened(dialog_id=d, actor_id="ann", operator_id="ann")
+    )
+    assert back == DialogFacts("demo", "active", "ann", ())
+
+
+async def test_the_sql_twin_agrees_with_can_see(engine: AsyncEngine) -> None:
+    table = Table(
+        f"access_cases_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Text, primary_key=True),
+        Column("line_id", Text),
+        Column("status", Text),
+        Column("assignee_id", Text),
+        Column("participants", ARRAY(Text)),
+        prefixes=["TEMPORARY"],
+    )
+    cases = {str(i): d for i, d in enumerate(DIALOGS)}
+    async with engine.begin() as conn:
+        await conn.run_sync(table.create)
+        await conn.execute(
+            insert(table),
+            [
+                {
+                    "id": key,
+                    "line_id": d.line_id,
+                    "status": d.status,
+                    "assignee_id": d.assignee_id,
+                    "participants": list(d.participants),
+                }
+                for key, d in cases.items()
+            ],
+        )
+        for s in SCOPES:
+            where = visible_where(
+                s,
+                line_id=table.c.line_id,
+                status=table.c.status,
+                assignee_id=table.c.assignee_id,
+                participants=table.c.participants,
+            )
+            found = set((await conn.execute(select(table.c.id).where(where))).scalars())
+            assert found == {key for key, d in cases.items() if s.can_see(d)}, s
