@@ -46,7 +46,8 @@ async def test_telegram_names_and_text_are_cut_to_telegram_limits(ingest: Ingest
         "username": "u" * 100,
         "language_code": "e" * 100,
     }
-    update = tg_message(chat, text="я" * 5000, **{"from": sender})
+    update = tg_message(chat, text="я" * 5000)
+    update["message"]["from"] = sender
     body = json.dumps(update, ensure_ascii=False).encode()
     status, answer = await ingest.post(body, headers=HEADERS)
     assert status == 200, answer
@@ -60,7 +61,8 @@ async def test_the_largest_legal_message_passes_unchanged(ingest: Ingest) -> Non
     chat = next_id()
     text = "😀ж" * (TEXT_LIMIT // 2)  # multi-byte: 4 and 2 bytes a character
     sender = {"id": chat, "first_name": "名" * NAME_LIMIT, "last_name": "Ω" * NAME_LIMIT}
-    update = tg_message(chat, text=text, **{"from": sender})
+    update = tg_message(chat, text=text)
+    update["message"]["from"] = sender
     status, answer = await ingest.post(update)
     assert status == 200, answer
     payload = await _payload(ingest, answer["event_id"])
