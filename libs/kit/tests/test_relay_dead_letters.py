@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -12,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openlines.events.catalog import DialogRenamed
+from openlines.events.catalog import Direction, MessageAppended
 from openlines.events.codec import decode
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
@@ -59,8 +60,14 @@ async def test_an_oversized_record_is_dead_lettered_and_later_records_flow_in_or
     store: EventStore,
 ) -> None:
     topic = await new_topic()
-    big = DialogRenamed(
-        dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, "s"), title="é" * MAX_RECORD, actor_id="op"
+    big = MessageAppended(
+        dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, "s"),
+        message_id=uuid.uuid4(),
+        direction=Direction.IN,
+        text="é" * MAX_RECORD,  # legal (within the catalog's bound), but over this producer's
+        channel_id="tg",
+        conversation_key="tg:1",
+        sent_at=datetime.now(UTC),
     )
     async with engine.begin() as conn:
         live = await store.append(conn, "s", 0, [renamed(1, "s")], topic=topic)
