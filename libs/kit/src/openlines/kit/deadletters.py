@@ -101,9 +101,7 @@ async def redrive(
         query = sql.SQL(
             "SELECT {}, value FROM {}.dead_letters{} ORDER BY position FOR UPDATE SKIP LOCKED"
         ).format(sql.SQL(_COLUMNS), sql.Identifier(schema), where)
-        delete = sql.SQL("DELETE FROM {}.dead_letters WHERE id = %s").format(
-            sql.Identifier(schema)
-        )
+        delete = sql.SQL("DELETE FROM {}.dead_letters WHERE id = %s").format(sql.Identifier(schema))
         async with conn.transaction():
             cur = await conn.execute(query, {"ids": list(ids or [])})
             for row in await cur.fetchall():
