@@ -71,12 +71,12 @@ async def test_the_largest_legal_message_passes_unchanged(ingest: Ingest) -> Non
 
 
 async def test_body_limit_follows_the_record_limit_413_at_the_boundary(ingest: Ingest) -> None:
-    limit = ingest.settings.http_body_limit
-    assert limit == ingest.settings.kafka_max_record_bytes - RECORD_ENVELOPE_ROOM
-
     # The reported body: 1,048,084 bytes answered 503 broker_unavailable (retried forever).
     status, answer = await ingest.post(_body_of_size(1_048_084, next_id()), headers=HEADERS)
     assert (status, answer["error"]["code"]) == (413, "payload_too_large"), answer
+
+    limit = ingest.settings.http_body_limit
+    assert limit == ingest.settings.kafka_max_record_bytes - RECORD_ENVELOPE_ROOM
 
     status, answer = await ingest.post(_body_of_size(limit + 1, next_id()), headers=HEADERS)
     assert (status, answer["error"]["code"]) == (413, "payload_too_large"), answer
