@@ -69,13 +69,14 @@ class KitSettings(BaseSettings):
     def _body_fits_a_record(self) -> Self:
         # One place for both limits: the body limit follows the record limit unless set, and
         # may never exceed what one record can carry.
-        room = self.kafka_max_record_bytes - RECORD_ENVELOPE_ROOM
+        envelope = min(RECORD_ENVELOPE_ROOM, self.kafka_max_record_bytes // 2)  # tiny limits
+        room = self.kafka_max_record_bytes - envelope
         if "http_body_limit" not in self.model_fields_set:
             self.http_body_limit = room
         elif self.http_body_limit > room:
             raise ValueError(
                 f"OPENLINES_HTTP_BODY_LIMIT ({self.http_body_limit}) must be at most"
-                f" OPENLINES_KAFKA_MAX_RECORD_BYTES - {RECORD_ENVELOPE_ROOM} ({room})"
+                f" OPENLINES_KAFKA_MAX_RECORD_BYTES - {envelope} ({room})"
             )
         return self
 
