@@ -110,6 +110,11 @@ def check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str = 
                 len(value) < rule if key == "minLength" else len(value) > rule
             ):
                 errors.append(f"{path}: {key} {rule}")
+        elif key in ("minItems", "maxItems"):
+            if isinstance(value, list) and (
+                len(value) < rule if key == "minItems" else len(value) > rule
+            ):
+                errors.append(f"{path}: {key} {rule}")
         else:
             raise AssertionError(f"checker does not know keyword {key!r}: extend it")
     return errors

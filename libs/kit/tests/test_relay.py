@@ -94,9 +94,10 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
 
     class CommitsLateRowMidRound(OutboxRelay):
         async def send(self, rows):
-            await super().send(rows)
+            unpublishable = await super().send(rows)
             if slow.in_transaction():
                 await slow.commit()  # after the read, before the delete
+            return unpublishable
 
     relay = CommitsLateRowMidRound(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
     try:

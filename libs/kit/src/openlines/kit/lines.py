@@ -17,6 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from openlines.events.limits import TEXT_MAX
+
 ChannelType = Literal["telegram", "whatsapp", "viber", "widget", "email"]
 RoutingStrategy = Literal["manual", "round_robin", "least_loaded", "longest_idle"]
 
@@ -33,7 +35,8 @@ class Channel(_Model):
     # Credential for calling the provider (Telegram bot token, WhatsApp access token).
     token: str = ""
     api_base: str = ""
-    max_text_length: int = 4096
+    # At most the catalog's bound on message text, so a reply within it is a legal event.
+    max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
 
 
 class Operator(_Model):

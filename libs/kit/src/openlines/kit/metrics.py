@@ -29,6 +29,11 @@ RELAY_BACKLOG = Gauge(
     "openlines_relay_backlog", "Outbox records committed but not yet published", ["schema"]
 )
 RELAY_ERRORS = Counter("openlines_relay_errors_total", "Failed relay publish rounds", ["schema"])
+RELAY_DEAD_LETTERS = Counter(
+    "openlines_relay_dead_letters_total",
+    "Outbox records that can never be published, moved to dead_letters (alert on any increase)",
+    ["schema"],
+)
 
 CONSUMER_APPLIED = Counter(
     "openlines_consumer_applied_total", "Records applied by a consumer", ["consumer", "topic"]

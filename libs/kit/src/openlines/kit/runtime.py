@@ -118,7 +118,10 @@ class ServiceRuntime:
         if s.create_topics:
             await ensure_topics(s.kafka_bootstrap, self.topics.all_event_topics())
         self._producer = create_producer(
-            s.kafka_bootstrap, client_id=s.service_name, idempotence=s.kafka_idempotence
+            s.kafka_bootstrap,
+            client_id=s.service_name,
+            idempotence=s.kafka_idempotence,
+            max_record_bytes=s.kafka_max_record_bytes,
         )
         await self._producer.start()
         for hook in self._startup:
@@ -133,6 +136,8 @@ class ServiceRuntime:
                 batch_size=s.relay_batch_size,
             )
             self.health.live["relay"] = lambda: time.monotonic() - relay.last_round_at < 60
+            # Work waiting and no round completed for relay_stall_seconds: not ready.
+            self.health.ready["relay"] = lambda: not relay.stalled(s.relay_stall_seconds)
             tasks.append(relay.run(self.stop))
         for sub in self.subscriptions:
             runner = ConsumerRunner(

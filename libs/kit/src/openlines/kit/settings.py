@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openlines.kit.lines import load_lines
 
+# Room the envelope (ids, times, type, producer) and the record headers take around a request
+# body's content: a body this much smaller than a record always fits one (see http_body_limit).
+RECORD_ENVELOPE_ROOM = 64 * 1024
+
 # At least 32 bytes: shorter HMAC keys are below what RFC 7518 asks for HS256.
 DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
 
@@ -46,7 +50,13 @@ class KitSettings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    http_body_limit: int = 1 << 20
+    # The largest Kafka record a producer sends (aiokafka's max_request_size). Topics must
+    # accept it (max.message.bytes; Apache Kafka's default is 1 MiB + 12 bytes). A bigger record
+    # is refused by the producer, and the relay dead-letters it (openlines deadletters).
+    kafka_max_record_bytes: int = 1 << 20
+    # Derived from kafka_max_record_bytes when not set (record minus RECORD_ENVELOPE_ROOM), so a
+    # body the HTTP edge accepts fits one record; a larger body is 413 payload_too_large.
+    http_body_limit: int = Field(default=(1 << 20) - RECORD_ENVELOPE_ROOM)
 
     # The declarative lines file (DESIGN §7); the same file is the ConfigMap in Kubernetes.
     lines_file: str = "config/demo.yaml"
@@ -84,6 +94,21 @@ class KitSettings(BaseSettings):
             refuse_unsafe_production(self)
         return self
 
+    @model_validator(mode="after")
+    def _body_fits_a_record(self) -> Self:
+        # One place for both limits: the body limit follows the record limit unless set, and
+        # may never exceed what one record can carry.
+        envelope = min(RECORD_ENVELOPE_ROOM, self.kafka_max_record_bytes // 2)  # tiny limits
+        room = self.kafka_max_record_bytes - envelope
+        if "http_body_limit" not in self.model_fields_set:
+            self.http_body_limit = room
+        elif self.http_body_limit > room:
+            raise ValueError(
+                f"OPENLINES_HTTP_BODY_LIMIT ({self.http_body_limit}) must be at most"
+                f" OPENLINES_KAFKA_MAX_RECORD_BYTES - {envelope} ({room})"
+            )
+        return self
+
     shutdown_flush_seconds: float = 5.0
     # How fast a group notices a member that died without leaving (SIGKILL, lost node):
     # measured on Tansu, a replacement joined after ~18 s with aiokafka's defaults, ~11 s here.
@@ -100,6 +125,9 @@ class KitSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 100
     relay_batch_size: int = 500
+    # Readiness turns red when the relay holds work but has published nothing for this long
+    # (a broker it cannot reach, or a round failing over and over).
+    relay_stall_seconds: float = 30.0
 
     @property
     def schema_name(self) -> str:

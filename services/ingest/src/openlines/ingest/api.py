@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from prometheus_client import Counter
 
 from openlines.events import INBOUND, Envelope
@@ -94,6 +94,12 @@ class WebhookApi:
         try:
             async with asyncio.timeout(self.publish_timeout):
                 await self.publish(INBOUND, envelope)
+        except MessageSizeTooLargeError:
+            # Never retryable: 413, not 503, or the provider would retry it forever. Capped
+            # fields keep any real update far below the record limit (README: Limits).
+            raise ApiError(
+                413, "payload_too_large", "the event would exceed the Kafka record limit"
+            ) from None
         except (KafkaError, TimeoutError) as exc:
             # The send may still complete later: harmless, the retry has the same event id.
             log.warning("broker did not acknowledge", channel=channel_id, error=repr(exc))

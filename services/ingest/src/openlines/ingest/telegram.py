@@ -2,6 +2,10 @@
 
 Reference: https://core.telegram.org/bots/api#update. Telegram sends the webhook's
 `secret_token` (set with setWebhook) in `X-Telegram-Bot-Api-Secret-Token`.
+
+Every string we map is capped to Telegram's documented limit (or, where Telegram documents
+none, to the catalog's bound): an over-long value is truncated, never refused, because a
+refused webhook is retried by the provider and a real Telegram update never exceeds them.
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from openlines.events import deterministic_event_id
 from openlines.events.catalog import (
@@ -22,10 +27,32 @@ from openlines.events.catalog import (
     MessageReceived,
     conversation_key,
 )
+from openlines.events.limits import ID_MAX, NAME_MAX
 from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate, Outcome
 from openlines.kit.lines import Channel, Line
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+# Telegram's limits, in characters: names 1-64 (first_name, last_name; usernames are 5-32),
+# message text 1-4096 (sendMessage), captions 0-1024 (4096 for Premium senders), chat titles
+# 1-128 (setChatTitle). Python counts code points, Telegram UTF-16 units: a text within
+# Telegram's limit is never cut.
+NAME_LIMIT = 64
+TEXT_LIMIT = 4096
+TITLE_LIMIT = 128
+LANGUAGE_LIMIT = 35  # the longest IETF language tag in common use
+
+
+def _cut(limit: int) -> AfterValidator:
+    return AfterValidator(lambda value: value[:limit])
+
+
+TgName = Annotated[str, _cut(NAME_LIMIT)]
+TgText = Annotated[str, _cut(TEXT_LIMIT)]
+TgTitle = Annotated[str, _cut(TITLE_LIMIT)]
+TgLanguage = Annotated[str, _cut(LANGUAGE_LIMIT)]
+TgFileName = Annotated[str, _cut(NAME_MAX)]
+TgFileId = Annotated[str, _cut(ID_MAX)]
 
 
 class _Tg(BaseModel):
@@ -36,10 +63,10 @@ class _Tg(BaseModel):
 class TgUser(_Tg):
     id: int
     is_bot: bool = False
-    first_name: str = ""
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
+    first_name: TgName = ""
+    last_name: TgName | None = None
+    username: TgName | None = None
+    language_code: TgLanguage | None = None
 
     @property
     def display_name(self) -> str:
@@ -50,18 +77,18 @@ class TgUser(_Tg):
 class TgChat(_Tg):
     id: int
     type: str = "private"
-    title: str | None = None
-    username: str | None = None
+    title: TgTitle | None = None
+    username: TgName | None = None
 
 
 class TgFile(_Tg):
     """PhotoSize, Document, Audio, Voice, Video, VideoNote, Animation and Sticker share these."""
 
-    file_id: str = Field(min_length=1)
-    file_unique_id: str | None = None
+    file_id: TgFileId = Field(min_length=1)
+    file_unique_id: TgFileId | None = None
     file_size: int = Field(default=0, ge=0)
-    file_name: str | None = None
-    mime_type: str | None = None
+    file_name: TgFileName | None = None
+    mime_type: TgFileName | None = None
     width: int | None = Field(default=None, ge=0)
     height: int | None = Field(default=None, ge=0)
     duration: int | None = Field(default=None, ge=0)
@@ -81,8 +108,8 @@ class TgMessage(_Tg):
     chat: TgChat
     from_: TgUser | None = Field(default=None, alias="from")
     edit_date: int | None = Field(default=None, ge=0, le=_MAX_UNIX_TIME)
-    text: str | None = None
-    caption: str | None = None
+    text: TgText | None = None
+    caption: TgText | None = None
     reply_to_message: TgMessageRef | None = None
     photo: tuple[TgFile, ...] = ()
     document: TgFile | None = None

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from openlines.events.catalog.common import CloseReason
 from openlines.events.envelope import EventPayload
+from openlines.events.limits import Id, Reason
 
 __all__ = ["AssignDialog", "CloseDialog", "ReturnToQueue"]
 
@@ -21,13 +22,13 @@ class AssignDialog(EventPayload):
     TYPE: ClassVar[str] = "AssignDialog"
 
     dialog_id: UUID
-    operator_id: str
-    line_id: str
-    strategy: str | None = None
+    operator_id: Id
+    line_id: Id
+    strategy: Id | None = None
     """The line's routing strategy (``round_robin``, ``least_loaded``...)."""
-    reason: str | None = None
+    reason: Reason | None = None
     """Why now, e.g. ``new``, ``capacity_freed``, ``operator_online``, ``no_answer``."""
-    expected_operator_id: str | None = None
+    expected_operator_id: Id | None = None
     """The assignee routing believed current (re-route); dialogs may skip if it changed."""
 
 
@@ -38,7 +39,7 @@ class CloseDialog(EventPayload):
 
     dialog_id: UUID
     reason: CloseReason
-    actor_id: str | None = None
+    actor_id: Id | None = None
 
 
 class ReturnToQueue(EventPayload):
@@ -47,6 +48,6 @@ class ReturnToQueue(EventPayload):
     TYPE: ClassVar[str] = "ReturnToQueue"
 
     dialog_id: UUID
-    reason: str
-    operator_id: str | None = None
+    reason: Reason
+    operator_id: Id | None = None
     """The assignee being removed."""

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openlines.events.limits import Id, Name, Url
+
 __all__ = [
     "AssignedBy",
     "Attachment",
@@ -93,29 +95,29 @@ class Attachment(_Value):
     """File metadata only; the bytes stay with the provider (or object storage)."""
 
     kind: AttachmentKind
-    file_id: str
+    file_id: Id
     """Provider file id (or storage key); enough to fetch or re-send the file."""
-    file_name: str | None = None
-    mime_type: str | None = None
+    file_name: Name | None = None
+    mime_type: Name | None = None
     size_bytes: int | None = Field(default=None, ge=0)
     width: int | None = Field(default=None, ge=0)
     height: int | None = Field(default=None, ge=0)
     duration_seconds: int | None = Field(default=None, ge=0)
     """Audio, video and voice only."""
-    url: str | None = None
+    url: Url | None = None
     """Download URL when the provider gives one; it may expire."""
 
 
 class Customer(_Value):
     """The customer as the channel knows them."""
 
-    name: str
-    external_id: str
+    name: Name
+    external_id: Id
     """The customer's id in the channel (e.g. Telegram user id)."""
-    username: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    language_code: str | None = None
+    username: Name | None = None
+    phone: Name | None = None
+    email: Name | None = None
+    language_code: Name | None = None
 
 
 def conversation_key(channel_id: str, external_chat_id: str) -> str:

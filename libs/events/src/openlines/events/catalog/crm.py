@@ -12,6 +12,7 @@ from pydantic import Field
 
 from openlines.events.catalog.common import ChannelType
 from openlines.events.envelope import EventPayload
+from openlines.events.limits import Id, Name
 
 __all__ = [
     "CompanyCreated",
@@ -31,9 +32,9 @@ class CustomerIdentified(EventPayload):
 
     customer_id: UUID
     channel_type: ChannelType
-    channel_id: str
-    external_user_id: str
-    name: str
+    channel_id: Id
+    external_user_id: Id
+    name: Name
     dialog_id: UUID | None = None
     """The dialog that revealed the identity."""
     is_new: bool = False
@@ -45,12 +46,12 @@ class LeadCreated(EventPayload):
 
     lead_id: UUID
     customer_id: UUID
-    title: str
+    title: Name
     source_dialog_id: UUID | None = None
     channel_type: ChannelType | None = None
     auto: bool
     """Created by the line's auto-lead rule rather than by an operator."""
-    actor_id: str | None = None
+    actor_id: Id | None = None
     """The operator, for manual leads."""
 
 
@@ -64,7 +65,7 @@ class LeadConverted(EventPayload):
     contact_id: UUID | None = None
     company_id: UUID | None = None
     deal_id: UUID | None = None
-    actor_id: str | None = None
+    actor_id: Id | None = None
 
 
 class ContactCreated(EventPayload):
@@ -72,11 +73,11 @@ class ContactCreated(EventPayload):
 
     contact_id: UUID
     customer_id: UUID
-    name: str
-    phone: str | None = None
-    email: str | None = None
+    name: Name
+    phone: Name | None = None
+    email: Name | None = None
     source_lead_id: UUID | None = None
-    actor_id: str | None = None
+    actor_id: Id | None = None
 
 
 class CompanyCreated(EventPayload):
@@ -84,9 +85,9 @@ class CompanyCreated(EventPayload):
 
     company_id: UUID
     customer_id: UUID
-    name: str
+    name: Name
     source_lead_id: UUID | None = None
-    actor_id: str | None = None
+    actor_id: Id | None = None
 
 
 class DealCreated(EventPayload):
@@ -96,7 +97,7 @@ class DealCreated(EventPayload):
 
     deal_id: UUID
     customer_id: UUID
-    title: str
+    title: Name
     amount_minor: int | None = None
     """Amount in minor units (cents), to stay exact."""
     currency: str | None = Field(default=None, min_length=3, max_length=3)
@@ -105,7 +106,7 @@ class DealCreated(EventPayload):
     company_id: UUID | None = None
     source_lead_id: UUID | None = None
     source_dialog_id: UUID | None = None
-    actor_id: str | None = None
+    actor_id: Id | None = None
 
 
 class CustomersMerged(EventPayload):
@@ -115,4 +116,4 @@ class CustomersMerged(EventPayload):
 
     customer_id: UUID
     merged_customer_id: UUID
-    actor_id: str | None = None
+    actor_id: Id | None = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from openlines.events.catalog.common import (
     AssignedBy,
     Attachment,
@@ -19,6 +21,7 @@ from openlines.events.catalog.common import (
     Direction,
 )
 from openlines.events.envelope import EventPayload, UtcDatetime
+from openlines.events.limits import ATTACHMENTS_MAX, MENTIONS_MAX, Id, Name, Reason, Text
 
 __all__ = [
     "DialogAssigned",
@@ -45,15 +48,15 @@ class DialogOpened(EventPayload):
     TYPE: ClassVar[str] = "DialogOpened"
 
     dialog_id: UUID
-    line_id: str
-    channel_id: str
+    line_id: Id
+    channel_id: Id
     channel_type: ChannelType
-    conversation_key: str
+    conversation_key: Id
     customer: Customer
-    external_user_id: str
-    title: str
+    external_user_id: Id
+    title: Name
     """Staff-visible title; the customer never sees it."""
-    external_chat_id: str | None = None
+    external_chat_id: Id | None = None
     previous_dialog_id: UUID | None = None
     """The conversation's previous dialog (closed), if any."""
     customer_id: UUID | None = None
@@ -68,22 +71,22 @@ class MessageAppended(EventPayload):
     dialog_id: UUID
     message_id: UUID
     direction: Direction
-    author_id: str | None = None
+    author_id: Id | None = None
     """Operator id for out/note; None for customer and system messages."""
-    text: str | None = None
-    attachments: tuple[Attachment, ...] = ()
+    text: Text | None = None
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=ATTACHMENTS_MAX)
     reply_to: UUID | None = None
     """``message_id`` of the quoted message."""
-    mentions: tuple[str, ...] = ()
+    mentions: tuple[Id, ...] = Field(default=(), max_length=MENTIONS_MAX)
     """Operator ids @mentioned (notes)."""
-    client_message_id: str | None = None
+    client_message_id: Id | None = None
     """Idempotency key sent by the operator's client."""
-    external_message_id: str | None = None
+    external_message_id: Id | None = None
     """Provider id for inbound messages."""
     status: DeliveryStatus | None = None
     """``queued`` for outbound messages; None for the others."""
-    channel_id: str
-    conversation_key: str
+    channel_id: Id
+    conversation_key: Id
     sent_at: UtcDatetime
 
 
@@ -93,14 +96,14 @@ class DialogAssigned(EventPayload):
     TYPE: ClassVar[str] = "DialogAssigned"
 
     dialog_id: UUID
-    operator_id: str
+    operator_id: Id
     assigned_by: AssignedBy
-    actor_id: str | None = None
+    actor_id: Id | None = None
     """Who did it: the operator or supervisor; None when routing assigned it."""
-    strategy: str | None = None
+    strategy: Id | None = None
     """Routing strategy that chose the operator (``round_robin``, ``least_loaded``...)."""
-    previous_operator_id: str | None = None
-    line_id: str
+    previous_operator_id: Id | None = None
+    line_id: Id
 
 
 class DialogTransferred(EventPayload):
@@ -109,12 +112,12 @@ class DialogTransferred(EventPayload):
     TYPE: ClassVar[str] = "DialogTransferred"
 
     dialog_id: UUID
-    from_operator_id: str | None = None
-    to_operator_id: str | None = None
-    to_line_id: str | None = None
-    from_line_id: str | None = None
-    reason: str | None = None
-    actor_id: str
+    from_operator_id: Id | None = None
+    to_operator_id: Id | None = None
+    to_line_id: Id | None = None
+    from_line_id: Id | None = None
+    reason: Reason | None = None
+    actor_id: Id
 
 
 class ParticipantJoined(EventPayload):
@@ -123,8 +126,8 @@ class ParticipantJoined(EventPayload):
     TYPE: ClassVar[str] = "ParticipantJoined"
 
     dialog_id: UUID
-    operator_id: str
-    actor_id: str
+    operator_id: Id
+    actor_id: Id
 
 
 class ParticipantLeft(EventPayload):
@@ -133,16 +136,16 @@ class ParticipantLeft(EventPayload):
     TYPE: ClassVar[str] = "ParticipantLeft"
 
     dialog_id: UUID
-    operator_id: str
-    actor_id: str
+    operator_id: Id
+    actor_id: Id
 
 
 class DialogRenamed(EventPayload):
     TYPE: ClassVar[str] = "DialogRenamed"
 
     dialog_id: UUID
-    title: str
-    actor_id: str
+    title: Name
+    actor_id: Id
 
 
 class DialogPinned(EventPayload):
@@ -151,7 +154,7 @@ class DialogPinned(EventPayload):
     TYPE: ClassVar[str] = "DialogPinned"
 
     dialog_id: UUID
-    operator_id: str
+    operator_id: Id
     pinned: bool
 
 
@@ -162,10 +165,10 @@ class DialogClosed(EventPayload):
 
     dialog_id: UUID
     reason: CloseReason
-    actor_id: str | None = None
+    actor_id: Id | None = None
     """None for automatic closes."""
-    line_id: str
-    operator_id: str | None = None
+    line_id: Id
+    operator_id: Id | None = None
     """The assignee at close time; routing frees its capacity."""
 
 
@@ -175,10 +178,10 @@ class DialogReopened(EventPayload):
     TYPE: ClassVar[str] = "DialogReopened"
 
     dialog_id: UUID
-    actor_id: str
-    operator_id: str
+    actor_id: Id
+    operator_id: Id
     """The responsible operator after reopening."""
-    line_id: str | None = None
+    line_id: Id | None = None
 
 
 class MessageDeliveryUpdated(EventPayload):
@@ -189,9 +192,9 @@ class MessageDeliveryUpdated(EventPayload):
     dialog_id: UUID
     message_id: UUID
     status: DeliveryStatus
-    reason: str | None = None
+    reason: Reason | None = None
     """Why it failed, e.g. ``not assigned to you`` or the provider's error."""
-    provider_message_id: str | None = None
+    provider_message_id: Id | None = None
 
 
 class DialogMessageEdited(EventPayload):
@@ -201,12 +204,12 @@ class DialogMessageEdited(EventPayload):
 
     dialog_id: UUID
     message_id: UUID
-    text: str | None = None
-    attachments: tuple[Attachment, ...] = ()
-    actor_id: str | None = None
+    text: Text | None = None
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=ATTACHMENTS_MAX)
+    actor_id: Id | None = None
     """The operator; None when the customer edited (mirrored from inbound)."""
     edited_at: UtcDatetime
-    external_message_id: str | None = None
+    external_message_id: Id | None = None
 
 
 class MessageDeleted(EventPayload):
@@ -214,7 +217,7 @@ class MessageDeleted(EventPayload):
 
     dialog_id: UUID
     message_id: UUID
-    actor_id: str | None = None
+    actor_id: Id | None = None
     """The operator; None when the customer deleted it."""
 
 
@@ -224,7 +227,7 @@ class DialogRead(EventPayload):
     TYPE: ClassVar[str] = "DialogRead"
 
     dialog_id: UUID
-    operator_id: str
+    operator_id: Id
     up_to_message_id: UUID | None = None
     """None: everything up to now (bulk *mark all read*)."""
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from openlines.events.catalog.common import Attachment, ChannelType, Customer, DeliveryStatus
 from openlines.events.envelope import EventPayload, UtcDatetime
+from openlines.events.limits import ATTACHMENTS_MAX, Id, Reason, Text
 
 __all__ = ["DeliveryReceiptReceived", "InboundMessageEdited", "MessageReceived"]
 
@@ -19,22 +22,22 @@ class MessageReceived(EventPayload):
 
     TYPE: ClassVar[str] = "MessageReceived"
 
-    channel_id: str
+    channel_id: Id
     """Channel id from the lines config, e.g. ``tg-sales``."""
     channel_type: ChannelType
-    conversation_key: str
+    conversation_key: Id
     """``channel_id:external_chat_id``; the Kafka key."""
-    external_chat_id: str
-    external_user_id: str
-    external_message_id: str
+    external_chat_id: Id
+    external_user_id: Id
+    external_message_id: Id
     customer: Customer
-    text: str | None = None
-    attachments: tuple[Attachment, ...] = ()
-    reply_to_external_id: str | None = None
+    text: Text | None = None
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=ATTACHMENTS_MAX)
+    reply_to_external_id: Id | None = None
     """Provider id of the message this one replies to."""
     sent_at: UtcDatetime
     """When the provider says the customer sent it."""
-    line_id: str | None = None
+    line_id: Id | None = None
     """The line of the channel, when ingest knows it."""
 
 
@@ -43,15 +46,15 @@ class InboundMessageEdited(EventPayload):
 
     TYPE: ClassVar[str] = "MessageEdited"
 
-    channel_id: str
+    channel_id: Id
     channel_type: ChannelType
-    conversation_key: str
-    external_message_id: str
-    text: str | None = None
-    attachments: tuple[Attachment, ...] = ()
+    conversation_key: Id
+    external_message_id: Id
+    text: Text | None = None
+    attachments: tuple[Attachment, ...] = Field(default=(), max_length=ATTACHMENTS_MAX)
     edited_at: UtcDatetime
-    external_chat_id: str | None = None
-    external_user_id: str | None = None
+    external_chat_id: Id | None = None
+    external_user_id: Id | None = None
 
 
 class DeliveryReceiptReceived(EventPayload):
@@ -59,13 +62,13 @@ class DeliveryReceiptReceived(EventPayload):
 
     TYPE: ClassVar[str] = "DeliveryReceiptReceived"
 
-    channel_id: str
+    channel_id: Id
     channel_type: ChannelType
-    conversation_key: str
-    provider_message_id: str
+    conversation_key: Id
+    provider_message_id: Id
     """The id the provider gave our outbound message (see ``MessageDispatched``)."""
     status: Literal[DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED]
-    reason: str | None = None
+    reason: Reason | None = None
     """Provider's error text for ``failed``."""
     at: UtcDatetime
     """When the provider says it happened."""

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from openlines.events.envelope import EventPayload
+from openlines.events.limits import Id, Reason
 
 __all__ = ["MessageDispatchFailed", "MessageDispatched"]
 
@@ -19,8 +20,8 @@ class MessageDispatched(EventPayload):
 
     dialog_id: UUID
     message_id: UUID
-    channel_id: str
-    provider_message_id: str
+    channel_id: Id
+    provider_message_id: Id
     """Matches ``DeliveryReceiptReceived.provider_message_id`` later."""
     attempts: int = Field(ge=1)
 
@@ -32,7 +33,7 @@ class MessageDispatchFailed(EventPayload):
 
     dialog_id: UUID
     message_id: UUID
-    channel_id: str
-    reason: str
+    channel_id: Id
+    reason: Reason
     attempts: int = Field(ge=1)
     retryable: bool

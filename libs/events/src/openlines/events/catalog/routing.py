@@ -10,6 +10,7 @@ from pydantic import Field
 
 from openlines.events.catalog.common import PresenceStatus, SlaMetric
 from openlines.events.envelope import EventPayload, UtcDatetime
+from openlines.events.limits import ID_MAX, Id, Reason
 
 __all__ = ["DialogQueued", "OperatorPresenceChanged", "SlaBreached", "SlaWarningReached"]
 
@@ -17,11 +18,11 @@ __all__ = ["DialogQueued", "OperatorPresenceChanged", "SlaBreached", "SlaWarning
 class OperatorPresenceChanged(EventPayload):
     TYPE: ClassVar[str] = "OperatorPresenceChanged"
 
-    operator_id: str
+    operator_id: Id
     status: PresenceStatus
     previous_status: PresenceStatus | None = None
     """None the first time the operator is seen."""
-    line_ids: tuple[str, ...] = ()
+    line_ids: tuple[Id, ...] = Field(default=(), max_length=ID_MAX)
     """Lines the operator serves."""
 
 
@@ -31,20 +32,20 @@ class DialogQueued(EventPayload):
     TYPE: ClassVar[str] = "DialogQueued"
 
     dialog_id: UUID
-    line_id: str
+    line_id: Id
     priority: int = 0
     """Higher is served first."""
     queued_at: UtcDatetime
     position: int | None = Field(default=None, ge=1)
     """1-based position in the line's queue when queued."""
-    reason: str | None = None
+    reason: Reason | None = None
     """Why it is queued, e.g. ``new``, ``returned``, ``transferred``."""
 
 
 class _SlaEvent(EventPayload):
     dialog_id: UUID
-    line_id: str
-    operator_id: str | None = None
+    line_id: Id
+    operator_id: Id | None = None
     """The assignee, if any; reassignment does not reset the clock."""
     waiting_since: UtcDatetime
     """The customer's last unanswered message."""

@@ -62,6 +62,23 @@ inbox = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Outbox records that can never be published (too large for a Kafka record, or refused as a
+# record by the broker): moved here by the relay so later records keep flowing. Listed and
+# re-driven with `openlines deadletters` (kit migration 0003).
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
+    Column("position", BigInteger, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 timers = Table(
     "timers",
     metadata,

@@ -10,7 +10,12 @@ from openlines.kit.telemetry import current_traceparent
 
 
 def create_producer(
-    bootstrap: str, *, client_id: str, idempotence: bool = False, linger_ms: int = 2
+    bootstrap: str,
+    *,
+    client_id: str,
+    idempotence: bool = False,
+    linger_ms: int = 2,
+    max_record_bytes: int = 1 << 20,
 ) -> AIOKafkaProducer:
     # acks=all always; idempotence only where the broker supports InitProducerId.
     return AIOKafkaProducer(
@@ -20,6 +25,8 @@ def create_producer(
         enable_idempotence=idempotence,
         linger_ms=linger_ms,
         request_timeout_ms=15000,
+        # A bigger record fails at send() with MessageSizeTooLargeError, before any I/O.
+        max_request_size=max_record_bytes,
     )
 
 

@@ -1,0 +1,150 @@
+"""A record the broker can never take must not stop the relay; a failing relay must show it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openlines.events.catalog import Direction, MessageAppended
+from openlines.events.codec import decode
+from openlines.kit.db.engine import libpq_dsn
+from openlines.kit.eventstore import EventStore
+from openlines.kit.kafka.producer import create_producer
+from openlines.kit.relay import OutboxRelay
+from openlines.kit.testing.kafka import read_topic
+
+from .helpers import renamed
+
+# Small enough that a test event can exceed it cheaply; the mechanism is the same at 1 MiB.
+MAX_RECORD = 16 * 1024
+
+
+@pytest.fixture
+async def small_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = create_producer(kafka_bootstrap, client_id="kit-test-small", max_record_bytes=MAX_RECORD)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def _sample(name: str, schema: str) -> float:
+    return REGISTRY.get_sample_value(name, {"schema": schema}) or 0.0
+
+
+async def _until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            outcome = condition()
+            if isinstance(outcome, Awaitable):
+                outcome = await outcome
+            if outcome:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_an_oversized_record_is_dead_lettered_and_later_records_flow_in_order(
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    small_producer: AIOKafkaProducer,
+    store: EventStore,
+) -> None:
+    topic = await new_topic()
+    big = MessageAppended(
+        dialog_id=uuid.uuid5(uuid.NAMESPACE_URL, "s"),
+        message_id=uuid.uuid4(),
+        direction=Direction.IN,
+        text="é" * MAX_RECORD,  # legal (within the catalog's bound), but over this producer's
+        channel_id="tg",
+        conversation_key="tg:1",
+        sent_at=datetime.now(UTC),
+    )
+    async with engine.begin() as conn:
+        live = await store.append(conn, "s", 0, [renamed(1, "s")], topic=topic)
+        [dead] = await store.append(conn, "s", 1, [big], topic=topic)
+        live += await store.append(conn, "s", 2, [renamed(3, "s")], topic=topic)
+        live += await store.append(conn, "other", 0, [renamed(1, "other")], topic=topic)
+    expected = {e.event_id for e in live}
+    relay = OutboxRelay(engine, small_producer, schema=db_schema, dsn=libpq_dsn(database_url))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        records = await read_topic(
+            kafka_bootstrap,
+            topic,
+            lambda got: expected <= {decode(r.value, r.headers).event_id for r in got},
+            timeout=20,
+            linger=0.3,
+        )
+        await _until(lambda: relay.dead_lettered == 1)
+    finally:
+        stop.set()
+        await task
+
+    envelopes = [decode(r.value, r.headers, topic=topic) for r in records]
+    assert len(envelopes) == 3  # each once: the round with the dead letter is not repeated
+    assert dead.event_id not in {e.event_id for e in envelopes}
+    by_stream = [(e.stream_id, e.stream_version) for e in envelopes if e.stream_id == "s"]
+    # Version 2 is missing (dead-lettered); the later version still follows in order.
+    assert by_stream == [("s", 1), ("s", 3)]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT topic, headers, error, value FROM dead_letters"))
+        ).all()
+        left = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+    assert left == 0
+    [(dl_topic, headers, error, value)] = rows
+    assert dl_topic == topic
+    assert headers["event_id"] == str(dead.event_id)
+    assert "MessageSizeTooLargeError" in error
+    assert decode(value, topic=topic).event_id == dead.event_id  # kept whole, re-drivable
+    assert _sample("openlines_relay_dead_letters_total", db_schema) == 1
+    assert _sample("openlines_relay_backlog", db_schema) == 0
+
+
+async def test_a_failing_relay_reports_its_backlog_and_stalls_readiness(
+    engine: AsyncEngine,
+    db_schema: str,
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., Awaitable[str]],
+    store: EventStore,
+) -> None:
+    """Every round fails (the producer is closed, as after a lost broker connection): the
+    backlog gauge shows the waiting records and the relay reports a stall once the bound passed."""
+    topic = await new_topic()
+    async with engine.begin() as conn:
+        for i in range(3):
+            await store.append(conn, f"s{i}", 0, [renamed(1, f"s{i}")], topic=topic)
+    broken = create_producer(kafka_bootstrap, client_id="kit-test-broken")
+    await broken.start()
+    await broken.stop()
+    relay = OutboxRelay(engine, broken, schema=db_schema, dsn=libpq_dsn(database_url))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _until(lambda: _sample("openlines_relay_errors_total", db_schema) >= 1)
+        assert _sample("openlines_relay_backlog", db_schema) == 3
+        assert not relay.stalled(after_seconds=3600)  # the bound has not passed
+        await _until(lambda: relay.stalled(after_seconds=0.5))
+    finally:
+        stop.set()
+        await task
+
+    # Once it publishes again, the gauge drops and the stall is over.
+    async with create_producer(kafka_bootstrap, client_id="kit-test-fixed") as fixed:
+        relay.producer = fixed
+        relay.is_leader = True  # publish_pending is called directly, as the leader would
+        assert await relay.publish_pending() == 3
+    assert _sample("openlines_relay_backlog", db_schema) == 0
+    assert not relay.stalled(after_seconds=0.0)
