@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from prometheus_client import Counter
 from yarl import URL
 
+from openlines.kit.http import routes
 from openlines.kit.http.app import create_app, current_request_id
 from openlines.kit.http.errors import HTTP_CODES, error_response
 from openlines.kit.log import get_logger
@@ -136,7 +137,19 @@ class Gateway:
     def install(self, app: web.Application) -> None:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
+        routes.install(app, self)  # its own routes, before the catch-all proxy
         app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    @routes.get(
+        "/api/v1/openapi.json",
+        summary="This document: the HTTP API of the whole suite (OpenAPI 3.1)",
+        responses={200: "the OpenAPI document"},
+        auth="none",
+    )
+    async def openapi(self, _: web.Request) -> web.Response:
+        from openlines.stack.contract import openapi_document  # imports every service's API
+
+        return web.json_response(openapi_document())
 
     async def _start(self, _: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(

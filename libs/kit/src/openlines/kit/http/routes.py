@@ -75,6 +75,9 @@ class Operation:
     description: str | None = None
     content_type: str = "application/json"
     """Of the success bodies (text/plain for metrics)."""
+    body_read_by_handler: bool = False
+    """The handler reads the body itself (a provider's webhook: it verifies the raw bytes and
+    maps the provider's format); `body` then only documents it."""
 
     @property
     def path_params(self) -> list[str]:
@@ -97,6 +100,7 @@ def _declare(method: str) -> Callable[..., Callable[[F], F]]:
         tags: tuple[str, ...] = (),
         description: str | None = None,
         content_type: str = "application/json",
+        body_read_by_handler: bool = False,
     ) -> Callable[[F], F]:
         def mark(handler: F) -> F:
             operation = Operation(
@@ -112,6 +116,7 @@ def _declare(method: str) -> Callable[..., Callable[[F], F]]:
                 tags=tags,
                 description=description or (handler.__doc__ or "").strip() or None,
                 content_type=content_type,
+                body_read_by_handler=body_read_by_handler,
             )
             setattr(handler, _ATTR, operation)
             return handler
@@ -161,7 +166,9 @@ def _endpoint(
         query = parse_query(request, op.query)
         if op.query is not None:
             inputs["query"] = query
-        if op.body is not None:
+        if op.body_read_by_handler:
+            pass
+        elif op.body is not None:
             inputs["body"] = await parse_body(request, op.body)
         elif op.method in ("POST", "PUT", "PATCH", "DELETE"):
             await _refuse_body(request)
