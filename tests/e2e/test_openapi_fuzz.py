@@ -12,6 +12,7 @@ Runs last in this directory (file order), after the other tests used the shared 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation import GenerationMode
@@ -83,7 +85,8 @@ def _fuzz(
     def one(case: Any) -> None:
         tally.run(case, url, headers, checks)
 
-    one()
+    with contextlib.suppress(Unsatisfiable):  # nothing to negate (no parameters, no body)
+        one()
 
 
 def _open_dialog(stack: Stack, headers: dict[str, str]) -> str:
@@ -112,7 +115,9 @@ def _open_dialog(stack: Stack, headers: dict[str, str]) -> str:
 
 def test_the_running_suite_honours_its_openapi_document(stack: Stack) -> None:
     headers = stack.auth("sue", "supervisor")
-    schema = schemathesis.openapi.from_url(f"{stack.url}/api/v1/openapi.json")
+    served = requests.get(f"{stack.url}/api/v1/openapi.json", timeout=120)
+    assert served.status_code == 200, served.text
+    schema = schemathesis.openapi.from_dict(served.json())
     dialog_id = _open_dialog(stack, headers)
     tally = Tally()
     started = time.monotonic()

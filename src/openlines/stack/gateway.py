@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -128,6 +129,7 @@ class Gateway:
             raise ValueError(f"routes name upstreams without a URL: {sorted(unknown)}")
         self._session: aiohttp.ClientSession | None = None
         self._relays: set[asyncio.Task[None]] = set()
+        self._document: asyncio.Future[dict[str, Any]] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -147,9 +149,8 @@ class Gateway:
         auth="none",
     )
     async def openapi(self, _: web.Request) -> web.Response:
-        from openlines.stack.contract import openapi_document  # imports every service's API
-
-        return web.json_response(openapi_document())
+        assert self._document is not None, "gateway not started"
+        return web.json_response(await asyncio.shield(self._document))
 
     async def _start(self, _: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(
@@ -161,6 +162,9 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
         )
+        # Built from every service's route declarations: importing them all takes seconds,
+        # so it happens beside the loop from the start, not on the first request's time.
+        self._document = asyncio.get_running_loop().run_in_executor(None, _openapi_document)
 
     async def _stop(self, _: web.Application) -> None:
         for relay in list(self._relays):
@@ -280,6 +284,12 @@ class Gateway:
     def _failed(self, name: str, status: int, code: str, message: str) -> web.Response:
         PROXIED.labels(name, str(status)).inc()
         return error_response(status, code, message, upstream=name)
+
+
+def _openapi_document() -> dict[str, Any]:
+    from openlines.stack.contract import openapi_document  # imports every service's API
+
+    return openapi_document()
 
 
 def _ws_timeout() -> aiohttp.ClientWSTimeout:
