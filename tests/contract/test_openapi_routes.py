@@ -87,3 +87,13 @@ def test_every_schema_reference_resolves() -> None:
     assert doc["openapi"] == "3.1.0"
     refs = set(re.findall(r"#/components/schemas/([\w.-]+)", json.dumps(doc)))
     assert refs and refs <= set(doc["components"]["schemas"])
+    operations = [op for path in doc["paths"].values() for op in path.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    links = [
+        link
+        for op in operations
+        for answer in op["responses"].values()
+        for link in answer.get("links", {}).values()
+    ]
+    assert links and {link["operationId"] for link in links} <= set(ids)

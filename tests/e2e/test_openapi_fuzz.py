@@ -35,7 +35,7 @@ from .conftest import Stack
 from .steps import CHANNEL, SECRET, telegram_update
 
 EXAMPLES = 20  # per operation and generation mode
-WITH_A_REAL_DIALOG = 15
+SCENARIOS = 25  # stateful, each up to 6 linked calls
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -49,12 +49,17 @@ class Tally:
     def __init__(self) -> None:
         self.sent = 0
         self.server_errors = 0
+        self.statuses: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
 
     def run(self, case: Any, url: str, headers: dict[str, str], checks: list[Any]) -> None:
         response = case.call(base_url=url, headers=headers, timeout=30)
+        self.check(case, response, headers, checks)
+
+    def check(self, case: Any, response: Any, headers: dict[str, str], checks: list[Any]) -> None:
         self.sent += 1
+        self.statuses[f"{case.operation.label} {response.status_code}"] += 1
         if response.status_code >= 500:
             self.server_errors += 1
         try:
@@ -89,11 +94,34 @@ def _fuzz(
         one()
 
 
-def _open_dialog(stack: Stack, headers: dict[str, str]) -> str:
-    chat_id = 990_000 + int(time.time()) % 10_000
+def _stateful(schema: Any, tally: Tally, url: str, headers: dict[str, str]) -> None:
+    """Scenarios that follow the document's links: a dialog id from the list (or from a dialog)
+    goes on to get, timeline, take, reply, close, reopen and the CRM lead."""
+
+    class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": url, "headers": headers, "timeout": 30}
+
+        def validate_response(self, response: Any, case: Any, *args: Any, **kwargs: Any) -> None:
+            tally.check(case, response, headers, CHECKS)
+
+    Scenarios.run(
+        settings=settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+
+
+def _open_dialog(stack: Stack, headers: dict[str, str], name: str) -> str:
+    chat_id = 990_000 + sum(name.encode()) * 7 + int(time.time()) % 1_000
     sent = requests.post(
         f"{stack.url}/webhooks/telegram/{CHANNEL}",
-        json=telegram_update(chat_id, "Fuzz Customer", "a dialog for the contract test"),
+        json=telegram_update(chat_id, name, "a dialog for the contract test"),
         headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
         timeout=30,
     )
@@ -102,7 +130,7 @@ def _open_dialog(stack: Stack, headers: dict[str, str]) -> str:
     while time.monotonic() < deadline:
         page = requests.get(
             f"{stack.url}/api/v1/dialogs",
-            params={"q": "Fuzz Customer"},
+            params={"q": name},
             headers=headers,
             timeout=30,
         )
@@ -118,10 +146,13 @@ def test_the_running_suite_honours_its_openapi_document(stack: Stack) -> None:
     served = requests.get(f"{stack.url}/api/v1/openapi.json", timeout=120)
     assert served.status_code == 200, served.text
     schema = schemathesis.openapi.from_dict(served.json())
-    dialog_id = _open_dialog(stack, headers)
+    # One dialog for the commands that move it along (take, close, spam...), one that stays
+    # open for replies and a lead.
+    moved = _open_dialog(stack, headers, "Fuzz Moved")
+    kept = _open_dialog(stack, headers, "Fuzz Kept")
     tally = Tally()
     started = time.monotonic()
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     for operation in operations:
         if operation.path == "/api/v1/stream":
             continue  # a WebSocket: tests/stack and notify's tests drive it
@@ -132,14 +163,22 @@ def test_the_running_suite_honours_its_openapi_document(stack: Stack) -> None:
             _fuzz(operation.as_strategy(generation_mode=mode), tally, stack.url, headers, checks)
         if "{id}" in operation.path or "{dialog_id}" in operation.path:
             name = "id" if "{id}" in operation.path else "dialog_id"
-            strategy = operation.as_strategy(path_parameters={name: dialog_id})
+            moves = operation.method.upper() == "POST" and not operation.path.endswith(
+                ("/messages", "/lead")
+            )
+            strategy = operation.as_strategy(path_parameters={name: moved if moves else kept})
             _fuzz(strategy, tally, stack.url, headers, CHECKS)
+    stateless = tally.sent
+    _stateful(schema, tally, stack.url, headers)
     elapsed = time.monotonic() - started
     nonconforming = sum(tally.failures.values())
     print(
-        f"\nschemathesis: {len(operations)} operations, {tally.sent} requests sent in"
+        f"\nschemathesis: {len(operations)} operations, {tally.sent} requests sent"
+        f" ({stateless} stateless, {tally.sent - stateless} in linked scenarios) in"
         f" {elapsed:.0f} s, {tally.server_errors} x 5xx, {nonconforming} nonconforming"
     )
+    successes = sorted(k for k in tally.statuses if k.rsplit(" ", 1)[1].startswith("2"))
+    print("  answered 2xx: " + ", ".join(f"{k} x{tally.statuses[k]}" for k in successes))
     for key, count in tally.failures.most_common():
         print(f"  {count} x {key}\n      e.g. {tally.examples[key]}")
     assert tally.sent > 300

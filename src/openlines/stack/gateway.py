@@ -149,7 +149,11 @@ class Gateway:
         auth="none",
     )
     async def openapi(self, _: web.Request) -> web.Response:
-        assert self._document is not None, "gateway not started"
+        # Built from every service's route declarations on first use: importing them all
+        # takes seconds of CPU, which the gateway's start and its proxying should not pay.
+        # Beside the loop, so requests keep flowing meanwhile.
+        if self._document is None:
+            self._document = asyncio.get_running_loop().run_in_executor(None, _openapi_document)
         return web.json_response(await asyncio.shield(self._document))
 
     async def _start(self, _: web.Application) -> None:
@@ -162,9 +166,6 @@ class Gateway:
         self._session = aiohttp.ClientSession(
             timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
         )
-        # Built from every service's route declarations: importing them all takes seconds,
-        # so it happens beside the loop from the start, not on the first request's time.
-        self._document = asyncio.get_running_loop().run_in_executor(None, _openapi_document)
 
     async def _stop(self, _: web.Application) -> None:
         for relay in list(self._relays):

@@ -90,6 +90,24 @@ _DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
     503: "busy: too many concurrent writers on this dialog; retry",
 }
 BASE = "/api/v1/dialogs"
+_FIRST = "$response.body#/items/0/id"
+_SAME = "$response.body#/id"
+# Where a client (and the contract fuzz) goes next with a dialog id it was given.
+_FROM_LIST = {
+    name: (f"dialogs.{target}", {"id": _FIRST})
+    for name, target in (
+        ("GetDialog", "get_dialog"),
+        ("Timeline", "timeline"),
+        ("Take", "take"),
+        ("Reply", "send_message"),
+        ("Close", "close"),
+    )
+}
+_FROM_DIALOG = {
+    **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
+    "Reopen": ("dialogs.reopen", {"id": _SAME}),
+    "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
+}
 
 
 def outbound_message_id(dialog_id: uuid.UUID, author_id: str, client_message_id: str) -> uuid.UUID:
@@ -116,6 +134,7 @@ class DialogsApi:
         summary="List the dialogs the caller may see",
         query=ListParams,
         responses={200: DialogPage, 400: "bad_cursor: a cursor this API did not return"},
+        links=_FROM_LIST,
     )
     async def list_dialogs(self, request: web.Request, *, query: ListParams) -> web.Response:
         viewer = await self._viewer(request)
@@ -134,6 +153,7 @@ class DialogsApi:
         BASE + "/{id}",
         summary="One dialog",
         responses={200: DialogView, 404: _DIALOG_REFUSALS[404]},
+        links=_FROM_DIALOG,
     )
     async def get_dialog(self, request: web.Request) -> web.Response:
         viewer = await self._viewer(request)
@@ -163,6 +183,7 @@ class DialogsApi:
         BASE + "/{id}/take",
         summary="Take the dialog (a supervisor may take it over)",
         responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
     )
     async def take(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
@@ -175,6 +196,7 @@ class DialogsApi:
         BASE + "/{id}/close",
         summary="Close the dialog",
         responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
     )
     async def close(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog) -> Sequence[EventPayload]:
@@ -187,6 +209,7 @@ class DialogsApi:
         BASE + "/{id}/reopen",
         summary="Reopen a closed dialog",
         responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
     )
     async def reopen(self, request: web.Request) -> web.Response:
         viewer = await self._viewer(request)

@@ -160,6 +160,11 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         if status in implied and status in op.responses and isinstance(spec, str):
             spec = f"{spec}; {implied[status]}"
         answers[str(status)] = _response(status, spec, op, refs, error_ref)
+        if op.links and 200 <= status < 300:
+            answers[str(status)]["links"] = {
+                name: {"operationId": target, "parameters": dict(parameters)}
+                for name, (target, parameters) in op.links.items()
+            }
     return answers
 
 

@@ -75,6 +75,9 @@ class Operation:
     description: str | None = None
     content_type: str = "application/json"
     """Of the success bodies (text/plain for metrics)."""
+    links: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    """OpenAPI links of the success answer: name -> (operationId, {parameter: expression}),
+    e.g. {"GetDialog": ("dialogs.get_dialog", {"id": "$response.body#/items/0/id"})}."""
     body_read_by_handler: bool = False
     """The handler reads the body itself (a provider's webhook: it verifies the raw bytes and
     maps the provider's format); `body` then only documents it."""
@@ -101,6 +104,7 @@ def _declare(method: str) -> Callable[..., Callable[[F], F]]:
         description: str | None = None,
         content_type: str = "application/json",
         body_read_by_handler: bool = False,
+        links: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
     ) -> Callable[[F], F]:
         def mark(handler: F) -> F:
             operation = Operation(
@@ -117,6 +121,7 @@ def _declare(method: str) -> Callable[..., Callable[[F], F]]:
                 description=description or (handler.__doc__ or "").strip() or None,
                 content_type=content_type,
                 body_read_by_handler=body_read_by_handler,
+                links=dict(links or {}),
             )
             setattr(handler, _ATTR, operation)
             return handler
