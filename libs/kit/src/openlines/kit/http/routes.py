@@ -159,7 +159,10 @@ def install(app: web.Application, owner: object) -> list[Operation]:
     declared = operations(owner)
     for op in declared:
         handler = getattr(owner, op.name)
-        app.router.add_route(op.method, op.path, _endpoint(op, handler), name=None)
+        if op.method == "GET":  # and HEAD, as aiohttp's add_get always gave
+            app.router.add_get(op.path, _endpoint(op, handler))
+        else:
+            app.router.add_route(op.method, op.path, _endpoint(op, handler))
     return declared
 
 
