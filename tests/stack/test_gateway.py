@@ -353,3 +353,22 @@ async def test_gateway_process_reads_upstreams_from_env(setup: Setup) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_no_server_header_even_when_the_upstream_sends_one(setup: Setup) -> None:
+    # The upstreams here are bare aiohttp apps: they announce `Server: Python/... aiohttp/...`.
+    for path in ("/api/v1/dialogs/x", "/healthz", "/nowhere-routed"):
+        async with setup.http.get(setup.gateway + path) as resp:
+            assert "Server" not in resp.headers, (path, resp.headers)
+
+
+async def test_the_gateway_serves_the_openapi_document(setup: Setup) -> None:
+    async with setup.http.get(
+        setup.gateway + "/api/v1/openapi.json", timeout=aiohttp.ClientTimeout(total=120)
+    ) as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    assert doc["openapi"] == "3.1.0"
+    assert {"/api/v1/dialogs", "/webhooks/{channel_type}/{channel_id}", "/api/v1/stream"} <= set(
+        doc["paths"]
+    )

@@ -205,8 +205,9 @@ async def test_lead_and_dialog_access_and_bad_ids(crm: Crm) -> None:
         data="{oops",
     ) as resp:
         assert (resp.status, (await resp.json())["error"]["code"]) == (400, "malformed_json")
-    status, body = await crm.post(f"/api/v1/dialogs/{manual_dialog}/lead", "bob", body={"title": 7})
-    assert (status, body["error"]["code"]) == (400, "invalid_title")
+    for bad in ({"title": 7}, {"title": "  "}, {"title": "x" * 256}, {"title": "t", "deal": 1}):
+        status, body = await crm.post(f"/api/v1/dialogs/{manual_dialog}/lead", "bob", body=bad)
+        assert (status, body["error"]["code"]) == (422, "invalid_body"), bad
     async with crm.http.get(f"{crm.url}{lead_path}") as resp:
         assert resp.status == 401
 

@@ -67,19 +67,23 @@ async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack: DialogsStac
         return reply.status, reply.code
 
     list_url = "/api/v1/dialogs"
-    assert await code(stack.get(list_url, tab="mine")) == (400, "bad_tab")
+    assert await code(stack.get(list_url, tab="mine")) == (400, "invalid_query")
     for limit in ("0", "201", "ten"):
-        assert await code(stack.get(list_url, limit=limit)) == (400, "bad_limit")
+        assert await code(stack.get(list_url, limit=limit)) == (400, "invalid_query")
     forged = base64.urlsafe_b64encode(b'["yesterday", "x"]').decode()
     deep = base64.urlsafe_b64encode(b"[" * 3000).decode()  # json.loads: RecursionError
     for cursor in ("not-a-cursor!", forged, base64.urlsafe_b64encode(b"{}").decode(), deep):
         assert await code(stack.get(list_url, cursor=cursor)) == (400, "bad_cursor")
     # Postgres text cannot hold NUL: a filter or a reply carrying one is refused up front.
     for param in ("q", "line", "channel", "assignee"):
-        assert await code(stack.get(list_url, **{param: "a\x00b"})) == (400, "bad_query")
+        assert await code(stack.get(list_url, **{param: "a\x00b"})) == (400, "invalid_query")
     assert await code(
         stack.post(messages, "ann", json={"text": "a\u0000b", "client_message_id": "nul"})
     ) == (400, "invalid_text")
+
+    # Unknown parameters are refused, not ignored (they once gave an unfiltered list).
+    for params in ({"unanswered": "1"}, {"sort": "oldest"}, {"tab": "all", "limit": "5", "x": ""}):
+        assert await code(stack.get(list_url, **params)) == (400, "invalid_query"), params
 
     assert await code(stack.get("/api/v1/dialogs/not-a-uuid")) == (404, "not_found")
     assert await code(stack.get(f"/api/v1/dialogs/{uuid.uuid4()}")) == (404, "not_found")
@@ -155,3 +159,48 @@ async def test_a_supervisor_token_restricted_to_other_lines_sees_none_of_demos(
         assert str(dialog_id) not in {item["id"] for item in (await r.json())["items"]}
     # Unrestricted, the same supervisor sees it.
     assert (await stack.dialog(dialog_id, "sue")).status == 200
+
+
+async def test_forged_cursors_of_any_decoded_type_are_400_bad_cursor(stack: DialogsStack) -> None:
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    assert b64(b'["2024-01-01T00:00:00+00:00", 1]') == "WyIyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgMV0"
+    forged = [
+        b'["2024-01-01T00:00:00+00:00", 1]',  # a 500 before: UUID(1)
+        b'["2024-01-01T00:00:00+00:00", [1]]',
+        b'["2024-01-01T00:00:00+00:00", {"a": 1}]',
+        b'["2024-01-01T00:00:00+00:00", 1.5]',
+        b'[1.5, "00000000-0000-0000-0000-000000000001"]',
+        b'[{}, "00000000-0000-0000-0000-000000000001"]',
+        b'["2024-01-01T00:00:00", "00000000-0000-0000-0000-000000000001"]',  # naive
+        b'["2024-01-01T00:00:00+00:00", "00000000-0000-0000-0000-000000000001", 3]',
+        b"1.5",
+        b'"x"',
+        b"null",
+    ]
+    for raw in forged:
+        reply = await stack.get("/api/v1/dialogs", cursor=b64(raw))
+        assert (reply.status, reply.code) == (400, "bad_cursor"), raw
+
+
+async def test_unknown_body_fields_are_refused_and_nothing_reaches_the_customer(
+    stack: DialogsStack,
+) -> None:
+    dialog_id = await stack.open_dialog("4102")
+    messages = f"/api/v1/dialogs/{dialog_id}/messages"
+    # Before: 202, and the "internal note" went to the customer.
+    note = await stack.post(
+        messages, "ann", json={"text": "note", "client_message_id": "n1", "internal": True}
+    )
+    assert (note.status, note.code) == (422, "invalid_body")
+    assert note.body["error"]["details"]["errors"][0]["field"] == "internal"
+    # Strict types: no coercion of a number into an id.
+    numeric = await stack.post(messages, "ann", json={"text": "x", "client_message_id": 7})
+    assert (numeric.status, numeric.code) == (422, "invalid_body")
+    # Commands without a body refuse one instead of ignoring it.
+    take = await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "ann", json={"as": "bob"})
+    assert (take.status, take.code) == (422, "invalid_body")
+    assert [m["direction"] for m in await stack.timeline(dialog_id)] == ["in"]
+    dialog = (await stack.dialog(dialog_id)).body
+    assert (dialog["status"], dialog["assignee_id"]) == ("unassigned", None)

@@ -26,9 +26,11 @@ REFUSALS = [
     ("ann", "operator", "zed", {"status": "online"}, 403, "forbidden"),
     ("sue", "supervisor", "zed", {"status": "online"}, 404, "not_found"),
     ("zed", "operator", "zed", {"status": "online"}, 404, "not_found"),
-    ("ann", "operator", "ann", {"status": "busy"}, 400, "invalid_status"),
-    ("ann", "operator", "ann", {"state": "online"}, 400, "invalid_status"),
-    ("ann", "operator", "ann", ["online"], 400, "invalid_status"),
+    ("ann", "operator", "ann", {"status": "busy"}, 422, "invalid_body"),
+    ("ann", "operator", "ann", {"state": "online"}, 422, "invalid_body"),
+    ("ann", "operator", "ann", ["online"], 422, "invalid_body"),
+    # An unknown field is refused, not ignored.
+    ("ann", "operator", "ann", {"status": "online", "until": "18:00"}, 422, "invalid_body"),
     ("ann", "operator", "ann", "{not json", 400, "malformed_json"),
 ]
 

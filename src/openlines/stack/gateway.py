@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +22,7 @@ from multidict import CIMultiDict
 from prometheus_client import Counter
 from yarl import URL
 
+from openlines.kit.http import routes
 from openlines.kit.http.app import create_app, current_request_id
 from openlines.kit.http.errors import HTTP_CODES, error_response
 from openlines.kit.log import get_logger
@@ -127,6 +129,7 @@ class Gateway:
             raise ValueError(f"routes name upstreams without a URL: {sorted(unknown)}")
         self._session: aiohttp.ClientSession | None = None
         self._relays: set[asyncio.Task[None]] = set()
+        self._document: asyncio.Future[dict[str, Any]] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -136,7 +139,22 @@ class Gateway:
     def install(self, app: web.Application) -> None:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
+        routes.install(app, self)  # its own routes, before the catch-all proxy
         app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    @routes.get(
+        "/api/v1/openapi.json",
+        summary="This document: the HTTP API of the whole suite (OpenAPI 3.1)",
+        responses={200: "the OpenAPI document"},
+        auth="none",
+    )
+    async def openapi(self, _: web.Request) -> web.Response:
+        # Built from every service's route declarations on first use: importing them all
+        # takes seconds of CPU, which the gateway's start and its proxying should not pay.
+        # Beside the loop, so requests keep flowing meanwhile.
+        if self._document is None:
+            self._document = asyncio.get_running_loop().run_in_executor(None, _openapi_document)
+        return web.json_response(await asyncio.shield(self._document))
 
     async def _start(self, _: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(
@@ -267,6 +285,12 @@ class Gateway:
     def _failed(self, name: str, status: int, code: str, message: str) -> web.Response:
         PROXIED.labels(name, str(status)).inc()
         return error_response(status, code, message, upstream=name)
+
+
+def _openapi_document() -> dict[str, Any]:
+    from openlines.stack.contract import openapi_document  # imports every service's API
+
+    return openapi_document()
 
 
 def _ws_timeout() -> aiohttp.ClientWSTimeout:

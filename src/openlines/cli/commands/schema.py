@@ -1,4 +1,5 @@
-"""``openlines schema export DIR``: write the published event schemas (JSON Schema + AsyncAPI)."""
+"""``openlines schema export DIR``: the published event schemas (JSON Schema + AsyncAPI) and the
+HTTP API (OpenAPI), each generated from the models the code uses."""
 
 from __future__ import annotations
 
@@ -11,17 +12,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = parser.add_subparsers(dest="schema_command", required=True)
     export = sub.add_parser(
         "export",
-        help="write a JSON Schema per event type and an AsyncAPI document",
-        description="Writes DIR/schemas/<topic>/<Type>.v<version>.json and DIR/asyncapi.json.",
+        help="write a JSON Schema per event type, an AsyncAPI and an OpenAPI document",
+        description=(
+            "Writes DIR/schemas/<topic>/<Type>.v<version>.json, DIR/asyncapi.json and"
+            " DIR/openapi.json (the HTTP API, as the gateway serves it at /api/v1/openapi.json)."
+        ),
     )
     export.add_argument("dir", type=Path, metavar="DIR")
     export.set_defaults(handler=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from openlines.events.schema import export  # keep `openlines --help` fast
+    import json  # keep `openlines --help` fast
+
+    from openlines.events.schema import export
+    from openlines.stack.contract import openapi_document
 
     written = export(args.dir)
+    openapi_file = args.dir / "openapi.json"
+    openapi_file.write_text(json.dumps(openapi_document(), indent=2) + "\n")
+    written.append(openapi_file)
     for path in written:
         print(path)
     print(f"{len(written)} files written to {args.dir}")

@@ -71,6 +71,9 @@ class KitSettings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
 
+    # How long a request body may take to arrive once its headers did (408 `body_timeout`).
+    http_body_timeout_seconds: float = 30.0
+
     @model_validator(mode="after")
     def _jwks_needs_an_asymmetric_algorithm(self) -> Self:
         # Keys from a JWKS are public keys: with HS256 every request would fail with a 500.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -15,12 +16,19 @@ from openlines.dialogs.access import Viewer, can_see, require_actable, require_t
 from openlines.dialogs.capacity import limit_applies, locked_load
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.handlers import lock_conversation
-from openlines.dialogs.queries import TABS, BadCursor, Cursor, ListQuery
-from openlines.dialogs.views import dialog_json, message_json
+from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
+from openlines.dialogs.views import (
+    DialogPage,
+    DialogView,
+    ReplyAccepted,
+    TimelineView,
+    dialog_json,
+    message_json,
+)
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
-from openlines.kit.http.app import read_json
+from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
 from openlines.kit.lines import LinesConfig
@@ -51,6 +59,60 @@ _RETRYABLE_SQLSTATES = {"40P01", "40001"}
 Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
 Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
 
+MAX_FILTER = 200
+
+
+class ListParams(routes.QueryModel):
+    tab: Literal["unassigned", "active", "closed", "spam", "all"] = Field(
+        default="all", description='"active" is "mine" for an operator'
+    )
+    line: str | None = Field(default=None, max_length=MAX_FILTER)
+    channel: str | None = Field(default=None, max_length=MAX_FILTER)
+    assignee: str | None = Field(default=None, max_length=MAX_FILTER)
+    q: str | None = Field(
+        default=None, max_length=MAX_FILTER, description="in title, name, last message"
+    )
+    # No length bound of its own: aiohttp bounds the request line, and any cursor this API
+    # did not return is 400 bad_cursor, whatever its length.
+    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
+    limit: int = Field(default=queries.DEFAULT_LIMIT, ge=1, le=queries.MAX_LIMIT)
+
+
+class ReplyBody(routes.StrictModel):
+    text: str | None = Field(default=None, description="empty only with attachments")
+    client_message_id: str = Field(
+        min_length=1,
+        max_length=MAX_CLIENT_MESSAGE_ID,
+        description="the client's id: a retry with the same id is the same message",
+    )
+    reply_to: uuid.UUID | None = Field(default=None, description="a message of this dialog")
+
+
+_DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
+    404: "not_found: no such dialog, or not visible to the caller",
+    409: "already_assigned, dialog_closed, not_closed, newer_dialog_exists, not_assigned...",
+    503: "busy: too many concurrent writers on this dialog; retry",
+}
+BASE = "/api/v1/dialogs"
+_FIRST = "$response.body#/items/0/id"
+_SAME = "$response.body#/id"
+# Where a client (and the contract fuzz) goes next with a dialog id it was given.
+_FROM_LIST = {
+    name: (f"dialogs.{target}", {"id": _FIRST})
+    for name, target in (
+        ("GetDialog", "get_dialog"),
+        ("Timeline", "timeline"),
+        ("Take", "take"),
+        ("Reply", "send_message"),
+        ("Close", "close"),
+    )
+}
+_FROM_DIALOG = {
+    **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
+    "Reopen": ("dialogs.reopen", {"id": _SAME}),
+    "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
+}
+
 
 def outbound_message_id(dialog_id: uuid.UUID, author_id: str, client_message_id: str) -> uuid.UUID:
     """Stable per (dialog, author, client_message_id): a client retry names the same message,
@@ -67,24 +129,22 @@ class DialogsApi:
         self.lines = lines
 
     def register(self, app: web.Application) -> None:
-        base = "/api/v1/dialogs"
-        app.router.add_get(base, self.list_dialogs)
-        app.router.add_get(base + "/{id}", self.get_dialog)
-        app.router.add_get(base + "/{id}/timeline", self.timeline)
-        app.router.add_post(base + "/{id}/take", self.take)
-        app.router.add_post(base + "/{id}/close", self.close)
-        app.router.add_post(base + "/{id}/reopen", self.reopen)
-        app.router.add_post(base + "/{id}/spam", self.spam)
-        app.router.add_post(base + "/{id}/read", self.read)
-        app.router.add_post(base + "/{id}/messages", self.send_message)
+        routes.install(app, self)
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def list_dialogs(self, request: web.Request) -> web.Response:
+    @routes.get(
+        BASE,
+        summary="List the dialogs the caller may see",
+        query=ListParams,
+        responses={200: DialogPage, 400: "bad_cursor: a cursor this API did not return"},
+        links=_FROM_LIST,
+    )
+    async def list_dialogs(self, request: web.Request, *, query: ListParams) -> web.Response:
         viewer = await self._viewer(request)
-        query = _list_query(request)
+        wanted = _list_query(query)
         async with self._engine().connect() as conn:
-            rows, next_cursor = await queries.list_dialogs(conn, viewer, query)
+            rows, next_cursor = await queries.list_dialogs(conn, viewer, wanted)
         now = utc_now()
         return web.json_response(
             {
@@ -93,6 +153,12 @@ class DialogsApi:
             }
         )
 
+    @routes.get(
+        BASE + "/{id}",
+        summary="One dialog",
+        responses={200: DialogView, 404: _DIALOG_REFUSALS[404]},
+        links=_FROM_DIALOG,
+    )
     async def get_dialog(self, request: web.Request) -> web.Response:
         viewer = await self._viewer(request)
         dialog_id = _dialog_id(request)
@@ -100,6 +166,11 @@ class DialogsApi:
             row = await self._visible_row(conn, viewer, dialog_id)
         return web.json_response(dialog_json(row, self.lines, utc_now()))
 
+    @routes.get(
+        BASE + "/{id}/timeline",
+        summary="A dialog's messages, oldest first",
+        responses={200: TimelineView, 404: _DIALOG_REFUSALS[404]},
+    )
     async def timeline(self, request: web.Request) -> web.Response:
         viewer = await self._viewer(request)
         dialog_id = _dialog_id(request)
@@ -112,6 +183,12 @@ class DialogsApi:
 
     # -- commands -------------------------------------------------------------------------
 
+    @routes.post(
+        BASE + "/{id}/take",
+        summary="Take the dialog (a supervisor may take it over)",
+        responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
+    )
     async def take(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
             require_takeable(viewer, dialog)
@@ -119,6 +196,12 @@ class DialogsApi:
 
         return await self._act(request, decide)
 
+    @routes.post(
+        BASE + "/{id}/close",
+        summary="Close the dialog",
+        responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
+    )
     async def close(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
@@ -130,6 +213,12 @@ class DialogsApi:
 
         return await self._act(request, decide)
 
+    @routes.post(
+        BASE + "/{id}/reopen",
+        summary="Reopen a closed dialog",
+        responses={200: DialogView, **_DIALOG_REFUSALS},
+        links=_FROM_DIALOG,
+    )
     async def reopen(self, request: web.Request) -> web.Response:
         viewer = await self._viewer(request)
         dialog_id = _dialog_id(request)
@@ -150,6 +239,11 @@ class DialogsApi:
         row = await self._write(work)
         return web.json_response(dialog_json(row, self.lines, utc_now()))
 
+    @routes.post(
+        BASE + "/{id}/spam",
+        summary="Mark the dialog as spam",
+        responses={200: DialogView, **_DIALOG_REFUSALS},
+    )
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
@@ -157,6 +251,11 @@ class DialogsApi:
 
         return await self._act(request, decide)
 
+    @routes.post(
+        BASE + "/{id}/read",
+        summary="Mark the dialog's messages read",
+        responses={200: DialogView, **_DIALOG_REFUSALS},
+    )
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
@@ -164,10 +263,20 @@ class DialogsApi:
 
         return await self._act(request, decide)
 
-    async def send_message(self, request: web.Request) -> web.Response:
+    @routes.post(
+        BASE + "/{id}/messages",
+        summary="Reply to the customer",
+        body=ReplyBody,
+        responses={
+            202: ReplyAccepted,
+            **_DIALOG_REFUSALS,
+            422: "empty_message, text_too_long, unknown_message (reply_to)",
+        },
+    )
+    async def send_message(self, request: web.Request, *, body: ReplyBody) -> web.Response:
         viewer = await self._viewer(request)
         dialog_id = _dialog_id(request)
-        text, client_message_id, reply_to = _message_body(await read_json(request))
+        text, client_message_id, reply_to = body.text or "", body.client_message_id, body.reply_to
         message_id = outbound_message_id(dialog_id, viewer.operator_id, client_message_id)
         now = utc_now()
 
@@ -276,61 +385,19 @@ def _dialog_id(request: web.Request) -> uuid.UUID:
         raise not_found("dialog") from None  # a malformed id names no dialog either
 
 
-def _list_query(request: web.Request) -> ListQuery:
-    params = request.query
-    if any("\x00" in value for value in params.values()):
-        raise ApiError(400, "bad_query", "query parameters must not contain NUL (U+0000)")
-    tab = params.get("tab", "all")
-    if tab not in TABS:
-        raise ApiError(400, "bad_tab", f"tab must be one of {', '.join(TABS)}")
-    raw_limit = params.get("limit", str(queries.DEFAULT_LIMIT))
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= queries.MAX_LIMIT:
-        raise ApiError(400, "bad_limit", f"limit must be an integer 1..{queries.MAX_LIMIT}")
+def _list_query(params: ListParams) -> ListQuery:
     cursor = None
-    if params.get("cursor"):
+    if params.cursor:
         try:
-            cursor = Cursor.decode(params["cursor"])
+            cursor = Cursor.decode(params.cursor)
         except BadCursor as exc:
             raise ApiError(400, "bad_cursor", str(exc)) from exc
     return ListQuery(
-        tab=tab,
-        line=params.get("line") or None,
-        channel=params.get("channel") or None,
-        assignee=params.get("assignee") or None,
-        q=params.get("q") or None,
+        tab=params.tab,
+        line=params.line or None,
+        channel=params.channel or None,
+        assignee=params.assignee or None,
+        q=params.q or None,
         cursor=cursor,
-        limit=limit,
+        limit=params.limit,
     )
-
-
-def _message_body(body: object) -> tuple[str, str, uuid.UUID | None]:
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid_body", "body must be a JSON object")
-    text = body.get("text")
-    if text is None:
-        text = ""
-    if not isinstance(text, str):
-        raise ApiError(422, "invalid_body", "text must be a string")
-    client_message_id = body.get("client_message_id")
-    if (
-        not isinstance(client_message_id, str)
-        or not client_message_id
-        or len(client_message_id) > MAX_CLIENT_MESSAGE_ID
-    ):
-        raise ApiError(
-            422,
-            "invalid_body",
-            f"client_message_id must be a non-empty string of at most "
-            f"{MAX_CLIENT_MESSAGE_ID} characters",
-        )
-    reply_to = body.get("reply_to")
-    if reply_to is None:
-        return text, client_message_id, None
-    try:
-        return text, client_message_id, uuid.UUID(str(reply_to))
-    except ValueError:
-        raise ApiError(422, "invalid_body", "reply_to must be a message id") from None

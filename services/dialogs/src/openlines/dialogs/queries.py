@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from pydantic import AwareDatetime, TypeAdapter
 from sqlalchemy import ColumnElement, Row, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,11 @@ MAX_LIMIT = 200
 
 class BadCursor(ValueError):
     pass
+
+
+# A cursor is client input once it leaves: its decoded form is validated like any body
+# (a forged `[date, 1]`, a list, a dict, a float... are refused, not a 500).
+_CURSOR = TypeAdapter(tuple[AwareDatetime, UUID])
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,11 @@ class Cursor:
     def decode(cls, token: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            updated_at, dialog_id = json.loads(raw)
-            parsed = cls(datetime.fromisoformat(updated_at), UUID(dialog_id))
-        # RecursionError: a forged cursor of thousands of nested brackets.
-        except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
+            # Strict: in JSON a datetime and a UUID are strings, nothing else.
+            updated_at, dialog_id = _CURSOR.validate_json(raw, strict=True)
+        except ValueError as exc:  # binascii.Error and ValidationError are ValueErrors
             raise BadCursor("cursor is not one this API returned") from exc
-        if parsed.updated_at.tzinfo is None:
-            raise BadCursor("cursor is not one this API returned")
-        return parsed
+        return cls(updated_at, dialog_id)
 
 
 @dataclass(frozen=True)

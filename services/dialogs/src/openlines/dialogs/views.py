@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy import Row
 
-from openlines.dialogs.domain import sla_state
+from openlines.dialogs.domain import DialogStatus, SlaState, sla_state
 from openlines.events.catalog import Direction
 from openlines.kit.lines import LinesConfig, Sla
 
@@ -83,3 +85,94 @@ def message_json(row: Row) -> dict[str, Any]:
         "deleted": row.deleted,
         "delivery": delivery,
     }
+
+
+# -- the same shapes as models, for the OpenAPI document (the handlers build plain dicts: a
+# model per row costs the list CPU; the contract test checks every answer against these) --
+
+
+class CustomerView(BaseModel):
+    name: str
+    external_id: str
+
+
+class LastMessageView(BaseModel):
+    text: str | None
+    direction: Direction | None
+    at: datetime | None
+
+
+class SlaView(BaseModel):
+    state: SlaState
+    waiting_since: datetime | None
+
+
+class CrmView(BaseModel):
+    customer_id: UUID | None
+    lead_id: UUID | None
+    contact_id: UUID | None
+    company_id: UUID | None
+    deal_id: UUID | None
+
+
+class DialogView(BaseModel):
+    """A dialog (DESIGN §8)."""
+
+    id: UUID
+    line_id: str
+    channel_id: str
+    channel_type: str
+    status: DialogStatus
+    customer: CustomerView
+    assignee_id: str | None
+    participants: list[str]
+    title: str
+    last_message: LastMessageView | None
+    unread_count: int
+    sla: SlaView
+    crm: CrmView
+    created_at: datetime
+    updated_at: datetime
+
+
+class DialogPage(BaseModel):
+    """A page of dialogs, newest update first; `next_cursor` fetches the next one."""
+
+    items: list[DialogView]
+    next_cursor: str | None
+
+
+class DeliveryView(BaseModel):
+    status: str | None
+    reason: str | None
+    provider_message_id: str | None
+
+
+class MessageView(BaseModel):
+    id: UUID
+    direction: Direction
+    author_id: str | None
+    text: str | None
+    attachments: list[dict[str, Any]]
+    reply_to: UUID | None
+    client_message_id: str | None
+    external_message_id: str | None
+    at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    delivery: DeliveryView | None
+
+
+class TimelineView(BaseModel):
+    """A dialog's messages, oldest first."""
+
+    dialog_id: UUID
+    items: list[MessageView]
+
+
+class ReplyAccepted(BaseModel):
+    """The reply is recorded; outbound sends it (a retry with the same client id answers the
+    same)."""
+
+    message_id: UUID
+    status: str | None

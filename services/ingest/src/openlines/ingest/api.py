@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from uuid import UUID
 
 from aiohttp import web
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from prometheus_client import Counter
+from pydantic import BaseModel
 
 from openlines.events import INBOUND, Envelope
 from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
+from openlines.ingest.telegram import TgUpdate
 from openlines.kit import metrics
+from openlines.kit.http import routes
 from openlines.kit.http.app import read_json
 from openlines.kit.http.errors import ApiError
 from openlines.kit.lines import LinesConfig
@@ -28,6 +32,14 @@ WEBHOOKS = Counter(
 )
 
 Publish = Callable[[str, Envelope], Awaitable[None]]
+
+
+class WebhookAnswer(BaseModel):
+    """Accepted (the event is on the broker) or ignored (an update kind not mapped yet)."""
+
+    ok: bool
+    event_id: UUID | None = None
+    ignored: str | None = None
 
 
 class WebhookApi:
@@ -47,8 +59,27 @@ class WebhookApi:
         self.producer_name = producer_name
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/webhooks/{channel_type}/{channel_id}", self.receive)
+        routes.install(app, self)
 
+    @routes.post(
+        "/webhooks/{channel_type}/{channel_id}",
+        summary="A provider's webhook (telegram: a Telegram Bot API Update)",
+        description=(
+            "The body is the provider's own format: the fields ingest maps are validated, and"
+            " fields it does not know are ignored, never refused (providers add fields over"
+            " time, and a refused update is retried forever)."
+        ),
+        body=TgUpdate,
+        body_read_by_handler=True,
+        responses={
+            200: WebhookAnswer,
+            400: "invalid_update: not an update of this provider",
+            401: "invalid_secret",
+            404: "unknown_channel_type, unknown_channel",
+            503: "broker_unavailable: not acknowledged by the broker; the provider retries",
+        },
+        auth="webhook_secret",
+    )
     async def receive(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel_id"]
         # Only configured channel ids become label values: bounded metric cardinality.
@@ -115,6 +146,7 @@ async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
     try:
-        return await request.read()
+        async with routes.body_deadline(request):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes") from None

@@ -7,8 +7,10 @@ import json
 import time
 
 from aiohttp import WSMsgType, web
+from pydantic import Field
 
 from openlines.kit.access import Scope
+from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError
 from openlines.kit.lines import LinesConfig
@@ -39,6 +41,13 @@ async def _close_at_expiry(ws: web.WebSocketResponse, expires_at: float | None) 
     await ws.close(code=TOKEN_EXPIRED, message=b"token expired")
 
 
+class StreamQuery(routes.QueryModel):
+    token: str | None = Field(
+        default=None,
+        description="the JWT, for browsers that cannot set a header on a WebSocket",
+    )
+
+
 class StreamApi:
     def __init__(self, hub: SessionHub, lines: LinesConfig, heartbeat_seconds: float) -> None:
         self.hub = hub
@@ -46,10 +55,24 @@ class StreamApi:
         self.heartbeat_seconds = heartbeat_seconds
 
     def install(self, app: web.Application) -> None:
-        app.router.add_get("/api/v1/stream", self.stream)
+        routes.install(app, self)
         app.on_shutdown.append(self._close_sessions)
 
-    async def stream(self, request: web.Request) -> web.StreamResponse:
+    @routes.get(
+        "/api/v1/stream",
+        summary="The operator's live events (WebSocket)",
+        description=(
+            "Upgrade to a WebSocket. The first frame is `hello` {operator_id, lines, sees_all,"
+            " supervised_lines};"
+            " then one JSON frame per event the operator may see (the AsyncAPI document"
+            ' describes the events). `{"type": "ping"}` is answered with `pong`. Close'
+            " code 4001: the token expired."
+        ),
+        query=StreamQuery,
+        responses={101: "switching to the WebSocket protocol", 426: "upgrade_required"},
+        websocket=True,
+    )
+    async def stream(self, request: web.Request, *, query: StreamQuery) -> web.StreamResponse:
         # Authenticate before the upgrade, so a refused client gets a JSON 401. Browsers cannot
         # set headers on a WebSocket: this route (and only this) also takes ?token=.
         principal = await require_principal(request, query_token=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openlines.events.catalog import PresenceStatus
 from openlines.kit.access import Scope
-from openlines.kit.http.app import read_json
+from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
 from openlines.kit.lines import LinesConfig
@@ -27,11 +30,50 @@ class ApiContext:
 CONTEXT = web.AppKey("routing", ApiContext)
 
 
+class PresenceBody(routes.StrictModel):
+    status: PresenceStatus
+
+
+class PresenceView(BaseModel):
+    """The operator's new presence and the one it replaced."""
+
+    operator_id: str
+    status: PresenceStatus
+    previous_status: PresenceStatus | None
+
+
+class OperatorView(BaseModel):
+    operator_id: str
+    status: PresenceStatus
+    status_changed_at: datetime | None
+    active_dialogs: int
+    reserved_dialogs: int
+    max_dialogs: int
+    line_ids: list[str]
+
+
+class OperatorsView(BaseModel):
+    """The operators the caller may see, with their load."""
+
+    operators: list[OperatorView]
+
+
+class QueueView(BaseModel):
+    line_id: str
+    waiting: int
+    oldest_waiting_since: datetime | None
+    oldest_wait_seconds: int
+
+
+class QueuesView(BaseModel):
+    """The waiting queue of each line the caller may see."""
+
+    lines: list[QueueView]
+
+
 def setup(app: web.Application, context: ApiContext) -> None:
     app[CONTEXT] = context
-    app.router.add_put("/api/v1/operators/{operator_id}/presence", put_presence)
-    app.router.add_get("/api/v1/operators", get_operators)
-    app.router.add_get("/api/v1/queues", get_queues)
+    routes.install(app, sys.modules[__name__])
 
 
 async def _scope(request: web.Request) -> Scope:
@@ -43,7 +85,13 @@ def _line_ids(ctx: ApiContext, operator_id: str) -> list[str]:
     return [line.id for line in ctx.lines.lines_of(operator_id)]
 
 
-async def put_presence(request: web.Request) -> web.Response:
+@routes.put(
+    "/api/v1/operators/{operator_id}/presence",
+    summary="Set an operator's presence (their own; a supervisor: their lines' operators)",
+    body=PresenceBody,
+    responses={200: PresenceView, 403: "forbidden", 404: "not_found: no such operator"},
+)
+async def put_presence(request: web.Request, *, body: PresenceBody) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = await _scope(request)
     operator_id = request.match_info["operator_id"]
@@ -55,10 +103,7 @@ async def put_presence(request: web.Request) -> web.Response:
         )
     if ctx.lines.operator(operator_id) is None:
         raise not_found("operator")
-    body = await read_json(request)
-    status = domain.parse_presence(body.get("status") if isinstance(body, dict) else None)
-    if status is None:
-        raise ApiError(400, "invalid_status", 'status must be one of "online", "away", "offline"')
+    status = body.status
     async with ctx.engine.begin() as conn:
         previous = await ctx.router.set_presence(conn, operator_id, status)
     return web.json_response(
@@ -70,6 +115,7 @@ async def put_presence(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/api/v1/operators", summary="Operators and their load", responses={200: OperatorsView})
 async def get_operators(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = await _scope(request)
@@ -96,6 +142,7 @@ async def get_operators(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/api/v1/queues", summary="Waiting dialogs per line", responses={200: QueuesView})
 async def get_queues(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = await _scope(request)

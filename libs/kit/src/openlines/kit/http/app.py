@@ -1,27 +1,34 @@
 """The aiohttp app factory every service uses.
 
 One middleware: request id, tracing + metrics, JSON errors. Built-in routes: /healthz,
-/readyz, /metrics.
+/readyz, /metrics. No `Server` header (it told every client the exact aiohttp and Python
+versions), and the 400s aiohttp answers itself for bad HTTP get the JSON error shape too.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from http import HTTPStatus
+from typing import Any, Literal
 
 import pydantic_core
 import structlog
-from aiohttp import web
+from aiohttp import web, web_protocol
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from openlines.kit import metrics
 from openlines.kit.eventloop import new_event_loop
+from openlines.kit.http import routes
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
 from openlines.kit.http.errors import HTTP_CODES, ApiError, error_response
 from openlines.kit.http.health import Health
+from openlines.kit.http.routes import BODY_TIMEOUT_KEY, ClientGone
 from openlines.kit.log import get_logger
 from openlines.kit.settings import KitSettings
 from openlines.kit.telemetry import context_from_http, tracer
@@ -90,7 +97,19 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.details)
+        response = error_response(exc.status, exc.code, exc.message, **exc.details)
+        if exc.close_connection:
+            response.force_close()
+        return response
+    except ConnectionError:
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            log.exception("unhandled error", path=request.path)
+            return error_response(500, "internal", "internal error")
+        # The client went away while its request was read: nobody is left to answer.
+        log.info("client disconnected", path=request.path)
+        gone = ClientGone()
+        return error_response(gone.status, gone.code, gone.message)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.status == 101:
             raise
@@ -105,6 +124,20 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(500, "internal", "internal error")
 
 
+class HealthBody(BaseModel):
+    """The checks and their outcome."""
+
+    status: Literal["ok", "failing", "ready", "not_ready"]
+    checks: dict[str, bool]
+
+
+@routes.get(
+    "/healthz",
+    summary="Liveness: the process makes progress",
+    responses={200: HealthBody, 503: "failing"},
+    auth="none",
+    tags=("ops",),
+)
 async def _healthz(request: web.Request) -> web.Response:
     ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].live)
     return web.json_response(
@@ -112,6 +145,13 @@ async def _healthz(request: web.Request) -> web.Response:
     )
 
 
+@routes.get(
+    "/readyz",
+    summary="Readiness: dependencies answer, consumers keep up",
+    responses={200: HealthBody, 503: "not_ready"},
+    auth="none",
+    tags=("ops",),
+)
 async def _readyz(request: web.Request) -> web.Response:
     ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].ready)
     return web.json_response(
@@ -119,6 +159,14 @@ async def _readyz(request: web.Request) -> web.Response:
     )
 
 
+@routes.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: "Prometheus text exposition format"},
+    auth="none",
+    tags=("ops",),
+    content_type="text/plain",
+)
 async def _metrics(_: web.Request) -> web.Response:
     response = web.Response(body=generate_latest())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -132,10 +180,63 @@ def create_app(settings: KitSettings, health: Health | None = None) -> web.Appli
     )
     app[HEALTH_KEY] = health or Health()
     app[PRINCIPAL_KEY] = Authenticator(settings)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+    app[BODY_TIMEOUT_KEY] = settings.http_body_timeout_seconds
+    app.on_response_prepare.append(_without_server_header)
+    _answer_protocol_errors_in_json()
+    routes.install(app, sys.modules[__name__])
     return app
+
+
+KIT_OPERATIONS = routes.operations(sys.modules[__name__])
+"""/healthz, /readyz and /metrics: every app built by `create_app` serves them."""
+
+
+async def _without_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    # Runs after aiohttp filled in its defaults, `Server: Python/3.x aiohttp/3.x` among them.
+    response.headers.popall("Server", None)
+
+
+def _answer_protocol_errors_in_json() -> None:
+    """aiohttp answers a request it cannot parse (bad request line, bad header, oversized
+    line) itself, before any middleware or signal, in text/plain with its version in `Server`.
+    Its protocol class is the only place to change that; done once per process."""
+    handler_class: Any = web_protocol.RequestHandler
+    if getattr(handler_class.handle_error, "_openlines", False):
+        return
+
+    def handle_error(
+        self: web_protocol.RequestHandler,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            log.error("error handling request", status=status, exc_info=exc)
+        else:  # the client's mistake: worth a line, not an error
+            log.info("bad request refused", status=status, reason=message or repr(exc))
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send the error")
+        code = "internal" if status == 500 else HTTP_CODES.get(status, "http_error")
+        text = message if status < 500 and message else HTTPStatus(status).phrase
+        response = _BareResponse(
+            status=status,
+            text=json.dumps({"error": {"code": code, "message": text}}),
+            content_type="application/json",
+        )
+        response.force_close()
+        return response
+
+    handle_error._openlines = True  # type: ignore[attr-defined]
+    handler_class.handle_error = handle_error
+
+
+class _BareResponse(web.Response):
+    """A response without `Server`: protocol errors bypass the app's signals."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall("Server", None)
 
 
 def serve_app(app: web.Application, settings: KitSettings) -> None:

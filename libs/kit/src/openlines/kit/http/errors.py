@@ -11,6 +11,9 @@ from aiohttp import web
 class ApiError(Exception):
     """Raise from a handler to answer with a machine-readable error."""
 
+    close_connection = False
+    """Close the connection after answering (the request was not read to its end)."""
+
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.status = status
