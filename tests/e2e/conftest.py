@@ -15,7 +15,7 @@ import pytest
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
-from openlines.stack.services import free_port_base
+from openlines.stack.services import reserve_port_base
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def _openlines(*args: str, home: Path, timeout: float = 180) -> subprocess.Compl
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack")
-    base = free_port_base()
+    base = reserve_port_base()
     up = _openlines("up", "--detach", "--kafka-port", "0", "--port-base", str(base), home=home)
     if up.returncode != 0:
         logs = (

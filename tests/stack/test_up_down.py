@@ -17,9 +17,10 @@ import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from openlines.events.topics import TOPICS, dlq_topic
-from openlines.kit.embedded import StartupError, free_port
+from openlines.kit.embedded import StartupError, reserve_port
+from openlines.kit.embedded.ports import ephemeral_range
 from openlines.kit.kafka.admin import admin_client
-from openlines.stack.services import PYTHON, ServiceSpec
+from openlines.stack.services import PYTHON, ServiceSpec, reserve_port_base, stack_ports
 from openlines.stack.state import StackPaths, exclusive, read_state
 from openlines.stack.supervisor import StackConfig, Supervisor
 
@@ -80,7 +81,7 @@ def _mentioning(home: Path) -> list[psutil.Process]:
 
 
 async def test_up_detach_then_down(home: Path) -> None:
-    port = free_port()
+    port = reserve_port()
     env = _env(home)
     code, out = await _run("up", "--detach", "--infra-only", "--kafka-port", str(port), env=env)
     assert code == 0, out
@@ -177,3 +178,9 @@ def test_a_crashing_service_fails_startup_with_its_log(home: Path) -> None:
         finally:
             supervisor.stop()
     assert _mentioning(home) == []
+
+
+def test_a_test_stack_gets_its_ports_outside_the_ephemeral_range() -> None:
+    low, _ = ephemeral_range()
+    base = reserve_port_base()
+    assert all(20000 <= port < low for port in stack_ports(base).values())
