@@ -78,8 +78,10 @@ class EmbeddedKafka:
             os.close(fd)
             self.log_path = Path(name)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # A reserved port (ports.py) stays ours until Tansu binds it: no race to retry.
-        self.port = self.requested_port or reserve_port(self.host)
+        # A reserved port (ports.py) stays ours until Tansu binds it: no race to retry. A
+        # start after `stop()` keeps the port, so clients' bootstrap address stays right.
+        if not self.port:
+            self.port = reserve_port(self.host)
         started = time.monotonic()
         try:
             self._spawn()
