@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ class Supervisor:
         self.services: list[RunningService] = []
         self.state: dict[str, Any] = {}
         self._stopping = False
+        self.halt = threading.Event()  # ends `watch()` from another thread (tests)
 
     def run(self) -> int:
         """Foreground mode: start, wait for a signal or a crash, stop. Returns an exit code."""
@@ -234,8 +236,7 @@ class Supervisor:
             self.console.print(f"[yellow]{name} exited ({why}); restarting it[/]")
             return True
 
-        while True:
-            time.sleep(0.5)
+        while not self.halt.wait(0.5):
             for name, why, revive in self._dead_infrastructure():
                 if not may_restart(name, why):
                     return 1
@@ -253,6 +254,7 @@ class Supervisor:
                     return 1
                 service.restart()
                 self._record_pid(service)
+        return 0
 
     def stop(self) -> None:
         if self.state:
