@@ -44,11 +44,11 @@ def _openlines(*args: str, home: Path, timeout: float = 180) -> subprocess.Compl
     )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("stack")
+def start_stack(home: Path, lines: Path | None = None) -> Stack:
+    """`openlines up --detach` on ports reserved for this process (never ephemeral ones)."""
     base = reserve_port_base()
-    up = _openlines("up", "--detach", "--kafka-port", "0", "--port-base", str(base), home=home)
+    args = ["up", "--detach", "--kafka-port", "0", "--port-base", str(base)]
+    up = _openlines(*args, *(["--lines", str(lines)] if lines else []), home=home)
     if up.returncode != 0:
         logs = (
             "\n".join(
@@ -59,14 +59,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         raise RuntimeError(f"openlines up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
     state = json.loads((home / "stack.json").read_text())
+    return Stack(home=home, url=f"http://127.0.0.1:{base}", state=state)
+
+
+def stop_stack(stack: Stack) -> None:
+    down = _openlines("down", home=stack.home)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = start_stack(tmp_path_factory.mktemp("stack"))
     try:
-        yield Stack(home=home, url=f"http://127.0.0.1:{base}", state=state)
+        yield started
     finally:
-        down = _openlines("down", home=home)
-        assert down.returncode == 0, down.stdout + down.stderr
+        stop_stack(started)
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures a test recorded with `record_property("figures", ...)`, shown after the run
+    (the chaos test's messages, kills, lost, duplicated), whether it passed or failed."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == "figures" and getattr(report, "when", None) == "call":
+                    terminalreporter.write_line(f"{report.nodeid}: {value}")
