@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
-from openlines.stack.services import reserve_port_base
+from openlines.stack.services import DEMO_LINES, reserve_port_base
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,13 +70,59 @@ def stop_stack(stack: Stack) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
 
 
+# A line of its own for the chaos test (test_chaos.py) beside the demo line: its operators
+# and dialogs do not disturb the other tests, nor theirs its counts.
+CHAOS_CHANNEL, CHAOS_SECRET = "tg-chaos", "chaos-secret"
+CHAOS_OPERATORS = ["op1", "op2", "op3", "op4"]
+CHAOS_SUPERVISOR = "boss"
+
+
+def e2e_lines(directory: Path) -> Path:
+    """config/demo.yaml plus the chaos line, written to `directory`."""
+    config = yaml.safe_load(DEMO_LINES.read_text())
+    config["operators"] += [
+        {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
+        for op in CHAOS_OPERATORS
+    ]
+    config["operators"].append(
+        {"id": CHAOS_SUPERVISOR, "name": "Chaos boss", "role": "supervisor", "max_dialogs": 1}
+    )
+    config["lines"].append(
+        {
+            "id": "chaos",
+            "name": "Chaos line",
+            "channels": [
+                {
+                    "id": CHAOS_CHANNEL,
+                    "type": "telegram",
+                    "secret": CHAOS_SECRET,
+                    "token": "123456:chaos-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + CHAOS_CHANNEL,
+                }
+            ],
+            "operators": CHAOS_OPERATORS,
+            "routing": "round_robin",
+            "auto_lead": True,
+        }
+    )
+    path = directory / "lines.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = start_stack(tmp_path_factory.mktemp("stack"))
+def stack() -> Iterator[Stack]:
+    # Outside pytest's temporary root: every pytest session starting on this machine (test
+    # runs side by side) resets that root to mode 0700, and Postgres, running as its own
+    # user when we are root, then loses access to its data directory.
+    home = Path(tempfile.mkdtemp(prefix="ol-e2e-", dir="/tmp"))
+    started = start_stack(home, e2e_lines(home))
     try:
         yield started
     finally:
         stop_stack(started)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,63 +19,38 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import pytest
 
-from .conftest import REPO, Stack, start_stack, stop_stack
+from .conftest import (
+    CHAOS_CHANNEL as CHANNEL,
+)
+from .conftest import (
+    CHAOS_OPERATORS as OPERATORS,
+)
+from .conftest import (
+    CHAOS_SECRET as SECRET,
+)
+from .conftest import (
+    CHAOS_SUPERVISOR,
+    REPO,
+    Stack,
+)
 from .steps import eventually, json_if_ok, telegram_update
 
 SEED = int(os.environ.get("OPENLINES_CHAOS_SEED", "8"))
-CUSTOMERS = 12
+CUSTOMERS = 12  # 3 per operator: every dialog is assigned at once (max_dialogs 4)
 MESSAGES_PER_CUSTOMER = 26  # 312 messages, 312 replies
-OPERATORS = ["op1", "op2", "op3", "op4"]
 KILLABLE = ["dialogs", "routing", "crm-link", "outbound", "notify"]
 # The dialogs process is its schema's relay leader (the stack runs one replica). Its
 # leadership is a session advisory lock, which has no lease: a frozen leader keeps it. The
 # freeze outlasts what does expire, the consumer group session (6 s), so its partitions
 # move and come back, and the gateway's calls to it time out meanwhile.
 FREEZE_SECONDS = 8.0
-CHANNEL, SECRET = "tg-chaos", "chaos-secret"
 # Pace: a message from each customer every PACE seconds, so that faults hit live traffic.
 PACE = 1.2
-
-LINES = f"""
-operators:
-  - {{id: op1, name: Op One, role: operator, max_dialogs: 4}}
-  - {{id: op2, name: Op Two, role: operator, max_dialogs: 4}}
-  - {{id: op3, name: Op Three, role: operator, max_dialogs: 4}}
-  - {{id: op4, name: Op Four, role: operator, max_dialogs: 4}}
-  - {{id: boss, name: Boss, role: supervisor, max_dialogs: 1}}
-lines:
-  - id: chaos
-    name: Chaos line
-    channels:
-      - id: {CHANNEL}
-        type: telegram
-        secret: {SECRET}
-        token: "123456:chaos-bot-token"
-        api_base: ${{OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}}/sandbox/{CHANNEL}
-    operators: [{", ".join(OPERATORS)}]
-    routing: round_robin
-    auto_lead: true
-"""
-
-
-@pytest.fixture(scope="module")
-def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Its own stack: the faults must not leak into the other end-to-end tests.
-    home = tmp_path_factory.mktemp("chaos")
-    lines = home / "lines.yaml"
-    lines.write_text(LINES)
-    started = start_stack(home, lines)
-    try:
-        yield started
-    finally:
-        stop_stack(started)
 
 
 @dataclass
@@ -94,6 +69,8 @@ class Figures:
     duplicated_replies: int = 0
     unknown_outcome_replies: int = 0
     unknown_outcome_at_provider: int = 0
+    traffic_seconds: float = 0.0
+    restarts: dict[str, int] = field(default_factory=dict)  # by the supervisor, per service
     seconds: float = 0.0
 
 
@@ -104,7 +81,7 @@ class Chaos:
         self.rng = random.Random(SEED)
         self.figures = Figures()
         self.sent = 0  # customer messages accepted so far
-        self.boss = stack.auth("boss", "supervisor")
+        self.boss = stack.auth(CHAOS_SUPERVISOR, "supervisor")
 
     # -- state of the stack ---------------------------------------------------------------
 
@@ -134,7 +111,7 @@ class Chaos:
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 retries += 1
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.5)  # a client's backoff while its upstream is down
 
     async def customer(self, n: int) -> None:
         chat = 7_000_000 + n
@@ -219,12 +196,10 @@ class Chaos:
         self.figures.kills.append(name)
 
         async def restarted() -> bool:
-            record = self.service(name)
-            return record["pid"] != before["pid"] and bool(
-                await json_if_ok(self.http, f"{record['url']}/readyz", {})
-            )
+            return bool(self.service(name)["pid"] != before["pid"])
 
-        await eventually(restarted, f"{name} restarted by the supervisor and ready", 90)
+        # Only until the supervisor has started it again: the next fault may hit it starting.
+        await eventually(restarted, f"{name} restarted by the supervisor", 60)
 
     async def freeze(self, name: str) -> None:
         record = self.service(name)
@@ -235,7 +210,6 @@ class Chaos:
             os.kill(record["pid"], signal.SIGCONT)
         self.figures.freezes.append(f"{name} {FREEZE_SECONDS:.0f}s")
         assert self.service(name)["pid"] == record["pid"], "a frozen service is not a dead one"
-        await eventually(self.all_ready, f"the stack ready after {name} thawed", 90)
 
     async def restart_postgres(self) -> None:
         before = self.state()["postgres"]
@@ -243,9 +217,10 @@ class Chaos:
         self.figures.postgres_restarts += 1
 
         async def back() -> bool:
-            return self.state()["postgres"]["pid"] != before["pid"] and await self.all_ready()
+            return bool(self.state()["postgres"]["pid"] != before["pid"])
 
-        await eventually(back, "Postgres restarted and every service ready again", 120)
+        # The services find it back by themselves (checked once the traffic is over).
+        await eventually(back, "Postgres restarted by the supervisor", 60)
 
     # -- reconciliation -------------------------------------------------------------------
 
@@ -284,13 +259,11 @@ class Chaos:
         return (counters, expected) if counters == expected else None
 
 
-async def test_chaos_nothing_lost_nothing_duplicated(
-    chaos_stack: Stack, record_property: Any
-) -> None:
+async def test_chaos_nothing_lost_nothing_duplicated(stack: Stack, record_property: Any) -> None:
     started = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        chaos = Chaos(chaos_stack, http)
+        chaos = Chaos(stack, http)
         figures = chaos.figures
         try:
             await run_and_reconcile(chaos)
@@ -305,6 +278,7 @@ async def test_chaos_nothing_lost_nothing_duplicated(
 
 async def run_and_reconcile(chaos: Chaos) -> None:
     stack, http, figures = chaos.stack, chaos.http, chaos.figures
+    started = time.monotonic()
     for op in OPERATORS:
         async with http.put(
             f"{stack.url}/api/v1/operators/{op}/presence",
@@ -316,6 +290,8 @@ async def run_and_reconcile(chaos: Chaos) -> None:
     total = CUSTOMERS * MESSAGES_PER_CUSTOMER
     await asyncio.gather(chaos.faults(total), *(chaos.customer(n) for n in range(CUSTOMERS)))
     assert len(figures.kills) >= 5 and figures.freezes and figures.postgres_restarts == 1
+    figures.traffic_seconds = round(time.monotonic() - started, 1)
+    await eventually(chaos.all_ready, "every service ready again", 90)
 
     # Outbound gives a send caught by a kill up as "outcome unknown" after its lease.
     timelines = await eventually(chaos.settled, "every message in, every reply settled", 150)
@@ -358,3 +334,4 @@ async def run_and_reconcile(chaos: Chaos) -> None:
     assert set(at_provider) <= expected_out, figures
 
     await eventually(chaos.routing_matches_recount, "routing's counters equal to a recount", 60)
+    figures.restarts = {s["name"]: s.get("restarts", 0) for s in chaos.state()["services"]}
