@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 
 from .conftest import (
     CHAOS_CHANNEL as CHANNEL,
@@ -51,6 +52,7 @@ KILLABLE = ["dialogs", "routing", "crm-link", "outbound", "notify"]
 FREEZE_SECONDS = 8.0
 # Pace: a message from each customer every PACE seconds, so that faults hit live traffic.
 PACE = 1.2
+BUDGET = 240.0  # seconds for the whole test, stack start aside
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Figures:
     traffic_seconds: float = 0.0
     restarts: dict[str, int] = field(default_factory=dict)  # by the supervisor, per service
     seconds: float = 0.0
+    log: list[str] = field(default_factory=list)  # when each phase and fault happened
 
 
 class Chaos:
@@ -82,6 +85,7 @@ class Chaos:
         self.figures = Figures()
         self.sent = 0  # customer messages accepted so far
         self.boss = stack.auth(CHAOS_SUPERVISOR, "supervisor")
+        self.started = time.monotonic()
 
     # -- state of the stack ---------------------------------------------------------------
 
@@ -114,34 +118,47 @@ class Chaos:
                 await asyncio.sleep(0.5)  # a client's backoff while its upstream is down
 
     async def customer(self, n: int) -> None:
+        """Writes at a steady pace whatever happens; the operator answers each message as
+        soon as dialogs takes the reply (outages delay the replies, not the customers)."""
         chat = 7_000_000 + n
         name = f"Chaos {n}"
-        base = self.stack.url
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        dialog: dict[str, Any] | None = None
-        for i in range(MESSAGES_PER_CUSTOMER):
-            started = time.monotonic()
-            update = telegram_update(chat, name, f"c{n} m{i}")
-            retries, _ = await self.post(
-                f"{base}/webhooks/telegram/{CHANNEL}", update, headers, {200}
-            )
-            self.figures.webhook_retries += retries
-            self.figures.messages += 1
-            self.sent += 1
-            if dialog is None:
-                dialog = await eventually(
-                    lambda: self.assigned_dialog(chat), f"customer {n}'s dialog assigned", 120
+        written: asyncio.Queue[int | None] = asyncio.Queue()
+        operator = asyncio.create_task(self.operator(n, chat, written))
+        try:
+            for i in range(MESSAGES_PER_CUSTOMER):
+                started = time.monotonic()
+                update = telegram_update(chat, name, f"c{n} m{i}")
+                retries, _ = await self.post(
+                    f"{self.stack.url}/webhooks/telegram/{CHANNEL}", update, headers, {200}
                 )
+                self.figures.webhook_retries += retries
+                self.figures.messages += 1
+                self.sent += 1
+                written.put_nowait(i)
+                await asyncio.sleep(max(0.0, PACE - (time.monotonic() - started)))  # pacing
+            written.put_nowait(None)
+            await operator
+        finally:
+            operator.cancel()
+
+    async def operator(self, n: int, chat: int, written: asyncio.Queue[int | None]) -> None:
+        dialog = await eventually(
+            lambda: self.assigned_dialog(chat), f"customer {n}'s dialog assigned", 120
+        )
+        while (i := await written.get()) is not None:
             retries, body = await self.post(
-                f"{base}/api/v1/dialogs/{dialog['id']}/messages",
+                f"{self.stack.url}/api/v1/dialogs/{dialog['id']}/messages",
                 {"text": f"r c{n} m{i}", "client_message_id": f"chaos-{n}-{i}"},
                 self.stack.auth(dialog["assignee_id"]),
                 {200, 202},
             )
-            assert body["status"] == "queued" or "message_id" in body, body
+            assert "message_id" in body, body
             self.figures.reply_retries += retries
             self.figures.replies += 1
-            await asyncio.sleep(max(0.0, PACE - (time.monotonic() - started)))  # load pacing
+
+    def mark(self, what: str) -> None:
+        self.figures.log.append(f"{time.monotonic() - self.started:6.1f}s {what}")
 
     async def assigned_dialog(self, chat: int) -> dict[str, Any] | None:
         for item in await self.dialogs():
@@ -177,6 +194,7 @@ class Chaos:
         marks = [int(total * (0.05 + 0.75 * k / (len(plan) - 1))) for k in range(len(plan))]
         for mark, (kind, target) in zip(marks, plan, strict=True):
             await eventually(self.progress(mark), f"{mark} messages sent", 180)
+            self.mark(f"{kind} {target} at {self.sent} messages")
             if kind == "kill":
                 await self.kill(target)
             elif kind == "freeze":
@@ -259,6 +277,8 @@ class Chaos:
         return (counters, expected) if counters == expected else None
 
 
+# The first end-to-end test also pays for starting the shared stack (a minute when loaded).
+@pytest.mark.timeout(BUDGET + 180)
 async def test_chaos_nothing_lost_nothing_duplicated(stack: Stack, record_property: Any) -> None:
     started = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=30)
@@ -266,7 +286,8 @@ async def test_chaos_nothing_lost_nothing_duplicated(stack: Stack, record_proper
         chaos = Chaos(stack, http)
         figures = chaos.figures
         try:
-            await run_and_reconcile(chaos)
+            async with asyncio.timeout(BUDGET):  # ends here, figures and all, not in pytest
+                await run_and_reconcile(chaos)
         finally:
             figures.seconds = round(time.monotonic() - started, 1)
             text = json.dumps(figures.__dict__)
@@ -291,10 +312,14 @@ async def run_and_reconcile(chaos: Chaos) -> None:
     await asyncio.gather(chaos.faults(total), *(chaos.customer(n) for n in range(CUSTOMERS)))
     assert len(figures.kills) >= 5 and figures.freezes and figures.postgres_restarts == 1
     figures.traffic_seconds = round(time.monotonic() - started, 1)
-    await eventually(chaos.all_ready, "every service ready again", 90)
-
-    # Outbound gives a send caught by a kill up as "outcome unknown" after its lease.
-    timelines = await eventually(chaos.settled, "every message in, every reply settled", 150)
+    chaos.mark("traffic over")
+    await eventually(chaos.all_ready, "every service ready again", 90, interval=0.5)
+    chaos.mark("every service ready")
+    # Outbound gives a send caught by a kill up as "outcome unknown" after its lease (60 s).
+    timelines = await eventually(
+        chaos.settled, "every message in, every reply settled", 150, interval=1.0
+    )
+    chaos.mark("settled")
 
     inbound = Counter(
         m["text"] for items in timelines.values() for m in items if m["direction"] == "in"
@@ -333,5 +358,8 @@ async def run_and_reconcile(chaos: Chaos) -> None:
     assert figures.lost_replies == 0 and figures.duplicated_replies == 0, figures
     assert set(at_provider) <= expected_out, figures
 
-    await eventually(chaos.routing_matches_recount, "routing's counters equal to a recount", 60)
+    await eventually(
+        chaos.routing_matches_recount, "routing's counters equal to a recount", 60, interval=0.5
+    )
+    chaos.mark("routing's counters match")
     figures.restarts = {s["name"]: s.get("restarts", 0) for s in chaos.state()["services"]}
