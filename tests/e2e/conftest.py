@@ -122,6 +122,11 @@ def stack() -> Iterator[Stack]:
         yield started
     finally:
         stop_stack(started)
+        # The logs of the last run stay for a look after a failure.
+        kept = REPO / ".openlines" / "e2e-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(home / "logs", kept, dirs_exist_ok=True)
+        shutil.copy2(home / "pg" / "log", kept / "postgres.log")
         shutil.rmtree(home, ignore_errors=True)
 
 

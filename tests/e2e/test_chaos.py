@@ -86,6 +86,7 @@ class Chaos:
         self.sent = 0  # customer messages accepted so far
         self.boss = stack.auth(CHAOS_SUPERVISOR, "supervisor")
         self.started = time.monotonic()
+        self.assigned: dict[int, dict[str, Any]] = {}  # chat id -> its dialog, once assigned
 
     # -- state of the stack ---------------------------------------------------------------
 
@@ -143,9 +144,10 @@ class Chaos:
             operator.cancel()
 
     async def operator(self, n: int, chat: int, written: asyncio.Queue[int | None]) -> None:
-        dialog = await eventually(
-            lambda: self.assigned_dialog(chat), f"customer {n}'s dialog assigned", 120
-        )
+        async def assigned() -> dict[str, Any] | None:
+            return self.assigned.get(chat)
+
+        dialog = await eventually(assigned, f"customer {n}'s dialog assigned", 150, interval=0.2)
         while (i := await written.get()) is not None:
             retries, body = await self.post(
                 f"{self.stack.url}/api/v1/dialogs/{dialog['id']}/messages",
@@ -160,11 +162,17 @@ class Chaos:
     def mark(self, what: str) -> None:
         self.figures.log.append(f"{time.monotonic() - self.started:6.1f}s {what}")
 
-    async def assigned_dialog(self, chat: int) -> dict[str, Any] | None:
-        for item in await self.dialogs():
-            if item["customer"]["external_id"] == str(chat) and item.get("assignee_id"):
-                return item
-        return None
+    async def watch_assignments(self) -> None:
+        """One poller for all the operators: who got which customer's dialog."""
+        chats = {str(7_000_000 + n): 7_000_000 + n for n in range(CUSTOMERS)}
+        async with asyncio.timeout(150):
+            while len(self.assigned) < CUSTOMERS:
+                for item in await self.dialogs():
+                    chat = chats.get(item["customer"]["external_id"])
+                    if chat is not None and item.get("assignee_id"):
+                        self.assigned.setdefault(chat, item)
+                await asyncio.sleep(0.5)
+        self.mark("every dialog assigned")
 
     async def dialogs(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -309,7 +317,11 @@ async def run_and_reconcile(chaos: Chaos) -> None:
             assert resp.status == 200, await resp.text()
 
     total = CUSTOMERS * MESSAGES_PER_CUSTOMER
-    await asyncio.gather(chaos.faults(total), *(chaos.customer(n) for n in range(CUSTOMERS)))
+    await asyncio.gather(
+        chaos.faults(total),
+        chaos.watch_assignments(),
+        *(chaos.customer(n) for n in range(CUSTOMERS)),
+    )
     assert len(figures.kills) >= 5 and figures.freezes and figures.postgres_restarts == 1
     figures.traffic_seconds = round(time.monotonic() - started, 1)
     chaos.mark("traffic over")
