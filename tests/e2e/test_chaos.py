@@ -84,7 +84,7 @@ class Chaos:
         self.http = http
         self.rng = random.Random(SEED)
         self.figures = Figures()
-        self.sent = 0  # customer messages accepted so far
+        self.sent = 0  # customer messages and operator replies accepted so far
         self.boss = stack.auth(CHAOS_SUPERVISOR, "supervisor")
         self.started = time.monotonic()
         self.assigned: dict[int, dict[str, Any]] = {}  # chat id -> its dialog, once assigned
@@ -159,6 +159,7 @@ class Chaos:
             assert "message_id" in body, body
             self.figures.reply_retries += retries
             self.figures.replies += 1
+            self.sent += 1
 
     def mark(self, what: str) -> None:
         self.figures.log.append(f"{time.monotonic() - self.started:6.1f}s {what}")
@@ -200,11 +201,12 @@ class Chaos:
         plan.append(("freeze", "tansu"))
         plan.append(("postgres", "postgres"))
         self.rng.shuffle(plan)
-        # Fired between 5 % and 80 % of the traffic, so every fault meets live messages.
+        # Fired between 5 % and 80 % of the traffic (messages and replies), so that every
+        # fault meets live traffic.
         marks = [int(total * (0.05 + 0.75 * k / (len(plan) - 1))) for k in range(len(plan))]
         for mark, (kind, target) in zip(marks, plan, strict=True):
-            await eventually(self.progress(mark), f"{mark} messages sent", 180)
-            self.mark(f"{kind} {target} at {self.sent} messages")
+            await eventually(self.progress(mark), f"{mark} messages and replies sent", 180)
+            self.mark(f"{kind} {target} at {self.sent} messages and replies")
             if kind == "kill":
                 await self.kill(target)
             elif kind == "freeze":
@@ -322,7 +324,7 @@ async def run_and_reconcile(chaos: Chaos) -> None:
         ) as resp:
             assert resp.status == 200, await resp.text()
 
-    total = CUSTOMERS * MESSAGES_PER_CUSTOMER
+    total = 2 * CUSTOMERS * MESSAGES_PER_CUSTOMER  # messages and replies
     await asyncio.gather(
         chaos.faults(total),
         chaos.watch_assignments(),
