@@ -1,7 +1,8 @@
 """Chaos under load, bounded: customers write and operators answer every message while
 services are SIGKILLed, the relay's leader and the broker are frozen (SIGSTOP, then
-SIGCONT) and Postgres is killed under the stack (the supervisor restarts it). Then everything is reconciled: each customer message in exactly one timeline once, each
-reply at the provider at most once (exactly once unless its outcome is unknown), and
+SIGCONT) and Postgres is killed under the stack (the supervisor restarts it). Then
+everything is reconciled: each customer message in exactly one timeline once, each reply
+at the provider at most once (exactly once unless its outcome is unknown), and
 routing's counters equal to a recount from the dialogs read model.
 
 The faults come in a seeded random order (the seed is printed with the figures), each one
