@@ -242,7 +242,7 @@ class Supervisor:
                     return 1
                 try:
                     self._step(name, revive)
-                except StartupError as exc:  # tried again on the next round, within budget
+                except Exception as exc:  # tried again on the next round, within budget
                     self.console.print(f"[red]{name} did not restart:[/] {exc}")
             for service in self.services:
                 code = service.proc.poll()
