@@ -309,7 +309,11 @@ class Supervisor:
         self.console.print(
             "[yellow]tansu keeps its log in memory: the events it held before are lost[/]"
         )
-        asyncio.run(ensure_topics(kafka.bootstrap, stack_topics()))
+        try:
+            asyncio.run(ensure_topics(kafka.bootstrap, stack_topics()))
+        except BaseException:
+            kafka.stop()  # so that the next round starts it again, topics and all
+            raise
         assert kafka.pid is not None
         self.state["kafka"].update(process_record(kafka.pid))
         self._save()
