@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from openlines.events import INBOUND, decode
 from openlines.events.catalog import MessageReceived
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.kafka import read_topic
 
 LINES_YAML = """
@@ -131,7 +131,7 @@ async def test_say_fails_clearly(
         "--url", url, "--channel", "wa-cli", "--chat", "1", "x", lines_file=lines_file
     )
     assert code == 2
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{reserve_port()}"
     code, _, err = await _say(
         "--url", dead, "--channel", "tg-cli", "--chat", "1", "x", lines_file=lines_file
     )
@@ -147,7 +147,7 @@ async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Pat
 
     settings = IngestSettings(
         kafka_bootstrap=kafka_bootstrap,
-        http_port=free_port(),
+        http_port=reserve_port(),
         topic_namespace=f"cli{secrets.token_hex(4)}.",
         create_topics=True,
         lines_file=str(lines_file),

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
-from openlines.stack.services import free_port_base
+from openlines.stack.services import DEMO_LINES, reserve_port_base
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,11 +47,11 @@ def _openlines(*args: str, home: Path, timeout: float = 180) -> subprocess.Compl
     )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("stack")
-    base = free_port_base()
-    up = _openlines("up", "--detach", "--kafka-port", "0", "--port-base", str(base), home=home)
+def start_stack(home: Path, lines: Path | None = None) -> Stack:
+    """`openlines up --detach` on ports reserved for this process (never ephemeral ones)."""
+    base = reserve_port_base()
+    args = ["up", "--detach", "--kafka-port", "0", "--port-base", str(base)]
+    up = _openlines(*args, *(["--lines", str(lines)] if lines else []), home=home)
     if up.returncode != 0:
         logs = (
             "\n".join(
@@ -59,14 +62,85 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         raise RuntimeError(f"openlines up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
     state = json.loads((home / "stack.json").read_text())
+    return Stack(home=home, url=f"http://127.0.0.1:{base}", state=state)
+
+
+def stop_stack(stack: Stack) -> None:
+    down = _openlines("down", home=stack.home)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+# A line of its own for the chaos test (test_chaos.py) beside the demo line: its operators
+# and dialogs do not disturb the other tests, nor theirs its counts.
+CHAOS_CHANNEL, CHAOS_SECRET = "tg-chaos", "chaos-secret"
+CHAOS_OPERATORS = ["op1", "op2", "op3", "op4"]
+CHAOS_SUPERVISOR = "boss"
+
+
+def e2e_lines(directory: Path) -> Path:
+    """config/demo.yaml plus the chaos line, written to `directory`."""
+    config = yaml.safe_load(DEMO_LINES.read_text())
+    config["operators"] += [
+        {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
+        for op in CHAOS_OPERATORS
+    ]
+    config["operators"].append(
+        {"id": CHAOS_SUPERVISOR, "name": "Chaos boss", "role": "supervisor", "max_dialogs": 1}
+    )
+    config["lines"].append(
+        {
+            "id": "chaos",
+            "name": "Chaos line",
+            "channels": [
+                {
+                    "id": CHAOS_CHANNEL,
+                    "type": "telegram",
+                    "secret": CHAOS_SECRET,
+                    "token": "123456:chaos-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + CHAOS_CHANNEL,
+                }
+            ],
+            "operators": CHAOS_OPERATORS,
+            "routing": "round_robin",
+            "auto_lead": True,
+        }
+    )
+    path = directory / "lines.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    # Outside pytest's temporary root: every pytest session starting on this machine (test
+    # runs side by side) resets that root to mode 0700, and Postgres, running as its own
+    # user when we are root, then loses access to its data directory.
+    home = Path(tempfile.mkdtemp(prefix="ol-e2e-", dir="/tmp"))
+    started = start_stack(home, e2e_lines(home))
     try:
-        yield Stack(home=home, url=f"http://127.0.0.1:{base}", state=state)
+        yield started
     finally:
-        down = _openlines("down", home=home)
-        assert down.returncode == 0, down.stdout + down.stderr
+        stop_stack(started)
+        # The logs of the last run stay for a look after a failure.
+        kept = REPO / ".openlines" / "e2e-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(home / "logs", kept, dirs_exist_ok=True)
+        shutil.copy2(home / "pg" / "log", kept / "postgres.log")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures a test recorded with `record_property("figures", ...)`, shown after the run
+    (the chaos test's messages, kills, lost, duplicated), whether it passed or failed."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == "figures" and getattr(report, "when", None) == "call":
+                    terminalreporter.write_line(f"{report.nodeid}: {value}")

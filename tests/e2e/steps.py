@@ -65,7 +65,10 @@ async def post_json(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.1,
 ) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -74,7 +77,7 @@ async def eventually(
         last = await probe()
         if last:
             return last
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last probe: {last!r}")
 
 

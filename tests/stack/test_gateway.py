@@ -15,7 +15,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.stack.gateway import ROUTES, GatewaySettings, create_gateway_app, resolve
 
 
@@ -102,7 +102,7 @@ async def setup() -> AsyncIterator[Setup]:
     for server in servers:
         await server.start_server()
     a.url, b.url = (str(s.make_url("")).rstrip("/") for s in servers)
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    dead = f"http://127.0.0.1:{reserve_port()}"  # nothing listens there
     settings = GatewaySettings(
         log_json=False,
         gateway_ws_heartbeat_seconds=0.5,  # clients here answer pings (aiohttp's autoping)
@@ -319,7 +319,7 @@ async def test_websocket_to_a_dead_upstream_is_502(setup: Setup) -> None:
 
 
 async def test_gateway_process_reads_upstreams_from_env(setup: Setup) -> None:
-    port = free_port()
+    port = reserve_port()
     env = {
         **os.environ,
         "OPENLINES_HTTP_PORT": str(port),

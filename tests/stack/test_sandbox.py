@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
 
 TOKEN = "123456:demo-bot-token"
@@ -264,7 +264,7 @@ DEMO_LINES = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 
 
 async def test_sandbox_process_serves_and_stops_on_sigterm() -> None:
-    port = free_port()
+    port = reserve_port()
     lines = DEMO_LINES
     env = {
         **os.environ,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +20,11 @@ import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from openlines.events.topics import TOPICS, dlq_topic
-from openlines.kit.embedded import StartupError, free_port
+from openlines.kit.embedded import StartupError, reserve_port
+from openlines.kit.embedded.ports import ephemeral_range
+from openlines.kit.embedded.tansu import kafka_answers
 from openlines.kit.kafka.admin import admin_client
-from openlines.stack.services import PYTHON, ServiceSpec
+from openlines.stack.services import PYTHON, ServiceSpec, reserve_port_base, stack_ports
 from openlines.stack.state import StackPaths, exclusive, read_state
 from openlines.stack.supervisor import StackConfig, Supervisor
 
@@ -80,7 +85,7 @@ def _mentioning(home: Path) -> list[psutil.Process]:
 
 
 async def test_up_detach_then_down(home: Path) -> None:
-    port = free_port()
+    port = reserve_port()
     env = _env(home)
     code, out = await _run("up", "--detach", "--infra-only", "--kafka-port", str(port), env=env)
     assert code == 0, out
@@ -175,5 +180,59 @@ def test_a_crashing_service_fails_startup_with_its_log(home: Path) -> None:
             with pytest.raises(StartupError, match="boom: bad config"):
                 supervisor.start()
         finally:
+            supervisor.stop()
+    assert _mentioning(home) == []
+
+
+def test_a_test_stack_gets_its_ports_outside_the_ephemeral_range() -> None:
+    low, _ = ephemeral_range()
+    base = reserve_port_base()
+    assert all(20000 <= port < low for port in stack_ports(base).values())
+
+
+def test_postgres_and_tansu_killed_under_the_stack_are_restarted(home: Path) -> None:
+    """Like Kubernetes: Postgres comes back on the same data (committed rows survive) and
+    socket; Tansu on the same port with the stack's topics. Before, either death stopped the
+    whole stack."""
+    supervisor = Supervisor(StackConfig(home, kafka_port=0, infra_only=True))
+    with exclusive(supervisor.paths):
+        try:
+            supervisor.start()
+            before = read_state(supervisor.paths)
+            assert before is not None
+            url = before["postgres"]["url"]
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE kept (n int)")
+                conn.execute("INSERT INTO kept VALUES (42)")
+            watcher = threading.Thread(target=supervisor.watch, daemon=True)
+            watcher.start()
+            os.kill(before["postgres"]["pid"], signal.SIGKILL)
+            os.kill(before["kafka"]["pid"], signal.SIGKILL)
+
+            deadline = time.monotonic() + 90
+            while True:
+                state = read_state(supervisor.paths)
+                assert state is not None
+                pg_back = state["postgres"]["pid"] != before["postgres"]["pid"]
+                kafka_back = state["kafka"]["pid"] != before["kafka"]["pid"]
+                if pg_back and kafka_back and supervisor.kafka and supervisor.kafka.running:
+                    break
+                assert watcher.is_alive(), "the supervisor gave up"
+                assert time.monotonic() < deadline, "Postgres and Tansu were not restarted"
+                time.sleep(0.2)
+            assert state["postgres"]["url"] == url
+            assert state["kafka"]["bootstrap"] == before["kafka"]["bootstrap"]
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT n FROM kept").fetchall() == [(42,)]
+            host, port = state["kafka"]["bootstrap"].split(":")
+            assert kafka_answers(host, int(port))
+
+            async def topics() -> set[str]:
+                async with admin_client(state["kafka"]["bootstrap"]) as admin:
+                    return set(await admin.list_topics())
+
+            assert set(TOPICS) <= asyncio.run(topics())
+        finally:
+            supervisor.halt.set()
             supervisor.stop()
     assert _mentioning(home) == []

@@ -13,7 +13,7 @@ import aiohttp
 
 from openlines.events import INBOUND
 from openlines.ingest.settings import IngestSettings
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.kafka import Record, read_topic
 
 SECRET = "tg-test-secret"
@@ -60,7 +60,7 @@ def tg_message(chat_id: int, *, message_id: int | None = None, **fields: Any) ->
 def ingest_settings(bootstrap: str, lines_file: Path, **overrides: Any) -> IngestSettings:
     values: dict[str, Any] = {
         "kafka_bootstrap": bootstrap,
-        "http_port": free_port(),
+        "http_port": reserve_port(),
         "topic_namespace": f"t{secrets.token_hex(5)}.",
         "create_topics": True,
         "lines_file": str(lines_file),

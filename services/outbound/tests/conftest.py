@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.service import isolated_settings
 from openlines.outbound.settings import OutboundSettings
 
@@ -24,7 +24,7 @@ async def provider() -> AsyncIterator[FakeTelegram]:
     app.router.add_post("/{channel}/{bot}/sendMessage", fake.handle)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
-    port = free_port()
+    port = reserve_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     fake.url = f"http://127.0.0.1:{port}"
     try:

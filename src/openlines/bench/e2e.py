@@ -31,11 +31,11 @@ import psutil
 from rich.console import Console
 
 from openlines.events.topics import INBOUND
-from openlines.kit.embedded import EmbeddedKafka, free_port
+from openlines.kit.embedded import EmbeddedKafka, reserve_port
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.settings import DEV_JWT_SECRET
-from openlines.stack.services import free_port_base
+from openlines.stack.services import reserve_port_base
 from openlines.stack.supervisor import StackConfig, start_detached
 
 OPERATORS = [f"op{i}" for i in range(1, 11)]
@@ -320,7 +320,7 @@ async def _ingest_vs_raw(
 ) -> None:
     ns = f"benchraw{uuid.uuid4().hex[:6]}."
     await ensure_topics(bootstrap, [f"{ns}{INBOUND}"])
-    ingest_port, raw_port = free_port(), free_port()
+    ingest_port, raw_port = reserve_port(), reserve_port()
     ingest = _spawn(
         [sys.executable, "-m", "openlines.ingest"],
         {
@@ -382,7 +382,7 @@ async def run(rate: int = 100, duration: float = 30, console: Console | None = N
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             await _ingest_throughput(http, home, lines, report, seconds=min(18.0, duration))
-        base = free_port_base()
+        base = reserve_port_base()
         config = StackConfig(home=home, kafka_port=0, port_base=base, lines_file=lines)
         if await asyncio.to_thread(start_detached, config, console) != 0:
             raise RuntimeError("the stack did not start")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from openlines.kit.embedded import StartupError, free_port
-from openlines.kit.embedded._proc import die_with_parent, log_tail, port_is_free, stop_group
+from openlines.kit.embedded import StartupError, reserve_port, reserve_port_block
+from openlines.kit.embedded._proc import die_with_parent, log_tail, stop_group
 
 PYTHON = sys.executable
 
@@ -25,8 +25,8 @@ PYTHON = sys.executable
 class ServiceSpec:
     """One process of the stack.
 
-    `port` is its HTTP port (0: any free one); the literal `{port}` in `argv` or `env`
-    values is replaced by it. Readiness is a 200 from `ready_url`, by default
+    `port` is its HTTP port (0: one reserved by `reserve_port`); the literal `{port}` in
+    `argv` or `env` values is replaced by it. Readiness is a 200 from `ready_url`, by default
     `http://127.0.0.1:{port}/readyz`; a service without a port is ready once started.
     """
 
@@ -68,13 +68,12 @@ def stack_ports(port_base: int = 8080) -> dict[str, int]:
     return {name: port_base + offset for name, offset in PORT_OFFSETS.items()}
 
 
-def free_port_base(attempts: int = 100) -> int:
-    """A gateway port whose whole stack (the fixed offsets above it) is free right now."""
-    for _ in range(attempts):
-        base = free_port()
-        if all(port_is_free(port) for port in stack_ports(base).values()):
-            return base
-    raise StartupError("found no port base with all the stack's ports free")
+def reserve_port_base() -> int:
+    """A gateway port whose whole stack (the fixed offsets above it) is reserved for this
+    process: outside the ephemeral range, so no outgoing connection can take one of them
+    before the services bind them, or between a service's crash and its restart (ports.py).
+    """
+    return reserve_port_block(max(PORT_OFFSETS.values()) + 1)
 
 
 def default_services(port_base: int = 8080, lines_file: Path | None = None) -> list[ServiceSpec]:
@@ -116,7 +115,7 @@ class RunningService:
     def __init__(self, spec: ServiceSpec, log_path: Path, base_env: Mapping[str, str]) -> None:
         self.spec = spec
         self.log_path = log_path
-        self.port = free_port() if spec.port == 0 else spec.port
+        self.port = reserve_port() if spec.port == 0 else spec.port
         self.url = f"http://127.0.0.1:{self.port}" if self.port else None
         ready_url = spec.ready_url or (f"{self.url}/readyz" if self.url else None)
         self.ready_url = self._fill(ready_url) if ready_url else None

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ class Supervisor:
         self.services: list[RunningService] = []
         self.state: dict[str, Any] = {}
         self._stopping = False
+        self.halt = threading.Event()  # ends `watch()` from another thread (tests)
 
     def run(self) -> int:
         """Foreground mode: start, wait for a signal or a crash, stop. Returns an exit code."""
@@ -215,34 +217,44 @@ class Supervisor:
     def watch(self) -> int:
         """Block until stopped by a signal (raises _Stop) or until the stack cannot go on.
 
-        A service that dies is restarted, as Kubernetes would restart its pod; one that keeps
-        dying (more than MAX_RESTARTS within RESTART_WINDOW seconds) stops the stack. Postgres
-        or Kafka dying stops the stack.
+        Whatever dies is restarted, as Kubernetes would restart its pod: a service; Postgres
+        on the same data directory and socket (committed data survives, services reconnect
+        by themselves); Tansu on the same port, with the topics created again. Tansu keeps
+        its log in memory, so a broker restart loses the events it held (a warning says so):
+        a broker *outage* (stopped, then back) loses nothing. Anything that keeps dying (more
+        than MAX_RESTARTS within RESTART_WINDOW seconds) stops the stack.
         """
         recent: dict[str, list[float]] = {}
-        while True:
-            time.sleep(0.5)
-            if dead := self._dead_infrastructure():
-                self.console.print(f"[red]{dead}; stopping the stack[/]")
-                return 1
+
+        def may_restart(name: str, why: str) -> bool:
+            now = time.monotonic()
+            window = [t for t in recent.get(name, []) if now - t < RESTART_WINDOW]
+            if len(window) >= MAX_RESTARTS:
+                self.console.print(f"[red]{name} keeps exiting ({why}); stopping the stack[/]")
+                return False
+            recent[name] = [*window, now]
+            self.console.print(f"[yellow]{name} exited ({why}); restarting it[/]")
+            return True
+
+        while not self.halt.wait(0.5):
+            for name, why, revive in self._dead_infrastructure():
+                if not may_restart(name, why):
+                    return 1
+                try:
+                    self._step(name, revive)
+                except Exception as exc:  # tried again on the next round, within budget
+                    self.console.print(f"[red]{name} did not restart:[/] {exc}")
             for service in self.services:
                 code = service.proc.poll()
                 if code is None:
                     continue
-                now = time.monotonic()
-                window = [t for t in recent.get(service.name, []) if now - t < RESTART_WINDOW]
-                if len(window) >= MAX_RESTARTS:
-                    self.console.print(
-                        f"[red]service {service.name} keeps exiting (last code {code}, log "
-                        f"{service.log_path}); stopping the stack[/]"
-                    )
+                if not may_restart(
+                    f"service {service.name}", f"code {code}, log {service.log_path}"
+                ):
                     return 1
-                recent[service.name] = [*window, now]
-                self.console.print(
-                    f"[yellow]service {service.name} exited with {code}; restarting it[/]"
-                )
                 service.restart()
                 self._record_pid(service)
+        return 0
 
     def stop(self) -> None:
         if self.state:
@@ -272,12 +284,39 @@ class Supervisor:
                 record["restarts"] = service.restarts
         self._save()
 
-    def _dead_infrastructure(self) -> str | None:
-        if self.kafka is not None and not self.kafka.running:
-            return f"tansu exited (log {self.kafka.log_path})"
+    def _dead_infrastructure(self) -> list[tuple[str, str, Callable[[], None]]]:
+        dead: list[tuple[str, str, Callable[[], None]]] = []
         if self.postgres is not None and not self.postgres.running:
-            return f"postgres exited (log {self.postgres.log_path})"
-        return None
+            dead.append(("postgres", f"log {self.postgres.log_path}", self._restart_postgres))
+        if self.kafka is not None and not self.kafka.running:
+            dead.append(("tansu", f"log {self.kafka.log_path}", self._restart_kafka))
+        return dead
+
+    def _restart_postgres(self) -> None:
+        pg = self.postgres
+        assert pg is not None
+        pg.stop()  # forgets the dead server; the data directory (and so the URL) stays
+        pg.start()
+        assert pg.pid is not None
+        self.state["postgres"].update(process_record(pg.pid))
+        self._save()
+
+    def _restart_kafka(self) -> None:
+        kafka = self.kafka
+        assert kafka is not None
+        kafka.stop()
+        kafka.start()  # the same port: the services' bootstrap address stays right
+        self.console.print(
+            "[yellow]tansu keeps its log in memory: the events it held before are lost[/]"
+        )
+        try:
+            asyncio.run(ensure_topics(kafka.bootstrap, stack_topics()))
+        except BaseException:
+            kafka.stop()  # so that the next round starts it again, topics and all
+            raise
+        assert kafka.pid is not None
+        self.state["kafka"].update(process_record(kafka.pid))
+        self._save()
 
 
 def show(console: Console, state: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy import Row, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit import metrics
+from openlines.kit.consumer import is_infrastructure_error
 from openlines.kit.db.tables import dead_letters, outbox
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import notify_channel, relay_lock_key
@@ -109,7 +110,10 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 await self._run_as_leader(stop)
-            except (psycopg.OperationalError, OSError) as exc:
+            except Exception as exc:
+                # The engine raises SQLAlchemy's wrappers (a Postgres restart): wait for it.
+                if not is_infrastructure_error(exc):
+                    raise
                 self.is_leader = False
                 log.warning("relay lost its database connection", error=str(exc))
                 await _sleep_or_stop(stop, 1.0)

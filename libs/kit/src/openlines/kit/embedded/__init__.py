@@ -1,6 +1,7 @@
 """Real Kafka (Tansu) and PostgreSQL started as local processes, for tests and `openlines up`."""
 
 from openlines.kit.embedded._proc import StartupError, free_port
+from openlines.kit.embedded.ports import release_ports, reserve_port, reserve_port_block
 from openlines.kit.embedded.postgres import (
     EmbeddedPostgres,
     create_database,
@@ -18,6 +19,9 @@ __all__ = [
     "drop_database",
     "free_port",
     "kafka_answers",
+    "release_ports",
+    "reserve_port",
+    "reserve_port_block",
     "stop_data_dir",
     "with_database",
 ]

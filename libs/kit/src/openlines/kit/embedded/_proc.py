@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+from openlines.kit.embedded.ports import reserve_port
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -23,10 +25,9 @@ class StartupError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago; callers must still handle losing the race."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """Kept for callers not yet moved to `reserve_port`, which it is (see ports.py): never a
+    port-0 bind, whose port any outgoing connection can take before the server binds it."""
+    return reserve_port(host)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -76,8 +76,11 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_clients(self.data_dir)
         try:
+            _wait_for_dead_postmaster(self.data_dir)
             self._server = _get_server(self.data_dir)
             info = self._server.get_postmaster_info()
+            if running_postmaster(self.data_dir) is None:
+                raise StartupError("the server it reported running is not")
             self.pid, self.port, self.socket_dir = info.pid, info.port, info.socket_dir
             atexit.register(self.stop)
             if self.fast:
@@ -154,6 +157,26 @@ def _forget_dead_clients(data_dir: Path) -> None:
     alive = [pid for pid in pids if psutil.pid_exists(pid)]
     if alive != pids:
         pids_file.write_text(json.dumps(alive))
+
+
+def _wait_for_dead_postmaster(data_dir: Path, timeout: float = 30.0) -> None:
+    """After a crash (SIGKILL) the postmaster stays a zombie until init reaps it, seconds in
+    some containers. Meanwhile its pid "exists": the library takes it for a running server
+    and Postgres itself refuses to start beside it. Wait until the pid is gone."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    if running_postmaster(data_dir) is not None:
+        return  # alive: the library attaches to it
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return  # the pid was reused by another process: the server is gone
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
 
 
 def running_postmaster(data_dir: Path | str) -> psutil.Process | None:

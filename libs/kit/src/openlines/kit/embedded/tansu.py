@@ -17,16 +17,13 @@ from typing import IO, Self
 from openlines.kit.embedded._proc import (
     StartupError,
     die_with_parent,
-    free_port,
     listens_on,
     log_tail,
     stop_group,
 )
+from openlines.kit.embedded.ports import reserve_port
 
 log = logging.getLogger(__name__)
-
-# A lost free-port race shows up as "Address in use"; a fresh port fixes it.
-_PORT_ATTEMPTS = 3
 
 
 def tansu_binary() -> str:
@@ -38,8 +35,9 @@ def tansu_binary() -> str:
 class EmbeddedKafka:
     """One in-memory Tansu broker on 127.0.0.1.
 
-    `port=0` picks a free port. The broker runs in its own process group (so a terminal
-    Ctrl-C reaches only its supervisor) and is killed if the starting thread dies.
+    `port=0` reserves a port outside the ephemeral range (ports.py). The broker runs in its
+    own process group (so a terminal Ctrl-C reaches only its supervisor) and is killed if
+    the starting thread dies.
     """
 
     def __init__(
@@ -80,24 +78,19 @@ class EmbeddedKafka:
             os.close(fd)
             self.log_path = Path(name)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        attempts = _PORT_ATTEMPTS if self.requested_port == 0 else 1
-        for attempt in range(1, attempts + 1):
-            self.port = self.requested_port or free_port(self.host)
-            started = time.monotonic()
-            try:
-                self._spawn()
-                self._wait_ready()
-            except _PortTaken:
-                self.stop()
-                if attempt == attempts:
-                    raise StartupError(self._failure("port taken")) from None
-                continue
-            except BaseException:
-                self.stop()
-                raise
-            log.info("tansu ready at %s in %.2fs", self.bootstrap, time.monotonic() - started)
-            return self
-        raise AssertionError("unreachable")
+        # A reserved port (ports.py) stays ours until Tansu binds it: no race to retry. A
+        # start after `stop()` keeps the port, so clients' bootstrap address stays right.
+        if not self.port:
+            self.port = reserve_port(self.host)
+        started = time.monotonic()
+        try:
+            self._spawn()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("tansu ready at %s in %.2fs", self.bootstrap, time.monotonic() - started)
+        return self
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None
@@ -149,9 +142,7 @@ class EmbeddedKafka:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                # Tansu exits with status 0 when its listener cannot bind.
-                if "AddrInUse" in log_tail(self.log_path):
-                    raise _PortTaken
+                # Tansu exits with status 0 when its listener cannot bind ("AddrInUse").
                 raise StartupError(self._failure(f"exited with {self._proc.returncode}"))
             if listens_on(self._proc.pid, self.port) and kafka_answers(self.host, self.port):
                 return
@@ -162,10 +153,6 @@ class EmbeddedKafka:
         return f"tansu on {self.host}:{self.port} {what}; log {self.log_path}:\n" + log_tail(
             self.log_path
         )
-
-
-class _PortTaken(Exception):
-    pass
 
 
 def kafka_answers(host: str, port: int, timeout: float = 1.0) -> bool:

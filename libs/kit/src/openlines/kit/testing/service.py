@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
 
 
@@ -19,7 +19,7 @@ async def running(
     once it reports ready (consumers have joined their groups: on Tansu that takes seconds).
     `ready_timeout=None` yields at once, for tests of a service that starts unready.
 
-    Give the runtime's settings a free `http_port` (openlines.kit.embedded.free_port).
+    Give the runtime's settings a free `http_port` (openlines.kit.embedded.reserve_port).
     """
     runner = await runtime.start()
     try:
@@ -43,6 +43,6 @@ def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -
         "kafka_bootstrap": kafka_bootstrap,
         "topic_namespace": f"{db_schema}.",
         "create_topics": True,
-        "http_port": free_port(),
+        "http_port": reserve_port(),
         "log_json": False,
     }
