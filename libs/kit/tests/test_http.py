@@ -8,7 +8,10 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from openlines.kit.embedded.ports import reserve_port
 from openlines.kit.http.app import create_app, read_json
 from openlines.kit.http.auth import issue_token, require_principal
 from openlines.kit.http.errors import ApiError
@@ -32,6 +35,21 @@ async def crash(_: web.Request) -> web.Response:
     raise RuntimeError("bug")
 
 
+async def database_down(_: web.Request) -> web.Response:
+    # A real engine towards a port where no Postgres listens: what a handler meets while the
+    # database restarts.
+    engine = create_async_engine(
+        f"postgresql+psycopg://postgres@127.0.0.1:{reserve_port()}/postgres",
+        connect_args={"connect_timeout": 2},
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    return web.json_response({})
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient]:
     ready = {"flag": False}
@@ -39,6 +57,7 @@ async def client() -> AsyncIterator[TestClient]:
     app = create_app(SETTINGS, health)
     app.router.add_post("/api/echo", echo)
     app.router.add_get("/api/crash", crash)
+    app.router.add_get("/api/database-down", database_down)
     app["ready_flag"] = ready
     async with TestClient(TestServer(app)) as c:
         yield c
@@ -147,3 +166,10 @@ async def test_readiness_follows_its_checks_and_metrics_are_served(client: TestC
     await client.get("/api/crash")
     metrics = await (await client.get("/metrics")).text()
     assert 'openlines_http_requests_total{method="GET",route="/api/crash",status="500"}' in metrics
+
+
+async def test_a_database_outage_is_503_with_retry_after_not_a_500(client: TestClient) -> None:
+    resp = await client.get("/api/database-down")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"]["code"] == "unavailable"

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from openlines.kit import metrics
+from openlines.kit.consumer import is_infrastructure_error
 from openlines.kit.eventloop import new_event_loop
 from openlines.kit.http import routes
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
@@ -119,7 +120,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            # Postgres or Kafka is down or restarting (the supervisor or Kubernetes brings it
+            # back): an outage the client may retry, not a bug of ours.
+            log.warning("backing service unavailable", path=request.path, error=repr(exc))
+            response = error_response(
+                503, "unavailable", "a backing service is unavailable; retry shortly"
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error", path=request.path)
         return error_response(500, "internal", "internal error")
 

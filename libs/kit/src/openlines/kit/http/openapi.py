@@ -41,6 +41,8 @@ _BODY_ERRORS = {
 }
 _QUERY_ERRORS = {400: "invalid_query: unknown parameter, bad value, repeated, or NUL"}
 _AUTH_ERRORS = {401: "unauthorized / invalid_token"}
+# Any route may meet a database or broker outage (kit http: 503 with Retry-After).
+_OUTAGE_ERRORS = {503: "unavailable: Postgres or Kafka is unavailable, retry (Retry-After)"}
 
 
 def document(
@@ -152,6 +154,7 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     if op.auth == "bearer":
         implied.update(_AUTH_ERRORS)
     implied.update(_QUERY_ERRORS)  # every route refuses the parameters it does not declare
+    implied.update(_OUTAGE_ERRORS)
     if op.body is not None or op.method in ("POST", "PUT", "PATCH", "DELETE"):
         for status, text in _BODY_ERRORS.items():
             implied[status] = f"{implied[status]}; {text}" if status in implied else text
