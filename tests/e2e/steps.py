@@ -103,3 +103,35 @@ async def next_ws_event(
             data = msg.json()
             if predicate(data):
                 return dict(data)
+
+
+async def unassigned_dialog(
+    http: aiohttp.ClientSession,
+    url: str,
+    supervisor: dict[str, str],
+    chat: int,
+    name: str = "Rae Race",
+    text: str = "hello?",
+) -> str:
+    """A dialog nobody is online to take: ann and bob go offline first, then the customer
+    writes; returns the dialog's id once the supervisor sees it in the Unassigned tab."""
+    for op in ("ann", "bob"):
+        await post_json(
+            http,
+            f"{url}/api/v1/operators/{op}/presence",
+            supervisor,
+            {"status": "offline"},
+            method="PUT",
+        )
+    await customer_says(http, url, chat, name, text)
+
+    async def found() -> str | None:
+        body = await json_if_ok(http, f"{url}/api/v1/dialogs?tab=unassigned", supervisor)
+        ids = [
+            d["id"]
+            for d in (body or {}).get("items", [])
+            if d["customer"]["external_id"] == str(chat)
+        ]
+        return ids[0] if ids else None
+
+    return await eventually(found, "the unassigned dialog")

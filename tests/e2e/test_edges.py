@@ -16,32 +16,13 @@ from .steps import (
     json_if_ok,
     post_json,
     telegram_update,
+    unassigned_dialog,
 )
 
 
 async def _unassigned_dialog(stack: Stack, http: aiohttp.ClientSession, chat: int) -> str:
     """A dialog nobody is online to take (everyone offline first)."""
-    sue = stack.auth("sue", "supervisor")
-    for op in ("ann", "bob"):
-        await post_json(
-            http,
-            f"{stack.url}/api/v1/operators/{op}/presence",
-            sue,
-            {"status": "offline"},
-            method="PUT",
-        )
-    await customer_says(http, stack.url, chat, "Rae Race", "hello?")
-
-    async def found() -> str | None:
-        body = await json_if_ok(http, f"{stack.url}/api/v1/dialogs?tab=unassigned", sue)
-        ids = [
-            d["id"]
-            for d in (body or {}).get("items", [])
-            if d["customer"]["external_id"] == str(chat)
-        ]
-        return ids[0] if ids else None
-
-    return await eventually(found, "the unassigned dialog")
+    return await unassigned_dialog(http, stack.url, stack.auth("sue", "supervisor"), chat)
 
 
 async def test_two_operators_take_one_dialog_exactly_one_wins(

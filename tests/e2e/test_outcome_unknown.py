@@ -9,31 +9,15 @@ from typing import Any
 import aiohttp
 
 from .conftest import Stack
-from .steps import customer_says, eventually, json_if_ok, post_json
+from .steps import eventually, json_if_ok, post_json, unassigned_dialog
 
 
 async def _dialog_taken_by_ann(stack: Stack, http: aiohttp.ClientSession, chat: int) -> str:
     sue = stack.auth("sue", "supervisor")
-    for op in ("ann", "bob"):  # nobody online: the dialog waits for a manual take
-        await post_json(
-            http,
-            f"{stack.url}/api/v1/operators/{op}/presence",
-            sue,
-            {"status": "offline"},
-            method="PUT",
-        )
-    await customer_says(http, stack.url, chat, "Una Known", "did you get this?")
-
-    async def found() -> str | None:
-        body = await json_if_ok(http, f"{stack.url}/api/v1/dialogs?tab=unassigned", sue)
-        ids = [
-            d["id"]
-            for d in (body or {}).get("items", [])
-            if d["customer"]["external_id"] == str(chat)
-        ]
-        return ids[0] if ids else None
-
-    dialog_id = await eventually(found, "the unassigned dialog")
+    # Nobody online: the dialog waits for a manual take.
+    dialog_id = await unassigned_dialog(
+        http, stack.url, sue, chat, "Una Known", "did you get this?"
+    )
     status, body = await post_json(
         http, f"{stack.url}/api/v1/dialogs/{dialog_id}/take", stack.auth("ann")
     )
