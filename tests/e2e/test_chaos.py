@@ -178,8 +178,9 @@ class Chaos:
                 await asyncio.sleep(0.5)
 
     async def dialogs(self) -> list[dict[str, Any]]:
+        # Only this test's channel: the other e2e tests share the stack (and boss sees all).
         items: list[dict[str, Any]] = []
-        url: str | None = f"{self.stack.url}/api/v1/dialogs?tab=all&limit=200"
+        url: str | None = f"{self.stack.url}/api/v1/dialogs?tab=all&channel={CHANNEL}&limit=200"
         while url:
             body = await json_if_ok(self.http, url, self.boss)
             if body is None:
@@ -187,7 +188,8 @@ class Chaos:
             items += body["items"]
             cursor = body.get("next_cursor")
             url = (
-                f"{self.stack.url}/api/v1/dialogs?tab=all&limit=200&cursor={cursor}"
+                f"{self.stack.url}/api/v1/dialogs?tab=all&channel={CHANNEL}&limit=200"
+                f"&cursor={cursor}"
                 if cursor
                 else None
             )

@@ -69,11 +69,19 @@ async def test_largest_legal_message_reaches_timeline_and_stream_unchanged(
     # The dialogs record itself: whole, and within the record limit.
     bootstrap = str(stack.state["kafka"]["bootstrap"])  # type: ignore[index]
 
-    def has_it(records: list[Any]) -> bool:
-        return any(_appended_in(r, dialog_id) for r in records)
+    def customers_message(records: list[Any]) -> list[Any]:
+        # The dialog's system lines (assigned, linked to CRM) are MessageAppended records too.
+        return [
+            r
+            for r in records
+            if _appended_in(r, dialog_id)
+            and decode(r.value, r.headers, topic=DIALOGS).payload.direction == "in"
+        ]
 
-    records = await read_topic(bootstrap, DIALOGS, has_it, timeout=30)
-    [record] = [r for r in records if _appended_in(r, dialog_id)]
+    records = await read_topic(
+        bootstrap, DIALOGS, lambda rs: bool(customers_message(rs)), timeout=30
+    )
+    [record] = customers_message(records)
     assert decode(record.value, record.headers, topic=DIALOGS).payload.text == text
     assert len(record.value) < KitSettings().kafka_max_record_bytes
 
