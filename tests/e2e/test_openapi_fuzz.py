@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -141,7 +142,9 @@ def _open_dialog(stack: Stack, headers: dict[str, str], name: str) -> str:
     raise AssertionError("the dialog for the contract test never appeared")
 
 
-def test_the_running_suite_honours_its_openapi_document(stack: Stack) -> None:
+def test_the_running_suite_honours_its_openapi_document(
+    stack: Stack, record_property: Callable[[str, object], None]
+) -> None:
     headers = stack.auth("sue", "supervisor")
     served = requests.get(f"{stack.url}/api/v1/openapi.json", timeout=120)
     assert served.status_code == 200, served.text
@@ -171,6 +174,12 @@ def test_the_running_suite_honours_its_openapi_document(stack: Stack) -> None:
     _stateful(schema, tally, stack.url, headers)
     elapsed = time.monotonic() - started
     nonconforming = sum(tally.failures.values())
+    # Shown after the run by conftest's terminal summary, whether the test passed or not.
+    record_property(
+        "figures",
+        f"{len(operations)} operations, {tally.sent} requests ({stateless} stateless) in"
+        f" {elapsed:.0f} s, {tally.server_errors} x 5xx, {nonconforming} nonconforming",
+    )
     print(
         f"\nschemathesis: {len(operations)} operations, {tally.sent} requests sent"
         f" ({stateless} stateless, {tally.sent - stateless} in linked scenarios) in"
