@@ -47,12 +47,12 @@ __all__ = [
 PORT_FLOOR = 20000
 _DEFAULT_EPHEMERAL = (32768, 60999)
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-_ATTEMPTS = 500
 
 _mutex = threading.Lock()
 _held: set[int] = set()
 _lock_fd: int | None = None
 _lock_pid: int | None = None
+_origin = 0
 
 
 def ephemeral_range(path: Path = _RANGE_FILE) -> tuple[int, int]:
@@ -86,8 +86,14 @@ def reserve_port_block(size: int, host: str = "127.0.0.1") -> int:
         raise ValueError(f"cannot reserve {size} consecutive ports")
     with _mutex:
         fd = _lock_file()
-        for _ in range(_ATTEMPTS):
-            base = random.randrange(space.start, space.stop - size + 1)
+        # Every candidate base once, from this process's own random origin: one process's
+        # reservations pack together instead of scattering over the space (random draws left
+        # no room for a block once a long test session held thousands of single ports), and
+        # processes started at once rarely meet.
+        bases = range(space.start, space.stop - size + 1)
+        first = _origin % len(bases)
+        for index in range(len(bases)):
+            base = bases[(first + index) % len(bases)]
             ports = range(base, base + size)
             if any(port in _held for port in ports):
                 continue
@@ -110,9 +116,10 @@ def release_ports(base: int, size: int = 1) -> None:
 
 
 def _lock_file() -> int:
-    global _lock_fd, _lock_pid
+    global _lock_fd, _lock_pid, _origin
     if _lock_fd is None or _lock_pid != os.getpid():  # a forked child holds no locks
         _held.clear()
+        _origin = random.randrange(1 << 30)
         path = Path(os.environ.get("OPENLINES_PORT_LOCK_DIR") or tempfile.gettempdir())
         path = path / "openlines-ports.lock"
         try:
