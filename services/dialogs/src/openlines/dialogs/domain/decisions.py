@@ -1,47 +1,39 @@
-"""The Dialog aggregate: pure state, explicit `apply` per event, decisions that return events.
+"""The Dialog aggregate's decisions: each looks at the state and returns the events to record.
 
-No I/O here. A decision looks at the current state and either returns the events to record
-(possibly none: the request is already satisfied) or raises a `DomainError`. State changes only
-through `apply`, so replaying a stream rebuilds exactly the state the decisions saw.
+A decision returns the events (possibly none: the request is already satisfied) or raises a
+`DomainError`; it never changes the state itself (`apply`, in `state`, does). No I/O here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
+from openlines.dialogs.domain.descriptions import describe_crm_link
+from openlines.dialogs.domain.state import CrmLink, DialogState, DialogStatus, crm_fields
 from openlines.events.catalog import (
     AssignedBy,
     Attachment,
-    ChannelType,
     CloseReason,
-    Customer,
     DeliveryStatus,
     DialogAssigned,
     DialogClosed,
     DialogLinkedToCrm,
     DialogMessageEdited,
     DialogOpened,
-    DialogPinned,
     DialogRead,
-    DialogRenamed,
     DialogReopened,
     DialogTransferred,
     Direction,
     MessageAppended,
-    MessageDeleted,
     MessageDeliveryUpdated,
     MessageReceived,
-    ParticipantJoined,
-    ParticipantLeft,
 )
 from openlines.events.envelope import EventPayload
 
-# -- errors -------------------------------------------------------------------------------
+# -- refusals -----------------------------------------------------------------------------
 
 
 class DomainError(Exception):
@@ -106,23 +98,7 @@ class LoadNeeded(Exception):
     when a decision needs it, then decides again)."""
 
 
-# -- state --------------------------------------------------------------------------------
-
-
-class DialogStatus(StrEnum):
-    UNASSIGNED = "unassigned"
-    ACTIVE = "active"
-    CLOSED = "closed"
-    SPAM = "spam"
-
-
-OPEN_STATUSES = frozenset({DialogStatus.UNASSIGNED, DialogStatus.ACTIVE})
-
-
-class SlaState(StrEnum):
-    OK = "ok"
-    WARNING = "warning"
-    BREACH = "breach"
+# -- rules --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -140,36 +116,6 @@ class Load:
 
 NO_LIMIT = Load(active=0, limit=None)
 
-
-@dataclass
-class MessageState:
-    """What decisions need to know about one timeline message."""
-
-    message_id: UUID
-    direction: Direction
-    status: DeliveryStatus | None = None
-    external_message_id: str | None = None
-    provider_message_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CrmLink:
-    customer_id: UUID | None = None
-    lead_id: UUID | None = None
-    contact_id: UUID | None = None
-    company_id: UUID | None = None
-    deal_id: UUID | None = None
-
-
-@dataclass(frozen=True)
-class LastMessage:
-    text: str | None
-    direction: Direction
-    at: datetime
-
-
-# Events that do not move a dialog up the list (DESIGN §9: system events and replies do).
-_QUIET = (MessageDeliveryUpdated, DialogRead, DialogPinned, DialogMessageEdited, MessageDeleted)
 
 _DELIVERY_RANK = {
     DeliveryStatus.QUEUED: 0,
@@ -192,20 +138,6 @@ def delivery_advances(current: DeliveryStatus | None, new: DeliveryStatus) -> bo
     return _DELIVERY_RANK[new] > _DELIVERY_RANK[current]
 
 
-def sla_state(
-    waiting_since: datetime | None, now: datetime, warning_seconds: int, breach_seconds: int
-) -> SlaState:
-    """The RetailCRM marker: how long the customer's unanswered message has waited."""
-    if waiting_since is None:
-        return SlaState.OK
-    waited = (now - waiting_since).total_seconds()
-    if waited >= breach_seconds:
-        return SlaState.BREACH
-    if waited >= warning_seconds:
-        return SlaState.WARNING
-    return SlaState.OK
-
-
 def validate_text(text: str, max_length: int) -> None:
     if not text.strip():
         raise EmptyMessage("message text is empty")
@@ -213,62 +145,21 @@ def validate_text(text: str, max_length: int) -> None:
         raise TextTooLong(f"message text exceeds the channel's {max_length} characters")
 
 
-@dataclass
-class Dialog:
-    id: UUID
-    version: int = 0
-    status: DialogStatus = DialogStatus.UNASSIGNED
-    line_id: str = ""
-    channel_id: str = ""
-    channel_type: ChannelType = ChannelType.TELEGRAM
-    conversation_key: str = ""
-    customer: Customer | None = None
-    title: str = ""
-    assignee_id: str | None = None
-    participants: list[str] = field(default_factory=list)
-    waiting_since: datetime | None = None
-    unread_count: int = 0
-    last_message: LastMessage | None = None
-    crm: CrmLink = CrmLink()
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    messages: dict[UUID, MessageState] = field(default_factory=dict)
-    _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
-    # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
-    # quote of an operator's message names.
-    _by_provider_id: dict[str, UUID] = field(default_factory=dict, repr=False)
-    # (author, client_message_id): each operator's client numbers its own messages.
-    _by_client_id: dict[tuple[str | None, str], UUID] = field(default_factory=dict, repr=False)
+def _require_room(load: Load | None) -> None:
+    """The max_dialogs rule, for a decision that makes the caller the assignee."""
+    if load is None:
+        raise LoadNeeded
+    if load.full:
+        raise AtCapacity(
+            f"you already hold {load.active} open dialogs, your maximum is {load.limit}"
+        )
 
-    # -- reading --------------------------------------------------------------------------
 
-    @classmethod
-    def replay(cls, dialog_id: UUID, history: Iterable[tuple[EventPayload, datetime]]) -> Dialog:
-        dialog = cls(dialog_id)
-        for event, at in history:
-            dialog.apply(event, at)
-        return dialog
+# -- the aggregate ------------------------------------------------------------------------
 
-    @property
-    def exists(self) -> bool:
-        return self.version > 0
 
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    def message_by_external_id(self, external_message_id: str) -> MessageState | None:
-        found = self._by_external_id.get(external_message_id)
-        return self.messages.get(found) if found else None
-
-    def message_by_client_id(self, author_id: str, client_message_id: str) -> MessageState | None:
-        found = self._by_client_id.get((author_id, client_message_id))
-        return self.messages.get(found) if found else None
-
-    def is_on_dialog(self, operator_id: str) -> bool:
-        return operator_id == self.assignee_id or operator_id in self.participants
-
-    # -- decisions ------------------------------------------------------------------------
+class Dialog(DialogState):
+    """The dialog with its decisions (its state and `apply` are `DialogState`'s)."""
 
     def open_from_inbound(
         self,
@@ -552,7 +443,7 @@ class Dialog:
         )
         if wanted == self.crm:
             return []
-        mirrored = DialogLinkedToCrm(dialog_id=self.id, **_asdict(wanted))
+        mirrored = DialogLinkedToCrm(dialog_id=self.id, **crm_fields(wanted))
         return [
             mirrored,
             MessageAppended(
@@ -594,174 +485,3 @@ class Dialog:
             conversation_key=message.conversation_key,
             sent_at=message.sent_at,
         )
-
-    # -- applying -------------------------------------------------------------------------
-
-    def apply(self, event: EventPayload, at: datetime) -> None:
-        applier = _APPLIERS.get(type(event))
-        if applier is None:
-            raise TypeError(f"Dialog cannot apply {type(event).__name__}")
-        applier(self, event)
-        self.version += 1
-        if self.created_at is None:
-            self.created_at = at
-        if not isinstance(event, _QUIET):
-            self.updated_at = at
-
-    def _opened(self, e: DialogOpened) -> None:
-        self.status = DialogStatus.UNASSIGNED
-        self.line_id = e.line_id
-        self.channel_id = e.channel_id
-        self.channel_type = e.channel_type
-        self.conversation_key = e.conversation_key
-        self.customer = e.customer
-        self.title = e.title
-        self.crm = CrmLink(customer_id=e.customer_id)
-
-    def _appended(self, e: MessageAppended) -> None:
-        self.messages[e.message_id] = MessageState(
-            message_id=e.message_id,
-            direction=e.direction,
-            status=e.status,
-            external_message_id=e.external_message_id,
-        )
-        if e.direction == Direction.IN:
-            if e.external_message_id is not None:
-                self._by_external_id[e.external_message_id] = e.message_id
-            # The SLA clock starts at the first message nobody has answered yet.
-            if self.waiting_since is None:
-                self.waiting_since = e.sent_at
-            self.unread_count += 1
-        elif e.direction == Direction.OUT:
-            if e.client_message_id is not None:
-                self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
-            self.waiting_since = None
-            self.unread_count = 0
-        if e.direction in (Direction.IN, Direction.OUT):
-            self.last_message = LastMessage(e.text, e.direction, e.sent_at)
-
-    def _assigned(self, e: DialogAssigned) -> None:
-        self.assignee_id = e.operator_id
-        self.status = DialogStatus.ACTIVE
-
-    def _transferred(self, e: DialogTransferred) -> None:
-        if e.to_line_id is not None:
-            self.line_id = e.to_line_id
-        self.assignee_id = e.to_operator_id
-        self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
-
-    def _closed(self, e: DialogClosed) -> None:
-        # The assignee stays: it is who closed it, and they keep seeing it in Closed.
-        self.status = DialogStatus.SPAM if e.reason == CloseReason.SPAM else DialogStatus.CLOSED
-        self.waiting_since = None
-
-    def _reopened(self, e: DialogReopened) -> None:
-        self.status = DialogStatus.ACTIVE
-        self.assignee_id = e.operator_id
-
-    def _delivery_updated(self, e: MessageDeliveryUpdated) -> None:
-        message = self.messages[e.message_id]
-        message.status = e.status
-        if e.provider_message_id is not None:
-            message.provider_message_id = e.provider_message_id
-            if message.direction == Direction.OUT:
-                self._by_provider_id[e.provider_message_id] = e.message_id
-
-    def _linked(self, e: DialogLinkedToCrm) -> None:
-        self.crm = CrmLink(**{k: getattr(e, k) for k in _asdict(CrmLink())})
-
-    def _read(self, _: DialogRead) -> None:
-        self.unread_count = 0
-
-    def _joined(self, e: ParticipantJoined) -> None:
-        if e.operator_id not in self.participants:
-            self.participants.append(e.operator_id)
-
-    def _left(self, e: ParticipantLeft) -> None:
-        if e.operator_id in self.participants:
-            self.participants.remove(e.operator_id)
-
-    def _renamed(self, e: DialogRenamed) -> None:
-        self.title = e.title
-
-    def _ignored(self, _: EventPayload) -> None:
-        """Recorded for the timeline only; no decision depends on it."""
-
-
-_APPLIERS: dict[type[EventPayload], Callable[[Dialog, Any], None]] = {
-    DialogOpened: Dialog._opened,
-    MessageAppended: Dialog._appended,
-    DialogAssigned: Dialog._assigned,
-    DialogTransferred: Dialog._transferred,
-    DialogClosed: Dialog._closed,
-    DialogReopened: Dialog._reopened,
-    MessageDeliveryUpdated: Dialog._delivery_updated,
-    DialogLinkedToCrm: Dialog._linked,
-    DialogRead: Dialog._read,
-    ParticipantJoined: Dialog._joined,
-    ParticipantLeft: Dialog._left,
-    DialogRenamed: Dialog._renamed,
-    DialogMessageEdited: Dialog._ignored,
-    MessageDeleted: Dialog._ignored,
-    DialogPinned: Dialog._ignored,
-}
-
-
-def _require_room(load: Load | None) -> None:
-    """The max_dialogs rule, for a decision that makes the caller the assignee."""
-    if load is None:
-        raise LoadNeeded
-    if load.full:
-        raise AtCapacity(
-            f"you already hold {load.active} open dialogs, your maximum is {load.limit}"
-        )
-
-
-def _asdict(link: CrmLink) -> dict[str, UUID | None]:
-    return {
-        "customer_id": link.customer_id,
-        "lead_id": link.lead_id,
-        "contact_id": link.contact_id,
-        "company_id": link.company_id,
-        "deal_id": link.deal_id,
-    }
-
-
-# -- staff-facing descriptions (system messages in the timeline) ---------------------------
-
-
-def describe_crm_link(e: DialogLinkedToCrm) -> str:
-    for label, value in (
-        ("deal", e.deal_id),
-        ("lead", e.lead_id),
-        ("contact", e.contact_id),
-        ("company", e.company_id),
-    ):
-        if value is not None:
-            return f"Linked to CRM {label} {value}"
-    return f"Linked to CRM customer {e.customer_id}"
-
-
-def describe(event: EventPayload) -> str | None:
-    """The system line a state change shows in the timeline (None: it shows none)."""
-    match event:
-        case DialogAssigned(assigned_by=AssignedBy.ROUTING):
-            how = f" ({event.strategy})" if event.strategy else ""
-            return f"Assigned to {event.operator_id} by routing{how}"
-        case DialogAssigned(previous_operator_id=str() as previous):
-            return f"{event.operator_id} took the dialog over from {previous}"
-        case DialogAssigned():
-            return f"{event.operator_id} took the dialog"
-        case DialogTransferred(to_operator_id=None):
-            return f"Returned to the queue ({event.reason or 'no reason'})"
-        case DialogTransferred():
-            return f"Transferred to {event.to_operator_id or event.to_line_id}"
-        case DialogClosed(reason=CloseReason.SPAM):
-            return f"Marked as spam by {event.actor_id}"
-        case DialogClosed(actor_id=str() as actor):
-            return f"Closed by {actor}"
-        case DialogClosed():
-            return f"Closed automatically ({event.reason})"
-        case DialogReopened():
-            return f"Reopened by {event.actor_id}"
-    return None

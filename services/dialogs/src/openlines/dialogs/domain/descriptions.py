@@ -1,0 +1,51 @@
+"""Staff-facing descriptions: the system lines that state changes show in the timeline."""
+
+from __future__ import annotations
+
+from openlines.events.catalog import (
+    AssignedBy,
+    CloseReason,
+    DialogAssigned,
+    DialogClosed,
+    DialogLinkedToCrm,
+    DialogReopened,
+    DialogTransferred,
+)
+from openlines.events.envelope import EventPayload
+
+
+def describe_crm_link(e: DialogLinkedToCrm) -> str:
+    for label, value in (
+        ("deal", e.deal_id),
+        ("lead", e.lead_id),
+        ("contact", e.contact_id),
+        ("company", e.company_id),
+    ):
+        if value is not None:
+            return f"Linked to CRM {label} {value}"
+    return f"Linked to CRM customer {e.customer_id}"
+
+
+def describe(event: EventPayload) -> str | None:
+    """The system line a state change shows in the timeline (None: it shows none)."""
+    match event:
+        case DialogAssigned(assigned_by=AssignedBy.ROUTING):
+            how = f" ({event.strategy})" if event.strategy else ""
+            return f"Assigned to {event.operator_id} by routing{how}"
+        case DialogAssigned(previous_operator_id=str() as previous):
+            return f"{event.operator_id} took the dialog over from {previous}"
+        case DialogAssigned():
+            return f"{event.operator_id} took the dialog"
+        case DialogTransferred(to_operator_id=None):
+            return f"Returned to the queue ({event.reason or 'no reason'})"
+        case DialogTransferred():
+            return f"Transferred to {event.to_operator_id or event.to_line_id}"
+        case DialogClosed(reason=CloseReason.SPAM):
+            return f"Marked as spam by {event.actor_id}"
+        case DialogClosed(actor_id=str() as actor):
+            return f"Closed by {actor}"
+        case DialogClosed():
+            return f"Closed automatically ({event.reason})"
+        case DialogReopened():
+            return f"Reopened by {event.actor_id}"
+    return None

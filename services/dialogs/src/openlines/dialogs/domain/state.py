@@ -1,0 +1,279 @@
+"""The Dialog aggregate's state: what its events say, changed only by `apply`.
+
+No I/O and no decisions here (those are in `decisions`): replaying a stream through `apply`
+rebuilds exactly the state the decisions saw. A snapshot is this state as JSON, so that a long
+dialog is loaded from its latest snapshot plus the events after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Self
+from uuid import UUID
+
+from openlines.events.catalog import (
+    ChannelType,
+    CloseReason,
+    Customer,
+    DeliveryStatus,
+    DialogAssigned,
+    DialogClosed,
+    DialogLinkedToCrm,
+    DialogMessageEdited,
+    DialogOpened,
+    DialogPinned,
+    DialogRead,
+    DialogRenamed,
+    DialogReopened,
+    DialogTransferred,
+    Direction,
+    MessageAppended,
+    MessageDeleted,
+    MessageDeliveryUpdated,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+from openlines.events.envelope import EventPayload
+
+
+class DialogStatus(StrEnum):
+    UNASSIGNED = "unassigned"
+    ACTIVE = "active"
+    CLOSED = "closed"
+    SPAM = "spam"
+
+
+OPEN_STATUSES = frozenset({DialogStatus.UNASSIGNED, DialogStatus.ACTIVE})
+
+
+class SlaState(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    BREACH = "breach"
+
+
+@dataclass
+class MessageState:
+    """What decisions need to know about one timeline message."""
+
+    message_id: UUID
+    direction: Direction
+    status: DeliveryStatus | None = None
+    external_message_id: str | None = None
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmLink:
+    customer_id: UUID | None = None
+    lead_id: UUID | None = None
+    contact_id: UUID | None = None
+    company_id: UUID | None = None
+    deal_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    text: str | None
+    direction: Direction
+    at: datetime
+
+
+# Events that do not move a dialog up the list (DESIGN §9: system events and replies do).
+_QUIET = (MessageDeliveryUpdated, DialogRead, DialogPinned, DialogMessageEdited, MessageDeleted)
+
+
+def sla_state(
+    waiting_since: datetime | None, now: datetime, warning_seconds: int, breach_seconds: int
+) -> SlaState:
+    """The RetailCRM marker: how long the customer's unanswered message has waited."""
+    if waiting_since is None:
+        return SlaState.OK
+    waited = (now - waiting_since).total_seconds()
+    if waited >= breach_seconds:
+        return SlaState.BREACH
+    if waited >= warning_seconds:
+        return SlaState.WARNING
+    return SlaState.OK
+
+
+@dataclass
+class DialogState:
+    """What the dialog's events say so far; changed only by `apply`."""
+
+    id: UUID
+    version: int = 0
+    status: DialogStatus = DialogStatus.UNASSIGNED
+    line_id: str = ""
+    channel_id: str = ""
+    channel_type: ChannelType = ChannelType.TELEGRAM
+    conversation_key: str = ""
+    customer: Customer | None = None
+    title: str = ""
+    assignee_id: str | None = None
+    participants: list[str] = field(default_factory=list)
+    waiting_since: datetime | None = None
+    unread_count: int = 0
+    last_message: LastMessage | None = None
+    crm: CrmLink = CrmLink()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    messages: dict[UUID, MessageState] = field(default_factory=dict)
+    _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
+    # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
+    # quote of an operator's message names.
+    _by_provider_id: dict[str, UUID] = field(default_factory=dict, repr=False)
+    # (author, client_message_id): each operator's client numbers its own messages.
+    _by_client_id: dict[tuple[str | None, str], UUID] = field(default_factory=dict, repr=False)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @classmethod
+    def replay(cls, dialog_id: UUID, history: Iterable[tuple[EventPayload, datetime]]) -> Self:
+        dialog = cls(dialog_id)
+        for event, at in history:
+            dialog.apply(event, at)
+        return dialog
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def message_by_external_id(self, external_message_id: str) -> MessageState | None:
+        found = self._by_external_id.get(external_message_id)
+        return self.messages.get(found) if found else None
+
+    def message_by_client_id(self, author_id: str, client_message_id: str) -> MessageState | None:
+        found = self._by_client_id.get((author_id, client_message_id))
+        return self.messages.get(found) if found else None
+
+    def is_on_dialog(self, operator_id: str) -> bool:
+        return operator_id == self.assignee_id or operator_id in self.participants
+
+    # -- applying -------------------------------------------------------------------------
+
+    def apply(self, event: EventPayload, at: datetime) -> None:
+        applier = _APPLIERS.get(type(event))
+        if applier is None:
+            raise TypeError(f"Dialog cannot apply {type(event).__name__}")
+        applier(self, event)
+        self.version += 1
+        if self.created_at is None:
+            self.created_at = at
+        if not isinstance(event, _QUIET):
+            self.updated_at = at
+
+    def _opened(self, e: DialogOpened) -> None:
+        self.status = DialogStatus.UNASSIGNED
+        self.line_id = e.line_id
+        self.channel_id = e.channel_id
+        self.channel_type = e.channel_type
+        self.conversation_key = e.conversation_key
+        self.customer = e.customer
+        self.title = e.title
+        self.crm = CrmLink(customer_id=e.customer_id)
+
+    def _appended(self, e: MessageAppended) -> None:
+        self.messages[e.message_id] = MessageState(
+            message_id=e.message_id,
+            direction=e.direction,
+            status=e.status,
+            external_message_id=e.external_message_id,
+        )
+        if e.direction == Direction.IN:
+            if e.external_message_id is not None:
+                self._by_external_id[e.external_message_id] = e.message_id
+            # The SLA clock starts at the first message nobody has answered yet.
+            if self.waiting_since is None:
+                self.waiting_since = e.sent_at
+            self.unread_count += 1
+        elif e.direction == Direction.OUT:
+            if e.client_message_id is not None:
+                self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
+            self.waiting_since = None
+            self.unread_count = 0
+        if e.direction in (Direction.IN, Direction.OUT):
+            self.last_message = LastMessage(e.text, e.direction, e.sent_at)
+
+    def _assigned(self, e: DialogAssigned) -> None:
+        self.assignee_id = e.operator_id
+        self.status = DialogStatus.ACTIVE
+
+    def _transferred(self, e: DialogTransferred) -> None:
+        if e.to_line_id is not None:
+            self.line_id = e.to_line_id
+        self.assignee_id = e.to_operator_id
+        self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
+
+    def _closed(self, e: DialogClosed) -> None:
+        # The assignee stays: it is who closed it, and they keep seeing it in Closed.
+        self.status = DialogStatus.SPAM if e.reason == CloseReason.SPAM else DialogStatus.CLOSED
+        self.waiting_since = None
+
+    def _reopened(self, e: DialogReopened) -> None:
+        self.status = DialogStatus.ACTIVE
+        self.assignee_id = e.operator_id
+
+    def _delivery_updated(self, e: MessageDeliveryUpdated) -> None:
+        message = self.messages[e.message_id]
+        message.status = e.status
+        if e.provider_message_id is not None:
+            message.provider_message_id = e.provider_message_id
+            if message.direction == Direction.OUT:
+                self._by_provider_id[e.provider_message_id] = e.message_id
+
+    def _linked(self, e: DialogLinkedToCrm) -> None:
+        self.crm = CrmLink(**{k: getattr(e, k) for k in crm_fields(CrmLink())})
+
+    def _read(self, _: DialogRead) -> None:
+        self.unread_count = 0
+
+    def _joined(self, e: ParticipantJoined) -> None:
+        if e.operator_id not in self.participants:
+            self.participants.append(e.operator_id)
+
+    def _left(self, e: ParticipantLeft) -> None:
+        if e.operator_id in self.participants:
+            self.participants.remove(e.operator_id)
+
+    def _renamed(self, e: DialogRenamed) -> None:
+        self.title = e.title
+
+    def _ignored(self, _: EventPayload) -> None:
+        """Recorded for the timeline only; no decision depends on it."""
+
+
+_APPLIERS: dict[type[EventPayload], Callable[[DialogState, Any], None]] = {
+    DialogOpened: DialogState._opened,
+    MessageAppended: DialogState._appended,
+    DialogAssigned: DialogState._assigned,
+    DialogTransferred: DialogState._transferred,
+    DialogClosed: DialogState._closed,
+    DialogReopened: DialogState._reopened,
+    MessageDeliveryUpdated: DialogState._delivery_updated,
+    DialogLinkedToCrm: DialogState._linked,
+    DialogRead: DialogState._read,
+    ParticipantJoined: DialogState._joined,
+    ParticipantLeft: DialogState._left,
+    DialogRenamed: DialogState._renamed,
+    DialogMessageEdited: DialogState._ignored,
+    MessageDeleted: DialogState._ignored,
+    DialogPinned: DialogState._ignored,
+}
+
+
+def crm_fields(link: CrmLink) -> dict[str, UUID | None]:
+    return {
+        "customer_id": link.customer_id,
+        "lead_id": link.lead_id,
+        "contact_id": link.contact_id,
+        "company_id": link.company_id,
+        "deal_id": link.deal_id,
+    }
