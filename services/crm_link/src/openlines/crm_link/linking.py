@@ -1,13 +1,14 @@
 """crm-link's use cases: link each opened dialog to its customer (and lead), create leads.
 
-Each runs in the caller's transaction: load the customer stream, decide (domain), append with
-the expected version, project. When another writer moved the stream meanwhile (a concurrent
-dialog of the same customer, a racing POST), reload and decide again.
+Each runs in the caller's transaction through the kit's stream writer: load the customer
+stream, decide (domain), append with the expected version, project. When another writer moved
+the stream meanwhile (a concurrent dialog of the same customer, a racing POST), it reloads and
+decides again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,20 +19,33 @@ from openlines.events.catalog import DialogLinkedToCrm, DialogOpened, MessageApp
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import CRM
 from openlines.kit.access import FACT_EVENTS
-from openlines.kit.eventstore import ConcurrencyConflict, EventStore
+from openlines.kit.eventstore import EventStore
 from openlines.kit.lines import LinesConfig
-from openlines.kit.log import get_logger
-
-log = get_logger(__name__)
+from openlines.kit.streamwriter import Aggregate, StreamWriter
 
 Decision = Callable[[Customer | None], list[EventPayload]]
+
+
+async def _project(
+    conn: AsyncConnection, _: Customer | None, envelopes: Sequence[Envelope]
+) -> None:
+    await projection.apply(conn, envelopes)
+
+
+# The customer stream: short (an identity, its leads and linked dialogs), so no snapshots.
+CUSTOMER: Aggregate[Customer | None] = Aggregate(
+    topic=CRM,
+    initial=lambda _: None,
+    evolve=lambda state, env: domain.evolve(state, env.payload),
+    project=_project,
+)
 
 
 class CrmLink:
     def __init__(self, lines: LinesConfig, event_store: EventStore, *, attempts: int = 5) -> None:
         self.lines = lines
         self.event_store = event_store
-        self.attempts = attempts
+        self.customers = StreamWriter(event_store, CUSTOMER, attempts=attempts)
 
     @staticmethod
     def handles(env: Envelope) -> bool:
@@ -94,29 +108,4 @@ class CrmLink:
         decide: Decision,
         cause: Envelope | None,
     ) -> None:
-        stream_id = str(customer_id)
-        for attempt in range(1, self.attempts + 1):
-            history = await self.event_store.load(conn, stream_id)
-            state = domain.replay(env.payload for env in history)
-            new_events = decide(state)
-            if not new_events:
-                return
-            try:
-                appended = await self.event_store.append(
-                    conn,
-                    stream_id,
-                    history[-1].stream_version if history else 0,
-                    new_events,
-                    topic=CRM,
-                    cause=cause,
-                )
-            except ConcurrencyConflict:
-                log.info(
-                    "customer stream moved on, deciding again",
-                    customer_id=stream_id,
-                    attempt=attempt,
-                )
-                continue
-            await projection.apply(conn, appended)
-            return
-        raise ConcurrencyConflict(stream_id, -1)
+        await self.customers.execute(conn, str(customer_id), decide, cause=cause)

@@ -94,3 +94,17 @@ timers = Table(
     UniqueConstraint("name", "key", name="timers_name_key_key"),
     Index("timers_due_idx", "due_at", postgresql_where="NOT dead"),
 )
+
+# The latest snapshot of a long stream's aggregate (kit migration 0004, `streamwriter`): the
+# state as JSON at `version`, whose event was `event_id`. Only ever a cache of the events: a
+# missing, outdated or unreadable snapshot means the stream is replayed from the start.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("stream_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("state_version", Integer, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -38,6 +38,9 @@ from openlines.events.catalog import (
 )
 from openlines.events.envelope import EventPayload
 
+# The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
+SNAPSHOT_FORMAT = 1
+
 
 class DialogStatus(StrEnum):
     UNASSIGNED = "unassigned"
@@ -156,6 +159,88 @@ class DialogState:
 
     def is_on_dialog(self, operator_id: str) -> bool:
         return operator_id == self.assignee_id or operator_id in self.participants
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON (compact rows for the messages: a dialog may hold
+        thousands). Change SNAPSHOT_FORMAT with its shape."""
+        last = self.last_message
+        crm = self.crm
+        return {
+            "id": str(self.id),
+            "version": self.version,
+            "status": self.status.value,
+            "line_id": self.line_id,
+            "channel_id": self.channel_id,
+            "channel_type": self.channel_type.value,
+            "conversation_key": self.conversation_key,
+            "customer": self.customer.model_dump(mode="json") if self.customer else None,
+            "title": self.title,
+            "assignee_id": self.assignee_id,
+            "participants": list(self.participants),
+            "waiting_since": _iso(self.waiting_since),
+            "unread_count": self.unread_count,
+            "last_message": (
+                [last.text, last.direction.value, last.at.isoformat()] if last else None
+            ),
+            "crm": [_str(v) for v in crm_fields(crm).values()],
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "messages": [
+                [
+                    str(m.message_id),
+                    m.direction.value,
+                    m.status.value if m.status else None,
+                    m.external_message_id,
+                    m.provider_message_id,
+                ]
+                for m in self.messages.values()
+            ],
+            "by_external_id": {k: str(v) for k, v in self._by_external_id.items()},
+            "by_provider_id": {k: str(v) for k, v in self._by_provider_id.items()},
+            "by_client_id": [[a, c, str(v)] for (a, c), v in self._by_client_id.items()],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Self:
+        last = data["last_message"]
+        return cls(
+            id=UUID(data["id"]),
+            version=data["version"],
+            status=DialogStatus(data["status"]),
+            line_id=data["line_id"],
+            channel_id=data["channel_id"],
+            channel_type=ChannelType(data["channel_type"]),
+            conversation_key=data["conversation_key"],
+            customer=Customer.model_validate(data["customer"]) if data["customer"] else None,
+            title=data["title"],
+            assignee_id=data["assignee_id"],
+            participants=list(data["participants"]),
+            waiting_since=_at(data["waiting_since"]),
+            unread_count=data["unread_count"],
+            last_message=(
+                LastMessage(last[0], Direction(last[1]), datetime.fromisoformat(last[2]))
+                if last
+                else None
+            ),
+            crm=CrmLink(*(_uuid(v) for v in data["crm"])),
+            created_at=_at(data["created_at"]),
+            updated_at=_at(data["updated_at"]),
+            messages={
+                UUID(m[0]): MessageState(
+                    UUID(m[0]),
+                    Direction(m[1]),
+                    DeliveryStatus(m[2]) if m[2] else None,
+                    m[3],
+                    m[4],
+                )
+                for m in data["messages"]
+            },
+            _by_external_id={k: UUID(v) for k, v in data["by_external_id"].items()},
+            _by_provider_id={k: UUID(v) for k, v in data["by_provider_id"].items()},
+            _by_client_id={(a, c): UUID(v) for a, c, v in data["by_client_id"]},
+        )
 
     # -- applying -------------------------------------------------------------------------
 
@@ -277,3 +362,19 @@ def crm_fields(link: CrmLink) -> dict[str, UUID | None]:
         "company_id": link.company_id,
         "deal_id": link.deal_id,
     }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _str(value: UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def _uuid(text: str | None) -> UUID | None:
+    return UUID(text) if text else None
