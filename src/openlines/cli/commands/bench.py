@@ -1,4 +1,4 @@
-"""`openlines bench kit|all`: throughput figures, each beside a same-run baseline."""
+"""`openlines bench kit|e2e|writer|all`: throughput figures, each beside a same-run baseline."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="run benchmarks (each beside a same-run baseline)")
-    parser.add_argument("suite", choices=["kit", "e2e", "all"], nargs="?", default="all")
+    parser.add_argument("suite", choices=["kit", "e2e", "writer", "all"], nargs="?", default="all")
     parser.add_argument("--events", type=int, default=50_000, help="kit: events per measurement")
+    parser.add_argument(
+        "--messages", type=int, default=5000, help="writer: messages in the dialog replied to"
+    )
     parser.add_argument("--rate", type=int, default=100, help="e2e: new dialogs per second")
     parser.add_argument("--duration", type=float, default=30.0, help="e2e: seconds of load")
     parser.set_defaults(handler=_run)
@@ -28,9 +31,25 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     if args.suite in ("kit", "all"):
         _run_kit(args, console)
+    if args.suite in ("writer", "all"):
+        _run_writer(args, console)
     if args.suite in ("e2e", "all"):
         _run_e2e(args, console)
     return 0
+
+
+def _run_writer(args: argparse.Namespace, console: Console) -> None:
+    from openlines.bench import writer
+    from openlines.bench.infra import bench_infra
+
+    with bench_infra() as infra:
+        report = eventloop.run(writer.run(infra, messages=args.messages))
+    table = Table(title=f"a reply on a dialog of {report.messages:,} messages")
+    for col in ("measurement", "mean ms", "p50 ms", "max ms"):
+        table.add_column(col, justify="left" if col == "measurement" else "right")
+    for t in report.timings:
+        table.add_row(t.name, f"{t.mean:.1f}", f"{t.p50:.1f}", f"{t.worst:.1f}")
+    console.print(table)
 
 
 def _run_e2e(args: argparse.Namespace, console: Console) -> None:

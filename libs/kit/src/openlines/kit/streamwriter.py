@@ -48,9 +48,10 @@ SAVE_SNAPSHOT = _insert_snapshot.on_conflict_do_update(
         for c in snapshots.c
         if c.name not in ("stream_id", "taken_at")
     },
-    # Two writers of one stream cannot both append, but a slow one must not go backwards.
-    where=snapshots.c.version < _insert_snapshot.excluded.version,
 )
+# No "only if newer" guard: a snapshot is saved in the transaction that appended up to its
+# version, and appends to one stream commit in version order, so saves do too; and a snapshot
+# found to be wrong (e.g. past the end of its stream) must be replaced by the next one.
 
 
 class TooMuchContention(ConcurrencyConflict):
