@@ -15,8 +15,8 @@ from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, can_see, require_actable, require_takeable
 from openlines.dialogs.capacity import limit_applies, locked_load
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
-from openlines.dialogs.handlers import lock_conversation
 from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
+from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
     DialogPage,
     DialogView,

@@ -2,21 +2,19 @@
 
 Each handler runs inside the kit consumer's transaction (which also records the event id in
 the inbox), so a redelivered record has no effect. Event ids we derive from an input event are
-deterministic too (`id_seed`), a second line of defence.
+deterministic too (`id_seed`), a second line of defence. Handlers change dialogs through the
+writer and look up or lock through `store` (the write side's tables); no SQL here.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.dialogs import store
 from openlines.dialogs.domain import Dialog, DialogIsClosed, DomainError
-from openlines.dialogs.tables import conversations, dialogs, messages, pending_receipts
 from openlines.dialogs.writer import Decide, DialogWriter
 from openlines.events.catalog import (
     AssignDialog,
@@ -24,7 +22,6 @@ from openlines.events.catalog import (
     DeliveryReceiptReceived,
     DeliveryStatus,
     DialogLinkedToCrm,
-    Direction,
     InboundMessageEdited,
     MessageDispatched,
     MessageDispatchFailed,
@@ -99,8 +96,9 @@ class Handlers:
     async def _message_received(
         self, conn: AsyncConnection, env: Envelope, event: MessageReceived
     ) -> None:
-        current = await lock_conversation(conn, event.conversation_key)
-        if await _inbound_known(conn, event.conversation_key, event.external_message_id):
+        current = await store.lock_conversation(conn, event.conversation_key)
+        known = await store.inbound_dialog(conn, event.conversation_key, event.external_message_id)
+        if known is not None:
             log.info(
                 "duplicate inbound message ignored",
                 conversation_key=event.conversation_key,
@@ -149,14 +147,9 @@ class Handlers:
     async def _message_edited(
         self, conn: AsyncConnection, env: Envelope, event: InboundMessageEdited
     ) -> None:
-        found = await conn.execute(
-            select(messages.c.dialog_id).where(
-                messages.c.conversation_key == event.conversation_key,
-                messages.c.external_message_id == event.external_message_id,
-                messages.c.direction == Direction.IN,
-            )
+        dialog_id = await store.inbound_dialog(
+            conn, event.conversation_key, event.external_message_id
         )
-        dialog_id = found.scalar_one_or_none()
         if dialog_id is None:
             log.info("edit of an unknown message ignored", conversation_key=event.conversation_key)
             return
@@ -176,24 +169,19 @@ class Handlers:
         self, conn: AsyncConnection, env: Envelope, event: DeliveryReceiptReceived
     ) -> None:
         # The conversation lock orders this against MessageDispatched draining parked receipts.
-        await lock_conversation(conn, event.conversation_key)
-        found = await conn.execute(
-            select(messages.c.dialog_id, messages.c.message_id).where(
-                messages.c.conversation_key == event.conversation_key,
-                messages.c.provider_message_id == event.provider_message_id,
-                messages.c.direction == Direction.OUT,
-            )
+        await store.lock_conversation(conn, event.conversation_key)
+        sent = await store.outbound_by_provider_id(
+            conn, event.conversation_key, event.provider_message_id
         )
-        row = found.first()
-        if row is None:
+        if sent is None:
             # The receipt overtook MessageDispatched (another topic): keep it for then.
-            await _park_receipt(conn, event)
+            await store.park_receipt(conn, event)
             return
         await self._execute_or_log(
             conn,
-            row.dialog_id,
+            sent.dialog_id,
             lambda d: d.update_delivery(
-                row.message_id,
+                sent.message_id,
                 event.status,
                 provider_message_id=event.provider_message_id,
                 reason=event.reason,
@@ -206,11 +194,9 @@ class Handlers:
     async def _dispatched(
         self, conn: AsyncConnection, env: Envelope, result: MessageDispatched
     ) -> None:
-        key = await conn.scalar(
-            select(dialogs.c.conversation_key).where(dialogs.c.id == result.dialog_id)
-        )
+        key = await store.conversation_of_outbound(conn, result.message_id)
         if key is not None:
-            await lock_conversation(conn, key)
+            await store.lock_conversation(conn, key)
         dialog = await self._execute_or_log(
             conn,
             result.dialog_id,
@@ -227,22 +213,17 @@ class Handlers:
     async def _apply_parked_receipts(
         self, conn: AsyncConnection, env: Envelope, dialog: Dialog, result: MessageDispatched
     ) -> None:
-        parked = await conn.execute(
-            delete(pending_receipts)
-            .where(
-                pending_receipts.c.conversation_key == dialog.conversation_key,
-                pending_receipts.c.provider_message_id == result.provider_message_id,
-            )
-            .returning(pending_receipts.c.status, pending_receipts.c.reason)
+        parked = await store.take_parked_receipts(
+            conn, dialog.conversation_key, result.provider_message_id
         )
         rank = {DeliveryStatus.DELIVERED: 0, DeliveryStatus.READ: 1, DeliveryStatus.FAILED: 2}
-        for status, reason in sorted(parked.all(), key=lambda r: rank[DeliveryStatus(r[0])]):
+        for receipt in sorted(parked, key=lambda r: rank[r.status]):
             await self._execute_or_log(
                 conn,
                 dialog.id,
-                _delivery(result.message_id, DeliveryStatus(status), result, reason),
+                _delivery(result.message_id, receipt.status, result, receipt.reason),
                 env,
-                id_seed=f"{env.event_id}/receipt/{status}",
+                id_seed=f"{env.event_id}/receipt/{receipt.status}",
             )
 
     # -- openlines.crm.v1 -----------------------------------------------------------------
@@ -311,45 +292,4 @@ def _delivery(
 ) -> Decide:
     return lambda d: d.update_delivery(
         message_id, status, provider_message_id=result.provider_message_id, reason=reason
-    )
-
-
-# DO UPDATE (a no-op change) rather than DO NOTHING: it locks an existing row and returns
-# it, so one statement does what INSERT + SELECT FOR UPDATE would. Built once (per-call
-# construction costs more CPU than the execution).
-_new_conversation = insert(conversations).values(conversation_key=bindparam("key"), dialog_id=None)
-LOCK_CONVERSATION = _new_conversation.on_conflict_do_update(
-    index_elements=[conversations.c.conversation_key],
-    set_={"conversation_key": _new_conversation.excluded.conversation_key},
-).returning(conversations.c.dialog_id)
-INBOUND_KNOWN = select(messages.c.message_id).where(
-    messages.c.conversation_key == bindparam("key"),
-    messages.c.external_message_id == bindparam("external_id"),
-    messages.c.direction == Direction.IN,
-)
-
-
-async def lock_conversation(conn: AsyncConnection, key: str) -> UUID | None:
-    """Lock the conversation's row (creating it) until commit; return its current dialog."""
-    found = await conn.execute(LOCK_CONVERSATION, {"key": key})
-    return found.scalar_one()
-
-
-async def _inbound_known(conn: AsyncConnection, key: str, external_message_id: str) -> bool:
-    found = await conn.execute(INBOUND_KNOWN, {"key": key, "external_id": external_message_id})
-    return found.first() is not None
-
-
-async def _park_receipt(conn: AsyncConnection, event: DeliveryReceiptReceived) -> None:
-    at: datetime = event.at
-    await conn.execute(
-        insert(pending_receipts)
-        .values(
-            conversation_key=event.conversation_key,
-            provider_message_id=event.provider_message_id,
-            status=event.status,
-            reason=event.reason,
-            received_at=at,
-        )
-        .on_conflict_do_nothing()
     )

@@ -1,32 +1,34 @@
 """The read model: one projection function, used by every write and by a rebuild.
 
-`project(conn, dialog, envelopes)` brings the tables up to date with events just decided on
-`dialog` (whose state already includes them). Writers call it in the transaction that appends
-the events, so the operator API reads its own writes; `rebuild` replays the event store through
-the same function.
+`project(conn, dialog, envelopes)` brings the read model's tables (`tables.read_model`) up to
+date with events just decided on `dialog` (whose state already includes them). Writers call it
+in the transaction that appends the events, so the operator API reads its own writes; `rebuild`
+replays the event store through the same function, in place or into another schema. It never
+touches the write side's tables (`store`), which are not derived from the events alone.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Text, Update, bindparam, delete, func, select, update
+from sqlalchemy import Text, Update, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.domain import Dialog, describe
-from openlines.dialogs.tables import conversations, dialogs, messages
+from openlines.dialogs.tables import dialogs, messages, read_model
 from openlines.events.catalog import (
     DialogMessageEdited,
-    DialogOpened,
     Direction,
     MessageAppended,
     MessageDeleted,
     MessageDeliveryUpdated,
 )
 from openlines.events.envelope import Envelope
+from openlines.kit.db.engine import check_schema_name
 from openlines.kit.db.tables import events
 from openlines.kit.eventstore import EventStore
 
@@ -37,11 +39,6 @@ UPSERT_DIALOG = _insert_dialog.on_conflict_do_update(
     index_elements=[dialogs.c.id],
     set_={c.name: _insert_dialog.excluded[c.name] for c in dialogs.c if c.name != "id"},
     where=dialogs.c.version < _insert_dialog.excluded.version,
-)
-_insert_conversation = insert(conversations)
-POINT_CONVERSATION = _insert_conversation.on_conflict_do_update(
-    index_elements=[conversations.c.conversation_key],
-    set_={"dialog_id": _insert_conversation.excluded.dialog_id},
 )
 INSERT_MESSAGE = insert(messages).on_conflict_do_nothing(index_elements=["message_id"])
 
@@ -90,12 +87,7 @@ async def project(conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Env
 
 async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -> None:
     event = env.payload
-    if isinstance(event, DialogOpened):
-        await conn.execute(
-            POINT_CONVERSATION,
-            {"conversation_key": event.conversation_key, "dialog_id": event.dialog_id},
-        )
-    elif isinstance(event, MessageAppended):
+    if isinstance(event, MessageAppended):
         await _insert_message(
             conn,
             message_id=event.message_id,
@@ -190,14 +182,19 @@ async def _upsert_dialog(conn: AsyncConnection, dialog: Dialog) -> None:
     await conn.execute(UPSERT_DIALOG, dialog_row(dialog))
 
 
-async def rebuild(conn: AsyncConnection, store: EventStore) -> int:
-    """Drop the read model and replay every dialog stream through `project`.
+async def rebuild(conn: AsyncConnection, store: EventStore, *, into: str | None = None) -> int:
+    """Empty the read model and replay every dialog stream through `project`.
 
-    Streams go in the order they were opened, so each conversation ends up pointing at its
-    latest dialog. Returns the number of dialogs rebuilt.
+    `into`: a schema to build the read model in, beside the live one (its tables are created
+    like the live ones when missing), so that it can be switched to once complete; None
+    rebuilds the live read model in place. The events are read from the caller's schema
+    either way, and the write side's tables are never touched. Returns the number of dialogs.
     """
-    for table in (messages, dialogs, conversations):
-        await conn.execute(delete(table))
+    if into is not None:
+        await create_read_model(conn, into)
+    async with _read_model_in(conn, into):
+        for table in reversed(read_model.sorted_tables):
+            await conn.execute(delete(table))
     streams = await conn.execute(
         select(events.c.stream_id)
         .group_by(events.c.stream_id)
@@ -209,6 +206,36 @@ async def rebuild(conn: AsyncConnection, store: EventStore) -> int:
         dialog = Dialog.replay(
             uuid.UUID(stream_id), ((env.payload, env.occurred_at) for env in envelopes)
         )
-        await project(conn, dialog, envelopes)
+        async with _read_model_in(conn, into):
+            await project(conn, dialog, envelopes)
         count += 1
     return count
+
+
+@asynccontextmanager
+async def _read_model_in(conn: AsyncConnection, schema: str | None) -> AsyncIterator[None]:
+    """Statements on `conn` name `schema`'s tables meanwhile (the events stay the caller's:
+    they are read outside). SQLAlchemy sets execution options on the connection in place."""
+    if schema is None:
+        yield
+        return
+    await conn.execution_options(schema_translate_map={None: schema})
+    try:
+        yield
+    finally:
+        await conn.execution_options(schema_translate_map=None)
+
+
+async def create_read_model(conn: AsyncConnection, schema: str) -> None:
+    """The read model's tables in `schema`, shaped exactly like the live ones (columns,
+    defaults, indexes, comments), which the migrations made."""
+    check_schema_name(schema)
+    live = await conn.scalar(text("SELECT current_schema()"))
+    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    for table in read_model.sorted_tables:
+        await conn.execute(
+            text(
+                f'CREATE TABLE IF NOT EXISTS "{schema}"."{table.name}"'
+                f' (LIKE "{live}"."{table.name}" INCLUDING ALL)'
+            )
+        )

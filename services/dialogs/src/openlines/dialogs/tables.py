@@ -1,4 +1,14 @@
-"""The read model's tables (created by migrations/versions; this is how the code sees them)."""
+"""dialogs' tables (created by migrations/versions; this is how the code sees them), in two
+groups that must not be confused:
+
+- the read model (`read_model`: dialogs, messages) is what the API reads. It is derived from
+  the events alone, so it can be dropped and rebuilt, also into another schema beside the live
+  one (`projection.rebuild`);
+- the write side's own tables (`write_side`: conversations, pending_receipts,
+  inbound_messages, outbound_messages) decide where a write goes and deduplicate inputs. They
+  hold facts that are not in the events (which dialog a conversation's next message goes to,
+  receipts waiting for their dispatch), so a rebuild never touches them (`store` writes them).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-metadata = MetaData()
+read_model = MetaData()
+write_side = MetaData()
+
+# -- the read model -------------------------------------------------------------------------
 
 # One row per dialog: what the list and the dialog JSON show.
 dialogs = Table(
     "dialogs",
-    metadata,
+    read_model,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("line_id", Text, nullable=False),
@@ -48,7 +61,7 @@ dialogs = Table(
 # The timeline: customer, operator, note and system messages, with delivery per outbound one.
 messages = Table(
     "messages",
-    metadata,
+    read_model,
     Column("message_id", UUID(as_uuid=True), primary_key=True),
     Column("dialog_id", UUID(as_uuid=True), nullable=False),
     Column("seq", Integer, nullable=False),
@@ -68,11 +81,13 @@ messages = Table(
     Column("deleted", Boolean, nullable=False),
 )
 
+# -- the write side ------------------------------------------------------------------------
+
 # Conversation key -> its current (latest) dialog. Its row lock serialises inbound handling
 # per conversation, so concurrent consumers can never open two dialogs for one conversation.
 conversations = Table(
     "conversations",
-    metadata,
+    write_side,
     Column("conversation_key", Text, primary_key=True),
     Column("dialog_id", UUID(as_uuid=True)),
 )
@@ -80,10 +95,31 @@ conversations = Table(
 # Delivery receipts that overtook the MessageDispatched telling us the provider message id.
 pending_receipts = Table(
     "pending_receipts",
-    metadata,
+    write_side,
     Column("conversation_key", Text, primary_key=True),
     Column("provider_message_id", Text, primary_key=True),
     Column("status", Text, primary_key=True),
     Column("reason", Text),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Customers' messages by their provider id: a redelivered or edited message finds its dialog.
+inbound_messages = Table(
+    "inbound_messages",
+    write_side,
+    Column("conversation_key", Text, primary_key=True),
+    Column("external_message_id", Text, primary_key=True),
+    Column("dialog_id", UUID(as_uuid=True), nullable=False),
+    Column("message_id", UUID(as_uuid=True), nullable=False),
+)
+
+# Our messages to customers, with the id the provider gave them once sent: what a delivery
+# receipt names, and the conversation whose lock orders a dispatch against its receipts.
+outbound_messages = Table(
+    "outbound_messages",
+    write_side,
+    Column("message_id", UUID(as_uuid=True), primary_key=True),
+    Column("dialog_id", UUID(as_uuid=True), nullable=False),
+    Column("conversation_key", Text, nullable=False),
+    Column("provider_message_id", Text),
 )

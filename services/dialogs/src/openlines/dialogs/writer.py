@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.dialogs import store
 from openlines.dialogs.domain import Dialog
 from openlines.dialogs.domain.state import SNAPSHOT_FORMAT
 from openlines.dialogs.projection import project
@@ -38,7 +39,8 @@ def _evolve(dialog: Dialog, env: Envelope) -> Dialog:
 
 
 async def _record(conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Envelope]) -> None:
-    await project(conn, dialog, envelopes)
+    await store.record(conn, dialog, envelopes)  # the write side's lookups
+    await project(conn, dialog, envelopes)  # the read model
 
 
 def dialog_aggregate(snapshot_every: int | None = SNAPSHOT_EVERY) -> Aggregate[Dialog]:
