@@ -37,7 +37,6 @@ from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
 
 SCHEMA = "bench_writer"
-KEY = "tg-bench:writer"
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class WriterReport:
 
 def _history(dialog_id: uuid.UUID, messages: int) -> list[EventPayload]:
     customer = Customer(name="Bench Customer", external_id="writer")
+    key = f"tg-bench:{dialog_id}"
     now = utc_now()
     opened: list[EventPayload] = [
         DialogOpened(
@@ -74,7 +74,7 @@ def _history(dialog_id: uuid.UUID, messages: int) -> list[EventPayload]:
             line_id="demo",
             channel_id="tg-bench",
             channel_type=ChannelType.TELEGRAM,
-            conversation_key=KEY,
+            conversation_key=key,
             customer=customer,
             external_user_id="writer",
             external_chat_id="writer",
@@ -89,7 +89,7 @@ def _history(dialog_id: uuid.UUID, messages: int) -> list[EventPayload]:
             text=f"message {i}: hello, I would like to know where my order is",
             external_message_id=str(i),
             channel_id="tg-bench",
-            conversation_key=KEY,
+            conversation_key=key,
             sent_at=now,
         )
         for i in range(messages)

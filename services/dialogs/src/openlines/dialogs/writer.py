@@ -28,8 +28,9 @@ __all__ = ["DIALOG", "Decide", "DialogWriter", "TooMuchContention"]
 
 Decide = Callable[[Dialog], Sequence[EventPayload]]
 
-# A snapshot every 100 events: loading one costs about as much as replaying ~100 events of a
-# long dialog (openlines bench writer), so a command never replays more than twice that.
+# A snapshot every 100 events. On a 5,000-message dialog (`openlines bench writer`) a reply
+# took ~250 ms replaying the whole stream and ~25 ms from a snapshot, most of it reading the
+# snapshot itself (its size grows with the messages); every 50 to 400 measured alike.
 SNAPSHOT_EVERY = 100
 
 
