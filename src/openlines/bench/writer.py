@@ -2,8 +2,9 @@
 
 Every command loads its dialog before deciding. Without snapshots that load replays the whole
 stream; with them it reads the latest snapshot and replays only the events after it. Both are
-measured in the same run on the same dialog, beside a baseline: the primary-key lookup of the
-dialog's read-model row, in a transaction of its own, as a reply's is.
+measured in the same run on the same dialog, beside two baselines: the primary-key lookup of
+the dialog's read-model row, in a transaction of its own, as a reply's is; and a reply on a
+dialog of 10 messages (what a reply costs when loading is cheap).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ async def run(infra: Infra, *, messages: int = 5000, replies: int = 40) -> Write
     store = EventStore(SCHEMA, producer="bench")
     try:
         dialog_id = await _seed(engine, store, messages)
+        short_id = await _seed(engine, store, 10)
         writers = {
             "reply, full replay (no snapshots)": DialogWriter(
                 store, aggregate=dialog_aggregate(None)
@@ -134,12 +136,14 @@ async def run(infra: Infra, *, messages: int = 5000, replies: int = 40) -> Write
             f"reply, snapshot every {SNAPSHOT_EVERY} events": DialogWriter(store),
         }
 
-        def reply_with(writer: DialogWriter) -> Callable[[], Awaitable[object]]:
+        def reply_with(
+            writer: DialogWriter, on: uuid.UUID = dialog_id
+        ) -> Callable[[], Awaitable[object]]:
             async def reply() -> None:
                 async with engine.begin() as conn:
                     await writer.execute(
                         conn,
-                        dialog_id,
+                        on,
                         lambda d: d.reply(
                             "ann",
                             "on its way",
@@ -158,6 +162,11 @@ async def run(infra: Infra, *, messages: int = 5000, replies: int = 40) -> Write
                 (await conn.execute(select(dialogs).where(dialogs.c.id == dialog_id))).one()
 
         timings = [Timing("baseline: primary-key lookup", await _time(replies, lookup))]
+        short = reply_with(DialogWriter(store), short_id)
+        await short()
+        timings.append(
+            Timing("baseline: reply on a dialog of 10 messages", await _time(replies, short))
+        )
         for name, writer in writers.items():
             await reply_with(writer)()  # warm up (and, with snapshots, take the first one)
             timings.append(Timing(name, await _time(replies, reply_with(writer))))

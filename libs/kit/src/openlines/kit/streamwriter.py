@@ -103,6 +103,8 @@ class StreamWriter(Generic[S]):
     def __init__(self, store: EventStore, aggregate: Aggregate[S], *, attempts: int = 8) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if aggregate.snapshots is not None and aggregate.snapshots.every < 1:
+            raise ValueError("snapshots must be taken every 1 or more events")
         self.store = store
         self.aggregate = aggregate
         self.attempts = attempts
