@@ -26,8 +26,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from openlines.kit.http.app import create_app, read_json
+from openlines.kit.http.app import create_app
 from openlines.kit.http.errors import ApiError
+from openlines.kit.http.routes import read_json
 from openlines.kit.settings import KitSettings
 
 TELEGRAM_TEXT_LIMIT = 4096

@@ -20,8 +20,8 @@ from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
 from openlines.ingest.telegram import TgUpdate
 from openlines.kit import metrics
 from openlines.kit.http import routes
-from openlines.kit.http.app import read_json
 from openlines.kit.http.errors import ApiError
+from openlines.kit.http.routes import read_json
 from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
 
