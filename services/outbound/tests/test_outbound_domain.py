@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from openlines.events.catalog import DeliveryStatus, Direction
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
 from openlines.outbound.domain import (
     Accepted,
     ChannelPacer,

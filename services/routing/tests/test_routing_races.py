@@ -14,10 +14,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.catalog import AssignDialog, PresenceStatus
+from openlines.events.lines import load_lines
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
 from openlines.kit.db.tables import inbox, outbox
-from openlines.kit.lines import load_lines
 from openlines.kit.outbox import Outbox
 from openlines.routing import store
 from openlines.routing.domain import DialogSlot, SlotStatus

@@ -8,9 +8,9 @@ from pathlib import Path
 from openlines.crm_link import api
 from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.settings import CrmLinkSettings
+from openlines.events.lines import LinesConfig, load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 CONSUMER = "crm-link.dialogs"

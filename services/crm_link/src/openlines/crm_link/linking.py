@@ -16,10 +16,10 @@ from openlines.crm_link import domain, projection
 from openlines.crm_link.domain import Customer, DialogFacts
 from openlines.events.catalog import DialogLinkedToCrm, DialogOpened, MessageAppended
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.lines import LinesConfig
 from openlines.events.topics import CRM
 from openlines.kit.access import FACT_EVENTS
 from openlines.kit.eventstore import ConcurrencyConflict, EventStore
-from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
 
 log = get_logger(__name__)

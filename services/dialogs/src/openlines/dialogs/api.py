@@ -28,10 +28,10 @@ from openlines.dialogs.views import (
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
+from openlines.events.lines import LinesConfig
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
-from openlines.kit.lines import LinesConfig
 
 T = TypeVar("T")
 

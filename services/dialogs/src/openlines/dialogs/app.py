@@ -10,9 +10,9 @@ from openlines.dialogs.api import DialogsApi
 from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
 from openlines.dialogs.writer import DialogWriter
+from openlines.events.lines import load_lines
 from openlines.events.topics import CRM, DIALOG_COMMANDS, INBOUND, OUTBOUND
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -16,13 +16,13 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 
 from openlines.events import INBOUND, Envelope
+from openlines.events.lines import LinesConfig
 from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
 from openlines.ingest.telegram import TgUpdate
 from openlines.kit import metrics
 from openlines.kit.http import routes
 from openlines.kit.http.errors import ApiError
 from openlines.kit.http.routes import read_json
-from openlines.kit.lines import LinesConfig
 from openlines.kit.log import get_logger
 
 log = get_logger(__name__)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from openlines.events.lines import load_lines
 from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
 from openlines.ingest.telegram import TelegramAdapter
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 

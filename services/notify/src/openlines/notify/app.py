@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS, ROUTING
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 from openlines.notify.api import StreamApi
 from openlines.notify.hub import SessionHub

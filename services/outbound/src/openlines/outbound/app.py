@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from openlines.events.envelope import Envelope
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 from openlines.outbound.handlers import is_message, record_message
 from openlines.outbound.sender import Sender

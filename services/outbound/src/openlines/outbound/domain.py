@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
 
 SUPPORTED_CHANNEL_TYPES = frozenset({"telegram"})
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from opentelemetry.trace import SpanKind
 
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
 from openlines.kit.telemetry import inject_http, tracer
 from openlines.outbound.domain import (
     ProviderOutcome,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from openlines.events.lines import LinesConfig, load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
 from openlines.routing import api, store
 from openlines.routing.router import RESERVATION_TIMER, Router

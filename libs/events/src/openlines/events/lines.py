@@ -1,5 +1,8 @@
 """Declarative lines configuration (DESIGN §7): one YAML file, validated by pydantic.
 
+Domain configuration: pure domains read it, so it lives beside the catalog and imports no I/O
+library (no aiohttp, sqlalchemy or aiokafka); reading the file is `load_lines`' one I/O.
+
 Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
 `secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`. Values may also refer to
