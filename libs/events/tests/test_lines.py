@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from openlines.events.catalog import ChannelType
 from openlines.events.lines import load_lines
 
 DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.yaml"
@@ -87,3 +88,12 @@ def test_the_lines_module_pulls_in_no_io_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_channel_type_is_the_catalogs_channel_type(tmp_path: Path) -> None:
+    config = load_lines(
+        write(tmp_path, "lines: [{id: l, channels: [{id: c, type: viber}]}]"), env={}
+    )
+    assert config.lines[0].channels[0].type is ChannelType.VIBER
+    with pytest.raises(ValidationError, match=r"channels\.0\.type"):
+        load_lines(write(tmp_path, "lines: [{id: l, channels: [{id: c, type: fax}]}]"), env={})

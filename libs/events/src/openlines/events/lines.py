@@ -20,9 +20,22 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from openlines.events.catalog.common import ChannelType
 from openlines.events.limits import TEXT_MAX
 
-ChannelType = Literal["telegram", "whatsapp", "viber", "widget", "email"]
+__all__ = [
+    "AutoClose",
+    "Channel",
+    "ChannelType",
+    "Consent",
+    "Line",
+    "LinesConfig",
+    "Operator",
+    "RoutingStrategy",
+    "Sla",
+    "load_lines",
+]
+
 RoutingStrategy = Literal["manual", "round_robin", "least_loaded", "longest_idle"]
 
 

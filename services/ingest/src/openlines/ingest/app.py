@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from openlines.events.catalog import ChannelType
 from openlines.events.lines import load_lines
 from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
@@ -15,7 +16,7 @@ from openlines.kit.runtime import ServiceRuntime
 
 def channel_adapters() -> Mapping[str, ChannelAdapter]:
     """One adapter per channel type that has webhooks (whatsapp and widget come next)."""
-    return {"telegram": TelegramAdapter()}
+    return {ChannelType.TELEGRAM: TelegramAdapter()}
 
 
 def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
