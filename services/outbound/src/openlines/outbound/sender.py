@@ -34,7 +34,7 @@ from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
 from openlines.events.lines import LinesConfig
 from openlines.events.topics import OUTBOUND
-from openlines.kit.consumer import is_retryable
+from openlines.kit.db.retry import is_retryable
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.telemetry import context_from_http, tracer

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from openlines.kit import metrics
-from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.db.retry import is_infrastructure_error
 from openlines.kit.eventloop import new_event_loop
 from openlines.kit.http import routes
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
