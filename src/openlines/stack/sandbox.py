@@ -132,7 +132,7 @@ class Sandbox:
     def mailbox(self, channel_id: str) -> ChannelMailbox:
         return self.mailboxes.setdefault(channel_id, ChannelMailbox())
 
-    def add_routes(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         r = app.router
         # Telegram takes GET and POST for every method.
         for method in ("GET", "POST"):
@@ -350,5 +350,5 @@ def create_sandbox_app(
 ) -> web.Application:
     """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit)."""
     app = create_app(settings or SandboxSettings())
-    Sandbox(tokens).add_routes(app)
+    Sandbox(tokens).install(app)
     return app

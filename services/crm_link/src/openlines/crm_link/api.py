@@ -89,7 +89,7 @@ class LeadView(BaseModel):
     channels: list[LeadChannelView]
 
 
-def setup(app: web.Application, context: ApiContext) -> None:
+def install(app: web.Application, context: ApiContext) -> None:
     app[CONTEXT] = context
     routes.install(app, sys.modules[__name__])
 

@@ -126,7 +126,7 @@ class DialogsApi:
         self.writer = writer
         self.lines = lines
 
-    def register(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         routes.install(app, self)
 
     # -- reads ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class WebhookApi:
         self.publish_timeout = publish_timeout
         self.producer_name = producer_name
 
-    def add_routes(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         routes.install(app, self)
 
     @routes.post(

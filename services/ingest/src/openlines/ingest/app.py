@@ -19,7 +19,7 @@ def channel_adapters() -> Mapping[str, ChannelAdapter]:
     return {ChannelType.TELEGRAM: TelegramAdapter()}
 
 
-def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
+def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
     settings = settings or IngestSettings()
     runtime = ServiceRuntime(settings, uses_database=False)
     api = WebhookApi(
@@ -29,7 +29,7 @@ def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
         publish_timeout=settings.publish_timeout_seconds,
         producer_name=settings.service_name,
     )
-    runtime.routes(api.add_routes)
+    runtime.routes(api.install)
 
     async def broker_answers() -> bool:
         # A metadata round trip: the producer can reach the cluster right now.

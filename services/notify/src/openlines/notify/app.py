@@ -16,7 +16,7 @@ from openlines.notify.settings import NotifySettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: NotifySettings | None = None) -> ServiceRuntime:
+def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     settings = settings or NotifySettings()
     lines = load_lines(settings.lines_file)
     hub = SessionHub(queue_size=settings.session_queue_size)

@@ -17,7 +17,7 @@ from openlines.outbound.settings import OutboundSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
+def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     settings = settings or OutboundSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)

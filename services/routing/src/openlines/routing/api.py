@@ -71,7 +71,7 @@ class QueuesView(BaseModel):
     lines: list[QueueView]
 
 
-def setup(app: web.Application, context: ApiContext) -> None:
+def install(app: web.Application, context: ApiContext) -> None:
     app[CONTEXT] = context
     routes.install(app, sys.modules[__name__])
 
