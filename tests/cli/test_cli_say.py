@@ -141,7 +141,7 @@ async def test_say_fails_clearly(
 
 
 async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Path) -> None:
-    from openlines.ingest.app import build_runtime
+    from openlines.ingest.app import build_service
     from openlines.ingest.settings import IngestSettings
     from openlines.kit.testing.service import running
 
@@ -153,7 +153,7 @@ async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Pat
         lines_file=str(lines_file),
         log_json=False,
     )
-    async with running(build_runtime(settings)) as url:
+    async with running(build_service(settings)) as url:
         argv = ["--url", url, "--channel", "tg-cli", "--chat", "4242", "--name", "Ann Lee"]
         code, out, _ = await _say(*argv, "--message-id", "99", "hello there", lines_file=lines_file)
         assert code == 0, out

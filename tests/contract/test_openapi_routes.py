@@ -12,14 +12,14 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from openlines.crm_link.app import build_runtime as crm_link_runtime
-from openlines.dialogs.app import build_runtime as dialogs_runtime
-from openlines.ingest.app import build_runtime as ingest_runtime
+from openlines.crm_link.app import build_service as crm_link_service
+from openlines.dialogs.app import build_service as dialogs_service
+from openlines.ingest.app import build_service as ingest_service
 from openlines.kit.http.app import create_app
 from openlines.kit.runtime import ServiceRuntime
-from openlines.notify.app import build_runtime as notify_runtime
-from openlines.outbound.app import build_runtime as outbound_runtime
-from openlines.routing.app import build_runtime as routing_runtime
+from openlines.notify.app import build_service as notify_service
+from openlines.outbound.app import build_service as outbound_service
+from openlines.routing.app import build_service as routing_service
 from openlines.stack.contract import openapi_document
 from openlines.stack.gateway import GatewaySettings, create_gateway_app
 
@@ -51,12 +51,12 @@ def service_app(runtime: ServiceRuntime) -> web.Application:
 
 def all_apps() -> dict[str, web.Application]:
     builders: dict[str, Callable[[], ServiceRuntime]] = {
-        "ingest": ingest_runtime,
-        "dialogs": dialogs_runtime,
-        "routing": routing_runtime,
-        "crm-link": crm_link_runtime,
-        "notify": notify_runtime,
-        "outbound": outbound_runtime,
+        "ingest": ingest_service,
+        "dialogs": dialogs_service,
+        "routing": routing_service,
+        "crm-link": crm_link_service,
+        "notify": notify_service,
+        "outbound": outbound_service,
     }
     apps = {name: service_app(build()) for name, build in builders.items()}
     apps["gateway"] = create_gateway_app(GatewaySettings())

@@ -29,6 +29,7 @@ from openlines.events.catalog import (
     ParticipantJoined,
     ParticipantLeft,
 )
+from openlines.events.lines import LinesConfig
 from openlines.kit.access import (
     CrmRights,
     DialogFacts,
@@ -38,7 +39,6 @@ from openlines.kit.access import (
     visible_where,
 )
 from openlines.kit.http.auth import Principal
-from openlines.kit.lines import LinesConfig
 
 # ann works on demo; bob on demo and vip. The caller is always ann.
 CONFIG = LinesConfig.model_validate(

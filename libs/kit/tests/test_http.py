@@ -12,10 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from openlines.kit.embedded.ports import reserve_port
-from openlines.kit.http.app import create_app, read_json
+from openlines.kit.http.app import create_app
 from openlines.kit.http.auth import issue_token, require_principal
 from openlines.kit.http.errors import ApiError
 from openlines.kit.http.health import Health
+from openlines.kit.http.routes import read_json
 from openlines.kit.settings import KitSettings
 
 SETTINGS = KitSettings(http_body_limit=1024, jwt_secret="test-secret-with-at-least-32-bytes!")

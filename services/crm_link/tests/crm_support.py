@@ -19,7 +19,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-from openlines.crm_link.app import CrmLinkService, build_service
+from openlines.crm_link.app import build_service
 from openlines.crm_link.settings import CrmLinkSettings
 from openlines.crm_link.tables import dialogs
 from openlines.events.catalog import (
@@ -36,6 +36,7 @@ from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import CRM, DIALOGS
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.producer import create_producer
+from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.kafka import TopicReader
 from openlines.kit.testing.service import isolated_settings, running
 
@@ -125,7 +126,7 @@ def message(
 @dataclass
 class Crm:
     url: str
-    service: CrmLinkService
+    runtime: ServiceRuntime
     settings: CrmLinkSettings
     http: aiohttp.ClientSession
     producer: AIOKafkaProducer
@@ -160,7 +161,7 @@ class Crm:
         await self.publish(message(dialog_id, marker, now(), channel_id=channel_id))
         async with asyncio.timeout(30):
             while True:
-                async with self.service.runtime.engine.connect() as conn:
+                async with self.runtime.engine.connect() as conn:
                     text = (
                         await conn.execute(
                             select(dialogs.c.last_message["text"].astext).where(
@@ -197,14 +198,14 @@ class Crm:
 
 @asynccontextmanager
 async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
-    service = build_service(settings)
+    runtime = build_service(settings)
     producer = create_producer(settings.kafka_bootstrap, client_id="crm-test")
-    async with running(service.runtime) as url, aiohttp.ClientSession() as http:
+    async with running(runtime) as url, aiohttp.ClientSession() as http:
         await producer.start()
         try:
             reader = TopicReader(settings.kafka_bootstrap, f"{settings.topic_namespace}{CRM}", CRM)
             async with reader.running():
-                yield Crm(url, service, settings, http, producer, reader)
+                yield Crm(url, runtime, settings, http, producer, reader)
         finally:
             await producer.stop()
 

@@ -18,10 +18,10 @@ from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.tables import dialogs, leads
 from openlines.events.catalog import DialogLinkedToCrm, LeadCreated
 from openlines.events.envelope import Envelope
+from openlines.events.lines import load_lines
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
-from openlines.kit.lines import load_lines
 
 from .crm_support import opened
 

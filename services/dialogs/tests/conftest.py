@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from openlines.dialogs.app import build_runtime
+from openlines.dialogs.app import build_service
 from openlines.dialogs.settings import DialogsSettings
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.testing.service import isolated_settings, running
@@ -32,7 +32,7 @@ async def stack(
         jwt_secret="dialogs-test-secret-of-at-least-32-bytes",
         log_level="WARNING",
     )
-    runtime = build_runtime(settings)
+    runtime = build_service(settings)
     async with running(runtime) as url, aiohttp.ClientSession() as http:
         producer = create_producer(kafka_bootstrap, client_id="dialogs-test")
         await producer.start()

@@ -13,8 +13,8 @@ from openlines.dialogs.tables import dialogs
 from openlines.dialogs.writer import DialogWriter
 from openlines.events.catalog import ChannelType, Customer, InboundMessageEdited, MessageReceived
 from openlines.events.envelope import Envelope, utc_now
+from openlines.events.lines import load_lines
 from openlines.events.topics import INBOUND
-from openlines.kit.lines import load_lines
 
 from .dialogs_stack import DialogsStack
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from openlines.ingest.app import build_runtime
+from openlines.ingest.app import build_service
 from openlines.kit.testing.service import running
 
 from .ingest_helpers import LINES_YAML, Ingest, ingest_settings
@@ -24,5 +24,5 @@ def lines_file(tmp_path: Path) -> Path:
 @pytest.fixture
 async def ingest(kafka_bootstrap: str, lines_file: Path) -> AsyncIterator[Ingest]:
     settings = ingest_settings(kafka_bootstrap, lines_file)
-    async with running(build_runtime(settings)) as url, aiohttp.ClientSession() as http:
+    async with running(build_service(settings)) as url, aiohttp.ClientSession() as http:
         yield Ingest(url, settings, http)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from openlines.ingest.app import build_runtime
+from openlines.ingest.app import build_service
 from openlines.kit.embedded import EmbeddedKafka
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.testing.service import running
@@ -25,7 +25,7 @@ async def test_broker_down_gives_503_then_recovers(lines_file: Path, tmp_path: P
         settings = ingest_settings(kafka.bootstrap, lines_file, publish_timeout_seconds=1.0)
         url_path = "/webhooks/telegram/tg-test"
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        async with running(build_runtime(settings)) as url, aiohttp.ClientSession() as http:
+        async with running(build_service(settings)) as url, aiohttp.ClientSession() as http:
             async with http.post(url + url_path, json=tg_message(next_id()), headers=headers) as r:
                 assert r.status == 200, await r.text()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from openlines.events.catalog import AttachmentKind, MessageReceived
+from openlines.events.lines import Channel, Line
 from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate
 from openlines.ingest.telegram import TelegramAdapter
-from openlines.kit.lines import Channel, Line
 
 CHANNEL = Channel(id="tg-x", type="telegram", secret="s", token="1:t", api_base="http://x")
 LINE = Line(id="line-x", channels=(CHANNEL,))

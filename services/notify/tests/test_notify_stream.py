@@ -13,7 +13,7 @@ from openlines.events.envelope import Envelope, utc_now
 from openlines.events.topics import DIALOGS, ROUTING
 from openlines.kit.testing.service import running
 from openlines.notify.api import TOKEN_EXPIRED
-from openlines.notify.app import build_runtime
+from openlines.notify.app import build_service
 from openlines.notify.settings import NotifySettings
 
 from .notify_support import LINE, Dialog, Publisher, Tab, token
@@ -26,7 +26,7 @@ OPENED = ("DialogOpened", "your_line")
 async def test_each_operator_gets_what_concerns_them_and_supervisors_get_everything(
     make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
 ) -> None:
-    async with running(build_runtime(make_settings())) as url:
+    async with running(build_service(make_settings())) as url:
         ann, ann_tab2 = Tab(http, url, "ann", "operator"), Tab(http, url, "ann", "operator")
         bob, sue = Tab(http, url, "bob", "operator"), Tab(http, url, "sue", "supervisor")
         hello = await ann.open()
@@ -98,7 +98,7 @@ async def test_each_operator_gets_what_concerns_them_and_supervisors_get_everyth
 async def test_a_supervisor_token_limited_to_lines_hears_of_those_lines_only(
     make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
 ) -> None:
-    async with running(build_runtime(make_settings())) as url:
+    async with running(build_service(make_settings())) as url:
         sue = Tab(http, url, "sue", "supervisor")
         sue_demo = Tab(http, url, "sue", "supervisor", lines=[LINE])
         sue_vip = Tab(http, url, "sue", "supervisor", lines=["vip"])
@@ -127,7 +127,7 @@ async def test_a_supervisor_token_limited_to_lines_hears_of_those_lines_only(
 async def test_a_redelivered_event_is_not_pushed_twice(
     make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
 ) -> None:
-    async with running(build_runtime(make_settings())) as url:
+    async with running(build_service(make_settings())) as url:
         ann = Tab(http, url, "ann", "operator")
         await ann.open()
         d = Dialog()
@@ -142,7 +142,7 @@ async def test_a_redelivered_event_is_not_pushed_twice(
 async def test_a_queued_dialog_reaches_the_line_and_old_history_is_not_pushed(
     make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
 ) -> None:
-    async with running(build_runtime(make_settings(push_max_age_seconds=60))) as url:
+    async with running(build_service(make_settings(push_max_age_seconds=60))) as url:
         bob = Tab(http, url, "bob", "operator")
         await bob.open()
         d = Dialog()
@@ -172,7 +172,7 @@ async def test_a_queued_dialog_reaches_the_line_and_old_history_is_not_pushed(
 async def test_the_stream_refuses_missing_or_bad_tokens_before_the_upgrade(
     make_settings: Settings, http: aiohttp.ClientSession
 ) -> None:
-    async with running(build_runtime(make_settings())) as url:
+    async with running(build_service(make_settings())) as url:
         stream = f"{url}/api/v1/stream"
         for params, code in (
             ({}, "unauthorized"),
@@ -198,7 +198,7 @@ async def test_the_stream_ends_when_its_token_expires(
 ) -> None:
     # The token is checked at the upgrade only: a socket outliving it would keep pushing
     # customer messages to someone who may no longer be allowed to read them.
-    async with running(build_runtime(make_settings())) as url:
+    async with running(build_service(make_settings())) as url:
         short = token("ann", ttl_seconds=2)
         ws = await http.ws_connect(f"{url}/api/v1/stream", params={"token": short})
         hello = await ws.receive_json(timeout=10)

@@ -15,7 +15,7 @@ import openlines.outbound
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.kit.testing.service import running
 from openlines.outbound import jobs
-from openlines.outbound.app import build_runtime
+from openlines.outbound.app import build_service
 from openlines.outbound.domain import send_job_for
 from openlines.outbound.settings import OutboundSettings
 
@@ -79,7 +79,7 @@ async def test_a_send_cut_short_by_sigkill_is_never_repeated_after_restart(
             proc.kill()  # mid-call: the outcome is unknown
             await proc.wait()
 
-    restarted = build_runtime(make_settings(send_timeout_seconds=0.5, send_lease_seconds=1.0))
+    restarted = build_service(make_settings(send_timeout_seconds=0.5, send_lease_seconds=1.0))
     async with running(restarted):
         async with restarted.engine.connect() as conn:
             left = await jobs.job_state(conn, appended.payload.message_id)

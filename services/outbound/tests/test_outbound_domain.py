@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from openlines.events.catalog import DeliveryStatus, Direction
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
+from openlines.outbound.app import providers
 from openlines.outbound.domain import (
     Accepted,
     ChannelPacer,
@@ -22,6 +23,7 @@ from openlines.outbound.domain import (
     chat_id_of,
     classify_telegram,
     decide,
+    outgoing,
     precheck,
     send_job_for,
     telegram_send_message,
@@ -118,19 +120,20 @@ def test_chat_id_comes_from_the_conversation_key() -> None:
 
 
 def test_precheck_refuses_what_cannot_be_sent() -> None:
-    assert precheck(_job(), None) == "unknown_channel"
-    assert precheck(_job(), TELEGRAM.model_copy(update={"type": "email"})) == (
+    sends_to = providers()
+    assert precheck(_job(), None, sends_to) == "unknown_channel"
+    assert precheck(_job(), TELEGRAM.model_copy(update={"type": "email"}), sends_to) == (
         "unsupported_channel_type"
     )
-    assert precheck(_job(chat_id=None), TELEGRAM) == "invalid_conversation_key"
-    assert precheck(_job(text="  "), TELEGRAM) == "empty_text"
-    assert precheck(_job(text="x" * 11), TELEGRAM) == "text_too_long"
-    assert precheck(_job(), TELEGRAM) is None
+    assert precheck(_job(chat_id=None), TELEGRAM, sends_to) == "invalid_conversation_key"
+    assert precheck(_job(text="  "), TELEGRAM, sends_to) == "empty_text"
+    assert precheck(_job(text="x" * 11), TELEGRAM, sends_to) == "text_too_long"
+    assert precheck(_job(), TELEGRAM, sends_to) is None
 
 
 def test_send_message_body() -> None:
-    assert telegram_send_message(_job(), None) == {"chat_id": 42, "text": "hi"}
-    assert telegram_send_message(_job(chat_id="@shop"), "7") == {
+    assert telegram_send_message(outgoing(_job(), None)) == {"chat_id": 42, "text": "hi"}
+    assert telegram_send_message(outgoing(_job(chat_id="@shop"), "7")) == {
         "chat_id": "@shop",
         "text": "hi",
         "reply_to_message_id": 7,

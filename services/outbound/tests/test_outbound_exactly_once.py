@@ -25,7 +25,7 @@ from openlines.kit.http.app import create_app
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.service import running
 from openlines.outbound import jobs
-from openlines.outbound.app import build_runtime
+from openlines.outbound.app import build_service
 from openlines.outbound.settings import OutboundSettings
 from openlines.stack.sandbox import Sandbox, SandboxSettings
 
@@ -46,7 +46,7 @@ class SandboxServer:
 
     async def start(self) -> None:
         app = create_app(SandboxSettings(log_json=False))
-        self.sandbox.add_routes(app)
+        self.sandbox.install(app)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -126,7 +126,7 @@ async def test_an_answer_after_the_timeout_is_outcome_unknown_and_never_sent_aga
     await sandbox.fault(status=200, delay_seconds=3)
     slow = reply_event("answered too late")
     marker = reply_event("next in the conversation")  # same chat: goes out after `slow` settled
-    runtime = build_runtime(make_settings(send_timeout_seconds=1.0))
+    runtime = build_service(make_settings(send_timeout_seconds=1.0))
     async with running(runtime):
         await dialogs.publish(slow)
         outcome = await outbound_topic.outcome_of(slow.payload.message_id)
@@ -156,7 +156,7 @@ async def test_a_connection_dropped_after_sending_is_outcome_unknown_and_never_s
     await sandbox.fault(status=200, disconnect=True)  # taken, the answer lost on the way back
     lost = reply_event("answer lost")
     marker = reply_event("next in the conversation")
-    runtime = build_runtime(make_settings())
+    runtime = build_service(make_settings())
     async with running(runtime):
         await dialogs.publish(lost, marker)
         outcome = await outbound_topic.outcome_of(lost.payload.message_id)
@@ -177,7 +177,7 @@ async def test_a_refused_connection_is_retried_and_the_message_sent_once(
 ) -> None:
     await sandbox.stop()  # nothing listens: the request cannot leave
     appended = reply_event("once the provider is back")
-    runtime = build_runtime(make_settings(send_max_attempts=1000))
+    runtime = build_service(make_settings(send_max_attempts=1000))
     async with running(runtime):
         await dialogs.publish(appended)
 
@@ -225,7 +225,7 @@ async def test_a_connect_timeout_is_retried_and_the_message_sent_once(
 ) -> None:
     await sandbox.stop()
     appended = reply_event("after a connect timeout")
-    runtime = build_runtime(make_settings(send_timeout_seconds=2.0, send_max_attempts=1000))
+    runtime = build_service(make_settings(send_timeout_seconds=2.0, send_max_attempts=1000))
     async with running(runtime):
         with _unanswered_port(sandbox.port):
             await dialogs.publish(appended)
@@ -252,7 +252,7 @@ async def test_5xx_answers_are_retried_and_the_message_sent_once(
     await sandbox.fault(status=500)
     await sandbox.fault(status=503)
     appended = reply_event("after two 5xx")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 
@@ -271,7 +271,7 @@ async def test_429_is_retried_after_retry_after_and_the_message_sent_once(
     await sandbox.fault(status=429, retry_after=1)
     appended = reply_event("after the flood wait")
     published_at = time.time()
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 

@@ -10,7 +10,7 @@ from openlines.events.envelope import Envelope
 from openlines.kit.testing.kafka import read_topic
 from openlines.kit.testing.service import running
 from openlines.outbound import jobs
-from openlines.outbound.app import build_runtime
+from openlines.outbound.app import build_service
 from openlines.outbound.settings import OutboundSettings
 
 from .outbound_support import (
@@ -34,7 +34,7 @@ async def test_reply_is_sent_once_and_dispatched_with_the_provider_id(
     outbound_topic: OutboundTopic,
 ) -> None:
     appended = reply_event("Hello from Ann", chat="42")
-    runtime = build_runtime(make_settings())
+    runtime = build_service(make_settings())
     async with running(runtime):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
@@ -67,7 +67,7 @@ async def test_429_is_retried_after_retry_after_and_delivered_exactly_once(
 ) -> None:
     provider.script = [error(429, "Too Many Requests: retry after 1", retry_after=1), ok()]
     appended = reply_event("after the limit")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 
@@ -87,7 +87,7 @@ async def test_5xx_twice_then_200_delivers_once_on_the_third_attempt(
 ) -> None:
     provider.script = [error(500, "Internal Server Error"), error(502, "Bad Gateway"), ok()]
     appended = reply_event("third time lucky")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 
@@ -104,7 +104,7 @@ async def test_persistent_5xx_gives_up_after_the_bound(
 ) -> None:
     provider.script = [error(500, "Internal Server Error") for _ in range(10)]
     appended = reply_event("never arrives")
-    async with running(build_runtime(make_settings(send_max_attempts=3))):
+    async with running(build_service(make_settings(send_max_attempts=3))):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 
@@ -123,7 +123,7 @@ async def test_4xx_fails_at_once_without_retries(
 ) -> None:
     provider.script = [error(400, "Bad Request: chat not found"), ok()]
     appended = reply_event("to nowhere")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended)
         outcome = await outbound_topic.outcome_of(appended.payload.message_id)
 
@@ -146,7 +146,7 @@ async def test_a_redelivered_message_is_sent_once(
         appended.payload, stream_id=appended.stream_id, stream_version=2, producer="dialogs"
     )
     marker = reply_event("marker", chat="43")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(appended, appended, same_message_new_event)
         await outbound_topic.outcome_of(appended.payload.message_id)
         await dialogs.publish(appended, marker)
@@ -168,7 +168,7 @@ async def test_customer_messages_notes_and_system_messages_are_not_sent(
         reply_event("Ann took the dialog", direction=Direction.SYSTEM),
     ]
     marker = reply_event("the only reply")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(*others, marker)
         await outbound_topic.outcome_of(marker.payload.message_id)
         await outbound_topic.wait_for(lambda seen: len(seen) >= 1)
@@ -187,7 +187,7 @@ async def test_a_reply_quotes_the_customer_message_by_its_provider_id(
     answer = reply_event(
         "noon", dialog_id=question.payload.dialog_id, reply_to=question.payload.message_id
     )
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(question, answer)
         await outbound_topic.outcome_of(answer.payload.message_id)
 
@@ -202,7 +202,7 @@ async def test_replies_of_one_conversation_go_out_in_order(
 ) -> None:
     provider.script = [error(429, "Too Many Requests: retry after 1", retry_after=1)]
     first, second = reply_event("first"), reply_event("second")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(first, second)
         await outbound_topic.outcome_of(second.payload.message_id)
 
@@ -218,7 +218,7 @@ async def test_unknown_channel_and_unsupported_channel_fail_without_a_call(
 ) -> None:
     unknown = reply_event("lost", channel="tg-gone")
     whatsapp = reply_event("not yet", channel="wa-test")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.publish(unknown, whatsapp)
         lost = await outbound_topic.outcome_of(unknown.payload.message_id)
         unsupported = await outbound_topic.outcome_of(whatsapp.payload.message_id)
@@ -240,7 +240,7 @@ async def test_the_replys_trace_reaches_the_provider_and_the_outcome(
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     reply = reply_event("traced")
     record = encode(reply, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
-    async with running(build_runtime(make_settings())):
+    async with running(build_service(make_settings())):
         await dialogs.producer.send_and_wait(
             dialogs.topic, record.value, key=record.key, headers=record.headers
         )

@@ -34,9 +34,10 @@ from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
 from openlines.kit.http.auth import issue_token
 from openlines.kit.kafka.producer import create_producer
+from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.kafka import TopicReader
 from openlines.kit.testing.service import isolated_settings, running
-from openlines.routing.app import RoutingService, build_service
+from openlines.routing.app import build_service
 from openlines.routing.settings import RoutingSettings
 
 # demo: ann and bob (2 dialogs each); vip: carl alone (1 dialog); sue supervises.
@@ -175,7 +176,7 @@ class CommandReader(TopicReader):
 @dataclass
 class Routing:
     url: str
-    service: RoutingService
+    runtime: ServiceRuntime
     settings: RoutingSettings
     http: aiohttp.ClientSession
     dialogs: DialogsStream
@@ -214,7 +215,7 @@ class Routing:
 
     async def load(self) -> dict[str, tuple[int, int, int]]:
         """operator -> (active, reserved, max_dialogs), straight from routing's table."""
-        async with self.service.runtime.engine.connect() as conn:
+        async with self.runtime.engine.connect() as conn:
             rows = await conn.execute(
                 text("SELECT operator_id, active, reserved, max_dialogs FROM operators")
             )
@@ -231,11 +232,11 @@ class Routing:
 
 @asynccontextmanager
 async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
-    service = build_service(settings)
+    runtime = build_service(settings)
     ns = settings.topic_namespace
     bootstrap = settings.kafka_bootstrap
     producer = create_producer(bootstrap, client_id="routing-test")
-    async with running(service.runtime) as url, aiohttp.ClientSession() as http:
+    async with running(runtime) as url, aiohttp.ClientSession() as http:
         await producer.start()
         try:
             commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
@@ -243,7 +244,7 @@ async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
             async with commands.running(), events.running():
                 yield Routing(
                     url,
-                    service,
+                    runtime,
                     settings,
                     http,
                     DialogsStream(producer, f"{ns}{DIALOGS}"),

@@ -44,7 +44,7 @@ async def test_presence_refusals_change_nothing(routing: Routing) -> None:
     status, body = await _put(routing, "ann", {"status": "online"}, {})
     assert (status, body["error"]["code"]) == (401, "unauthorized")
     assert (await routing.load())["bob"] == (0, 0, 2)
-    async with routing.service.runtime.engine.connect() as conn:
+    async with routing.runtime.engine.connect() as conn:
         rows = await conn.execute(text("SELECT operator_id, status FROM operators"))
         assert {r.operator_id: r.status for r in rows} == dict.fromkeys(
             ["ann", "bob", "carl", "sue"], "offline"

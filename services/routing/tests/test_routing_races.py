@@ -14,10 +14,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.catalog import AssignDialog, PresenceStatus
+from openlines.events.lines import load_lines
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
 from openlines.kit.db.tables import inbox, outbox
-from openlines.kit.lines import load_lines
 from openlines.kit.outbox import Outbox
 from openlines.routing import store
 from openlines.routing.domain import DialogSlot, SlotStatus
@@ -114,7 +114,7 @@ async def test_concurrent_drains_hand_out_exactly_the_free_capacity(
 
 
 async def _applied(routing: Routing) -> int:
-    async with routing.service.runtime.engine.connect() as conn:
+    async with routing.runtime.engine.connect() as conn:
         return int(
             (
                 await conn.execute(
@@ -127,7 +127,7 @@ async def _applied(routing: Routing) -> int:
 
 
 async def _state(routing: Routing) -> tuple[dict[str, tuple[int, int]], int]:
-    async with routing.service.runtime.engine.connect() as conn:
+    async with routing.runtime.engine.connect() as conn:
         counters = {
             row.operator_id: (row.active, row.reserved)
             for row in await conn.execute(

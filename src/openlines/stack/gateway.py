@@ -14,7 +14,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -27,6 +26,7 @@ from openlines.kit.http.app import create_app, current_request_id
 from openlines.kit.http.errors import HTTP_CODES, error_response
 from openlines.kit.log import get_logger
 from openlines.kit.settings import KitSettings
+from openlines.stack.contract import DocumentApi
 
 log = get_logger(__name__)
 
@@ -129,7 +129,7 @@ class Gateway:
             raise ValueError(f"routes name upstreams without a URL: {sorted(unknown)}")
         self._session: aiohttp.ClientSession | None = None
         self._relays: set[asyncio.Task[None]] = set()
-        self._document: asyncio.Future[dict[str, Any]] | None = None
+        self.document = DocumentApi()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -139,22 +139,8 @@ class Gateway:
     def install(self, app: web.Application) -> None:
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
-        routes.install(app, self)  # its own routes, before the catch-all proxy
+        routes.install(app, self.document)  # its own route, before the catch-all proxy
         app.router.add_route("*", "/{tail:.*}", self.handle)
-
-    @routes.get(
-        "/api/v1/openapi.json",
-        summary="This document: the HTTP API of the whole suite (OpenAPI 3.1)",
-        responses={200: "the OpenAPI document"},
-        auth="none",
-    )
-    async def openapi(self, _: web.Request) -> web.Response:
-        # Built from every service's route declarations on first use: importing them all
-        # takes seconds of CPU, which the gateway's start and its proxying should not pay.
-        # Beside the loop, so requests keep flowing meanwhile.
-        if self._document is None:
-            self._document = asyncio.get_running_loop().run_in_executor(None, _openapi_document)
-        return web.json_response(await asyncio.shield(self._document))
 
     async def _start(self, _: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(
@@ -285,12 +271,6 @@ class Gateway:
     def _failed(self, name: str, status: int, code: str, message: str) -> web.Response:
         PROXIED.labels(name, str(status)).inc()
         return error_response(status, code, message, upstream=name)
-
-
-def _openapi_document() -> dict[str, Any]:
-    from openlines.stack.contract import openapi_document  # imports every service's API
-
-    return openapi_document()
 
 
 def _ws_timeout() -> aiohttp.ClientWSTimeout:

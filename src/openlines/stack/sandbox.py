@@ -26,8 +26,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from openlines.kit.http.app import create_app, read_json
+from openlines.kit.http.app import create_app
 from openlines.kit.http.errors import ApiError
+from openlines.kit.http.routes import read_json
 from openlines.kit.settings import KitSettings
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -131,7 +132,7 @@ class Sandbox:
     def mailbox(self, channel_id: str) -> ChannelMailbox:
         return self.mailboxes.setdefault(channel_id, ChannelMailbox())
 
-    def add_routes(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         r = app.router
         # Telegram takes GET and POST for every method.
         for method in ("GET", "POST"):
@@ -349,5 +350,5 @@ def create_sandbox_app(
 ) -> web.Application:
     """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit)."""
     app = create_app(settings or SandboxSettings())
-    Sandbox(tokens).add_routes(app)
+    Sandbox(tokens).install(app)
     return app

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openlines.events.lines import load_lines
 from openlines.kit.http.app import serve_app
-from openlines.kit.lines import load_lines
 from openlines.kit.log import get_logger, setup_logging
 from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from openlines.kit.embedded import StartupError, reserve_port, reserve_port_block
-from openlines.kit.embedded._proc import die_with_parent, log_tail, stop_group
+from openlines.kit.embedded.processes import die_with_parent, log_tail, stop_group
 
 PYTHON = sys.executable
 

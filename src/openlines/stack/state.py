@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 from openlines.kit.embedded import stop_data_dir
-from openlines.kit.embedded._proc import kill_tree, same_process, wait_gone
+from openlines.kit.embedded.processes import kill_tree, same_process, wait_gone
 
 HOME_ENV = "OPENLINES_HOME"
 

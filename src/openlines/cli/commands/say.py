@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from openlines.kit.lines import LinesConfig
+    from openlines.events.lines import LinesConfig
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _REPO_LINES = Path(__file__).resolve().parents[4] / "config" / "demo.yaml"
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def load_lines_config(path: str | None, *, required: bool = True) -> LinesConfig | None:
     """The lines config: `path`, $OPENLINES_LINES_FILE, ./config/demo.yaml, or the repo's."""
-    from openlines.kit.lines import load_lines
+    from openlines.events.lines import load_lines
 
     candidates = [path] if path else [os.environ.get("OPENLINES_LINES_FILE")]
     if not path and not candidates[0]:

@@ -1,6 +1,8 @@
-"""openlines event contracts: envelope, catalog v1, topics, codec and published schemas.
+"""openlines event contracts: envelope, catalog v1, topics, codec and published schemas;
+and the lines configuration (`openlines.events.lines`), which pure domains read.
 
-Depends on pydantic alone, so that any system can install it to read openlines topics::
+Depends on pydantic (and PyYAML, for the lines file) alone, so that any system can install it
+to read openlines topics::
 
     from openlines.events import decode, DIALOGS
     env = decode(record.value, record.headers, topic=record.topic)

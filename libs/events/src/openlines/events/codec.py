@@ -18,7 +18,12 @@ from typing import Any, NamedTuple
 import pydantic_core
 from pydantic import ValidationError
 
-from openlines.events.envelope import Envelope, EventPayload, envelope_model
+from openlines.events.envelope import (
+    Envelope,
+    EventPayload,
+    envelope_model,
+    route_plain_validation,
+)
 from openlines.events.errors import (
     DecodeError,
     InvalidPayload,
@@ -101,6 +106,10 @@ def from_json_dict(data: Any, *, topic: str | None = None) -> Envelope[Any]:
         return envelope_model(kind).__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         raise _classify(exc) from exc
+
+
+# Plain ``Envelope.model_validate`` / ``model_validate_json`` decode through this module.
+route_plain_validation(from_json_dict, decode)
 
 
 def _prepare(data: Any, topic: str | None) -> tuple[type[EventPayload], dict[str, Any]]:

@@ -11,6 +11,8 @@ Causation: ``Envelope.new(payload, ..., cause=other)`` makes a follow-up event. 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar, cast
 from uuid import UUID
@@ -33,6 +35,7 @@ __all__ = [
     "UtcDatetime",
     "deterministic_event_id",
     "envelope_model",
+    "route_plain_validation",
     "utc_now",
 ]
 
@@ -120,19 +123,14 @@ class Envelope(BaseModel, Generic[P]):
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         if _is_plain(cls) and isinstance(obj, dict) and isinstance(obj.get("payload"), dict):
-            from openlines.events.codec import from_json_dict  # codec imports this module
-
-            return cast(Self, from_json_dict(obj))
+            return cast(Self, _plain_decoders().from_dict(obj))
         return super().model_validate(obj, **kwargs)
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
         if _is_plain(cls):
-            from openlines.events.codec import decode
-
-            return cast(
-                Self, decode(bytes(json_data) if isinstance(json_data, bytearray) else json_data)
-            )
+            data = bytes(json_data) if isinstance(json_data, bytearray) else json_data
+            return cast(Self, _plain_decoders().from_json(data))
         return super().model_validate_json(json_data, **kwargs)
 
     @model_validator(mode="after")
@@ -199,6 +197,33 @@ class Envelope(BaseModel, Generic[P]):
 
 def _is_plain(cls: type[BaseModel]) -> bool:
     return not cls.__pydantic_generic_metadata__["args"]
+
+
+@dataclass(frozen=True)
+class _PlainDecoders:
+    from_dict: Callable[[dict[str, Any]], Envelope[Any]]
+    from_json: Callable[[str | bytes], Envelope[Any]]
+
+
+# Where plain ``Envelope`` validation goes. The codec imports this module, so it hands its
+# decoders in (``route_plain_validation``) instead of this module importing it back;
+# ``openlines.events`` imports the codec, so they are in place before any envelope is read.
+_plain: _PlainDecoders | None = None
+
+
+def route_plain_validation(
+    from_dict: Callable[[dict[str, Any]], Envelope[Any]],
+    from_json: Callable[[str | bytes], Envelope[Any]],
+) -> None:
+    """Called once by the codec: plain ``Envelope.model_validate(_json)`` decodes through it."""
+    global _plain
+    _plain = _PlainDecoders(from_dict, from_json)
+
+
+def _plain_decoders() -> _PlainDecoders:
+    if _plain is None:
+        raise RuntimeError("openlines.events.codec is not loaded; import openlines.events")
+    return _plain
 
 
 _MODELS: dict[type[EventPayload], type[Envelope[Any]]] = {}

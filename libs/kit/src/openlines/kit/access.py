@@ -50,8 +50,8 @@ from openlines.events.catalog import (
     ParticipantLeft,
 )
 from openlines.events.envelope import EventPayload
+from openlines.events.lines import LinesConfig
 from openlines.kit.http.auth import Principal
-from openlines.kit.lines import LinesConfig
 
 UNASSIGNED, ACTIVE, CLOSED, SPAM = "unassigned", "active", "closed", "spam"
 OPEN_STATUSES = frozenset({UNASSIGNED, ACTIVE})

@@ -19,20 +19,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError
 from opentelemetry.trace import SpanKind
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import DecodeError, decode
 from openlines.events.envelope import Envelope
 from openlines.events.topics import dlq_topic
 from openlines.kit import metrics
+from openlines.kit.db.retry import is_infrastructure_error, is_retryable, is_transaction_conflict
 from openlines.kit.log import get_logger
 from openlines.kit.telemetry import context_from_kafka, tracer
 from openlines.kit.topics import TopicNames
@@ -51,28 +50,6 @@ _CLAIM_ONE = text(
     "INSERT INTO inbox (consumer, event_id, outcome) VALUES (:consumer, :id, :outcome) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
-
-
-def is_transaction_conflict(exc: BaseException) -> bool:
-    """Postgres rolled the transaction back because of another one (deadlock, serialization
-    failure: SQLSTATE class 40). Nothing is wrong with the records or the infrastructure:
-    running the batch again succeeds."""
-    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("40")
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """The database or broker is unavailable: retry the batch, never dead-letter it."""
-    if is_transaction_conflict(exc):
-        return False
-    if isinstance(exc, OperationalError | psycopg.OperationalError | KafkaError | OSError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Worth doing the same work again: an outage, or a transaction another one beat."""
-    return is_infrastructure_error(exc) or is_transaction_conflict(exc)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from sqlalchemy import Row, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit import metrics
-from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.db.retry import is_infrastructure_error
 from openlines.kit.db.tables import dead_letters, outbox
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import notify_channel, relay_lock_key

@@ -8,7 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from openlines.kit.lines import load_lines
+from openlines.events.lines import load_lines
 
 # Room the envelope (ids, times, type, producer) and the record headers take around a request
 # body's content: a body this much smaller than a record always fits one (see http_body_limit).

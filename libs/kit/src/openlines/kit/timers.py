@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.kit import metrics
-from openlines.kit.consumer import is_retryable
+from openlines.kit.db.retry import is_retryable
 from openlines.kit.db.tables import timers
 from openlines.kit.log import get_logger
 

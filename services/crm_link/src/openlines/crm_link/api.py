@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.crm_link import domain, projection
 from openlines.crm_link.linking import CrmLink
+from openlines.events.lines import LinesConfig
 from openlines.kit.access import Scope
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
-from openlines.kit.lines import LinesConfig
 
 MAX_TITLE = 255
 
@@ -89,7 +89,7 @@ class LeadView(BaseModel):
     channels: list[LeadChannelView]
 
 
-def setup(app: web.Application, context: ApiContext) -> None:
+def install(app: web.Application, context: ApiContext) -> None:
     app[CONTEXT] = context
     routes.install(app, sys.modules[__name__])
 

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from openlines.crm_link import api
 from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.settings import CrmLinkSettings
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 CONSUMER = "crm-link.dialogs"
 
 
-@dataclass(frozen=True)
-class CrmLinkService:
-    runtime: ServiceRuntime
-    crm: CrmLink
-    lines: LinesConfig
-
-
-def build_service(settings: CrmLinkSettings | None = None) -> CrmLinkService:
+def build_service(settings: CrmLinkSettings | None = None) -> ServiceRuntime:
     settings = settings or CrmLinkSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
@@ -38,9 +30,5 @@ def build_service(settings: CrmLinkSettings | None = None) -> CrmLinkService:
             max_attempts=settings.consumer_max_attempts,
         )
     )
-    runtime.routes(lambda app: api.setup(app, api.ApiContext(runtime.engine, lines, crm)))
-    return CrmLinkService(runtime, crm, lines)
-
-
-def build_runtime(settings: CrmLinkSettings | None = None) -> ServiceRuntime:
-    return build_service(settings).runtime
+    runtime.routes(lambda app: api.install(app, api.ApiContext(runtime.engine, lines, crm)))
+    return runtime

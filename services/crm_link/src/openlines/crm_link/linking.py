@@ -17,10 +17,10 @@ from openlines.crm_link import domain, projection
 from openlines.crm_link.domain import Customer, DialogFacts
 from openlines.events.catalog import DialogLinkedToCrm, DialogOpened, MessageAppended
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.lines import LinesConfig
 from openlines.events.topics import CRM
 from openlines.kit.access import FACT_EVENTS
 from openlines.kit.eventstore import EventStore
-from openlines.kit.lines import LinesConfig
 from openlines.kit.streamwriter import Aggregate, StreamWriter
 
 Decision = Callable[[Customer | None], list[EventPayload]]

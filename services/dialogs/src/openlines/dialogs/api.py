@@ -8,7 +8,6 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
@@ -28,10 +27,11 @@ from openlines.dialogs.views import (
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
+from openlines.events.lines import LinesConfig
+from openlines.kit.db.retry import run_in_transaction
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
-from openlines.kit.lines import LinesConfig
 
 T = TypeVar("T")
 
@@ -52,8 +52,6 @@ _STATUS_OF = {
     "unknown_message": 422,
     "at_capacity": 409,
 }
-# Deadlock and serialization failures: the whole transaction may simply be tried again.
-_RETRYABLE_SQLSTATES = {"40P01", "40001"}
 
 # `Load | None`: the caller's load for the max_dialogs rule (see `_execute`).
 Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
@@ -128,7 +126,7 @@ class DialogsApi:
         self.writer = writer
         self.lines = lines
 
-    def register(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         routes.install(app, self)
 
     # -- reads ----------------------------------------------------------------------------
@@ -343,20 +341,12 @@ class DialogsApi:
             return await self.writer.execute(conn, dialog_id, with_load)
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        attempts = 3
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._engine().begin() as conn:
-                    return await work(conn)
-            except DomainError as exc:
-                raise ApiError(_STATUS_OF.get(exc.code, 409), exc.code, exc.message) from exc
-            except TooMuchContention as exc:
-                raise ApiError(503, "busy", str(exc)) from exc
-            except DBAPIError as exc:
-                sqlstate = getattr(exc.orig, "sqlstate", None)
-                if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return await run_in_transaction(self._engine(), work, attempts=3)
+        except DomainError as exc:
+            raise ApiError(_STATUS_OF.get(exc.code, 409), exc.code, exc.message) from exc
+        except TooMuchContention as exc:
+            raise ApiError(503, "busy", str(exc)) from exc
 
     async def _viewer(self, request: web.Request) -> Viewer:
         return Viewer.of(await require_principal(request), self.lines)

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
-
 from openlines.dialogs.api import DialogsApi
 from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
 from openlines.dialogs.writer import DialogWriter
+from openlines.events.lines import load_lines
 from openlines.events.topics import CRM, DIALOG_COMMANDS, INBOUND, OUTBOUND
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
+def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     settings = settings or DialogsSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
@@ -38,9 +36,5 @@ def build_runtime(settings: DialogsSettings | None = None) -> ServiceRuntime:
     )
 
     api = DialogsApi(lambda: runtime.engine, writer, lines)
-
-    def routes(app: web.Application) -> None:
-        api.register(app)
-
-    runtime.routes(routes)
+    runtime.routes(api.install)
     return runtime

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.domain import DialogStatus, Load
 from openlines.dialogs.tables import dialogs
-from openlines.kit.lines import LinesConfig
+from openlines.events.lines import LinesConfig
 
 # Held until commit; the key is namespaced so it does not meet other services' advisory locks.
 LOCK_OPERATOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))

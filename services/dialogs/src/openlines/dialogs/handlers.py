@@ -29,7 +29,7 @@ from openlines.events.catalog import (
     ReturnToQueue,
 )
 from openlines.events.envelope import Envelope, utc_now
-from openlines.kit.lines import LinesConfig
+from openlines.events.lines import LinesConfig
 from openlines.kit.log import get_logger
 
 log = get_logger(__name__)

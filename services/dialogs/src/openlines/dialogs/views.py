@@ -11,7 +11,7 @@ from sqlalchemy import Row
 
 from openlines.dialogs.domain import DialogStatus, SlaState, sla_state
 from openlines.events.catalog import Direction
-from openlines.kit.lines import LinesConfig, Sla
+from openlines.events.lines import LinesConfig, Sla
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -16,13 +16,13 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 
 from openlines.events import INBOUND, Envelope
+from openlines.events.lines import LinesConfig
 from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
 from openlines.ingest.telegram import TgUpdate
 from openlines.kit import metrics
 from openlines.kit.http import routes
-from openlines.kit.http.app import read_json
 from openlines.kit.http.errors import ApiError
-from openlines.kit.lines import LinesConfig
+from openlines.kit.http.routes import read_json
 from openlines.kit.log import get_logger
 
 log = get_logger(__name__)
@@ -58,7 +58,7 @@ class WebhookApi:
         self.publish_timeout = publish_timeout
         self.producer_name = producer_name
 
-    def add_routes(self, app: web.Application) -> None:
+    def install(self, app: web.Application) -> None:
         routes.install(app, self)
 
     @routes.post(

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from openlines.events.catalog import ChannelType
+from openlines.events.lines import load_lines
 from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
 from openlines.ingest.telegram import TelegramAdapter
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 
 
 def channel_adapters() -> Mapping[str, ChannelAdapter]:
     """One adapter per channel type that has webhooks (whatsapp and widget come next)."""
-    return {"telegram": TelegramAdapter()}
+    return {ChannelType.TELEGRAM: TelegramAdapter()}
 
 
-def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
+def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
     settings = settings or IngestSettings()
     runtime = ServiceRuntime(settings, uses_database=False)
     api = WebhookApi(
@@ -28,7 +29,7 @@ def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
         publish_timeout=settings.publish_timeout_seconds,
         producer_name=settings.service_name,
     )
-    runtime.routes(api.add_routes)
+    runtime.routes(api.install)
 
     async def broker_answers() -> bool:
         # A metadata round trip: the producer can reach the cluster right now.

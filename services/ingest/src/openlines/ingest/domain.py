@@ -14,7 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from openlines.events.catalog import DeliveryReceiptReceived, InboundMessageEdited, MessageReceived
-from openlines.kit.lines import Channel, Line
+from openlines.events.lines import Channel, Line
 
 InboundPayload = MessageReceived | InboundMessageEdited | DeliveryReceiptReceived
 

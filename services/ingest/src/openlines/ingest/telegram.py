@@ -28,8 +28,8 @@ from openlines.events.catalog import (
     conversation_key,
 )
 from openlines.events.limits import ID_MAX, NAME_MAX
+from openlines.events.lines import Channel, Line
 from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate, Outcome
-from openlines.kit.lines import Channel, Line
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

@@ -9,11 +9,11 @@ import time
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
+from openlines.events.lines import LinesConfig
 from openlines.kit.access import Scope
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError
-from openlines.kit.lines import LinesConfig
 from openlines.notify.hub import SessionHub
 
 _PONG = json.dumps({"type": "pong"})

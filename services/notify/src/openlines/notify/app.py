@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS, ROUTING
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
 from openlines.notify.api import StreamApi
 from openlines.notify.hub import SessionHub
@@ -16,7 +16,7 @@ from openlines.notify.settings import NotifySettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: NotifySettings | None = None) -> ServiceRuntime:
+def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     settings = settings or NotifySettings()
     lines = load_lines(settings.lines_file)
     hub = SessionHub(queue_size=settings.session_queue_size)

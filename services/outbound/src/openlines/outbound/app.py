@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+from openlines.events.catalog import ChannelType
 from openlines.events.envelope import Envelope
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.outbound.domain import Provider
 from openlines.outbound.handlers import is_message, record_message
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
+from openlines.outbound.telegram import TelegramProvider
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
+def providers() -> Mapping[str, Provider]:
+    """One provider per channel type outbound sends to (whatsapp and widget come next), as
+    ingest's `channel_adapters` has one adapter per channel type it hears from."""
+    return {ChannelType.TELEGRAM: TelegramProvider()}
+
+
+def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     settings = settings or OutboundSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
-    sender = Sender(runtime, settings, lines)
+    sender = Sender(runtime, settings, lines, providers())
 
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()

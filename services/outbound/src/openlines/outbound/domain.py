@@ -1,16 +1,22 @@
 """Outbound decisions, free of I/O: which messages to send, what the provider's answer means,
-when to retry, and how fast a channel may be called."""
+when to retry, and how fast a channel may be called.
+
+Each channel type has a `Provider` (the outbound side of ingest's `ChannelAdapter`) that sends
+an operator's text and says what came of it; the sender picks it by the channel's type.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
 
-SUPPORTED_CHANNEL_TYPES = frozenset({"telegram"})
+if TYPE_CHECKING:
+    import aiohttp
 
 # Failure reasons decided before any provider call.
 UNKNOWN_CHANNEL = "unknown_channel"
@@ -71,11 +77,12 @@ def send_job_for(
     )
 
 
-def precheck(job: SendJob, channel: Channel | None) -> str | None:
-    """Why the job cannot be sent at all (no provider call), or None."""
+def precheck(job: SendJob, channel: Channel | None, sends_to: Container[str]) -> str | None:
+    """Why the job cannot be sent at all (no provider call), or None. `sends_to`: the channel
+    types there is a provider for."""
     if channel is None:
         return UNKNOWN_CHANNEL
-    if channel.type not in SUPPORTED_CHANNEL_TYPES:
+    if channel.type not in sends_to:
         return UNSUPPORTED_CHANNEL_TYPE
     if job.chat_id is None:
         return INVALID_CONVERSATION_KEY
@@ -86,13 +93,27 @@ def precheck(job: SendJob, channel: Channel | None) -> str | None:
     return None
 
 
-def telegram_send_message(job: SendJob, reply_to_provider_id: str | None) -> dict[str, Any]:
-    """The Bot API `sendMessage` body."""
+@dataclass(frozen=True)
+class Outgoing:
+    """What a provider sends: an operator's text to one chat, as a reply to one of the chat's
+    messages when the provider's own id for it is known."""
+
+    chat_id: str
+    text: str
+    reply_to: str | None = None
+
+
+def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
     assert job.chat_id is not None and job.text is not None, "precheck first"
-    chat_id: int | str = int(job.chat_id) if _is_int(job.chat_id) else job.chat_id
-    body: dict[str, Any] = {"chat_id": chat_id, "text": job.text}
-    if reply_to_provider_id is not None and _is_int(reply_to_provider_id):
-        body["reply_to_message_id"] = int(reply_to_provider_id)
+    return Outgoing(job.chat_id, job.text, reply_to_provider_id)
+
+
+def telegram_send_message(message: Outgoing) -> dict[str, Any]:
+    """The Bot API `sendMessage` body."""
+    chat_id: int | str = int(message.chat_id) if _is_int(message.chat_id) else message.chat_id
+    body: dict[str, Any] = {"chat_id": chat_id, "text": message.text}
+    if message.reply_to is not None and _is_int(message.reply_to):
+        body["reply_to_message_id"] = int(message.reply_to)
         # A quoted message the customer deleted must not make the reply fail.
         body["allow_sending_without_reply"] = True
     return body
@@ -136,6 +157,26 @@ class Unknown:
 
 
 ProviderOutcome = Accepted | Transient | Rejected | Unknown
+"""Sent, worth another attempt, refused, or unknown (the message may be out)."""
+
+
+class Provider(Protocol):
+    """Delivery for one channel type (telegram, whatsapp, widget...): the outbound side of
+    ingest's `ChannelAdapter`. The call is the provider's I/O; what its answer means is decided
+    here, by the provider's pure classifier (e.g. `classify_telegram`)."""
+
+    async def send(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        message: Outgoing,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        """One attempt, classified. Never raises for provider or network trouble; only what
+        certainly happened before the request left may be `Transient`."""
+        ...
 
 
 def classify_telegram(status: int, body: object) -> ProviderOutcome:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
+from openlines.events.lines import LinesConfig
 from openlines.events.topics import OUTBOUND
-from openlines.kit.consumer import is_retryable
-from openlines.kit.lines import LinesConfig
+from openlines.kit.db.retry import is_retryable
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.telemetry import context_from_http, tracer
-from openlines.outbound import jobs, telegram
+from openlines.outbound import jobs
 from openlines.outbound.domain import (
     OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN_AFTER_RESTART,
@@ -46,12 +46,13 @@ from openlines.outbound.domain import (
     Decision,
     Dispatched,
     GiveUp,
+    Provider,
     RetryLater,
     RetryPolicy,
     Transient,
     decide,
+    outgoing,
     precheck,
-    telegram_send_message,
 )
 from openlines.outbound.settings import OutboundSettings
 
@@ -81,11 +82,16 @@ def outcome_event_id(message_id: UUID) -> UUID:
 
 class Sender:
     def __init__(
-        self, runtime: ServiceRuntime, settings: OutboundSettings, lines: LinesConfig
+        self,
+        runtime: ServiceRuntime,
+        settings: OutboundSettings,
+        lines: LinesConfig,
+        providers: Mapping[str, Provider],
     ) -> None:
         self.runtime = runtime
         self.settings = settings
         self.lines = lines
+        self.providers = providers  # by channel type
         self.policy = RetryPolicy(
             max_attempts=settings.send_max_attempts,
             base_seconds=settings.send_backoff_base_seconds,
@@ -193,7 +199,7 @@ class Sender:
         job = claimed.job
         channel_entry = self.lines.channel(job.channel_id)
         channel = channel_entry[1] if channel_entry else None
-        problem = precheck(job, channel)
+        problem = precheck(job, channel, self.providers)
         if problem is not None or channel is None:
             await self._settle(claimed, GiveUp(problem or "unknown_channel"))
             return
@@ -210,12 +216,12 @@ class Sender:
             await self._with_database(jobs.release, claimed)
             return
         started = time.perf_counter()
-        outcome = await telegram.send_message(
+        outcome = await self.providers[channel.type].send(
             http,
             channel,
-            telegram_send_message(job, claimed.reply_to_provider_id),
-            timeout,
-            self.settings.send_connect_timeout_seconds,
+            outgoing(job, claimed.reply_to_provider_id),
+            timeout=timeout,
+            connect_timeout=self.settings.send_connect_timeout_seconds,
         )
         SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
         if isinstance(outcome, Transient) and outcome.retry_after is not None:

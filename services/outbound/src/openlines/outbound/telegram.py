@@ -1,4 +1,5 @@
-"""The Telegram Bot API `sendMessage` call (HTTP only; domain.classify_telegram reads it).
+"""Telegram, the first outbound `Provider`: the Bot API `sendMessage` call (HTTP only;
+domain.classify_telegram reads its answer, domain.telegram_send_message writes its body).
 
 What a failure means depends on whether the request may have left: before it did (no
 connection, connect timeout) a retry is safe; after it (read timeout, dropped connection,
@@ -7,19 +8,19 @@ broken answer) the provider may have shown the message, so the outcome is unknow
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 from opentelemetry.trace import SpanKind
 
-from openlines.kit.lines import Channel
+from openlines.events.lines import Channel
 from openlines.kit.telemetry import inject_http, tracer
 from openlines.outbound.domain import (
+    Outgoing,
     ProviderOutcome,
     Rejected,
     Transient,
     Unknown,
     classify_telegram,
+    telegram_send_message,
 )
 
 # The connect phase (pool wait + TCP/TLS) gets at most this share of the call's budget, so it
@@ -59,32 +60,37 @@ def classify_failure(exc: BaseException) -> ProviderOutcome:
     return Unknown(f"connection lost after sending: {name}")
 
 
-async def send_message(
-    http: aiohttp.ClientSession,
-    channel: Channel,
-    body: dict[str, Any],
-    timeout: float,
-    connect_timeout: float,
-) -> ProviderOutcome:
-    """One call, one outcome. Never raises for provider or network trouble."""
-    with tracer().start_as_current_span(
-        "telegram sendMessage",
-        kind=SpanKind.CLIENT,
-        attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
-    ) as span:
-        try:
-            async with http.post(
-                send_message_url(channel),
-                json=body,
-                headers=inject_http({}),
-                timeout=call_timeout(timeout, connect_timeout),
-            ) as response:
-                span.set_attribute("http.response.status_code", response.status)
-                try:
-                    data: object = await response.json(content_type=None)
-                except (ValueError, aiohttp.ClientError, TimeoutError):
-                    # The status came; the body did not: a 2xx without it is unknown.
-                    data = None
-                return classify_telegram(response.status, data)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return classify_failure(exc)
+class TelegramProvider:
+    """Sends through the channel's bot (`token`, `api_base`)."""
+
+    async def send(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        message: Outgoing,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        """One call, one outcome. Never raises for provider or network trouble."""
+        with tracer().start_as_current_span(
+            "telegram sendMessage",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
+        ) as span:
+            try:
+                async with http.post(
+                    send_message_url(channel),
+                    json=telegram_send_message(message),
+                    headers=inject_http({}),
+                    timeout=call_timeout(timeout, connect_timeout),
+                ) as response:
+                    span.set_attribute("http.response.status_code", response.status)
+                    try:
+                        data: object = await response.json(content_type=None)
+                    except (ValueError, aiohttp.ClientError, TimeoutError):
+                        # The status came; the body did not: a 2xx without it is unknown.
+                        data = None
+                    return classify_telegram(response.status, data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return classify_failure(exc)

@@ -1,5 +1,5 @@
 from openlines.kit.runtime import serve
 
-from .app import build_runtime
+from .app import build_service
 
-serve(build_runtime)
+serve(build_service)

@@ -11,11 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.catalog import PresenceStatus
+from openlines.events.lines import LinesConfig
 from openlines.kit.access import Scope
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError, not_found
-from openlines.kit.lines import LinesConfig
 from openlines.routing import domain, store
 from openlines.routing.router import Router
 
@@ -71,7 +71,7 @@ class QueuesView(BaseModel):
     lines: list[QueueView]
 
 
-def setup(app: web.Application, context: ApiContext) -> None:
+def install(app: web.Application, context: ApiContext) -> None:
     app[CONTEXT] = context
     routes.install(app, sys.modules[__name__])
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS
 from openlines.kit.consumer import Subscription
-from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
 from openlines.routing import api, store
 from openlines.routing.router import RESERVATION_TIMER, Router
@@ -17,14 +16,7 @@ from openlines.routing.settings import RoutingSettings
 CONSUMER = "routing.dialogs"
 
 
-@dataclass(frozen=True)
-class RoutingService:
-    runtime: ServiceRuntime
-    router: Router
-    lines: LinesConfig
-
-
-def build_service(settings: RoutingSettings | None = None) -> RoutingService:
+def build_service(settings: RoutingSettings | None = None) -> ServiceRuntime:
     settings = settings or RoutingSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
@@ -55,9 +47,5 @@ def build_service(settings: RoutingSettings | None = None) -> RoutingService:
         )
     )
     runtime.on_timer(RESERVATION_TIMER, router.on_reservation_expired)
-    runtime.routes(lambda app: api.setup(app, api.ApiContext(runtime.engine, lines, router)))
-    return RoutingService(runtime, router, lines)
-
-
-def build_runtime(settings: RoutingSettings | None = None) -> ServiceRuntime:
-    return build_service(settings).runtime
+    runtime.routes(lambda app: api.install(app, api.ApiContext(runtime.engine, lines, router)))
+    return runtime

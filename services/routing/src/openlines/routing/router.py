@@ -26,9 +26,9 @@ from openlines.events.catalog import (
     PresenceStatus,
 )
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.lines import Line, LinesConfig
 from openlines.events.topics import DIALOG_COMMANDS, ROUTING
 from openlines.kit import timers
-from openlines.kit.lines import Line, LinesConfig
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import Outbox
 from openlines.routing import domain, metrics, store

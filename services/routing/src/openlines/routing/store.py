@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import PresenceStatus
-from openlines.kit.lines import LinesConfig
+from openlines.events.lines import LinesConfig
 from openlines.routing.domain import Candidate, DialogSlot, LoadChange, SlotStatus
 from openlines.routing.tables import dialog_slots, operators, stale_offers
 

@@ -1,6 +1,5 @@
 """Real Kafka (Tansu) and PostgreSQL started as local processes, for tests and `openlines up`."""
 
-from openlines.kit.embedded._proc import StartupError, free_port
 from openlines.kit.embedded.ports import release_ports, reserve_port, reserve_port_block
 from openlines.kit.embedded.postgres import (
     EmbeddedPostgres,
@@ -9,6 +8,7 @@ from openlines.kit.embedded.postgres import (
     stop_data_dir,
     with_database,
 )
+from openlines.kit.embedded.processes import StartupError, free_port
 from openlines.kit.embedded.tansu import EmbeddedKafka, kafka_answers
 
 __all__ = [

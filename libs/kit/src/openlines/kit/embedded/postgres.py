@@ -25,7 +25,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from openlines.kit.embedded._proc import StartupError, log_tail, wait_gone
+from openlines.kit.embedded.processes import StartupError, log_tail, wait_gone
 
 log = logging.getLogger(__name__)
 

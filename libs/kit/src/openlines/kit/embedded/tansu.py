@@ -14,14 +14,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from openlines.kit.embedded._proc import (
+from openlines.kit.embedded.ports import reserve_port
+from openlines.kit.embedded.processes import (
     StartupError,
     die_with_parent,
     listens_on,
     log_tail,
     stop_group,
 )
-from openlines.kit.embedded.ports import reserve_port
 
 log = logging.getLogger(__name__)
 

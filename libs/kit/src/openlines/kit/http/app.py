@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Literal
 
-import pydantic_core
 import structlog
 from aiohttp import web, web_protocol
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -23,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from openlines.kit import metrics
-from openlines.kit.consumer import is_infrastructure_error
+from openlines.kit.db.retry import is_infrastructure_error
 from openlines.kit.eventloop import new_event_loop
 from openlines.kit.http import routes
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
@@ -260,42 +259,3 @@ def serve_app(app: web.Application, settings: KitSettings) -> None:
         print=None,
         loop=new_event_loop(),
     )
-
-
-async def read_json(request: web.Request, *, nul: Literal["reject", "strip"] = "reject") -> object:
-    """The request body as JSON, with clear 4xx errors for what clients get wrong.
-
-    Postgres text cannot hold U+0000, so a string carrying it would fail deep inside a write:
-    by default it is refused here (400 ``invalid_text``); ``nul="strip"`` removes it instead,
-    for providers whose webhooks must not be refused (they would retry them forever).
-    """
-    if request.content_length is not None and request.content_length > request.app._client_max_size:
-        raise ApiError(
-            413, "payload_too_large", f"body exceeds {request.app._client_max_size} bytes"
-        )
-    try:
-        raw = await request.read()
-        # pydantic-core parses bytes directly: a third of json.loads' cost on small bodies.
-        data = pydantic_core.from_json(raw, allow_inf_nan=False)
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(413, "payload_too_large", "body too large") from exc
-    except ValueError as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
-    if b"\\u0000" not in raw:  # JSON can only carry NUL escaped: the common case costs a scan
-        return data
-    if nul == "strip":
-        return without_nul(data)
-    if without_nul(data) != data:
-        raise ApiError(400, "invalid_text", "strings must not contain the NUL character (U+0000)")
-    return data
-
-
-def without_nul(data: object) -> object:
-    """`data` with every U+0000 removed from its strings (keys included)."""
-    if isinstance(data, str):
-        return data.replace("\x00", "")
-    if isinstance(data, list):
-        return [without_nul(item) for item in data]
-    if isinstance(data, dict):
-        return {str(without_nul(k)): without_nul(v) for k, v in data.items()}
-    return data

@@ -1,4 +1,5 @@
-"""Process helpers shared by the embedded components and the local stack."""
+"""Process helpers shared by the embedded components and the local stack: start, watch, stop
+processes and their groups (public: the stack supervises its services with them)."""
 
 from __future__ import annotations
 

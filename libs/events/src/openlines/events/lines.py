@@ -1,5 +1,8 @@
 """Declarative lines configuration (DESIGN §7): one YAML file, validated by pydantic.
 
+Domain configuration: pure domains read it, so it lives beside the catalog and imports no I/O
+library (no aiohttp, sqlalchemy or aiokafka); reading the file is `load_lines`' one I/O.
+
 Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
 `secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`. Values may also refer to
@@ -17,9 +20,22 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from openlines.events.catalog.common import ChannelType
 from openlines.events.limits import TEXT_MAX
 
-ChannelType = Literal["telegram", "whatsapp", "viber", "widget", "email"]
+__all__ = [
+    "AutoClose",
+    "Channel",
+    "ChannelType",
+    "Consent",
+    "Line",
+    "LinesConfig",
+    "Operator",
+    "RoutingStrategy",
+    "Sla",
+    "load_lines",
+]
+
 RoutingStrategy = Literal["manual", "round_robin", "least_loaded", "longest_idle"]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from openlines.kit.lines import load_lines
+from openlines.events.catalog import ChannelType
+from openlines.events.lines import load_lines
 
 DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.yaml"
 
@@ -74,3 +77,23 @@ def test_manual_take_beyond_capacity_is_off_unless_a_line_turns_it_on(tmp_path: 
     )
     with pytest.raises(ValidationError, match="manual_take_beyond_capacity"):
         load_lines(write(tmp_path, f"lines: [{line % 'sometimes'}]"), env={})
+
+
+def test_the_lines_module_pulls_in_no_io_library() -> None:
+    # Pure domains import it: a fresh interpreter shows what importing it really loads.
+    probe = (
+        "import sys, openlines.events.lines; "
+        "print(sorted(m for m in ('aiohttp', 'sqlalchemy', 'aiokafka', 'psycopg', 'openlines.kit')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_channel_type_is_the_catalogs_channel_type(tmp_path: Path) -> None:
+    config = load_lines(
+        write(tmp_path, "lines: [{id: l, channels: [{id: c, type: viber}]}]"), env={}
+    )
+    assert config.lines[0].channels[0].type is ChannelType.VIBER
+    with pytest.raises(ValidationError, match=r"channels\.0\.type"):
+        load_lines(write(tmp_path, "lines: [{id: l, channels: [{id: c, type: fax}]}]"), env={})
