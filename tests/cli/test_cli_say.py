@@ -21,6 +21,8 @@ from openlines.events.catalog import MessageReceived
 from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.kafka import read_topic
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 LINES_YAML = """
 operators: [{id: ann}]
 lines:

@@ -23,6 +23,8 @@ from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.topics import TopicNames
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 
 async def _tail(*argv: str) -> tuple[int, str]:
     env = {**os.environ, "COLUMNS": "250"}

@@ -2,6 +2,10 @@
 
 Session-scoped servers (per xdist worker), chosen as DESIGN §6 says; see `infra`.
 Fixtures: `kafka_bootstrap`, `database_url`, `db_schema`, `topic_factory`, `unique_topic`.
+
+Every test that uses the broker or the database (directly or through another fixture) is marked
+`infra`, so `pytest -m "not infra"` (`make test-fast`) runs the pure tests alone. A test that
+starts servers of its own (the stack, the CLI) says so with `pytestmark = pytest.mark.infra`.
 """
 
 from __future__ import annotations
@@ -22,15 +26,27 @@ from openlines.kit.testing import infra
 
 _SOURCES = pytest.StashKey[dict[str, str]]()
 
+# The fixtures that start (or connect to) real servers; whatever depends on them is `infra`.
+INFRA_FIXTURES = frozenset({"kafka_bootstrap", "_openlines_pg_server"})
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SOURCES] = {}
+    config.addinivalue_line(
+        "markers", "infra: needs a Kafka broker, PostgreSQL or a stack of processes (slow)"
+    )
     # A CI cancel sends SIGTERM, which would skip fixture teardown and leave servers behind.
     if (
         threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     ):
         signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INFRA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.infra)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
