@@ -9,6 +9,7 @@ from typing import Any
 
 from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.testing.infra import consumer_settings
 
 
 @asynccontextmanager
@@ -35,7 +36,8 @@ async def running(
 def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -> dict[str, Any]:
     """Settings values that isolate one in-process service under test: its own schema, its
     own topic namespace (hence its own topics and consumer groups), a free HTTP port, plain
-    logs. Pass them with the service's own values: `Settings(**isolated_settings(...), ...)`.
+    logs, and consumer groups that form fast on the session's broker. Pass them with the
+    service's own values: `Settings(**isolated_settings(...), ...)`.
     """
     return {
         "database_url": database_url,
@@ -45,4 +47,5 @@ def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -
         "create_topics": True,
         "http_port": reserve_port(),
         "log_json": False,
+        **consumer_settings(kafka_bootstrap),
     }
