@@ -1,7 +1,8 @@
 """pytest plugin: real broker and Postgres fixtures.
 
 Session-scoped servers (per xdist worker), chosen as DESIGN §6 says; see `infra`.
-Fixtures: `kafka_bootstrap`, `database_url`, `db_schema`, `topic_factory`, `unique_topic`.
+Fixtures: `kafka_bootstrap`, `database_url`, `db_schema`, `module_db_schema`, `topic_factory`,
+`unique_topic`.
 
 Every test that uses the broker or the database (directly or through another fixture) is marked
 `infra`, so `pytest -m "not infra"` (`make test-fast`) runs the pure tests alone. A test that
@@ -103,9 +104,8 @@ def database_url(request: pytest.FixtureRequest, _openlines_pg_server: str) -> I
         drop_database(_openlines_pg_server, name)
 
 
-@pytest.fixture
-def db_schema(database_url: str) -> Iterator[str]:
-    """A fresh, empty schema in `database_url`, dropped (CASCADE) after the test."""
+@contextlib.contextmanager
+def _fresh_schema(database_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
@@ -117,6 +117,21 @@ def db_schema(database_url: str) -> Iterator[str]:
     # A connection the test leaked would block the drop forever; fail the teardown instead.
     with psycopg.connect(database_url, autocommit=True, options="-c lock_timeout=10s") as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
+
+
+@pytest.fixture
+def db_schema(database_url: str) -> Iterator[str]:
+    """A fresh, empty schema in `database_url`, dropped (CASCADE) after the test."""
+    with _fresh_schema(database_url) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def module_db_schema(database_url: str) -> Iterator[str]:
+    """A fresh schema shared by the tests of one module (for a service runtime started once
+    per module; its tests keep apart by unique ids), dropped after the module."""
+    with _fresh_schema(database_url) as name:
+        yield name
 
 
 class TopicFactory:

@@ -1,0 +1,47 @@
+"""Waiting for a marker, never sleeping and hoping.
+
+`eventually` polls a check until it holds (bounded); `handled` asks a service's inbox whether
+a consumer applied (or deliberately ignored) an event. To show that *nothing else* happened,
+publish a marker after the events in question (same key, so same partition and order) and
+wait until the marker is handled: everything before it was handled too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+POLL_SECONDS = 0.05
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, what: str | None = None
+) -> T:
+    """Poll `check` until it returns something truthy, and return that."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (outcome := await check()):
+                await asyncio.sleep(POLL_SECONDS)
+            return outcome
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what or check}") from None
+
+
+async def handled(engine: AsyncEngine, event_id: UUID) -> bool:
+    """Has a consumer of this service recorded the event in its inbox?"""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT 1 FROM inbox WHERE event_id = :id"), {"id": event_id}
+        )
+        return found.first() is not None
+
+
+async def wait_handled(engine: AsyncEngine, event_id: UUID, *, timeout: float = 30.0) -> None:
+    await eventually(lambda: handled(engine, event_id), timeout=timeout, what=f"event {event_id}")
