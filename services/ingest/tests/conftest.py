@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from openlines.ingest.app import build_runtime
+from openlines.kit.testing.lines import write_lines
 from openlines.kit.testing.service import running
 
 from .ingest_helpers import LINES_YAML, Ingest, ingest_settings
@@ -16,9 +17,7 @@ from .ingest_helpers import LINES_YAML, Ingest, ingest_settings
 
 @pytest.fixture
 def lines_file(tmp_path: Path) -> Path:
-    path = tmp_path / "lines.yaml"
-    path.write_text(LINES_YAML)
-    return path
+    return write_lines(tmp_path, LINES_YAML)
 
 
 @pytest.fixture

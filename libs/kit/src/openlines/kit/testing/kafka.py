@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,23 +37,31 @@ async def read_topic(
     topic: str,
     done: Callable[[list[Record]], bool] | int,
     timeout: float = 30.0,
-    linger: float = 0.0,
+    to_end: bool = False,
 ) -> list[Record]:
     """Every record of `topic` from the beginning, read until `done(records)` holds (or until
-    `done` records arrived), then for `linger` more seconds so late duplicates show too."""
+    `done` records arrived). With `to_end`, then on to the end of every partition as it is at
+    that moment, so duplicates acknowledged so far show too: the end offsets are the marker,
+    no waiting and hoping. (Whoever may still publish must have stopped for "no duplicate" to
+    mean anything; callers wait for that first, e.g. an empty outbox.)"""
     enough = (lambda records: len(records) >= done) if isinstance(done, int) else done
     out: list[Record] = []
-    async with _from_beginning(bootstrap, topic) as consumer:
-        deadline = time.monotonic() + timeout
-        while not enough(out):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {len(out)} records of {topic}")
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out.extend(records)
-        linger_until = time.monotonic() + linger
-        while time.monotonic() < linger_until:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                out.extend(records)
+
+    async def behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+    try:
+        async with _from_beginning(bootstrap, topic) as consumer, asyncio.timeout(timeout):
+            while not enough(out):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(records)
+            if to_end:
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+                while await behind(consumer, ends):
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        out.extend(records)
+    except TimeoutError:
+        raise TimeoutError(f"gave up after {len(out)} records of {topic}") from None
     return out
 
 

@@ -22,7 +22,7 @@ POLL_SECONDS = 0.05
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, what: str | None = None
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str | None = None
 ) -> T:
     """Poll `check` until it returns something truthy, and return that."""
     try:
