@@ -20,6 +20,7 @@ from openlines.kit.eventstore import EventStore
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.testing.kafka import read_topic
+from openlines.kit.testing.waiting import eventually
 
 from .helpers import renamed
 
@@ -40,14 +41,7 @@ def _sample(name: str, schema: str) -> float:
 
 
 async def _until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            outcome = condition()
-            if isinstance(outcome, Awaitable):
-                outcome = await outcome
-            if outcome:
-                return
-            await asyncio.sleep(0.05)
+    await eventually(condition, timeout=timeout)
 
 
 async def test_an_oversized_record_is_dead_lettered_and_later_records_flow_in_order(

@@ -7,7 +7,6 @@ is failed as `outcome_unknown` and never sent again: the sandbox must hold it ex
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.service import running
+from openlines.kit.testing.waiting import eventually
 from openlines.outbound import jobs
 from openlines.outbound.app import build_runtime
 from openlines.outbound.settings import OutboundSettings
@@ -27,12 +27,7 @@ Settings = Callable[..., OutboundSettings]
 
 
 async def _until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if await result if isinstance(result, Awaitable) else result:
-                return
-            await asyncio.sleep(0.05)
+    await eventually(condition, timeout=timeout)
 
 
 async def _job(runtime: ServiceRuntime, message_id: Any) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.infra import consumer_settings
+from openlines.kit.testing.waiting import eventually
 
 
 @asynccontextmanager
@@ -25,9 +25,13 @@ async def running(
     runner = await runtime.start()
     try:
         if ready_timeout is not None:
-            async with asyncio.timeout(ready_timeout):
-                while not (await runtime.health.evaluate(runtime.health.ready))[0]:
-                    await asyncio.sleep(0.1)
+
+            async def ready() -> bool:
+                return (await runtime.health.evaluate(runtime.health.ready))[0]
+
+            await eventually(
+                ready, timeout=ready_timeout, what=f"{runtime.settings.service_name} ready"
+            )
         yield f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     finally:
         await runtime.shutdown(runner)

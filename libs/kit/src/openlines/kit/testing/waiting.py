@@ -9,8 +9,9 @@ wait until the marker is handled: everything before it was handled too.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from sqlalchemy import text
@@ -21,17 +22,47 @@ T = TypeVar("T")
 POLL_SECONDS = 0.05
 
 
+@overload
 async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str | None = None
-) -> T:
-    """Poll `check` until it returns something truthy, and return that."""
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = ...,
+    what: str | None = ...,
+    interval: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = ...,
+    what: str | None = ...,
+    interval: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
+    *,
+    timeout: float = 30.0,
+    what: str | None = None,
+    interval: float = POLL_SECONDS,
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy, and return that."""
+    last: Any = None
     try:
         async with asyncio.timeout(timeout):
-            while not (outcome := await check()):
-                await asyncio.sleep(POLL_SECONDS)
-            return outcome
+            while True:
+                outcome = check()
+                last = await outcome if inspect.isawaitable(outcome) else outcome
+                if last:
+                    return last
+                await asyncio.sleep(interval)
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what or check}") from None
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what or check}; last: {last!r}"
+        ) from None
 
 
 async def handled(engine: AsyncEngine, event_id: UUID) -> bool:
