@@ -35,7 +35,7 @@ from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.kafka import TopicReader
 from openlines.kit.testing.publish import Publisher, publisher
 from openlines.kit.testing.service import isolated_settings, running
-from openlines.kit.testing.waiting import eventually
+from openlines.kit.testing.waiting import eventually, outbox_drained
 
 JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
 
@@ -139,6 +139,13 @@ class Crm:
                 return found.scalar_one_or_none() == marker
 
         await eventually(marker_shows, what=f"marker of dialog {dialog_id}")
+
+    async def published_all(self) -> None:
+        """The marker that crm-link emitted nothing more: its outbox is empty (the relay
+        deletes a row once the broker has it) and the CRM reader has read to the topic's end."""
+        engine = self.service.runtime.engine
+        await eventually(lambda: outbox_drained(engine), what="crm-link's outbox drained")
+        await self.crm_events.read_to_end()
 
     def auth(
         self, operator_id: str, role: str = "operator", lines: list[str] | None = None

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from openlines.events.codec import decode
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.kit.testing.waiting import eventually
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -74,10 +75,12 @@ class TopicReader:
     logical: str  # the catalog name, for decoding
     seen: list[Envelope] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _consumer: AIOKafkaConsumer | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TopicReader]:
         async with _from_beginning(self.bootstrap, self.topic) as consumer:
+            self._consumer = consumer
             task = asyncio.create_task(self._pump(consumer))
             try:
                 yield self
@@ -96,6 +99,20 @@ class TopicReader:
                         decode(rec.value, rec.headers, topic=self.logical) for rec in records
                     )
                     self._changed.notify_all()
+
+    async def read_to_end(self, timeout: float = 30.0) -> None:
+        """Wait until everything on the topic now has been read: the end offsets are the
+        marker. (Whoever publishes must be done for this to mean "nothing more".)"""
+        consumer = self._consumer
+        assert consumer is not None, "the reader is not running"
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+
+        async def at_end() -> bool:
+            return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
+        await eventually(at_end, timeout=timeout, what=f"the end of {self.topic}")
+        async with self._changed:
+            pass  # the pump appends a batch under this lock: the last one is in `seen` now
 
     def of(self, kind: type[EventPayload]) -> list[Any]:
         return [env.payload for env in self.seen if isinstance(env.payload, kind)]

@@ -74,5 +74,13 @@ async def handled(engine: AsyncEngine, event_id: UUID) -> bool:
         return found.first() is not None
 
 
+async def outbox_drained(engine: AsyncEngine) -> bool:
+    """Has this service's relay published everything it recorded? (It deletes a row once the
+    broker acknowledged it.)"""
+    async with engine.connect() as conn:
+        left = await conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM outbox)"))
+        return bool(left.scalar_one())
+
+
 async def wait_handled(engine: AsyncEngine, event_id: UUID, *, timeout: float = 30.0) -> None:
     await eventually(lambda: handled(engine, event_id), timeout=timeout, what=f"event {event_id}")
