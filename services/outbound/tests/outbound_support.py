@@ -19,7 +19,7 @@ from openlines.events.codec import decode
 from openlines.events.envelope import Envelope
 from openlines.events.testing import factories
 from openlines.events.topics import DIALOGS, OUTBOUND
-from openlines.kit.embedded import free_port
+from openlines.kit.embedded import reserve_port
 from openlines.kit.http.app import create_app
 from openlines.kit.testing.publish import Publisher
 from openlines.stack.sandbox import (
@@ -49,7 +49,7 @@ class SandboxServer:
     def __init__(self) -> None:
         self.sandbox = Sandbox()
         self.sandbox.mailboxes[CHANNEL] = ChannelMailbox(_ids=itertools.count(FIRST_MESSAGE_ID))
-        self.port = free_port()
+        self.port = reserve_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests: list[dict[str, Any]] = []
         self.received = asyncio.Event()
