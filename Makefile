@@ -25,6 +25,11 @@ run: sync
 test: sync
 	$(RUN) pytest
 
+# The pure tests: no broker, no database, no processes (see the `infra` marker in
+# openlines.kit.testing.plugin). Under 30 s on 2 cores.
+test-fast: sync
+	$(RUN) pytest -m "not infra" -q
+
 lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .

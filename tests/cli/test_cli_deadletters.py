@@ -9,6 +9,8 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from openlines.events.catalog import Direction, MessageAppended
 from openlines.events.codec import decode
 from openlines.kit.db.engine import create_engine, libpq_dsn
@@ -18,6 +20,8 @@ from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.testing.kafka import read_topic
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 SMALL = 16 * 1024
 

@@ -20,6 +20,9 @@ from openlines.events import INBOUND, decode
 from openlines.events.catalog import MessageReceived
 from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.kafka import read_topic
+from openlines.kit.testing.lines import write_lines
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 LINES_YAML = """
 operators: [{id: ann}]
@@ -34,9 +37,7 @@ lines:
 
 @pytest.fixture
 def lines_file(tmp_path: Path) -> Path:
-    path = tmp_path / "lines.yaml"
-    path.write_text(LINES_YAML)
-    return path
+    return write_lines(tmp_path, LINES_YAML)
 
 
 async def _say(*argv: str, lines_file: Path) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openlines.events import DIALOGS, INBOUND, Envelope, encode
+from openlines.events import DIALOGS, INBOUND, Envelope
 from openlines.events.catalog import (
     ChannelType,
     Customer,
@@ -20,8 +20,10 @@ from openlines.events.catalog import (
     conversation_key,
 )
 from openlines.kit.kafka.admin import ensure_topics
-from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.publish import publisher
 from openlines.kit.topics import TopicNames
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 async def _tail(*argv: str) -> tuple[int, str]:
@@ -78,17 +80,10 @@ async def test_tail_prints_events_of_every_topic(kafka_bootstrap: str, namespace
         stream_version=3,
         producer="test",
     )
-    producer = create_producer(kafka_bootstrap, client_id="tail-test")
-    await producer.start()
-    try:
-        for topic, env in ((INBOUND, _received("where is my order?")), (DIALOGS, renamed)):
-            record = encode(env)
-            await producer.send_and_wait(
-                namespace + topic, record.value, key=record.key, headers=record.headers
-            )
-        await producer.send_and_wait(namespace + DIALOGS, b"not json", key=b"x")
-    finally:
-        await producer.stop()
+    async with publisher(kafka_bootstrap, namespace, client_id="tail-test") as inputs:
+        await inputs.publish(INBOUND, _received("where is my order?"))
+        await inputs.publish(DIALOGS, renamed)
+        await inputs.producer.send_and_wait(namespace + DIALOGS, b"not json", key=b"x")
 
     code, out = await _tail(
         "--bootstrap", kafka_bootstrap, "--namespace", namespace, "--from-beginning", "--max", "3"
@@ -108,16 +103,8 @@ async def test_tail_prints_events_of_every_topic(kafka_bootstrap: str, namespace
 
 
 async def test_tail_topic_filter_and_unknown_topic(kafka_bootstrap: str, namespace: str) -> None:
-    producer = create_producer(kafka_bootstrap, client_id="tail-test")
-    await producer.start()
-    try:
-        for text in ("one", "two"):
-            record = encode(_received(text))
-            await producer.send_and_wait(
-                namespace + INBOUND, record.value, key=record.key, headers=record.headers
-            )
-    finally:
-        await producer.stop()
+    async with publisher(kafka_bootstrap, namespace, client_id="tail-test") as inputs:
+        await inputs.publish(INBOUND, _received("one"), _received("two"))
     common = ("--bootstrap", kafka_bootstrap, "--namespace", namespace, "--from-beginning")
     code, out = await _tail(*common, "--topic", "inbound", "--max", "2")
     assert code == 0, out

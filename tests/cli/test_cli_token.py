@@ -85,6 +85,7 @@ async def test_secret_comes_from_the_environment(
     assert rejected.value.code == "invalid_token"
 
 
+@pytest.mark.infra  # processes of its own
 def test_command_modules_import_nothing_heavy() -> None:
     # Every `openlines` call imports every command module: they must stay light.
     code = (

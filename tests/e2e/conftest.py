@@ -18,6 +18,7 @@ import yaml
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
+from openlines.kit.testing.lines import write_lines
 from openlines.stack.services import DEMO_LINES, reserve_port_base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,9 +107,7 @@ def e2e_lines(directory: Path) -> Path:
             "auto_lead": True,
         }
     )
-    path = directory / "lines.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_lines(directory, config)
 
 
 @pytest.fixture(scope="session")

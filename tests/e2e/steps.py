@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from openlines.kit.testing import waiting
+
 T = TypeVar("T")
 _ids = itertools.count(int(time.time() * 1000) % 10**9)
 
@@ -71,14 +73,7 @@ async def eventually(
     interval: float = 0.1,
 ) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last probe: {last!r}")
+    return await waiting.eventually(probe, what=what, timeout=timeout, interval=interval)
 
 
 async def json_if_ok(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 
 from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
 
 from .conftest import Stack
 from .steps import customer_says, eventually, get_json, json_if_ok, next_ws_event, post_json
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 @dataclass

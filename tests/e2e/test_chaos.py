@@ -42,6 +42,8 @@ from .conftest import (
 )
 from .steps import eventually, json_if_ok, telegram_update
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 SEED = int(os.environ.get("OPENLINES_CHAOS_SEED", "8"))
 CUSTOMERS = 12  # 3 per operator: every dialog is assigned at once (max_dialogs 4)
 MESSAGES_PER_CUSTOMER = 26  # 312 messages, 312 replies

@@ -16,6 +16,8 @@ import pytest
 from .conftest import Stack
 from .steps import customer_says, eventually, json_if_ok, post_json
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 INBOUND, REPLIES = 20, 8
 
 

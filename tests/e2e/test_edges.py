@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import aiohttp
+import pytest
 
 from .conftest import Stack
 from .steps import (
@@ -18,6 +19,8 @@ from .steps import (
     telegram_update,
     unassigned_dialog,
 )
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 async def _unassigned_dialog(stack: Stack, http: aiohttp.ClientSession, chat: int) -> str:

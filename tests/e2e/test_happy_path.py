@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 import aiohttp
+import pytest
 
 from .conftest import Stack
 from .steps import customer_says, eventually, get_json, json_if_ok, next_ws_event, post_json
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 async def test_dialog_flow_end_to_end(stack: Stack, http: aiohttp.ClientSession) -> None:

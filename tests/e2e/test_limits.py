@@ -9,6 +9,7 @@ import random
 from typing import Any
 
 import aiohttp
+import pytest
 
 from openlines.events import DIALOGS
 from openlines.events.codec import decode
@@ -17,6 +18,8 @@ from openlines.kit.testing.kafka import read_topic
 
 from .conftest import Stack
 from .steps import CHANNEL, SECRET, eventually, json_if_ok, next_ws_event, telegram_update
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 NAME_LIMIT, TEXT_LIMIT = 64, 4096  # Telegram's
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -34,6 +35,8 @@ from schemathesis.specs.openapi.checks import (
 
 from .conftest import Stack
 from .steps import CHANNEL, SECRET, telegram_update
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 EXAMPLES = 20  # per operation and generation mode
 SCENARIOS = 25  # stateful, each up to 6 linked calls

@@ -7,9 +7,12 @@ import random
 from typing import Any
 
 import aiohttp
+import pytest
 
 from .conftest import Stack
 from .steps import eventually, json_if_ok, post_json, unassigned_dialog
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 async def _dialog_taken_by_ann(stack: Stack, http: aiohttp.ClientSession, chat: int) -> str:

@@ -18,6 +18,8 @@ from aiohttp.test_utils import TestServer
 from openlines.kit.embedded import reserve_port
 from openlines.stack.gateway import ROUTES, GatewaySettings, create_gateway_app, resolve
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 
 @dataclass
 class Upstream:

@@ -17,6 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from openlines.kit.embedded import reserve_port
 from openlines.stack.sandbox import SandboxSettings, create_sandbox_app
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 TOKEN = "123456:demo-bot-token"
 SEND = f"/sandbox/tg-demo/bot{TOKEN}/sendMessage"
 

@@ -28,6 +28,8 @@ from openlines.stack.services import PYTHON, ServiceSpec, reserve_port_base, sta
 from openlines.stack.state import StackPaths, exclusive, read_state
 from openlines.stack.supervisor import StackConfig, Supervisor
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 
 @pytest.fixture
 def home() -> Iterator[Path]:

@@ -19,6 +19,6 @@ def renamed(i: int, stream: str = "d") -> DialogRenamed:
 async def read_all(
     bootstrap: str, topic: str, expected: int, timeout: float = 60.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read from the beginning until `expected` records arrived, then a little longer so
-    duplicates past `expected` are seen too."""
-    return await read_topic(bootstrap, topic, expected, timeout=timeout, linger=0.3)
+    """Read from the beginning until `expected` records arrived, then on to the end of the
+    topic as it is then, so duplicates past `expected` are seen too."""
+    return await read_topic(bootstrap, topic, expected, timeout=timeout, to_end=True)

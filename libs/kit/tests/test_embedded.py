@@ -19,6 +19,8 @@ from openlines.kit.embedded.postgres import running_postmaster
 from openlines.kit.kafka.admin import TopicSpec, admin_client, ensure_topics, wait_for_kafka
 from openlines.kit.testing.plugin import TopicFactory
 
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
+
 
 async def test_produce_and_consume_with_headers(kafka_bootstrap: str, unique_topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")

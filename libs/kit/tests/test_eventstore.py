@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openlines.events.topics import DIALOGS
 from openlines.kit.db.tables import outbox
 from openlines.kit.eventstore import ConcurrencyConflict, DuplicateEvent, EventStore, NewEvent
+from openlines.kit.testing.waiting import eventually
 
 from .helpers import renamed
 
@@ -34,10 +35,12 @@ async def test_concurrent_appends_at_same_version_one_wins(
     async with engine.begin() as conn:
         await store.append(conn, "d2", 0, [renamed(0, "d2")], topic=DIALOGS)
     gate = asyncio.Event()
+    holding: list[int] = []
 
     async def writer(i: int) -> str:
         async with engine.begin() as conn:
             await conn.exec_driver_sql("SELECT 1")
+            holding.append(i)
             await gate.wait()  # both hold an open transaction before either appends
             try:
                 await store.append(conn, "d2", 1, [renamed(i, "d2")], topic=DIALOGS)
@@ -47,7 +50,7 @@ async def test_concurrent_appends_at_same_version_one_wins(
             return "ok"
 
     tasks = [asyncio.create_task(writer(i)) for i in range(2)]
-    await asyncio.sleep(0.05)
+    await eventually(lambda: len(holding) == 2)
     gate.set()
     outcomes = sorted(await asyncio.gather(*tasks))
     assert outcomes == ["conflict", "ok"]

@@ -48,6 +48,7 @@ def test_the_range_follows_the_kernel_setting(tmp_path: Path) -> None:
     assert ports.ephemeral_range(tmp_path / "missing") == (32768, 60999)
 
 
+@pytest.mark.infra  # processes of its own
 def test_two_processes_never_hold_the_same_port() -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, "2000"],
@@ -77,6 +78,7 @@ def test_two_processes_never_hold_the_same_port() -> None:
     ports._unlock(fd, victim, 1)
 
 
+@pytest.mark.infra  # processes of its own
 def test_a_released_port_can_be_reserved_again_by_another_process() -> None:
     port = reserve_port()
     fd = ports._lock_file()
@@ -94,6 +96,7 @@ print(ports._lock(ports._lock_file(), int(sys.argv[1]), 1))
 """
 
 
+@pytest.mark.infra  # processes of its own
 def test_a_block_is_found_while_most_single_ports_are_held() -> None:
     # A long session holds many single ports; a block must still be found while one exists
     # (random draws gave up after 500 tries with ~2,400 ports held: the e2e stack failed).

@@ -49,6 +49,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 # -- refusing to start --------------------------------------------------------------------
 
 
+@pytest.mark.infra  # processes of its own
 def test_a_production_service_does_not_start_with_the_dev_jwt_secret() -> None:
     # The real entry point, as a deployment runs it. The guard runs before any connection:
     # no database or broker is needed to see it.
@@ -79,6 +80,7 @@ def test_every_services_settings_refuse_the_dev_jwt_secret_in_production(
         cls()
 
 
+@pytest.mark.infra  # processes of its own
 def test_a_production_service_does_not_start_with_a_demo_channel_secret() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "openlines.ingest"],

@@ -15,6 +15,7 @@ from openlines.events.codec import decode
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
 from openlines.kit.relay import OutboxRelay
+from openlines.kit.testing.waiting import eventually
 
 from .helpers import read_all, renamed
 
@@ -128,10 +129,12 @@ async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        async with asyncio.timeout(20):
-            while not relay.is_leader:
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # the relay has drained the (empty) outbox and waits
+        # The marker that the relay has drained the (empty) outbox and waits: a round done as
+        # the leader sets both clocks at once (taking the lead sets only the progress one).
+        await eventually(
+            lambda: relay.is_leader and relay.last_round_at == relay.last_progress_at,
+            timeout=20,
+        )
         async with engine.begin() as conn:
             await store.append(conn, "woken", 0, [renamed(1, "woken")], topic=topic)
         async with asyncio.timeout(10):

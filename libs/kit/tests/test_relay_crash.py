@@ -18,6 +18,7 @@ from openlines.events.codec import decode
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.tables import outbox
 from openlines.kit.eventstore import EventStore
+from openlines.kit.testing.infra import consumer_options
 
 from .helpers import read_all, renamed
 from .test_consumer import _effects, _make_counter, _run_until, count_effect
@@ -92,6 +93,7 @@ async def test_relay_killed_halfway_then_restarted(
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,
+        consumer_options=consumer_options(kafka_bootstrap),
     )
 
     async def done() -> bool:

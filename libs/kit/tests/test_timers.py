@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from openlines.kit.testing.waiting import eventually
 from openlines.kit.timers import Timer, TimerWorker, cancel, schedule
 
 
@@ -31,6 +32,12 @@ async def _fired(engine: AsyncEngine) -> list[tuple[str, str]]:
         return [(r.key, r.worker) for r in await conn.execute(text("SELECT * FROM fired"))]
 
 
+async def _due(engine: AsyncEngine, expected: int) -> bool:
+    async with engine.connect() as conn:
+        due = await conn.execute(text("SELECT count(*) FROM timers WHERE due_at <= now()"))
+        return due.scalar_one() == expected
+
+
 async def test_each_timer_fires_once_with_two_workers(engine: AsyncEngine) -> None:
     await _setup(engine)
     now = datetime.now(UTC)
@@ -49,7 +56,8 @@ async def test_each_timer_fires_once_with_two_workers(engine: AsyncEngine) -> No
     async with asyncio.timeout(30):
         while sum(w.fired for w in workers) < 200:
             await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)
+    # Nothing is due any more (a timer is deleted as it fires): no further fire can happen.
+    await eventually(lambda: _due(engine, 0))
     stop.set()
     await asyncio.gather(*tasks)
     fired = await _fired(engine)
@@ -65,8 +73,9 @@ async def test_timer_survives_a_restart(engine: AsyncEngine) -> None:
         await schedule(conn, "auto_close", "d1", datetime.now(UTC) + timedelta(milliseconds=400))
     stop = asyncio.Event()
     first = TimerWorker(engine, {"auto_close": recorder("first")}, poll_interval=0.05)
+    started = first.last_tick_at
     task = asyncio.create_task(first.run(stop))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: first.last_tick_at > started)  # it has looked at least once
     stop.set()  # the worker goes away before the timer is due
     await task
     assert await _fired(engine) == []

@@ -23,6 +23,7 @@ from openlines.kit.telemetry import (
     setup_tracing,
     tracer,
 )
+from openlines.kit.testing.infra import consumer_options
 
 from .helpers import renamed
 from .test_consumer import _effects, _make_counter, count_effect
@@ -89,6 +90,7 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,
+        consumer_options=consumer_options(kafka_bootstrap),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -130,6 +132,7 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,
+        consumer_options=consumer_options(kafka_bootstrap),
     )
     task = asyncio.create_task(runner.run(stop))
     async with asyncio.timeout(30):
@@ -143,7 +146,11 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
 
     # Its offsets were committed: the group's next member starts after the batch.
     check = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **consumer_options(kafka_bootstrap),
     )
     await check.start()
     try:

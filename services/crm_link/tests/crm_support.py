@@ -6,7 +6,6 @@ on CRM, on the real broker and Postgres.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from openlines.crm_link.app import build_service
@@ -24,21 +22,21 @@ from openlines.crm_link.settings import CrmLinkSettings
 from openlines.crm_link.tables import dialogs
 from openlines.events.catalog import (
     AssignedBy,
-    ChannelType,
-    Customer,
     DialogAssigned,
     DialogOpened,
     Direction,
     MessageAppended,
 )
-from openlines.events.codec import encode
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.testing import factories
 from openlines.events.topics import CRM, DIALOGS
-from openlines.kit.http.auth import issue_token
-from openlines.kit.kafka.producer import create_producer
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.testing import lines
+from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.kafka import TopicReader
+from openlines.kit.testing.publish import Publisher, publisher
 from openlines.kit.testing.service import isolated_settings, running
+from openlines.kit.testing.waiting import eventually, outbox_drained
 
 JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
 
@@ -63,9 +61,7 @@ LINE_OF = {"tg-demo": "demo", "tg-other": "demo", "tg-manual": "manual", "wa-man
 
 
 def write_lines(directory: Path) -> Path:
-    path = directory / "lines.yaml"
-    path.write_text(LINES_YAML)
-    return path
+    return lines.write_lines(directory, LINES_YAML)
 
 
 def crm_settings(
@@ -81,25 +77,22 @@ def crm_settings(
 def opened(
     dialog_id: uuid.UUID, user: str, channel_id: str = "tg-demo", name: str = "Carla"
 ) -> DialogOpened:
-    channel_type = ChannelType.WHATSAPP if channel_id.startswith("wa-") else ChannelType.TELEGRAM
-    return DialogOpened(
-        dialog_id=dialog_id,
-        line_id=LINE_OF[channel_id],
+    return factories.dialog_opened(
+        dialog_id,
+        chat=user,
         channel_id=channel_id,
-        channel_type=channel_type,
-        conversation_key=f"{channel_id}:{user}",
-        customer=Customer(name=name, external_id=user),
-        external_user_id=user,
-        external_chat_id=user,
+        line_id=LINE_OF[channel_id],
+        name=name,
         title=f"{name} ({channel_id})",
+        external_chat_id=user,
     )
 
 
 def assigned(dialog_id: uuid.UUID, operator_id: str, channel_id: str = "tg-demo") -> DialogAssigned:
-    return DialogAssigned(
-        dialog_id=dialog_id,
-        operator_id=operator_id,
-        assigned_by=AssignedBy.SUPERVISOR,
+    return factories.dialog_assigned(
+        dialog_id,
+        operator_id,
+        by=AssignedBy.SUPERVISOR,
         actor_id="sue",
         line_id=LINE_OF[channel_id],
     )
@@ -112,14 +105,8 @@ def message(
     direction: Direction = Direction.IN,
     channel_id: str = "tg-demo",
 ) -> MessageAppended:
-    return MessageAppended(
-        dialog_id=dialog_id,
-        message_id=uuid.uuid4(),
-        direction=direction,
-        text=text,
-        channel_id=channel_id,
-        conversation_key=f"{channel_id}:x",
-        sent_at=at,
+    return factories.message_appended(
+        dialog_id, text, direction=direction, chat="x", channel_id=channel_id, sent_at=at
     )
 
 
@@ -129,55 +116,42 @@ class Crm:
     runtime: ServiceRuntime
     settings: CrmLinkSettings
     http: aiohttp.ClientSession
-    producer: AIOKafkaProducer
+    dialogs: Publisher
     crm_events: TopicReader
 
-    @property
-    def dialogs_topic(self) -> str:
-        return f"{self.settings.topic_namespace}{DIALOGS}"
-
     async def publish(self, payload: EventPayload, occurred_at: datetime | None = None) -> Envelope:
-        dialog_id: uuid.UUID = payload.dialog_id  # type: ignore[attr-defined]
-        env = Envelope.new(
-            payload,
-            stream_id=str(dialog_id),
-            stream_version=1,
-            producer="dialogs",
-            occurred_at=occurred_at,
-        )
+        env = factories.envelope(payload, producer="dialogs", occurred_at=occurred_at)
         await self.send(env)
         return env
 
     async def send(self, env: Envelope) -> None:
-        record = encode(env)
-        await self.producer.send_and_wait(
-            self.dialogs_topic, record.value, key=record.key, headers=record.headers
-        )
+        await self.dialogs.publish(DIALOGS, env)
 
     async def caught_up(self, dialog_id: uuid.UUID, channel_id: str = "tg-demo") -> None:
         """Wait until crm-link processed everything published so far for this dialog: a marker
         message on the same key (same partition) comes after it and shows in the read model."""
         marker = f"marker {uuid.uuid4()}"
         await self.publish(message(dialog_id, marker, now(), channel_id=channel_id))
-        async with asyncio.timeout(30):
-            while True:
-                async with self.runtime.engine.connect() as conn:
-                    text = (
-                        await conn.execute(
-                            select(dialogs.c.last_message["text"].astext).where(
-                                dialogs.c.dialog_id == dialog_id
-                            )
-                        )
-                    ).scalar_one_or_none()
-                if text == marker:
-                    return
-                await asyncio.sleep(0.05)
+
+        async def marker_shows() -> bool:
+            async with self.runtime.engine.connect() as conn:
+                last = select(dialogs.c.last_message["text"].astext)
+                found = await conn.execute(last.where(dialogs.c.dialog_id == dialog_id))
+                return found.scalar_one_or_none() == marker
+
+        await eventually(marker_shows, what=f"marker of dialog {dialog_id}")
+
+    async def published_all(self) -> None:
+        """The marker that crm-link emitted nothing more: its outbox is empty (the relay
+        deletes a row once the broker has it) and the CRM reader has read to the topic's end."""
+        engine = self.runtime.engine
+        await eventually(lambda: outbox_drained(engine), what="crm-link's outbox drained")
+        await self.crm_events.read_to_end()
 
     def auth(
         self, operator_id: str, role: str = "operator", lines: list[str] | None = None
     ) -> dict[str, str]:
-        token = issue_token(operator_id, [role], secret=JWT_SECRET, lines=lines)
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(operator_id, role, secret=JWT_SECRET, lines=lines)
 
     async def get(
         self, path: str, who: str, role: str = "operator", lines: list[str] | None = None
@@ -199,15 +173,15 @@ class Crm:
 @asynccontextmanager
 async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
     runtime = build_service(settings)
-    producer = create_producer(settings.kafka_bootstrap, client_id="crm-test")
-    async with running(runtime) as url, aiohttp.ClientSession() as http:
-        await producer.start()
-        try:
-            reader = TopicReader(settings.kafka_bootstrap, f"{settings.topic_namespace}{CRM}", CRM)
-            async with reader.running():
-                yield Crm(url, runtime, settings, http, producer, reader)
-        finally:
-            await producer.stop()
+    bootstrap, ns = settings.kafka_bootstrap, settings.topic_namespace
+    reader = TopicReader(bootstrap, f"{ns}{CRM}", CRM)
+    async with (
+        running(runtime) as url,
+        aiohttp.ClientSession() as http,
+        publisher(bootstrap, ns, client_id="crm-test") as dialogs_publisher,
+        reader.running(),
+    ):
+        yield Crm(url, runtime, settings, http, dialogs_publisher, reader)
 
 
 def now() -> datetime:

@@ -10,7 +10,7 @@ import pytest
 
 from openlines.dialogs.app import build_service
 from openlines.dialogs.settings import DialogsSettings
-from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.publish import publisher
 from openlines.kit.testing.service import isolated_settings, running
 
 from .dialogs_stack import REPO, DialogsStack
@@ -33,13 +33,10 @@ async def stack(
         log_level="WARNING",
     )
     runtime = build_service(settings)
-    async with running(runtime) as url, aiohttp.ClientSession() as http:
-        producer = create_producer(kafka_bootstrap, client_id="dialogs-test")
-        await producer.start()
-        try:
-            stack = DialogsStack(
-                url, settings.topic_namespace, kafka_bootstrap, runtime, http, producer
-            )
-            yield stack
-        finally:
-            await producer.stop()
+    ns = settings.topic_namespace
+    async with (
+        running(runtime) as url,
+        aiohttp.ClientSession() as http,
+        publisher(kafka_bootstrap, ns, client_id="dialogs-test") as inputs,
+    ):
+        yield DialogsStack(url, ns, kafka_bootstrap, runtime, http, inputs)

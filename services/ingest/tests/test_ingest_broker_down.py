@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from openlines.ingest.app import build_service
 from openlines.kit.embedded import EmbeddedKafka
@@ -15,6 +16,8 @@ from openlines.kit.testing.service import running
 from openlines.kit.topics import TopicNames
 
 from .ingest_helpers import SECRET, ingest_settings, next_id, tg_message
+
+pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
 
 async def test_broker_down_gives_503_then_recovers(lines_file: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.publish import publisher as publisher_of
 from openlines.kit.testing.service import isolated_settings
 from openlines.notify.settings import NotifySettings
 
@@ -36,12 +36,8 @@ def make_settings(
 
 @pytest.fixture
 async def publisher(kafka_bootstrap: str, db_schema: str) -> AsyncIterator[Publisher]:
-    producer = create_producer(kafka_bootstrap, client_id="test-notify-pub")
-    await producer.start()
-    try:
-        yield Publisher(producer, f"{db_schema}.")
-    finally:
-        await producer.stop()
+    async with publisher_of(kafka_bootstrap, f"{db_schema}.", client_id="test-notify-pub") as it:
+        yield it
 
 
 @pytest.fixture

@@ -8,25 +8,14 @@ import uuid
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 
-from openlines.events.catalog import (
-    AssignedBy,
-    ChannelType,
-    Customer,
-    DeliveryStatus,
-    DialogAssigned,
-    DialogOpened,
-    Direction,
-    MessageAppended,
-    MessageDeliveryUpdated,
-    ParticipantJoined,
-    conversation_key,
-)
-from openlines.events.codec import encode
-from openlines.events.envelope import Envelope, EventPayload, utc_now
-from openlines.kit.http.auth import issue_token
-from openlines.kit.settings import DEV_JWT_SECRET
+from openlines.events.catalog import AssignedBy, DeliveryStatus, Direction
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.testing import factories
+from openlines.kit.testing import auth
+from openlines.kit.testing.publish import Publisher
+
+__all__ = ["CHANNEL", "LINE", "Dialog", "Publisher", "Tab", "token"]
 
 LINE = "demo"
 CHANNEL = "tg-demo"
@@ -38,81 +27,34 @@ class Dialog:
     def __init__(self, chat: str = "42") -> None:
         self.id = uuid.uuid4()
         self.chat = chat
-        self.version = 0
+        self.stream = factories.DialogStream()
 
     def event(self, payload: EventPayload) -> Envelope:
-        self.version += 1
-        return Envelope.new(
-            payload, stream_id=str(self.id), stream_version=self.version, producer="dialogs"
-        )
+        return self.stream.envelope(payload)
 
     def opened(self) -> Envelope:
-        return self.event(
-            DialogOpened(
-                dialog_id=self.id,
-                line_id=LINE,
-                channel_id=CHANNEL,
-                channel_type=ChannelType.TELEGRAM,
-                conversation_key=conversation_key(CHANNEL, self.chat),
-                customer=Customer(name="Carl", external_id=self.chat),
-                external_user_id=self.chat,
-                title="Carl",
-            )
-        )
+        return self.event(factories.dialog_opened(self.id, chat=self.chat, name="Carl"))
 
     def assigned(self, operator_id: str, previous: str | None = None) -> Envelope:
+        by = AssignedBy.SUPERVISOR if previous else AssignedBy.ROUTING
         return self.event(
-            DialogAssigned(
-                dialog_id=self.id,
-                operator_id=operator_id,
-                assigned_by=AssignedBy.SUPERVISOR if previous else AssignedBy.ROUTING,
-                previous_operator_id=previous,
-                line_id=LINE,
-            )
+            factories.dialog_assigned(self.id, operator_id, by=by, previous_operator_id=previous)
         )
 
     def message(self, text: str, direction: Direction = Direction.IN) -> Envelope:
-        self.last_message_id = uuid.uuid4()
-        return self.event(
-            MessageAppended(
-                dialog_id=self.id,
-                message_id=self.last_message_id,
-                direction=direction,
-                text=text,
-                channel_id=CHANNEL,
-                conversation_key=conversation_key(CHANNEL, self.chat),
-                sent_at=utc_now(),
-            )
-        )
+        appended = factories.message_appended(self.id, text, direction=direction, chat=self.chat)
+        self.last_message_id = appended.message_id
+        return self.event(appended)
 
     def delivery(self, status: DeliveryStatus) -> Envelope:
-        return self.event(
-            MessageDeliveryUpdated(
-                dialog_id=self.id, message_id=self.last_message_id, status=status
-            )
-        )
+        return self.event(factories.message_delivery_updated(self.id, self.last_message_id, status))
 
     def joined(self, operator_id: str, actor_id: str) -> Envelope:
-        return self.event(
-            ParticipantJoined(dialog_id=self.id, operator_id=operator_id, actor_id=actor_id)
-        )
-
-
-class Publisher:
-    def __init__(self, producer: AIOKafkaProducer, namespace: str) -> None:
-        self.producer = producer
-        self.namespace = namespace
-
-    async def publish(self, topic: str, *envelopes: Envelope) -> None:
-        for env in envelopes:
-            record = encode(env)
-            await self.producer.send_and_wait(
-                f"{self.namespace}{topic}", record.value, key=record.key, headers=record.headers
-            )
+        return self.event(factories.participant_joined(self.id, operator_id, actor_id))
 
 
 def token(operator_id: str, role: str = "operator", **kwargs: Any) -> str:
-    return issue_token(operator_id, [role], secret=DEV_JWT_SECRET, **kwargs)
+    return auth.token(operator_id, role, **kwargs)
 
 
 class Tab:

@@ -1,5 +1,5 @@
-"""Outbound test fixtures: a fake Telegram Bot API on 127.0.0.1 (it plays the messenger), a
-lines file pointing at it, a DIALOGS publisher and an OUTBOUND reader on the real broker."""
+"""Outbound test fixtures: the sandbox provider on 127.0.0.1 (it plays the messenger), a lines
+file pointing at it, a DIALOGS publisher and an OUTBOUND reader on the real broker."""
 
 from __future__ import annotations
 
@@ -8,36 +8,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from openlines.kit.embedded import reserve_port
+from openlines.kit.testing.lines import write_lines
+from openlines.kit.testing.publish import publisher
 from openlines.kit.testing.service import isolated_settings
 from openlines.outbound.settings import OutboundSettings
 
-from .outbound_support import CHANNEL, TOKEN, Dialogs, FakeTelegram, OutboundTopic
+from .outbound_support import CHANNEL, TOKEN, Dialogs, OutboundTopic, Provider, SandboxServer
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    app = web.Application()
-    app.router.add_post("/{channel}/{bot}/sendMessage", fake.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    port = reserve_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    server = SandboxServer()
+    await server.start()
     try:
-        yield fake
+        yield server
     finally:
-        fake.release.set()
-        await runner.cleanup()
+        await server.stop()
 
 
 @pytest.fixture
-def lines_file(tmp_path: Path, provider: FakeTelegram) -> Path:
-    path = tmp_path / "lines.yaml"
-    path.write_text(
+def provider(sandbox: SandboxServer) -> Provider:
+    return Provider(sandbox)
+
+
+@pytest.fixture
+def lines_file(tmp_path: Path, provider: Provider) -> Path:
+    return write_lines(
+        tmp_path,
         f"""
 operators:
   - {{id: ann, role: operator}}
@@ -48,9 +46,8 @@ lines:
           api_base: "{provider.url}/{CHANNEL}"}}
       - {{id: wa-test, type: whatsapp, secret: s, token: t, api_base: "{provider.url}/wa"}}
     operators: [ann]
-"""
+""",
     )
-    return path
 
 
 @pytest.fixture
@@ -73,12 +70,8 @@ def make_settings(
 
 @pytest.fixture
 async def dialogs(kafka_bootstrap: str, db_schema: str) -> AsyncIterator[Dialogs]:
-    publisher = Dialogs(kafka_bootstrap, f"{db_schema}.")
-    await publisher.producer.start()
-    try:
-        yield publisher
-    finally:
-        await publisher.producer.stop()
+    async with publisher(kafka_bootstrap, f"{db_schema}.", client_id="test-dialogs") as it:
+        yield Dialogs(it)
 
 
 @pytest.fixture

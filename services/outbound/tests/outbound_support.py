@@ -1,4 +1,4 @@
-"""Outbound test helpers: the fake Telegram Bot API, events to publish, the OUTBOUND reader."""
+"""Outbound test helpers: the sandbox provider, events to publish, the OUTBOUND reader."""
 
 from __future__ import annotations
 
@@ -6,22 +6,95 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended, conversation_key
-from openlines.events.codec import decode, encode
-from openlines.events.envelope import Envelope, utc_now
+from openlines.events.catalog import DeliveryStatus, Direction
+from openlines.events.codec import decode
+from openlines.events.envelope import Envelope
+from openlines.events.testing import factories
 from openlines.events.topics import DIALOGS, OUTBOUND
-from openlines.kit.kafka.producer import create_producer
+from openlines.kit.embedded import reserve_port
+from openlines.kit.http.app import create_app
+from openlines.kit.testing.publish import Publisher
+from openlines.stack.sandbox import (
+    FAULT_DESCRIPTIONS,
+    ChannelMailbox,
+    Fault,
+    Sandbox,
+    SandboxSettings,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CHANNEL = "tg-test"
 TOKEN = "111:test-token"
-SEND_PATH = f"/{CHANNEL}/bot{TOKEN}/sendMessage"
+SEND_PATH = f"/sandbox/{CHANNEL}/bot{TOKEN}/sendMessage"
+FIRST_MESSAGE_ID = 1000  # the provider's first message id on CHANNEL
+
+
+class SandboxServer:
+    """The project's sandbox provider (openlines.stack.sandbox) on a fixed 127.0.0.1 port that
+    can be stopped and started again (a new app each time, the same mailboxes).
+
+    It records every request it got (`requests`: path, JSON body, headers, arrival time),
+    answered or not; `texts()` is what it accepted, as the sandbox's own record shows.
+    """
+
+    def __init__(self) -> None:
+        self.sandbox = Sandbox()
+        self.sandbox.mailboxes[CHANNEL] = ChannelMailbox(_ids=itertools.count(FIRST_MESSAGE_ID))
+        self.port = reserve_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[dict[str, Any]] = []
+        self.received = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = create_app(SandboxSettings(log_json=False))
+        app.middlewares.append(self._record)
+        self.sandbox.install(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "POST" and request.path.endswith("/sendMessage"):
+            self.requests.append(
+                {
+                    "path": request.path,
+                    "json": await request.json(),
+                    "headers": dict(request.headers),
+                    "at": time.monotonic(),
+                }
+            )
+            self.received.set()
+        return await handler(request)
+
+    async def fault(self, **fault: Any) -> None:
+        """Queue a fault through the sandbox's own control API."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/sandbox/{CHANNEL}/faults", json=fault) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+
+    def texts(self) -> list[str]:
+        return [m.text for m in self.sandbox.mailbox(CHANNEL).sent]
+
+    def rejected(self) -> int:
+        return self.sandbox.mailbox(CHANNEL).rejected
 
 
 @dataclass
@@ -29,7 +102,8 @@ class Reply:
     """A scripted provider answer; `hang` never answers (until the test ends)."""
 
     status: int = 200
-    body: dict[str, Any] | None = None
+    description: str | None = None
+    retry_after: int = 1
     hang: bool = False
 
 
@@ -38,45 +112,37 @@ def ok() -> Reply:
 
 
 def error(status: int, description: str, retry_after: int | None = None) -> Reply:
-    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
-    if retry_after is not None:
-        body["parameters"] = {"retry_after": retry_after}
-    return Reply(status, body)
+    # The sandbox answers each status with Telegram's own description: say which one.
+    expected = FAULT_DESCRIPTIONS[status].format(retry_after=retry_after)
+    assert description == expected, f"the sandbox answers {status} with {expected!r}"
+    return Reply(status, description, retry_after or 1)
 
 
-@dataclass
-class FakeTelegram:
-    """Answers sendMessage from a script (then 200), records every request."""
+class Provider:
+    """The channel's provider as the send tests see it: the sandbox answering from a script
+    (then 200), and every request it got. `url` is the base of the channels' `api_base`."""
 
-    url: str = ""
-    script: list[Reply] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    received: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    def __init__(self, server: SandboxServer) -> None:
+        self.server = server
+        self.url = f"{server.url}/sandbox"
+        self.requests = server.requests
+        self.received = server.received
 
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(
-            {
-                "path": request.path,
-                "json": body,
-                "headers": dict(request.headers),
-                "at": time.monotonic(),
-            }
-        )
-        self.received.set()
-        reply = self.script.pop(0) if self.script else ok()
-        if reply.hang:
-            await self.release.wait()
-            return web.json_response({"ok": False}, status=499)
-        if reply.status == 200 and reply.body is None:
-            message_id = next(self._ids)
-            result = {"message_id": message_id, "chat": {"id": body.get("chat_id")}, "date": 0}
-            return web.json_response({"ok": True, "result": {**result, "text": body.get("text")}})
-        return web.json_response(reply.body or {"ok": False}, status=reply.status)
+    @property
+    def script(self) -> list[Reply]:
+        raise AttributeError("the script is write-only: it is queued as sandbox faults")
+
+    @script.setter
+    def script(self, replies: list[Reply]) -> None:
+        faults = self.server.sandbox.mailbox(CHANNEL).faults
+        faults.clear()
+        for reply in replies:
+            # A hang: the sandbox takes the message and answers long after the test is over.
+            delay = 600.0 if reply.hang else 0.0
+            faults.append(Fault(reply.status, reply.retry_after, delay_seconds=delay))
 
     def texts(self) -> list[str]:
+        """The text of every request, answered or not."""
         return [r["json"]["text"] for r in self.requests]
 
 
@@ -91,35 +157,30 @@ def reply_event(
     external_message_id: str | None = None,
 ) -> Envelope:
     dialog_id = dialog_id or uuid.uuid5(uuid.NAMESPACE_URL, f"{channel}:{chat}")
-    message = MessageAppended(
-        dialog_id=dialog_id,
-        message_id=uuid.uuid4(),
+    message = factories.message_appended(
+        dialog_id,
+        text,
         direction=direction,
+        chat=chat,
+        channel_id=channel,
         author_id="ann" if direction in (Direction.OUT, Direction.NOTE) else None,
-        text=text,
         reply_to=reply_to,
         external_message_id=external_message_id,
         status=DeliveryStatus.QUEUED if direction is Direction.OUT else None,
-        channel_id=channel,
-        conversation_key=conversation_key(channel, chat),
-        sent_at=utc_now(),
     )
-    return Envelope.new(message, stream_id=str(dialog_id), stream_version=1, producer="dialogs")
+    return factories.envelope(message, producer="dialogs")
 
 
 class Dialogs:
     """Publishes to the namespaced DIALOGS topic, as the dialogs service's relay would."""
 
-    def __init__(self, bootstrap: str, namespace: str) -> None:
-        self.producer = create_producer(bootstrap, client_id="test-dialogs")
-        self.topic = f"{namespace}{DIALOGS}"
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.producer = publisher.producer
+        self.topic = f"{publisher.namespace}{DIALOGS}"
 
     async def publish(self, *envelopes: Envelope) -> None:
-        for env in envelopes:
-            record = encode(env)
-            await self.producer.send_and_wait(
-                self.topic, record.value, key=record.key, headers=record.headers
-            )
+        await self.publisher.publish(DIALOGS, *envelopes)
 
 
 class OutboundTopic:

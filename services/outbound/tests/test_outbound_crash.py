@@ -19,7 +19,7 @@ from openlines.outbound.app import build_service
 from openlines.outbound.domain import send_job_for
 from openlines.outbound.settings import OutboundSettings
 
-from .outbound_support import Dialogs, FakeTelegram, OutboundTopic, Reply, reply_event
+from .outbound_support import Dialogs, OutboundTopic, Provider, Reply, reply_event
 
 Settings = Callable[..., OutboundSettings]
 
@@ -53,7 +53,7 @@ async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
 
 async def test_a_send_cut_short_by_sigkill_is_never_repeated_after_restart(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
     tmp_path: Path,

@@ -7,106 +7,27 @@ is failed as `outcome_unknown` and never sent again: the sandbox must hold it ex
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import aiohttp
-import pytest
-from aiohttp import web
-
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
-from openlines.kit.embedded import free_port
-from openlines.kit.http.app import create_app
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.service import running
+from openlines.kit.testing.waiting import eventually
 from openlines.outbound import jobs
 from openlines.outbound.app import build_service
 from openlines.outbound.settings import OutboundSettings
-from openlines.stack.sandbox import Sandbox, SandboxSettings
 
-from .outbound_support import CHANNEL, TOKEN, Dialogs, OutboundTopic, reply_event
+from .outbound_support import CHANNEL, Dialogs, OutboundTopic, SandboxServer, reply_event
 
 Settings = Callable[..., OutboundSettings]
 
 
-class SandboxServer:
-    """The sandbox on a fixed 127.0.0.1 port that can be stopped and started again (a new app
-    each time, the same mailboxes)."""
-
-    def __init__(self) -> None:
-        self.sandbox = Sandbox()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = create_app(SandboxSettings(log_json=False))
-        self.sandbox.install(app)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def fault(self, **fault: Any) -> None:
-        """Queue a fault through the sandbox's own control API."""
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"{self.url}/sandbox/{CHANNEL}/faults", json=fault) as resp,
-        ):
-            assert resp.status == 200, await resp.text()
-
-    def texts(self) -> list[str]:
-        return [m.text for m in self.sandbox.mailbox(CHANNEL).sent]
-
-    def rejected(self) -> int:
-        return self.sandbox.mailbox(CHANNEL).rejected
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = SandboxServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-def lines_file(tmp_path: Path, sandbox: SandboxServer) -> Path:
-    """Overrides conftest's: the channel's provider is the sandbox."""
-    path = tmp_path / "lines.yaml"
-    path.write_text(
-        f"""
-operators:
-  - {{id: ann, role: operator}}
-lines:
-  - id: test
-    channels:
-      - {{id: {CHANNEL}, type: telegram, secret: s, token: "{TOKEN}",
-          api_base: "{sandbox.url}/sandbox/{CHANNEL}"}}
-    operators: [ann]
-"""
-    )
-    return path
-
-
 async def _until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if await result if isinstance(result, Awaitable) else result:
-                return
-            await asyncio.sleep(0.05)
+    await eventually(condition, timeout=timeout)
 
 
 async def _job(runtime: ServiceRuntime, message_id: Any) -> dict[str, object]:

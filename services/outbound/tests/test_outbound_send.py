@@ -17,8 +17,8 @@ from .outbound_support import (
     CHANNEL,
     SEND_PATH,
     Dialogs,
-    FakeTelegram,
     OutboundTopic,
+    Provider,
     error,
     ok,
     reply_event,
@@ -29,7 +29,7 @@ Settings = Callable[..., OutboundSettings]
 
 async def test_reply_is_sent_once_and_dispatched_with_the_provider_id(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -61,7 +61,7 @@ async def test_reply_is_sent_once_and_dispatched_with_the_provider_id(
 
 async def test_429_is_retried_after_retry_after_and_delivered_exactly_once(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -81,7 +81,7 @@ async def test_429_is_retried_after_retry_after_and_delivered_exactly_once(
 
 async def test_5xx_twice_then_200_delivers_once_on_the_third_attempt(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -98,7 +98,7 @@ async def test_5xx_twice_then_200_delivers_once_on_the_third_attempt(
 
 async def test_persistent_5xx_gives_up_after_the_bound(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -117,7 +117,7 @@ async def test_persistent_5xx_gives_up_after_the_bound(
 
 async def test_4xx_fails_at_once_without_retries(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -136,7 +136,7 @@ async def test_4xx_fails_at_once_without_retries(
 
 async def test_a_redelivered_message_is_sent_once(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -158,7 +158,7 @@ async def test_a_redelivered_message_is_sent_once(
 
 async def test_customer_messages_notes_and_system_messages_are_not_sent(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -179,7 +179,7 @@ async def test_customer_messages_notes_and_system_messages_are_not_sent(
 
 async def test_a_reply_quotes_the_customer_message_by_its_provider_id(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -196,7 +196,7 @@ async def test_a_reply_quotes_the_customer_message_by_its_provider_id(
 
 async def test_replies_of_one_conversation_go_out_in_order(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -212,7 +212,7 @@ async def test_replies_of_one_conversation_go_out_in_order(
 
 async def test_unknown_channel_and_unsupported_channel_fail_without_a_call(
     make_settings: Settings,
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
@@ -232,7 +232,7 @@ async def test_unknown_channel_and_unsupported_channel_fail_without_a_call(
 
 async def test_the_replys_trace_reaches_the_provider_and_the_outcome(
     make_settings: Callable[..., OutboundSettings],
-    provider: FakeTelegram,
+    provider: Provider,
     dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:

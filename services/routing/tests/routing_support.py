@@ -6,7 +6,6 @@ commands routing sends on DIALOG_COMMANDS, all on the real broker and Postgres.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,27 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from openlines.events.catalog import (
     AssignDialog,
     AssignedBy,
-    ChannelType,
-    CloseReason,
-    Customer,
     DialogAssigned,
     DialogClosed,
     DialogOpened,
 )
-from openlines.events.codec import encode
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.testing import factories
 from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
-from openlines.kit.http.auth import issue_token
-from openlines.kit.kafka.producer import create_producer
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.testing import lines
+from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.kafka import TopicReader
+from openlines.kit.testing.publish import Publisher, publisher
 from openlines.kit.testing.service import isolated_settings, running
+from openlines.kit.testing.waiting import eventually
 from openlines.routing.app import build_service
 from openlines.routing.settings import RoutingSettings
 
@@ -63,9 +60,7 @@ JWT_SECRET = "routing-tests-secret-of-at-least-32-bytes"
 
 
 def write_lines(directory: Path) -> Path:
-    path = directory / "lines.yaml"
-    path.write_text(LINES_YAML)
-    return path
+    return lines.write_lines(directory, LINES_YAML)
 
 
 def routing_settings(
@@ -87,15 +82,9 @@ def routing_settings(
 
 
 def opened(dialog_id: uuid.UUID, line_id: str = "demo") -> DialogOpened:
-    return DialogOpened(
-        dialog_id=dialog_id,
-        line_id=line_id,
-        channel_id=f"tg-{line_id}",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key=f"tg-{line_id}:{dialog_id.int % 10**6}",
-        customer=Customer(name="Carla", external_id=str(dialog_id.int % 10**6)),
-        external_user_id=str(dialog_id.int % 10**6),
-        title="Carla",
+    chat = str(dialog_id.int % 10**6)
+    return factories.dialog_opened(
+        dialog_id, chat=chat, channel_id=f"tg-{line_id}", line_id=line_id
     )
 
 
@@ -105,55 +94,37 @@ def assigned(
     by: AssignedBy = AssignedBy.ROUTING,
     line_id: str = "demo",
 ) -> DialogAssigned:
-    return DialogAssigned(
-        dialog_id=dialog_id,
-        operator_id=operator_id,
-        assigned_by=by,
-        actor_id=None if by is AssignedBy.ROUTING else operator_id,
-        strategy="round_robin" if by is AssignedBy.ROUTING else None,
+    by_routing = by is AssignedBy.ROUTING
+    return factories.dialog_assigned(
+        dialog_id,
+        operator_id,
+        by=by,
         line_id=line_id,
+        actor_id=None if by_routing else operator_id,
+        strategy="round_robin" if by_routing else None,
     )
 
 
 def closed(dialog_id: uuid.UUID, operator_id: str | None, line_id: str = "demo") -> DialogClosed:
-    return DialogClosed(
-        dialog_id=dialog_id,
-        reason=CloseReason.OPERATOR,
-        actor_id=operator_id,
-        line_id=line_id,
-        operator_id=operator_id,
-    )
+    return factories.dialog_closed(dialog_id, operator_id, line_id=line_id, actor_id=operator_id)
 
 
 class DialogsStream:
     """Publishes DIALOGS events with per-dialog stream versions, keyed by dialog id."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
-        self.producer = producer
-        self.topic = topic
-        self.versions: dict[uuid.UUID, int] = {}
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.stream = factories.DialogStream()
 
     async def publish(
         self, payload: EventPayload, *, occurred_at: datetime | None = None
     ) -> Envelope:
-        dialog_id: uuid.UUID = payload.dialog_id  # type: ignore[attr-defined]
-        version = self.versions.get(dialog_id, 0) + 1
-        self.versions[dialog_id] = version
-        env = Envelope.new(
-            payload,
-            stream_id=str(dialog_id),
-            stream_version=version,
-            producer="dialogs",
-            occurred_at=occurred_at,
-        )
+        env = self.stream.envelope(payload, occurred_at=occurred_at)
         await self.send(env)
         return env
 
     async def send(self, env: Envelope) -> None:
-        record = encode(env)
-        await self.producer.send_and_wait(
-            self.topic, record.value, key=record.key, headers=record.headers
-        )
+        await self.publisher.publish(DIALOGS, env)
 
 
 # -- reading what routing emitted --------------------------------------------------------------
@@ -184,8 +155,7 @@ class Routing:
     routing_events: TopicReader
 
     def auth(self, operator_id: str, role: str = "operator") -> dict[str, str]:
-        token = issue_token(operator_id, [role], secret=self.settings.jwt_secret)
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(operator_id, role, secret=self.settings.jwt_secret)
 
     async def presence(
         self, operator_id: str, status: str, actor: str | None = None, role: str = "operator"
@@ -206,12 +176,11 @@ class Routing:
         return next(q for q in body["lines"] if q["line_id"] == line_id)
 
     async def wait_queue(self, waiting: int, line_id: str = "demo") -> dict[str, Any]:
-        async with asyncio.timeout(30):
-            while True:
-                entry = await self.queue(line_id)
-                if entry["waiting"] == waiting:
-                    return entry
-                await asyncio.sleep(0.05)
+        async def entry() -> dict[str, Any] | None:
+            found = await self.queue(line_id)
+            return found if found["waiting"] == waiting else None
+
+        return await eventually(entry, what=f"{waiting} waiting on {line_id}")
 
     async def load(self) -> dict[str, tuple[int, int, int]]:
         """operator -> (active, reserved, max_dialogs), straight from routing's table."""
@@ -222,11 +191,12 @@ class Routing:
             return {r.operator_id: (r.active, r.reserved, r.max_dialogs) for r in rows}
 
     async def wait_load(self, operator_id: str, expected: tuple[int, int, int]) -> None:
+        async def reached() -> bool:
+            return (await self.load())[operator_id] == expected
+
         try:
-            async with asyncio.timeout(30):
-                while (await self.load())[operator_id] != expected:
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
+            await eventually(reached)
+        except AssertionError:
             raise AssertionError(f"{operator_id}: {(await self.load())[operator_id]}") from None
 
 
@@ -235,24 +205,16 @@ async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
     runtime = build_service(settings)
     ns = settings.topic_namespace
     bootstrap = settings.kafka_bootstrap
-    producer = create_producer(bootstrap, client_id="routing-test")
-    async with running(runtime) as url, aiohttp.ClientSession() as http:
-        await producer.start()
-        try:
-            commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
-            events = TopicReader(bootstrap, f"{ns}{ROUTING}", ROUTING)
-            async with commands.running(), events.running():
-                yield Routing(
-                    url,
-                    runtime,
-                    settings,
-                    http,
-                    DialogsStream(producer, f"{ns}{DIALOGS}"),
-                    commands,
-                    events,
-                )
-        finally:
-            await producer.stop()
+    commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
+    events = TopicReader(bootstrap, f"{ns}{ROUTING}", ROUTING)
+    async with (
+        running(runtime) as url,
+        aiohttp.ClientSession() as http,
+        publisher(bootstrap, ns, client_id="routing-test") as dialogs,
+        commands.running(),
+        events.running(),
+    ):
+        yield Routing(url, runtime, settings, http, DialogsStream(dialogs), commands, events)
 
 
 def new_id() -> uuid.UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from openlines.events.codec import decode
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.kit.testing.waiting import eventually
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -38,23 +38,31 @@ async def read_topic(
     topic: str,
     done: Callable[[list[Record]], bool] | int,
     timeout: float = 30.0,
-    linger: float = 0.0,
+    to_end: bool = False,
 ) -> list[Record]:
     """Every record of `topic` from the beginning, read until `done(records)` holds (or until
-    `done` records arrived), then for `linger` more seconds so late duplicates show too."""
+    `done` records arrived). With `to_end`, then on to the end of every partition as it is at
+    that moment, so duplicates acknowledged so far show too: the end offsets are the marker,
+    no waiting and hoping. (Whoever may still publish must have stopped for "no duplicate" to
+    mean anything; callers wait for that first, e.g. an empty outbox.)"""
     enough = (lambda records: len(records) >= done) if isinstance(done, int) else done
     out: list[Record] = []
-    async with _from_beginning(bootstrap, topic) as consumer:
-        deadline = time.monotonic() + timeout
-        while not enough(out):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {len(out)} records of {topic}")
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out.extend(records)
-        linger_until = time.monotonic() + linger
-        while time.monotonic() < linger_until:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                out.extend(records)
+
+    async def behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+    try:
+        async with _from_beginning(bootstrap, topic) as consumer, asyncio.timeout(timeout):
+            while not enough(out):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(records)
+            if to_end:
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+                while await behind(consumer, ends):
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        out.extend(records)
+    except TimeoutError:
+        raise TimeoutError(f"gave up after {len(out)} records of {topic}") from None
     return out
 
 
@@ -67,10 +75,12 @@ class TopicReader:
     logical: str  # the catalog name, for decoding
     seen: list[Envelope] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _consumer: AIOKafkaConsumer | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TopicReader]:
         async with _from_beginning(self.bootstrap, self.topic) as consumer:
+            self._consumer = consumer
             task = asyncio.create_task(self._pump(consumer))
             try:
                 yield self
@@ -89,6 +99,20 @@ class TopicReader:
                         decode(rec.value, rec.headers, topic=self.logical) for rec in records
                     )
                     self._changed.notify_all()
+
+    async def read_to_end(self, timeout: float = 30.0) -> None:
+        """Wait until everything on the topic now has been read: the end offsets are the
+        marker. (Whoever publishes must be done for this to mean "nothing more".)"""
+        consumer = self._consumer
+        assert consumer is not None, "the reader is not running"
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+
+        async def at_end() -> bool:
+            return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
+        await eventually(at_end, timeout=timeout, what=f"the end of {self.topic}")
+        async with self._changed:
+            pass  # the pump appends a batch under this lock: the last one is in `seen` now
 
     def of(self, kind: type[EventPayload]) -> list[Any]:
         return [env.payload for env in self.seen if isinstance(env.payload, kind)]

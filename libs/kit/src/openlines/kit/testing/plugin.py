@@ -1,7 +1,12 @@
 """pytest plugin: real broker and Postgres fixtures.
 
 Session-scoped servers (per xdist worker), chosen as DESIGN §6 says; see `infra`.
-Fixtures: `kafka_bootstrap`, `database_url`, `db_schema`, `topic_factory`, `unique_topic`.
+Fixtures: `kafka_bootstrap`, `database_url`, `db_schema`, `module_db_schema`, `topic_factory`,
+`unique_topic`.
+
+Every test that uses the broker or the database (directly or through another fixture) is marked
+`infra`, so `pytest -m "not infra"` (`make test-fast`) runs the pure tests alone. A test that
+starts servers of its own (the stack, the CLI) says so with `pytestmark = pytest.mark.infra`.
 """
 
 from __future__ import annotations
@@ -22,15 +27,27 @@ from openlines.kit.testing import infra
 
 _SOURCES = pytest.StashKey[dict[str, str]]()
 
+# The fixtures that start (or connect to) real servers; whatever depends on them is `infra`.
+INFRA_FIXTURES = frozenset({"kafka_bootstrap", "_openlines_pg_server"})
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SOURCES] = {}
+    config.addinivalue_line(
+        "markers", "infra: needs a Kafka broker, PostgreSQL or a stack of processes (slow)"
+    )
     # A CI cancel sends SIGTERM, which would skip fixture teardown and leave servers behind.
     if (
         threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     ):
         signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INFRA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.infra)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -87,9 +104,8 @@ def database_url(request: pytest.FixtureRequest, _openlines_pg_server: str) -> I
         drop_database(_openlines_pg_server, name)
 
 
-@pytest.fixture
-def db_schema(database_url: str) -> Iterator[str]:
-    """A fresh, empty schema in `database_url`, dropped (CASCADE) after the test."""
+@contextlib.contextmanager
+def _fresh_schema(database_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
@@ -101,6 +117,21 @@ def db_schema(database_url: str) -> Iterator[str]:
     # A connection the test leaked would block the drop forever; fail the teardown instead.
     with psycopg.connect(database_url, autocommit=True, options="-c lock_timeout=10s") as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
+
+
+@pytest.fixture
+def db_schema(database_url: str) -> Iterator[str]:
+    """A fresh, empty schema in `database_url`, dropped (CASCADE) after the test."""
+    with _fresh_schema(database_url) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def module_db_schema(database_url: str) -> Iterator[str]:
+    """A fresh schema shared by the tests of one module (for a service runtime started once
+    per module; its tests keep apart by unique ids), dropped after the module."""
+    with _fresh_schema(database_url) as name:
+        yield name
 
 
 class TopicFactory:

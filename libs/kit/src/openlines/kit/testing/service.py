@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.testing.infra import consumer_settings
+from openlines.kit.testing.waiting import eventually
 
 
 @asynccontextmanager
@@ -24,9 +25,13 @@ async def running(
     runner = await runtime.start()
     try:
         if ready_timeout is not None:
-            async with asyncio.timeout(ready_timeout):
-                while not (await runtime.health.evaluate(runtime.health.ready))[0]:
-                    await asyncio.sleep(0.1)
+
+            async def ready() -> bool:
+                return (await runtime.health.evaluate(runtime.health.ready))[0]
+
+            await eventually(
+                ready, timeout=ready_timeout, what=f"{runtime.settings.service_name} ready"
+            )
         yield f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     finally:
         await runtime.shutdown(runner)
@@ -35,7 +40,8 @@ async def running(
 def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -> dict[str, Any]:
     """Settings values that isolate one in-process service under test: its own schema, its
     own topic namespace (hence its own topics and consumer groups), a free HTTP port, plain
-    logs. Pass them with the service's own values: `Settings(**isolated_settings(...), ...)`.
+    logs, and consumer groups that form fast on the session's broker. Pass them with the
+    service's own values: `Settings(**isolated_settings(...), ...)`.
     """
     return {
         "database_url": database_url,
@@ -45,4 +51,5 @@ def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -
         "create_topics": True,
         "http_port": reserve_port(),
         "log_json": False,
+        **consumer_settings(kafka_bootstrap),
     }

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from openlines.events.envelope import Envelope, EventPayload
 
-__all__ = ["envelopes", "models", "payloads"]
+__all__ = ["envelopes", "models", "payloads", "strategy_for"]
 
 M = TypeVar("M", bound=BaseModel)
 P = TypeVar("P", bound=EventPayload)
