@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from openlines.events.topics import INBOUND
 from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
@@ -29,6 +30,7 @@ def build_runtime(settings: IngestSettings | None = None) -> ServiceRuntime:
         producer_name=settings.service_name,
     )
     runtime.routes(api.add_routes)
+    runtime.publishes(INBOUND)
 
     async def broker_answers() -> bool:
         # A metadata round trip: the producer can reach the cluster right now.

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.events.envelope import Envelope
-from openlines.events.topics import DIALOGS
+from openlines.events.topics import DIALOGS, OUTBOUND
 from openlines.kit.consumer import Subscription
 from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
-from openlines.outbound.handlers import is_message, record_message
+from openlines.outbound import handlers
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
 
@@ -26,18 +28,17 @@ def build_runtime(settings: OutboundSettings | None = None) -> ServiceRuntime:
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()
 
-    runtime.subscribe(
-        Subscription(
-            # The namespace keeps test suites sharing a broker out of each other's groups.
-            name="outbound.dialogs",
-            topics=[DIALOGS],
-            handler=record_message,
-            accepts=is_message,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-            after_commit=wake_sender,
-        )
+    dialogs: Subscription[AsyncConnection] = Subscription(
+        # The namespace keeps test suites sharing a broker out of each other's groups.
+        name="outbound.dialogs",
+        topics=[DIALOGS],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
+        after_commit=wake_sender,
     )
+    handlers.subscribe(dialogs)
+    runtime.subscribe(dialogs)
+    runtime.publishes(OUTBOUND)
     runtime.run_in_background(sender.run)
     runtime.health.live["sender"] = lambda: time.monotonic() - sender.last_round_at < 60
     return runtime
