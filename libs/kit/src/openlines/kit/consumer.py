@@ -212,7 +212,7 @@ class ConsumerRunner:
         # (FastStream reads the handler's annotation; the kit's decoder supplies the Batch.)
         kinds = self.message_types()
         if kinds:
-            consume.__annotations__ = {"events": batch_of(kinds), "return": None}
+            consume.__annotations__ = {"batch": batch_of(kinds), "return": None}
         consume.__name__ = self.sub.name.replace(".", "_").replace("-", "_")
         return consume
 

@@ -9,7 +9,7 @@ from typing import Any, Union
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
-from openlines.events.envelope import EventPayload
+from openlines.events.envelope import EventPayload, envelope_model
 
 _LOG = logging.getLogger("openlines.kit.faststream")
 
@@ -50,5 +50,6 @@ def create_broker(
 
 
 def batch_of(kinds: Sequence[type[EventPayload]]) -> Any:
-    """The type AsyncAPI documents a batch of these events as (`list[A | B | ...]`)."""
-    return list[Union[tuple(kinds)]]  # type: ignore[misc]  # noqa: UP007
+    """The type AsyncAPI documents a batch of these events as: a list of records, each the
+    envelope of one of them (`list[Envelope[A] | Envelope[B] | ...]`)."""
+    return list[Union[tuple(envelope_model(kind) for kind in kinds)]]  # type: ignore[misc]  # noqa: UP007
