@@ -11,9 +11,9 @@ from openlines.crm_link import api
 from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.settings import CrmLinkSettings
 from openlines.events.topics import CRM, DIALOGS
-from openlines.kit.consumer import Subscription
 from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 
 CONSUMER = "crm-link.dialogs"
 

@@ -12,9 +12,9 @@ from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
 from openlines.dialogs.writer import DialogWriter
 from openlines.events.topics import CRM, DIALOG_COMMANDS, DIALOGS, INBOUND, OUTBOUND
-from openlines.kit.consumer import Subscription
 from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.topics import DIALOGS, ROUTING, TOPICS
-from openlines.kit.consumer import Subscription
 from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 from openlines.notify.api import StreamApi
 from openlines.notify.hub import SessionHub
 from openlines.notify.projection import StreamProjection

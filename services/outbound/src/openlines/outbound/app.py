@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.envelope import Envelope
 from openlines.events.topics import DIALOGS, OUTBOUND
-from openlines.kit.consumer import Subscription
 from openlines.kit.lines import load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 from openlines.outbound import handlers
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings

@@ -9,9 +9,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
-from openlines.kit.consumer import Subscription
 from openlines.kit.lines import LinesConfig, load_lines
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 from openlines.routing import api, store
 from openlines.routing.router import RESERVATION_TIMER, Router
 from openlines.routing.settings import RoutingSettings
