@@ -42,6 +42,8 @@ def create_broker(
         graceful_timeout=graceful_timeout,
         # The batch's consumer span, linked to each record's trace context (the kit adds a span
         # per record whose parent is that record's context: see consumer.py).
+        # No Prometheus middleware: it counts a batch as one message, while the kit's consumer
+        # metrics (openlines_consumer_*, per record and consumer) are what dashboards read.
         middlewares=[KafkaTelemetryMiddleware()],
         logger=_LOG,
         # "Received" / "Processed" per batch: debug, not the service's info log.
