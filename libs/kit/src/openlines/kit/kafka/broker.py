@@ -40,8 +40,10 @@ def create_broker(
         # Stopping waits for the batch in hand (applied and committed): up to the poll interval,
         # past which the group has given its partitions away anyway.
         graceful_timeout=graceful_timeout,
-        # The batch's consumer span, linked to each record's trace context (the kit adds a span
-        # per record whose parent is that record's context: see consumer.py).
+        # The batch's consumer span. FastStream starts it in a new trace (a batch has many
+        # parents) and links only records with a `correlation_id` header, which ours do not
+        # carry; so the kit adds a span per record whose parent is that record's traceparent
+        # (consumer.py). Measured: ~2 us per record, under 1% of applying one.
         # No Prometheus middleware: it counts a batch as one message, while the kit's consumer
         # metrics (openlines_consumer_*, per record and consumer) are what dashboards read.
         middlewares=[KafkaTelemetryMiddleware()],
