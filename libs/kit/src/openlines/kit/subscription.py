@@ -54,8 +54,8 @@ class Subscription(Generic[U]):
     after_commit: AfterCommit | None = None
     # What handlers receive instead of the raw connection: the service's store / unit of work.
     unit: Callable[[AsyncConnection], U] | None = None
-    _routes: dict[type[EventPayload], _Route] = field(default_factory=dict, repr=False)
-    _any: Handler | None = field(default=None, repr=False)
+    _routes: dict[type[EventPayload], _Route] = field(default_factory=dict, init=False, repr=False)
+    _any: Handler | None = field(default=None, init=False, repr=False)
 
     def on(
         self, *kinds: type[E], when: Callable[[E], bool] | None = None
