@@ -68,3 +68,28 @@ async def test_a_catch_all_takes_every_type_and_a_type_registers_once() -> None:
 
 async def _noop(unit: Any, env: Envelope[Any]) -> None:
     return None
+
+
+def test_a_runtime_declares_each_subscription_as_a_batch_subscriber_of_its_broker() -> None:
+    from faststream import AckPolicy
+
+    from openlines.events.topics import DIALOGS
+    from openlines.kit.runtime import ServiceRuntime
+    from openlines.kit.settings import KitSettings
+
+    settings = KitSettings(service_name="svc", topic_namespace="ns.", consumer_fetch_max_wait_ms=7)
+    runtime = ServiceRuntime(settings, uses_database=False)
+    sub: Subscription[Any] = Subscription("svc.dialogs", topics=[DIALOGS], batch_size=9)
+    sub.on(DialogRenamed)(_noop)
+    runtime.subscribe(sub)  # declared without a broker to connect to
+
+    [subscriber] = runtime.broker.subscribers
+    assert subscriber.topic_names == ["ns." + DIALOGS]
+    assert subscriber.group_id == "ns.svc.dialogs"  # the namespace keeps suites' groups apart
+    assert subscriber.ack_policy is AckPolicy.MANUAL  # offsets only after the transaction
+    assert subscriber.max_records == 9
+    assert subscriber._connection_args["max_poll_records"] == 9
+    assert subscriber._connection_args["fetch_max_wait_ms"] == 7
+    assert subscriber._connection_args["auto_offset_reset"] == "earliest"
+    assert subscriber._connection_args["enable_auto_commit"] is False
+    assert "consumer:svc.dialogs" in runtime.health.ready
