@@ -72,6 +72,7 @@ async def _noop(unit: Any, env: Envelope[Any]) -> None:
 
 def test_a_runtime_declares_each_subscription_as_a_batch_subscriber_of_its_broker() -> None:
     from faststream import AckPolicy
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
 
     from openlines.events.topics import DIALOGS
     from openlines.kit.runtime import ServiceRuntime
@@ -84,6 +85,7 @@ def test_a_runtime_declares_each_subscription_as_a_batch_subscriber_of_its_broke
     runtime.subscribe(sub)  # declared without a broker to connect to
 
     [subscriber] = runtime.broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
     assert subscriber.topic_names == ["ns." + DIALOGS]
     assert subscriber.group_id == "ns.svc.dialogs"  # the namespace keeps suites' groups apart
     assert subscriber.ack_policy is AckPolicy.MANUAL  # offsets only after the transaction
