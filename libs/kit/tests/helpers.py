@@ -1,13 +1,22 @@
-"""Shared test helpers: read a topic to its end, and a tiny event payload."""
+"""Shared test helpers: read a topic to its end, a tiny event payload, a catch-all consumer."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from openlines.events.catalog import DialogRenamed
+from openlines.kit.subscription import Handler, Subscription
 from openlines.kit.testing.kafka import read_topic
+
+
+def catch_all(name: str, topic: str, handler: Handler, **options: Any) -> Subscription[Any]:
+    """A subscription whose one handler takes every event of the topic."""
+    sub: Subscription[Any] = Subscription(name, [topic], **options)
+    sub.on_any(handler)
+    return sub
 
 
 def renamed(i: int, stream: str = "d") -> DialogRenamed:

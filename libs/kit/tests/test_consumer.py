@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from openlines.events.topics import dlq_topic
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.kafka.producer import create_producer
 
-from .helpers import read_all, renamed
+from .helpers import catch_all, read_all, renamed
 
 
 async def _make_counter(engine: AsyncEngine) -> None:
@@ -127,7 +128,7 @@ async def test_redelivered_records_have_no_second_effect(
         async def commit_offsets(self, consumer, offsets):
             return None
 
-    sub = Subscription(group, [topic], count_effect, batch_size=7)
+    sub = catch_all(group, topic, count_effect, batch_size=7)
     first = _runner(sub, engine, kafka_bootstrap, producer, cls=CrashesBeforeOffsetCommit)
     await _run_until(first, _applied(first, 50))
     # No offsets were committed: a new member of the group gets everything again.
@@ -162,9 +163,9 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     keys.insert(12, b"s")
     await _publish(kafka_bootstrap, topic, values, keys)
 
-    sub = Subscription(
+    sub = catch_all(
         f"poison-{db_schema}",
-        [topic],
+        topic,
         fails_on_title_5,
         batch_size=50,
         max_attempts=3,
@@ -210,11 +211,12 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(
     keys.insert(4, b"s")
     await _publish(kafka_bootstrap, topic, values, keys)
 
-    def even_titles(env: Envelope) -> bool:
-        return int(env.payload.title.split()[-1]) % 2 == 0
+    def even_titles(event: DialogRenamed) -> bool:
+        return int(event.title.split()[-1]) % 2 == 0
 
     group = f"filtered-{db_schema}"
-    sub = Subscription(group, [topic], count_effect, batch_size=3, accepts=even_titles)
+    sub: Subscription[Any] = Subscription(group, [topic], batch_size=3)
+    sub.on(DialogRenamed, when=even_titles)(count_effect)
     filtered = _runner(sub, engine, kafka_bootstrap, producer)
     await _run_until(filtered, _applied(filtered, 5))
     assert await _effects(engine) == {f"s/title {i}": 1 for i in (0, 2, 4, 6, 8)}
@@ -228,7 +230,7 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(
 
     # The skipped records were acknowledged: the group, without the filter, has nothing left.
     everything = _runner(
-        Subscription(group, [topic], count_effect, batch_size=3), engine, kafka_bootstrap, producer
+        catch_all(group, topic, count_effect, batch_size=3), engine, kafka_bootstrap, producer
     )
     await _run_until(everything, _caught_up(everything))
     assert everything.status.applied == 0
@@ -277,7 +279,7 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
 
     runners = [
         _runner(
-            Subscription(f"tally-{stream}-{db_schema}", [topic], tally, batch_size=10),
+            catch_all(f"tally-{stream}-{db_schema}", topic, tally, batch_size=10),
             engine,
             kafka_bootstrap,
             producer,
@@ -335,7 +337,7 @@ async def test_a_batch_retried_after_an_outage_dead_letters_nothing_twice(
         await count_effect(conn, env)
 
     runner = _runner(
-        Subscription(f"flaky-{db_schema}", [topic], flaky, batch_size=10),
+        catch_all(f"flaky-{db_schema}", topic, flaky, batch_size=10),
         engine,
         kafka_bootstrap,
         producer,

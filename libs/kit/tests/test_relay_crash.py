@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.codec import decode
-from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.consumer import ConsumerRunner
 from openlines.kit.db.tables import outbox
 from openlines.kit.eventstore import EventStore
 from openlines.kit.testing.infra import consumer_options
 
-from .helpers import read_all, renamed
+from .helpers import catch_all, read_all, renamed
 from .test_consumer import _effects, _make_counter, _run_until, count_effect
 
 TOTAL = 3000
@@ -89,7 +89,7 @@ async def test_relay_killed_halfway_then_restarted(
     await _make_counter(engine)
 
     runner = ConsumerRunner(
-        Subscription(f"crash-{db_schema}", [topic], count_effect, batch_size=200),
+        catch_all(f"crash-{db_schema}", topic, count_effect, batch_size=200),
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
-from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.consumer import ConsumerRunner
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.parallel_replay import ReplayJob, replay_parallel, split
 from openlines.kit.replay import replay
 from openlines.kit.testing.projection import EVENT_LOG_DDL, copy_into_event_log
 
-from .helpers import renamed
+from .helpers import catch_all, renamed
 
 
 def _events(streams: int, per_stream: int) -> list[Envelope]:
@@ -124,7 +124,7 @@ async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
         await copy_into_event_log(conn, [env])
 
     runner = ConsumerRunner(
-        Subscription(name, [topic], live_handler, batch_size=50),
+        catch_all(name, topic, live_handler, batch_size=50),
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
-from openlines.kit.consumer import ConsumerRunner, Subscription
+from openlines.kit.consumer import ConsumerRunner
 from openlines.kit.db.engine import libpq_dsn
 from openlines.kit.eventstore import EventStore
 from openlines.kit.relay import OutboxRelay
@@ -25,7 +25,7 @@ from openlines.kit.telemetry import (
 )
 from openlines.kit.testing.infra import consumer_options
 
-from .helpers import renamed
+from .helpers import catch_all, renamed
 from .test_consumer import _effects, _make_counter, count_effect
 
 
@@ -86,7 +86,7 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
         seen.append(ids[0] if ids else "none")
 
     runner = ConsumerRunner(
-        Subscription(f"trace-{db_schema}", [topic], remember_trace),
+        catch_all(f"trace-{db_schema}", topic, remember_trace),
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,
@@ -128,7 +128,7 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
 
     group = f"shutdown-{db_schema}"
     runner = ConsumerRunner(
-        Subscription(group, [topic], slow, batch_size=40),
+        catch_all(group, topic, slow, batch_size=40),
         engine=engine,
         bootstrap=kafka_bootstrap,
         dlq_producer=producer,

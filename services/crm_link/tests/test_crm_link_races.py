@@ -19,9 +19,11 @@ from openlines.crm_link.tables import dialogs, leads
 from openlines.events.catalog import DialogLinkedToCrm, LeadCreated
 from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
+from openlines.events.topics import DIALOGS
 from openlines.kit.db.engine import create_engine
 from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
+from openlines.kit.subscription import Subscription
 
 from .crm_support import opened
 
@@ -71,9 +73,12 @@ async def test_concurrent_dialogs_of_a_new_identity_make_one_customer_and_one_le
     store = RacingEventStore(db_schema, writers=len(dialog_ids))
     crm = CrmLink(load_lines(lines_file), store, attempts=len(envelopes) + 1)
 
+    consumer: Subscription[AsyncConnection] = Subscription("crm-link.dialogs", topics=[DIALOGS])
+    crm.subscribe(consumer)
+
     async def handle(env: Envelope) -> None:
         async with engine.begin() as conn:
-            await crm.on_dialog_event(conn, env)
+            await consumer.dispatch(conn, env)
 
     await asyncio.gather(*(handle(env) for env in envelopes))
 

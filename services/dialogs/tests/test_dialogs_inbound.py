@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.domain import AlreadyAssigned
 from openlines.dialogs.handlers import Handlers, opened_dialog_id
@@ -15,6 +16,7 @@ from openlines.events.catalog import ChannelType, Customer, InboundMessageEdited
 from openlines.events.envelope import Envelope, utc_now
 from openlines.events.lines import load_lines
 from openlines.events.topics import INBOUND
+from openlines.kit.subscription import Subscription
 
 from .dialogs_stack import DialogsStack
 
@@ -123,9 +125,12 @@ async def test_concurrent_messages_of_one_conversation_open_one_dialog(
     handlers = Handlers(DialogWriter(stack.runtime.event_store), lines)
     engine = stack.runtime.engine
 
+    inputs: Subscription[AsyncConnection] = Subscription("dialogs", topics=[INBOUND])
+    handlers.subscribe(inputs)
+
     async def handle(env: Envelope) -> None:
         async with engine.begin() as conn:
-            await handlers.handle(conn, env)
+            await inputs.dispatch(conn, env)
 
     async def dialogs_of(key: str) -> list:
         async with engine.connect() as conn:

@@ -190,8 +190,12 @@ async def bench_projections(
 
     dlq = create_producer(infra.kafka_bootstrap, client_id="bench-dlq")
     await dlq.start()
+    live: Subscription[AsyncConnection] = Subscription(
+        f"bench-live-{uuid.uuid4().hex[:6]}", [INBOUND], batch_size=200
+    )
+    live.on(MessageReceived)(apply_live)
     runner = ConsumerRunner(
-        Subscription(f"bench-live-{uuid.uuid4().hex[:6]}", [INBOUND], apply_live, batch_size=200),
+        live,
         engine=engine,
         bootstrap=infra.kafka_bootstrap,
         dlq_producer=dlq,

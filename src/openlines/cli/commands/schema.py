@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "export",
         help="write a JSON Schema per event type, an AsyncAPI and an OpenAPI document",
         description=(
-            "Writes DIR/schemas/<topic>/<Type>.v<version>.json, DIR/asyncapi.json and"
-            " DIR/openapi.json (the HTTP API, as the gateway serves it at /api/v1/openapi.json)."
+            "Writes DIR/schemas/<topic>/<Type>.v<version>.json, DIR/asyncapi.json (the services'"
+            " FastStream subscribers and publishers) and DIR/openapi.json (the HTTP API, as the"
+            " gateway serves it at /api/v1/openapi.json)."
         ),
     )
     export.add_argument("dir", type=Path, metavar="DIR")
@@ -26,9 +27,14 @@ def run_export(args: argparse.Namespace) -> int:
     import json  # keep `openlines --help` fast
 
     from openlines.events.schema import export
+    from openlines.stack.asyncapi import asyncapi_document
     from openlines.stack.contract import openapi_document
 
     written = export(args.dir)
+    # The services' own AsyncAPI (their FastStream subscribers and publishers) replaces the
+    # catalog-only document `export` writes: it says who consumes and who writes each topic.
+    asyncapi_file = args.dir / "asyncapi.json"
+    asyncapi_file.write_text(json.dumps(asyncapi_document(), indent=2) + "\n")
     openapi_file = args.dir / "openapi.json"
     openapi_file.write_text(json.dumps(openapi_document(), indent=2) + "\n")
     written.append(openapi_file)

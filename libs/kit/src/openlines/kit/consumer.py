@@ -1,12 +1,18 @@
 """Idempotent consumers: apply a handler and record it in ONE transaction, then commit offsets.
 
-A batch from `getmany` is applied optimistically in one transaction: the inbox insert
-(`INSERT .. ON CONFLICT DO NOTHING RETURNING`) picks the records not applied yet and the
-handler runs for those. If a handler fails, that transaction is rolled back and the batch is
-re-applied record by record inside savepoints, with bounded retries; a record that still fails
-is published to `<topic>.dlq` with its origin in the headers and recorded as dead-lettered, so
-the partition keeps moving. Database or broker outages are not poison: the batch is rewound and
-retried until the infrastructure is back, and readiness reports it.
+The Kafka side is a FastStream batch subscriber (manual commit) on the service's broker: it
+polls, and hands each batch to `ConsumerRunner.on_batch`. A batch is applied optimistically in
+one transaction: the inbox insert (`INSERT .. ON CONFLICT DO NOTHING RETURNING`) picks the
+records not applied yet and the subscription's handlers run for those. If a handler fails, that
+transaction is rolled back and the batch is re-applied record by record inside savepoints, with
+bounded retries; a record that still fails is published to `<topic>.dlq` with its origin in the
+headers and recorded as dead-lettered, so the partition keeps moving. Database or broker
+outages are not poison: the batch is retried until the infrastructure is back, and readiness
+reports it. Only then are the offsets committed.
+
+FastStream's retry and exception middlewares act per message and either drop or redeliver it;
+none keeps a batch in hand across an outage nor dead-letters one record of it, so that part
+stays here.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeAlias, TypedDict
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry.trace import SpanKind
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -28,19 +36,34 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import DecodeError, decode
-from openlines.events.envelope import Envelope
-from openlines.events.topics import dlq_topic
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.topics import TOPICS, dlq_topic
 from openlines.kit import metrics
 from openlines.kit.db.retry import is_infrastructure_error, is_retryable, is_transaction_conflict
+from openlines.kit.kafka.broker import batch_of, create_broker
 from openlines.kit.log import get_logger
+from openlines.kit.subscription import AfterCommit, Handler, Subscription
 from openlines.kit.telemetry import context_from_kafka, tracer
 from openlines.kit.topics import TopicNames
 
+__all__ = [
+    "AfterCommit",
+    "ConsumerRunner",
+    "ConsumerStatus",
+    "Handler",
+    "Subscription",
+    "is_infrastructure_error",
+    "is_retryable",
+    "is_transaction_conflict",
+]
+
 log = get_logger(__name__)
 
-Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
-Accepts = Callable[[Envelope], bool]
-AfterCommit = Callable[[list[Envelope]], Awaitable[None]]
+Record: TypeAlias = "ConsumerRecord[Any, Any]"
+
+# An idle subscriber polls for this long, then FastStream sleeps as long again: one poll per
+# 200 ms, as the kit's own loop did (getmany(timeout_ms=200)).
+POLL_MS = 100
 
 _CLAIM = text(
     "INSERT INTO inbox (consumer, event_id) SELECT :consumer, unnest(:ids) "
@@ -52,23 +75,14 @@ _CLAIM_ONE = text(
 )
 
 
-@dataclass
-class Subscription:
-    """A named consumer: its group id, inbox key and metric label."""
+class ConsumerOptions(TypedDict, total=False):
+    """The group and fetch settings a service takes from KitSettings."""
 
-    name: str
-    topics: Sequence[str]
-    handler: Handler
-    batch_size: int = 100
-    max_attempts: int = 5
-    retry_backoff: float = 0.05
-    # Called with the envelopes a batch applied, once its transaction has committed: for side
-    # effects that must only reflect durable state (e.g. pushing to WebSockets). Best effort.
-    after_commit: AfterCommit | None = None
-    # Which decoded events the handler acts on. The others are acknowledged with the batch
-    # without a transaction or an inbox row: a topic like dialogs carries many events that a
-    # given subscriber ignores, and each would otherwise cost a database round trip or more.
-    accepts: Accepts | None = None
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    rebalance_timeout_ms: int
+    max_poll_interval_ms: int
+    fetch_max_wait_ms: int
 
 
 @dataclass
@@ -79,63 +93,162 @@ class ConsumerStatus:
     infra_error: str | None = None
     applied: int = 0
     lag: int = 0
+    # When the batch in hand arrived (None between batches).
+    batch_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the subscriber's decoder hands the kit: the records as aiokafka returned them
+    (FastStream's default decoder would parse every value as JSON, a second decode the kit's
+    codec does anyway) and the message to acknowledge."""
+
+    message: KafkaMessage
+    records: tuple[Record, ...]
+
+
+def _batch_of(message: KafkaMessage) -> Batch:
+    raw = message.raw_message
+    return Batch(message, raw if isinstance(raw, tuple) else (raw,))
 
 
 class ConsumerRunner:
     def __init__(
         self,
-        subscription: Subscription,
+        subscription: Subscription[Any],
         *,
-        engine: AsyncEngine,
-        bootstrap: str,
-        dlq_producer: AIOKafkaProducer,
-        auto_offset_reset: str = "earliest",
+        engine: AsyncEngine | None = None,
+        bootstrap: str = "",
+        dlq_producer: AIOKafkaProducer | None = None,
+        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
         topics: TopicNames | None = None,
-        consumer_options: dict[str, int] | None = None,
+        consumer_options: ConsumerOptions | None = None,
     ) -> None:
         self.sub = subscription
         self.topics = topics or TopicNames()
-        self.engine = engine
+        self._engine = engine
         self.bootstrap = bootstrap
-        self.dlq = dlq_producer
+        self._dlq = dlq_producer
         self.status = ConsumerStatus()
         self._auto_offset_reset = auto_offset_reset
-        self._consumer_options = consumer_options or {}
+        self._consumer_options: ConsumerOptions = consumer_options or {}
+        self._stop = asyncio.Event()
+        self.subscriber: Any = None
+        # An unexpected error in a batch: the runner stops its service (better a restart than
+        # a silent stall), and `run` raises it.
+        self.crashed: BaseException | None = None
         # Records of the batch in hand already sent to the DLQ: neither the careful re-run nor
         # a retry of the whole batch (after an outage or a lost deadlock) sends them again.
         self._dead_in_batch: set[tuple[str, int, int]] = set()
         # (topic, envelope) applied by the transaction in progress; counted once it commits.
-        self._applied_in_batch: list[tuple[str, Envelope]] = []
+        self._applied_in_batch: list[tuple[str, Envelope[Any]]] = []
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "consumer not bound to a database"
+        return self._engine
+
+    @property
+    def dlq(self) -> AIOKafkaProducer:
+        assert self._dlq is not None, "consumer not bound to a producer"
+        return self._dlq
+
+    def bind(self, engine: AsyncEngine, dlq_producer: AIOKafkaProducer) -> None:
+        """The database and DLQ producer, once the runtime has started them."""
+        self._engine = engine
+        self._dlq = dlq_producer
+
+    # -- FastStream ------------------------------------------------------------------------
+
+    def attach(self, broker: KafkaBroker, stop: asyncio.Event) -> None:
+        """Declare this subscription as a batch subscriber (manual commit) of `broker`."""
+        self._stop = stop
+        subscriber = broker.subscriber(
+            *(self.topics.physical(t) for t in self.sub.topics),
+            batch=True,
+            # The namespace keeps groups of suites sharing one broker apart (empty in prod).
+            group_id=self.topics.physical(self.sub.name),
+            auto_offset_reset=self._auto_offset_reset,
+            max_records=self.sub.batch_size,
+            max_poll_records=self.sub.batch_size,
+            batch_timeout_ms=POLL_MS,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_batch_of,
+            title=self.sub.name,
+            description=f"Inbox consumer `{self.sub.name}`.",
+            **self._consumer_options,
+        )
+        subscriber(self._entry())
+        self.subscriber = subscriber
+
+    def _entry(self) -> Any:
+        async def consume(batch: Batch) -> None:
+            await self.on_batch(batch)
+
+        # What AsyncAPI shows as the subscriber's messages: the registered event types.
+        # (FastStream reads the handler's annotation; the kit's decoder supplies the Batch.)
+        kinds = self.message_types()
+        if kinds:
+            consume.__annotations__ = {"batch": batch_of(kinds), "return": None}
+        consume.__name__ = self.sub.name.replace(".", "_").replace("-", "_")
+        return consume
+
+    def message_types(self) -> tuple[type[EventPayload], ...]:
+        """The event types this subscription takes (a catch-all: every type of its topics)."""
+        if not self.sub.takes_everything:
+            return self.sub.event_types
+        kinds: dict[type[EventPayload], None] = {}
+        for topic in self.sub.topics:
+            known = TOPICS.get(topic)
+            kinds.update(dict.fromkeys(known.event_types if known else ()))
+        return tuple(kinds)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; the batch in hand is applied and committed first."""
-        consumer = AIOKafkaConsumer(
-            *(self.topics.physical(t) for t in self.sub.topics),
-            bootstrap_servers=self.bootstrap,
-            # The namespace keeps groups of suites sharing one broker apart (empty in prod).
-            group_id=self.topics.physical(self.sub.name),
-            client_id=self.sub.name,
-            enable_auto_commit=False,
-            auto_offset_reset=self._auto_offset_reset,
-            max_poll_records=self.sub.batch_size,
-            **self._consumer_options,
-        )
-        await consumer.start()
-        self.status.started = True
+        """Consume on a broker of its own until `stop` is set; the batch in hand is applied
+        and committed first. (A service's runners share one broker: see ServiceRuntime.)"""
+        broker = create_broker(self.bootstrap, client_id=self.sub.name)
+        self.attach(broker, stop)
+        await broker.start()
+        watcher = asyncio.create_task(self.watch(stop))
         try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.sub.batch_size)
-                self.status.last_poll_at = time.monotonic()
-                self.status.assigned = set(consumer.assignment())
-                if batch:
-                    await self._process_with_recovery(consumer, batch, stop)
-                await self._update_lag(consumer)
+            await stop.wait()
         finally:
+            await broker.stop()
             self.status.started = False
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if self.crashed is not None:
+            raise self.crashed
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Poll-side status between batches: FastStream calls the handler only when records
+        arrive, so assignment, lag and liveness of an idle subscriber are read from its
+        consumer here."""
+        while not stop.is_set():
+            await self.observe()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_MS * 2 / 1000)
+        self.status.started = False
+
+    async def observe(self) -> None:
+        subscriber = self.subscriber
+        consumer: AIOKafkaConsumer | None = getattr(subscriber, "consumer", None)
+        polling = (
+            consumer is not None
+            and subscriber.running
+            and all(not task.done() for task in subscriber.tasks)
+        )
+        self.status.started = polling
+        if not polling or self.status.batch_since is not None:
+            return  # a batch in hand refreshes the status itself when it is done
+        assert consumer is not None
+        self.status.last_poll_at = time.monotonic()
+        self.status.assigned = set(consumer.assignment())
+        with contextlib.suppress(Exception):  # a rebalance in progress: next round
+            await self._update_lag(consumer)
 
     def is_ready(self, stale_after: float = 30.0) -> bool:
         fresh = time.monotonic() - self.status.last_poll_at < stale_after
@@ -146,20 +259,51 @@ class ConsumerRunner:
 
     # -- batches ---------------------------------------------------------------------------
 
-    async def _process_with_recovery(
-        self,
-        consumer: AIOKafkaConsumer,
-        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
-        stop: asyncio.Event,
-    ) -> None:
+    async def on_batch(self, batch: Batch) -> None:
+        """One batch from the subscriber: applied, then its offsets committed. When it is not
+        applied (shutting down during an outage, an unexpected error), the consumer is rewound
+        to its first records, so no later commit goes past them."""
+        message = batch.message
+        consumer: AIOKafkaConsumer = message.consumer
+        self.status.batch_since = time.monotonic()
+        try:
+            if self.crashed is not None or not await self._process_with_recovery(batch):
+                await message.nack()
+                return
+            offsets: dict[TopicPartition, int] = {}
+            for rec in batch.records:
+                offsets[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
+            try:
+                await self.commit_offsets(message, offsets)
+            except CommitFailedError as exc:
+                # A rebalance moved the partition: whoever gets it re-reads these records and
+                # the inbox turns them into no-ops.
+                log.warning(
+                    "offset commit lost to a rebalance", consumer=self.sub.name, error=repr(exc)
+                )
+        except Exception as exc:
+            log.exception("consumer crashed; stopping the service", consumer=self.sub.name)
+            self.crashed = exc
+            with contextlib.suppress(Exception):
+                await message.nack()
+            self._stop.set()
+        finally:
+            self.status.batch_since = None
+            self.status.last_poll_at = time.monotonic()
+            self.status.assigned = set(consumer.assignment())
+            with contextlib.suppress(Exception):
+                await self._update_lag(consumer)
+
+    async def _process_with_recovery(self, batch: Batch) -> bool:
+        """True once the batch is applied; False when shutting down during an outage (the
+        batch is left uncommitted and redelivered later)."""
         delay = 0.2
         self._dead_in_batch.clear()
         while True:
             try:
-                await self.process_batch(batch)
+                await self.process_batch(batch.records)
                 self.status.infra_error = None
-                break
-
+                return True
             except Exception as exc:
                 if is_transaction_conflict(exc):
                     # Lost a deadlock (or serialization) to another transaction, which has
@@ -173,37 +317,24 @@ class ConsumerRunner:
                 log.warning(
                     "consumer waiting for infrastructure", consumer=self.sub.name, error=repr(exc)
                 )
-                if stop.is_set():
-                    # Shutting down: leave the batch uncommitted; it is redelivered later.
-                    return
+                if self._stop.is_set():
+                    return False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self.status.last_poll_at = time.monotonic()
-        try:
-            await self.commit_offsets(
-                consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
-            )
-        except CommitFailedError as exc:
-            # A rebalance moved the partition: whoever gets it re-reads these records and the
-            # inbox turns them into no-ops.
-            log.warning(
-                "offset commit lost to a rebalance", consumer=self.sub.name, error=repr(exc)
-            )
 
     async def commit_offsets(
-        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+        self, message: KafkaMessage, offsets: dict[TopicPartition, int]
     ) -> None:
-        await consumer.commit(offsets)
+        # FastStream's manual ack commits the consumer's positions: the batch's next offsets.
+        await message.ack()
         for tp, offset in offsets.items():
             metrics.CONSUMER_POSITION.labels(self.sub.name, tp.topic, str(tp.partition)).set(offset)
 
-    async def process_batch(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
-    ) -> None:
-        records = [rec for recs in batch.values() for rec in recs]
+    async def process_batch(self, records: Sequence[Record]) -> None:
         self._applied_in_batch = []
         started = time.perf_counter()
-        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]] = []
+        decoded: list[tuple[Record, Envelope | DecodeError]] = []
         for rec in records:
             try:
                 logical = self.topics.logical(rec.topic)
@@ -238,11 +369,9 @@ class ConsumerRunner:
                 log.exception("after_commit hook failed", consumer=self.sub.name)
 
     def _wanted(
-        self, decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]]
-    ) -> list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]]:
+        self, decoded: list[tuple[Record, Envelope | DecodeError]]
+    ) -> list[tuple[Record, Envelope | DecodeError]]:
         accepts = self.sub.accepts
-        if accepts is None:
-            return decoded
         wanted = []
         for rec, item in decoded:
             if isinstance(item, Envelope) and not accepts(item):
@@ -254,7 +383,7 @@ class ConsumerRunner:
     async def _apply_fast(
         self,
         conn: AsyncConnection,
-        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]],
+        decoded: list[tuple[Record, Envelope | DecodeError]],
     ) -> None:
         ids = [item.event_id for _, item in decoded if isinstance(item, Envelope)]
         fresh: set[UUID] = set()
@@ -275,7 +404,7 @@ class ConsumerRunner:
     async def _apply_careful(
         self,
         conn: AsyncConnection,
-        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope | DecodeError]],
+        decoded: list[tuple[Record, Envelope | DecodeError]],
     ) -> None:
         for rec, item in decoded:
             if isinstance(item, DecodeError):
@@ -283,9 +412,7 @@ class ConsumerRunner:
                 continue
             await self._apply_one(conn, rec, item)
 
-    async def _apply_one(
-        self, conn: AsyncConnection, rec: ConsumerRecord[Any, Any], env: Envelope
-    ) -> None:
+    async def _apply_one(self, conn: AsyncConnection, rec: Record, env: Envelope) -> None:
         last_error: Exception | None = None
         for attempt in range(1, self.sub.max_attempts + 1):
             try:
@@ -323,9 +450,9 @@ class ConsumerRunner:
             _CLAIM_ONE, {"consumer": self.sub.name, "id": env.event_id, "outcome": "dlq"}
         )
 
-    async def _handle(
-        self, conn: AsyncConnection, rec: ConsumerRecord[Any, Any], env: Envelope
-    ) -> None:
+    async def _handle(self, conn: AsyncConnection, rec: Record, env: Envelope) -> None:
+        # FastStream's telemetry middleware opens one span per batch, in a new trace linked to
+        # the records' contexts; each record's own span continues its writer's trace here.
         with tracer().start_as_current_span(
             f"{rec.topic} process",
             context=context_from_kafka(rec.headers),
@@ -337,11 +464,9 @@ class ConsumerRunner:
                 "openlines.event_type": env.type,
             },
         ):
-            await self.sub.handler(conn, env)
+            await self.sub.dispatch(conn, env)
 
-    async def _dead_letter(
-        self, rec: ConsumerRecord[Any, Any], error: BaseException, *, attempts: int
-    ) -> None:
+    async def _dead_letter(self, rec: Record, error: BaseException, *, attempts: int) -> None:
         origin = (rec.topic, rec.partition, rec.offset)
         if origin in self._dead_in_batch:
             return
@@ -367,7 +492,7 @@ class ConsumerRunner:
             error=repr(error),
         )
 
-    def _note_applied(self, rec: ConsumerRecord[Any, Any], env: Envelope) -> None:
+    def _note_applied(self, rec: Record, env: Envelope) -> None:
         self._applied_in_batch.append((rec.topic, env))
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:

@@ -8,7 +8,8 @@ good as in one process.
 
 Workers are separate processes, so the projection's batch handler travels by reference: it must
 be a module-level coroutine function. The pool can be started ahead of time (`start_pool`),
-which keeps interpreter start-up out of the replay itself.
+which keeps interpreter start-up out of the replay itself. Like `replay`, it reads with raw aiokafka
+(manual assignment up to the end offsets; see replay.py for why not FastStream).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ seen at start. Each batch is decoded, deduplicated by event_id, handed to the pr
 `apply_batch` (which should use COPY or pipelined inserts) and recorded in the inbox with COPY,
 all in one transaction. When a `group` is given, its offsets are committed at the end so a live
 consumer of that group carries on exactly where the replay stopped.
+
+Replay stays on raw aiokafka, not a FastStream subscriber: it assigns partitions by hand, seeks
+to a timestamp, stops at the end offsets seen at start and commits for another group, none of
+which a subscriber does; and it reads batches of thousands, where FastStream's batch parser
+would turn every record's headers into a dict that replay never reads.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.envelope import Envelope
+from openlines.events.topics import TOPICS
 from openlines.kit import eventloop
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.db.engine import create_engine, libpq_dsn
@@ -29,6 +30,7 @@ from openlines.kit.eventstore import EventStore
 from openlines.kit.http.app import create_app
 from openlines.kit.http.health import Health
 from openlines.kit.kafka.admin import ensure_topics
+from openlines.kit.kafka.broker import batch_of, create_broker
 from openlines.kit.kafka.producer import create_producer, publish
 from openlines.kit.log import get_logger, setup_logging
 from openlines.kit.relay import OutboxRelay
@@ -58,6 +60,14 @@ class ServiceRuntime:
         self.subscriptions: list[Subscription] = []
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.consumers: list[ConsumerRunner] = []
+        self.topics = TopicNames(settings.topic_namespace)
+        # One FastStream broker per service: every subscription is a batch subscriber on it,
+        # and the topics the service writes are declared as its publishers (AsyncAPI).
+        self.broker = create_broker(
+            settings.kafka_bootstrap,
+            client_id=settings.service_name,
+            graceful_timeout=settings.consumer_max_poll_interval_ms / 1000,
+        )
         self.background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self._engine: AsyncEngine | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -65,15 +75,44 @@ class ServiceRuntime:
         self._startup: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._cleanup: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.topics = TopicNames(settings.topic_namespace)
         self.event_store = EventStore(
             settings.schema_name, producer=settings.service_name, topics=self.topics
         )
 
     # -- registration ---------------------------------------------------------------------
 
-    def subscribe(self, subscription: Subscription) -> None:
+    def subscribe(self, subscription: Subscription[Any]) -> None:
+        s = self.settings
+        runner = ConsumerRunner(
+            subscription,
+            bootstrap=s.kafka_bootstrap,
+            topics=self.topics,
+            consumer_options={
+                "session_timeout_ms": s.consumer_session_timeout_ms,
+                "heartbeat_interval_ms": s.consumer_heartbeat_interval_ms,
+                "rebalance_timeout_ms": s.consumer_rebalance_timeout_ms,
+                "max_poll_interval_ms": s.consumer_max_poll_interval_ms,
+                "fetch_max_wait_ms": s.consumer_fetch_max_wait_ms,
+            },
+        )
+        runner.attach(self.broker, self.stop)
         self.subscriptions.append(subscription)
+        self.consumers.append(runner)
+        self.health.ready[f"consumer:{subscription.name}"] = runner.is_ready
+        self.health.live[f"consumer:{subscription.name}"] = runner.is_alive
+
+    def publishes(self, *topics: str) -> None:
+        """Declare the topics this service writes (through the outbox relay or `publish`):
+        publishers of its broker, so that the AsyncAPI document shows them. The bytes go
+        through the kit's aiokafka producer (see kafka/broker.py)."""
+        for topic in topics:
+            known = TOPICS[topic]
+            self.broker.publisher(
+                self.topics.physical(topic),
+                title=f"{self.settings.service_name}:{topic}",
+                description=known.description,
+                schema=batch_of(known.event_types),
+            )
 
     def on_timer(self, name: str, handler: TimerHandler) -> None:
         self.timer_handlers[name] = handler
@@ -139,30 +178,16 @@ class ServiceRuntime:
             # Work waiting and no round completed for relay_stall_seconds: not ready.
             self.health.ready["relay"] = lambda: not relay.stalled(s.relay_stall_seconds)
             tasks.append(relay.run(self.stop))
-        for sub in self.subscriptions:
-            runner = ConsumerRunner(
-                sub,
-                engine=self.engine,
-                bootstrap=s.kafka_bootstrap,
-                dlq_producer=self.producer,
-                topics=self.topics,
-                consumer_options={
-                    "session_timeout_ms": s.consumer_session_timeout_ms,
-                    "heartbeat_interval_ms": s.consumer_heartbeat_interval_ms,
-                    "rebalance_timeout_ms": s.consumer_rebalance_timeout_ms,
-                    "max_poll_interval_ms": s.consumer_max_poll_interval_ms,
-                    "fetch_max_wait_ms": s.consumer_fetch_max_wait_ms,
-                },
-            )
-            self.consumers.append(runner)
-            self.health.ready[f"consumer:{sub.name}"] = runner.is_ready
-            self.health.live[f"consumer:{sub.name}"] = runner.is_alive
-            tasks.append(runner.run(self.stop))
+        for runner in self.consumers:
+            runner.bind(self.engine, self.producer)
+            tasks.append(runner.watch(self.stop))
         if self.timer_handlers:
             worker = TimerWorker(self.engine, self.timer_handlers)
             self.health.live["timers"] = lambda: time.monotonic() - worker.last_tick_at < 60
             tasks.append(worker.run(self.stop))
         tasks.extend(loop(self.stop) for loop in self.background)
+        if self.consumers:
+            await self.broker.start()
         self._tasks = [asyncio.create_task(self._supervise(t)) for t in tasks]
 
         app = create_app(s, self.health)
@@ -186,7 +211,9 @@ class ServiceRuntime:
     async def shutdown(self, runner: web.AppRunner) -> None:
         self.stop.set()
         await runner.cleanup()  # stop taking requests first
-        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The subscribers finish the batch in hand and commit it, then their consumers stop.
+        stopping = [self.broker.stop()] if self.consumers else []
+        results = await asyncio.gather(*self._tasks, *stopping, return_exceptions=True)
         for hook in reversed(self._cleanup):
             await hook()
         if self._producer is not None:
@@ -203,7 +230,9 @@ class ServiceRuntime:
     @property
     def crashed(self) -> bool:
         """A background loop ended with an error (the process should exit non-zero)."""
-        return any(t.done() and not t.cancelled() and t.exception() for t in self._tasks)
+        return any(runner.crashed for runner in self.consumers) or any(
+            t.done() and not t.cancelled() and t.exception() for t in self._tasks
+        )
 
     async def _database_answers(self) -> bool:
         async with self.engine.connect() as conn:

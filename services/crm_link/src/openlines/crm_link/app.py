@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.crm_link import api
 from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.settings import CrmLinkSettings
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS
-from openlines.kit.consumer import Subscription
+from openlines.events.topics import CRM, DIALOGS
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 
 CONSUMER = "crm-link.dialogs"
 
@@ -20,15 +22,14 @@ def build_service(settings: CrmLinkSettings | None = None) -> ServiceRuntime:
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
     crm = CrmLink(lines, runtime.event_store, attempts=settings.append_attempts)
-    runtime.subscribe(
-        Subscription(
-            CONSUMER,
-            topics=[DIALOGS],
-            handler=crm.on_dialog_event,
-            accepts=crm.handles,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-        )
+    dialogs: Subscription[AsyncConnection] = Subscription(
+        CONSUMER,
+        topics=[DIALOGS],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
     )
+    crm.subscribe(dialogs)
+    runtime.subscribe(dialogs)
+    runtime.publishes(CRM)
     runtime.routes(lambda app: api.install(app, api.ApiContext(runtime.engine, lines, crm)))
     return runtime

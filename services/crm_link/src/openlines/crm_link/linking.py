@@ -22,6 +22,7 @@ from openlines.events.topics import CRM
 from openlines.kit.access import FACT_EVENTS
 from openlines.kit.eventstore import EventStore
 from openlines.kit.streamwriter import Aggregate, StreamWriter
+from openlines.kit.subscription import Subscription
 
 Decision = Callable[[Customer | None], list[EventPayload]]
 
@@ -47,23 +48,23 @@ class CrmLink:
         self.event_store = event_store
         self.customers = StreamWriter(event_store, CUSTOMER, attempts=attempts)
 
-    @staticmethod
-    def handles(env: Envelope) -> bool:
+    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
         """Openings, the messages that count as activity (not notes or system lines), and
         what moves the dialog's access (assignments, participants, close, reopen)."""
-        event = env.payload
-        if isinstance(event, MessageAppended):
-            return event.direction in projection.ACTIVITY
-        return isinstance(event, FACT_EVENTS)
+        sub.on(DialogOpened)(self.on_opened)
+        sub.on(MessageAppended, when=lambda m: m.direction in projection.ACTIVITY)(self.on_activity)
+        sub.on(*(kind for kind in FACT_EVENTS if kind is not DialogOpened))(self.on_fact)
 
-    async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
-        event = env.payload
-        if isinstance(event, DialogOpened):
-            await self.link_dialog(conn, env, event)
-        elif isinstance(event, MessageAppended):
-            await projection.touch_dialog(conn, event)
-        else:
-            await projection.follow_dialog(conn, event)
+    async def on_opened(self, conn: AsyncConnection, env: Envelope[DialogOpened]) -> None:
+        await self.link_dialog(conn, env, env.payload)
+
+    @staticmethod
+    async def on_activity(conn: AsyncConnection, env: Envelope[MessageAppended]) -> None:
+        await projection.touch_dialog(conn, env.payload)
+
+    @staticmethod
+    async def on_fact(conn: AsyncConnection, env: Envelope) -> None:
+        await projection.follow_dialog(conn, env.payload)
 
     async def link_dialog(self, conn: AsyncConnection, env: Envelope, opened: DialogOpened) -> None:
         dialog = DialogFacts(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.dialogs.api import DialogsApi
 from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
 from openlines.dialogs.writer import DialogWriter
 from openlines.events.lines import load_lines
-from openlines.events.topics import CRM, DIALOG_COMMANDS, INBOUND, OUTBOUND
-from openlines.kit.consumer import Subscription
+from openlines.events.topics import CRM, DIALOG_COMMANDS, DIALOGS, INBOUND, OUTBOUND
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,17 +25,15 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
     handlers = Handlers(writer, lines)
 
-    runtime.subscribe(
-        Subscription(
-            name="dialogs",
-            topics=[INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM],
-            handler=handlers.handle,
-            # The CRM topic also carries LeadCreated and CustomerIdentified: not ours.
-            accepts=handlers.handles,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-        )
+    inputs: Subscription[AsyncConnection] = Subscription(
+        name="dialogs",
+        topics=[INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
     )
+    handlers.subscribe(inputs)
+    runtime.subscribe(inputs)
+    runtime.publishes(DIALOGS)
 
     api = DialogsApi(lambda: runtime.engine, writer, lines)
     runtime.routes(api.install)

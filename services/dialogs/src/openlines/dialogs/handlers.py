@@ -9,6 +9,8 @@ writer and look up or lock through `store` (the write side's tables); no SQL her
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,9 +30,10 @@ from openlines.events.catalog import (
     MessageReceived,
     ReturnToQueue,
 )
-from openlines.events.envelope import Envelope, utc_now
+from openlines.events.envelope import Envelope, EventPayload, utc_now
 from openlines.events.lines import LinesConfig
 from openlines.kit.log import get_logger
+from openlines.kit.subscription import Subscription
 
 log = get_logger(__name__)
 
@@ -48,18 +51,18 @@ class UnknownChannel(Exception):
     """An inbound event for a channel the lines config does not know (poison: DLQ)."""
 
 
-# What this service consumes from its four input topics (type names are unique across them).
-HANDLED = (
-    MessageReceived,
-    InboundMessageEdited,
-    DeliveryReceiptReceived,
-    AssignDialog,
-    CloseDialog,
-    ReturnToQueue,
-    MessageDispatched,
-    MessageDispatchFailed,
-    DialogLinkedToCrm,
-)
+E = TypeVar("E", bound=EventPayload)
+
+
+def with_payload(
+    method: Callable[[AsyncConnection, Envelope, E], Awaitable[None]],
+) -> Callable[[AsyncConnection, Envelope], Awaitable[None]]:
+    """A handler (conn, env) for a method that also takes the typed payload."""
+
+    async def handle(conn: AsyncConnection, env: Envelope) -> None:
+        await method(conn, env, env.payload)
+
+    return handle
 
 
 class Handlers:
@@ -69,27 +72,21 @@ class Handlers:
 
     # -- one consumer for all four input topics --------------------------------------------
 
-    @staticmethod
-    def handles(env: Envelope) -> bool:
-        return isinstance(env.payload, HANDLED)
-
-    async def handle(self, conn: AsyncConnection, env: Envelope) -> None:
+    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
         """Every input of this service goes through one consumer, so one batch at a time
         writes dialogs: as four consumers, batches locked the same dialogs in opposite
-        orders under load, and Postgres broke the deadlocks only after a second."""
+        orders under load, and Postgres broke the deadlocks only after a second. (The CRM
+        topic also carries LeadCreated and CustomerIdentified: not ours.)"""
+        sub.on(MessageReceived)(with_payload(self._message_received))
+        sub.on(InboundMessageEdited)(with_payload(self._message_edited))
+        sub.on(DeliveryReceiptReceived)(with_payload(self._receipt))
+        sub.on(MessageDispatched)(with_payload(self._dispatched))
+        sub.on(DialogLinkedToCrm)(with_payload(self._linked_to_crm))
+        sub.on(AssignDialog, CloseDialog, ReturnToQueue, MessageDispatchFailed)(self._decided)
+
+    async def _decided(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
-        if isinstance(event, MessageReceived):
-            await self._message_received(conn, env, event)
-        elif isinstance(event, InboundMessageEdited):
-            await self._message_edited(conn, env, event)
-        elif isinstance(event, DeliveryReceiptReceived):
-            await self._receipt(conn, env, event)
-        elif isinstance(event, MessageDispatched):
-            await self._dispatched(conn, env, event)
-        elif isinstance(event, DialogLinkedToCrm):
-            await self._linked_to_crm(conn, env, event)
-        elif isinstance(event, AssignDialog | CloseDialog | ReturnToQueue | MessageDispatchFailed):
-            await self._execute_or_log(conn, event.dialog_id, _decision(event), env)
+        await self._execute_or_log(conn, event.dialog_id, _decision(event), env)
 
     # -- openlines.inbound.v1 -------------------------------------------------------------
 

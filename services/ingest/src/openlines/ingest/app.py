@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from openlines.events.catalog import ChannelType
 from openlines.events.lines import load_lines
+from openlines.events.topics import INBOUND
 from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
@@ -30,6 +31,7 @@ def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
         producer_name=settings.service_name,
     )
     runtime.routes(api.install)
+    runtime.publishes(INBOUND)
 
     async def broker_answers() -> bool:
         # A metadata round trip: the producer can reach the cluster right now.

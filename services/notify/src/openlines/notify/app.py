@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS, ROUTING
-from openlines.kit.consumer import Subscription
+from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 from openlines.notify.api import StreamApi
 from openlines.notify.hub import SessionHub
 from openlines.notify.projection import StreamProjection
@@ -22,15 +24,15 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     hub = SessionHub(queue_size=settings.session_queue_size)
     projection = StreamProjection(hub, settings.push_max_age_seconds)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, runs_relay=False)
-    runtime.subscribe(
-        Subscription(
-            name=settings.consumer_group,
-            topics=[DIALOGS, ROUTING],
-            handler=projection.handle,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-            after_commit=projection.after_commit,
-        )
+    events: Subscription[AsyncConnection] = Subscription(
+        name=settings.consumer_group,
+        topics=[DIALOGS, ROUTING],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
+        after_commit=projection.after_commit,
     )
+    # Every event of both topics may concern a session (its view or its audience).
+    events.on(*TOPICS[DIALOGS].event_types, *TOPICS[ROUTING].event_types)(projection.handle)
+    runtime.subscribe(events)
     runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds).install)
     return runtime

@@ -6,14 +6,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.events.catalog import ChannelType
 from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS
-from openlines.kit.consumer import Subscription
+from openlines.events.topics import DIALOGS, OUTBOUND
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
+from openlines.outbound import handlers
 from openlines.outbound.domain import Provider
-from openlines.outbound.handlers import is_message, record_message
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
 from openlines.outbound.telegram import TelegramProvider
@@ -36,18 +38,17 @@ def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()
 
-    runtime.subscribe(
-        Subscription(
-            # The namespace keeps test suites sharing a broker out of each other's groups.
-            name="outbound.dialogs",
-            topics=[DIALOGS],
-            handler=record_message,
-            accepts=is_message,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-            after_commit=wake_sender,
-        )
+    dialogs: Subscription[AsyncConnection] = Subscription(
+        # The namespace keeps test suites sharing a broker out of each other's groups.
+        name="outbound.dialogs",
+        topics=[DIALOGS],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
+        after_commit=wake_sender,
     )
+    handlers.subscribe(dialogs)
+    runtime.subscribe(dialogs)
+    runtime.publishes(OUTBOUND)
     runtime.run_in_background(sender.run)
     runtime.health.live["sender"] = lambda: time.monotonic() - sender.last_round_at < 60
     return runtime

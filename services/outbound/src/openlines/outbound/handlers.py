@@ -10,24 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import Direction, MessageAppended
 from openlines.events.envelope import Envelope
+from openlines.kit.subscription import Subscription
 from openlines.outbound import jobs
 from openlines.outbound.domain import send_job_for
 
 
-def is_message(envelope: Envelope) -> bool:
-    """Customer messages (their provider ids) and replies; notes and system messages never
-    leave, so they cost no transaction here."""
-    message = envelope.payload
-    return isinstance(message, MessageAppended) and message.direction in (
-        Direction.IN,
-        Direction.OUT,
+def subscribe(sub: Subscription[AsyncConnection]) -> None:
+    # Customer messages (their provider ids) and replies; notes and system messages never
+    # leave, so they cost no transaction here.
+    sub.on(MessageAppended, when=lambda m: m.direction in (Direction.IN, Direction.OUT))(
+        record_message
     )
 
 
-async def record_message(conn: AsyncConnection, envelope: Envelope) -> None:
+async def record_message(conn: AsyncConnection, envelope: Envelope[MessageAppended]) -> None:
     message = envelope.payload
-    if not isinstance(message, MessageAppended):
-        return
     if message.direction is Direction.IN and message.external_message_id:
         # So that an operator's reply can quote the customer's message on the provider.
         await jobs.remember_provider_id(conn, message.message_id, message.external_message_id)

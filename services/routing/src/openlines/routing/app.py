@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS
-from openlines.kit.consumer import Subscription
+from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
 from openlines.kit.runtime import ServiceRuntime
+from openlines.kit.subscription import Subscription
 from openlines.routing import api, store
 from openlines.routing.router import RESERVATION_TIMER, Router
 from openlines.routing.settings import RoutingSettings
@@ -36,16 +38,15 @@ def build_service(settings: RoutingSettings | None = None) -> ServiceRuntime:
             await router.drain(conn, [line.id for line in lines.lines], cause=None)
 
     runtime.on_startup(sync_operators_and_drain)
-    runtime.subscribe(
-        Subscription(
-            CONSUMER,
-            topics=[DIALOGS],
-            handler=router.on_dialog_event,
-            accepts=router.routes,
-            batch_size=settings.consumer_batch_size,
-            max_attempts=settings.consumer_max_attempts,
-        )
+    dialogs: Subscription[AsyncConnection] = Subscription(
+        CONSUMER,
+        topics=[DIALOGS],
+        batch_size=settings.consumer_batch_size,
+        max_attempts=settings.consumer_max_attempts,
     )
+    router.subscribe(dialogs)
+    runtime.subscribe(dialogs)
+    runtime.publishes(ROUTING, DIALOG_COMMANDS)
     runtime.on_timer(RESERVATION_TIMER, router.on_reservation_expired)
     runtime.routes(lambda app: api.install(app, api.ApiContext(runtime.engine, lines, router)))
     return runtime

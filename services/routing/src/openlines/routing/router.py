@@ -7,8 +7,9 @@ so a reservation and its AssignDialog command commit or vanish together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from openlines.events.topics import DIALOG_COMMANDS, ROUTING
 from openlines.kit import timers
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import Outbox
+from openlines.kit.subscription import Subscription
 from openlines.routing import domain, metrics, store
 from openlines.routing.domain import DialogSlot, LoadChange, SlotStatus
 
@@ -38,8 +40,25 @@ log = get_logger(__name__)
 
 RESERVATION_TIMER = "routing.reservation_expired"
 
-# The DIALOGS events that move routing's state; the rest are skipped without taking the lock.
-ROUTED_EVENTS = (DialogOpened, DialogAssigned, DialogClosed, DialogReopened, DialogTransferred)
+# How each DIALOGS event that moves routing's state changes the dialog's slot, and the reason
+# a queued slot gets; the other DIALOGS events are skipped without taking the lock.
+Transition = Callable[[DialogSlot | None, Any], DialogSlot | None]
+TRANSITIONS: dict[type[EventPayload], tuple[Transition, str]] = {
+    DialogOpened: (lambda before, e: domain.opened(before, e.dialog_id, e.line_id), "new"),
+    DialogAssigned: (
+        lambda before, e: domain.assigned(before, e.dialog_id, e.line_id, e.operator_id),
+        "new",
+    ),
+    DialogClosed: (lambda before, e: domain.closed(before, e.dialog_id, e.line_id), "new"),
+    DialogReopened: (
+        lambda before, e: domain.reopened(before, e.dialog_id, e.line_id, e.operator_id),
+        "new",
+    ),
+    DialogTransferred: (
+        lambda before, e: domain.transferred(before, e.dialog_id, e.to_operator_id, e.to_line_id),
+        "transferred",
+    ),
+}
 
 
 class Router:
@@ -60,33 +79,18 @@ class Router:
 
     # -- facts from dialogs -------------------------------------------------------------------
 
-    @staticmethod
-    def routes(env: Envelope) -> bool:
-        """Whether a DIALOGS event moves routing's state (the rest cost no transaction)."""
-        return isinstance(env.payload, ROUTED_EVENTS)
+    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
+        for kind, (transition, reason) in TRANSITIONS.items():
+            sub.on(kind)(partial(self.on_dialog_event, transition, reason))
 
-    async def on_dialog_event(self, conn: AsyncConnection, env: Envelope) -> None:
+    async def on_dialog_event(
+        self, transition: Transition, reason: str, conn: AsyncConnection, env: Envelope
+    ) -> None:
         event = env.payload
-        if not isinstance(event, ROUTED_EVENTS):
-            return
         await store.lock_routing(conn, self.schema)
         before = await store.load_slot(conn, event.dialog_id)
         freed_lines = await self._settle_stale_offers(conn, event, event.dialog_id)
-        reason = "new"
-        after: DialogSlot | None
-        if isinstance(event, DialogOpened):
-            after = domain.opened(before, event.dialog_id, event.line_id)
-        elif isinstance(event, DialogAssigned):
-            after = domain.assigned(before, event.dialog_id, event.line_id, event.operator_id)
-        elif isinstance(event, DialogClosed):
-            after = domain.closed(before, event.dialog_id, event.line_id)
-        elif isinstance(event, DialogReopened):
-            after = domain.reopened(before, event.dialog_id, event.line_id, event.operator_id)
-        else:
-            after = domain.transferred(
-                before, event.dialog_id, event.to_operator_id, event.to_line_id
-            )
-            reason = "transferred"
+        after = transition(before, event)
         if after is not None:
             # The wait starts when the dialog opened (or was transferred to the line).
             queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None

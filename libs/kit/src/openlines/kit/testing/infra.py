@@ -15,9 +15,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import psutil
 
+from openlines.kit.consumer import ConsumerOptions
 from openlines.kit.testing.docker import docker_available
 
 log = logging.getLogger("openlines.testing")
@@ -32,8 +34,8 @@ POSTGRES_IMAGE = "postgres:16-alpine"
 # Tansu holds a group's first join for half the consumers' session timeout (measured: 3.0 s
 # at the services' 6 s, 1.0 s at 2 s), and every service a test starts joins its groups. On
 # the embedded broker, services under test use a short session: their groups form in ~0.5 s.
-FAST_JOIN = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 250}
-_consumer_options: dict[str, dict[str, int]] = {}
+FAST_JOIN: ConsumerOptions = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 250}
+_consumer_options: dict[str, ConsumerOptions] = {}
 
 _WORKDIR_PREFIX = "openlines-test-"
 _OWNER_FILE = "owner.pid"
@@ -93,14 +95,15 @@ def postgres(workdir: Path) -> Iterator[Provided]:
             yield _chosen(Provided(server.url, f"embedded postgres 18 at {server.socket_dir}"))
 
 
-def consumer_options(bootstrap: str) -> dict[str, int]:
+def consumer_options(bootstrap: str) -> ConsumerOptions:
     """aiokafka consumer options for group members under test on the broker at `bootstrap`."""
-    return dict(_consumer_options.get(bootstrap, {}))
+    return ConsumerOptions(**_consumer_options.get(bootstrap, {}))
 
 
 def consumer_settings(bootstrap: str) -> dict[str, int]:
     """The same as a service's settings (`consumer_session_timeout_ms`, ...)."""
-    return {f"consumer_{name}": value for name, value in consumer_options(bootstrap).items()}
+    options = cast("dict[str, int]", consumer_options(bootstrap))
+    return {f"consumer_{name}": value for name, value in options.items()}
 
 
 def _chosen(provided: Provided) -> Provided:

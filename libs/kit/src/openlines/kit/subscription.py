@@ -1,0 +1,108 @@
+"""A named consumer and its handlers, registered by event type.
+
+    sub = Subscription("routing.dialogs", topics=[DIALOGS], batch_size=100)
+    sub.on(DialogAssigned)(router.on_assigned)
+
+    @sub.on(MessageAppended, when=lambda m: m.direction is Direction.OUT)
+    async def record(unit: Jobs, env: Envelope[MessageAppended]) -> None: ...
+
+What the subscription accepts is what it registered: the other events of its topics are
+acknowledged with the batch, without a transaction or an inbox row (a topic like dialogs
+carries many events a given subscriber ignores, and each would otherwise cost a database round
+trip). Handlers receive the subscription's unit of work (`unit(conn)`, the raw connection when
+there is no factory), built on the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openlines.events.envelope import Envelope, EventPayload
+
+U = TypeVar("U")
+E = TypeVar("E", bound=EventPayload)
+
+Handler = Callable[[Any, Envelope[Any]], Awaitable[None]]
+AfterCommit = Callable[[list[Envelope[Any]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Handler
+    when: Callable[[Any], bool] | None
+
+
+class NotRegistered(LookupError):
+    """A record reached a subscription that registered nothing for its type."""
+
+
+@dataclass
+class Subscription(Generic[U]):
+    """A named consumer: its group id, inbox key and metric label, and its handlers."""
+
+    name: str
+    topics: Sequence[str]
+    batch_size: int = 100
+    max_attempts: int = 5
+    retry_backoff: float = 0.05
+    # Called with the envelopes a batch applied, once its transaction has committed: for side
+    # effects that must only reflect durable state (e.g. pushing to WebSockets). Best effort.
+    after_commit: AfterCommit | None = None
+    # What handlers receive instead of the raw connection: the service's store / unit of work.
+    unit: Callable[[AsyncConnection], U] | None = None
+    _routes: dict[type[EventPayload], _Route] = field(default_factory=dict, init=False, repr=False)
+    _any: Handler | None = field(default=None, init=False, repr=False)
+
+    def on(
+        self, *kinds: type[E], when: Callable[[E], bool] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for events of these types (`when`: only the payloads it
+        approves; the others are skipped like unregistered types)."""
+
+        def register(handler: Handler) -> Handler:
+            for kind in kinds:
+                if kind in self._routes:
+                    raise ValueError(f"{self.name}: {kind.__name__} registered twice")
+                self._routes[kind] = _Route(handler, when)
+            return handler
+
+        return register
+
+    def on_any(self, handler: Handler) -> Handler:
+        """Register one handler for every event of the topics (projections that follow all
+        of them, tests)."""
+        if self._any is not None:
+            raise ValueError(f"{self.name}: a catch-all handler is registered already")
+        self._any = handler
+        return handler
+
+    @property
+    def event_types(self) -> tuple[type[EventPayload], ...]:
+        """The types registered by name (a catch-all registration takes every type)."""
+        return tuple(self._routes)
+
+    @property
+    def takes_everything(self) -> bool:
+        return self._any is not None
+
+    def accepts(self, env: Envelope[Any]) -> bool:
+        route = self._routes.get(type(env.payload))
+        if route is None:
+            return self._any is not None
+        return route.when is None or route.when(env.payload)
+
+    def handler_for(self, env: Envelope[Any]) -> Handler:
+        route = self._routes.get(type(env.payload))
+        if route is not None:
+            return route.handler
+        if self._any is not None:
+            return self._any
+        raise NotRegistered(f"{self.name}: nothing registered for {env.type}")
+
+    async def dispatch(self, conn: AsyncConnection, env: Envelope[Any]) -> None:
+        unit = conn if self.unit is None else self.unit(conn)
+        await self.handler_for(env)(unit, env)
