@@ -17,6 +17,7 @@ from openlines.events.envelope import Envelope
 from openlines.events.topics import dlq_topic
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.infra import consumer_options
 
 from .helpers import catch_all, read_all, renamed
 
@@ -86,7 +87,13 @@ def _runner(
     producer,
     cls: type[ConsumerRunner] = ConsumerRunner,
 ) -> ConsumerRunner:
-    return cls(sub, engine=engine, bootstrap=bootstrap, dlq_producer=producer)
+    return cls(
+        sub,
+        engine=engine,
+        bootstrap=bootstrap,
+        dlq_producer=producer,
+        consumer_options=consumer_options(bootstrap),
+    )
 
 
 def _applied(runner: ConsumerRunner, n: int) -> Callable[[], Awaitable[bool]]:
