@@ -326,8 +326,10 @@ class ConsumerRunner:
     async def commit_offsets(
         self, message: KafkaMessage, offsets: dict[TopicPartition, int]
     ) -> None:
-        # FastStream's manual ack commits the consumer's positions: the batch's next offsets.
-        await message.ack()
+        # Manual commit (AckPolicy.MANUAL) of exactly the batch's partitions: FastStream's
+        # `message.ack()` would commit every assigned partition's position on each batch.
+        consumer: AIOKafkaConsumer = message.consumer
+        await consumer.commit(offsets)
         for tp, offset in offsets.items():
             metrics.CONSUMER_POSITION.labels(self.sub.name, tp.topic, str(tp.partition)).set(offset)
 
