@@ -222,10 +222,11 @@ class DialogsApi:
         dialog_id = _dialog_id(request)
 
         async def work(conn: AsyncConnection) -> Any:
-            row = await queries.get_dialog(conn, dialog_id)
             # The conversation's lock, taken before the dialog's as the inbound path does,
-            # also keeps a customer's message from racing the reopen.
-            latest = await lock_conversation(conn, row.conversation_key) if row else None
+            # also keeps a customer's message from racing the reopen. Its key comes from the
+            # dialog's own stream (the write side), never from the rebuildable read model.
+            key = (await self.writer.load(conn, dialog_id)).conversation_key
+            latest = await lock_conversation(conn, key) if key else None
 
             def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
                 require_actable(viewer, dialog)
