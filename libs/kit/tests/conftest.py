@@ -16,6 +16,8 @@ from openlines.kit.eventstore import EventStore
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
 
+from .helpers import Kit
+
 
 @pytest.fixture
 async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine]:
@@ -47,3 +49,16 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await p.start()
     yield p
     await p.stop()
+
+
+@pytest.fixture
+def kit(
+    engine: AsyncEngine,
+    store: EventStore,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    db_schema: str,
+    database_url: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> Kit:
+    return Kit(engine, store, producer, kafka_bootstrap, db_schema, database_url, new_topic)
