@@ -13,12 +13,35 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import psutil
 
 from openlines.kit.embedded.ports import reserve_port
 
 _PR_SET_PDEATHSIG = 1
+
+
+class Server:
+    """A local server that `with` starts on entry and stops on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class StartupError(RuntimeError):
