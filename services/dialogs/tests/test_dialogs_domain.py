@@ -33,9 +33,7 @@ from openlines.dialogs.domain import (
 )
 from openlines.events.catalog import (
     AssignedBy,
-    ChannelType,
     CloseReason,
-    Customer,
     DeliveryStatus,
     DialogAssigned,
     DialogClosed,
@@ -50,6 +48,7 @@ from openlines.events.catalog import (
     MessageReceived,
 )
 from openlines.events.envelope import EventPayload
+from openlines.events.testing.factories import message_received
 from openlines.kit.access import Scope
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -60,18 +59,7 @@ OUTSIDER = Scope("eve", member_lines=frozenset({"other"}))
 
 
 def received(external_id: str = "1", *, at: datetime = T0, text: str = "hi") -> MessageReceived:
-    return MessageReceived(
-        channel_id="tg-demo",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key="tg-demo:42",
-        external_chat_id="42",
-        external_user_id="42",
-        external_message_id=external_id,
-        customer=Customer(name="Carl", external_id="42"),
-        text=text,
-        sent_at=at,
-        line_id="demo",
-    )
+    return message_received(text=text, external_message_id=external_id, name="Carl", sent_at=at)
 
 
 def record(dialog: Dialog, events: Sequence[EventPayload], at: datetime = T0) -> None:
@@ -329,18 +317,17 @@ def test_sla_state_thresholds() -> None:
 # -- close, spam, reopen, queue ------------------------------------------------------------
 
 
+def closed_by_ann(dialog: Dialog, reason: CloseReason) -> DialogClosed:
+    """What ann closing (or marking as spam) the demo-line dialog she holds records."""
+    return DialogClosed(
+        dialog_id=dialog.id, reason=reason, actor_id="ann", line_id="demo", operator_id="ann"
+    )
+
+
 def test_close_keeps_the_assignee_and_is_idempotent() -> None:
     dialog = assigned_to("ann")
     events = dialog.close("ann", CloseReason.OPERATOR)
-    assert events == [
-        DialogClosed(
-            dialog_id=dialog.id,
-            reason=CloseReason.OPERATOR,
-            actor_id="ann",
-            line_id="demo",
-            operator_id="ann",
-        )
-    ]
+    assert events == [closed_by_ann(dialog, CloseReason.OPERATOR)]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id, dialog.waiting_since) == (
         DialogStatus.CLOSED,
@@ -354,15 +341,7 @@ def test_a_closed_dialog_may_still_be_marked_as_spam() -> None:
     dialog = assigned_to("ann")
     record(dialog, dialog.close("ann", CloseReason.OPERATOR))
     events = dialog.mark_spam("ann", take_first=True)
-    assert events == [
-        DialogClosed(
-            dialog_id=dialog.id,
-            reason=CloseReason.SPAM,
-            actor_id="ann",
-            line_id="demo",
-            operator_id="ann",
-        )
-    ]
+    assert events == [closed_by_ann(dialog, CloseReason.SPAM)]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id) == (DialogStatus.SPAM, "ann")
     assert dialog.mark_spam("ann") == []
@@ -383,9 +362,7 @@ def test_an_operator_closing_an_unassigned_dialog_takes_it_first(reason: CloseRe
             actor_id="ann",
             line_id="demo",
         ),
-        DialogClosed(
-            dialog_id=dialog.id, reason=reason, actor_id="ann", line_id="demo", operator_id="ann"
-        ),
+        closed_by_ann(dialog, reason),
     ]
     record(dialog, events)
     assert dialog.assignee_id == "ann"

@@ -62,6 +62,7 @@ def message_received(
     line_id: str | None = LINE,
     external_message_id: str | None = None,
     name: str | None = None,
+    username: str | None = None,
     sent_at: datetime | None = None,
     **fields: Any,
 ) -> MessageReceived:
@@ -73,7 +74,7 @@ def message_received(
         external_chat_id=chat,
         external_user_id=chat,
         external_message_id=external_message_id or str(next(_external_ids)),
-        customer=Customer(name=name or f"Customer {chat}", external_id=chat),
+        customer=Customer(name=name or f"Customer {chat}", username=username, external_id=chat),
         text=text,
         sent_at=sent_at or utc_now(),
         line_id=line_id,
