@@ -15,6 +15,7 @@ from openlines.events.catalog import (
     DialogTransferred,
     OperatorPresenceChanged,
 )
+from openlines.kit.testing.lines import write_lines
 from openlines.routing.settings import RoutingSettings
 
 from .routing_support import (
@@ -258,9 +259,8 @@ def _settings_with(
     **overrides: Any,
 ) -> RoutingSettings:
     """Settings for a test with its own lines file."""
-    lines = tmp_path / "lines.yaml"
-    lines.write_text(lines_yaml)
-    return routing_settings(kafka_bootstrap, database_url, db_schema, lines, **overrides)
+    lines_file = write_lines(tmp_path, lines_yaml)
+    return routing_settings(kafka_bootstrap, database_url, db_schema, lines_file, **overrides)
 
 
 ONE_EACH = """
