@@ -26,6 +26,7 @@ from openlines.events.catalog import (
     DialogClosed,
     DialogOpened,
     Direction,
+    InboundMessageEdited,
     MessageAppended,
     MessageDeliveryUpdated,
     MessageDispatched,
@@ -78,6 +79,27 @@ def message_received(
         text=text,
         sent_at=sent_at or utc_now(),
         line_id=line_id,
+        **fields,
+    )
+
+
+def message_edited(
+    external_message_id: str,
+    text: str | None = "edited",
+    *,
+    chat: str = CHAT,
+    channel_id: str = CHANNEL,
+    edited_at: datetime | None = None,
+    **fields: Any,
+) -> InboundMessageEdited:
+    """The customer's edit of their message `external_message_id` in chat `chat`."""
+    return InboundMessageEdited(
+        channel_id=channel_id,
+        channel_type=channel_type_of(channel_id),
+        conversation_key=conversation_key(channel_id, chat),
+        external_message_id=external_message_id,
+        text=text,
+        edited_at=edited_at or utc_now(),
         **fields,
     )
 
