@@ -7,7 +7,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -52,15 +51,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     """Kept for callers not yet moved to `reserve_port`, which it is (see ports.py): never a
     port-0 bind, whose port any outgoing connection can take before the server binds it."""
     return reserve_port(host)
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def log_tail(path: Path | None, lines: int = 30) -> str:
