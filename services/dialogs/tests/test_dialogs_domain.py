@@ -48,7 +48,7 @@ from openlines.events.catalog import (
     MessageReceived,
 )
 from openlines.events.envelope import EventPayload
-from openlines.events.testing.factories import message_received
+from openlines.events.testing.factories import dialog_assigned, message_received
 from openlines.kit.access import Scope
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -159,15 +159,7 @@ def test_routing_assigns_only_an_open_unassigned_dialog_of_its_line() -> None:
     with pytest.raises(DialogNotOpen):
         dialog.assign_by_routing("ann", line_id="other-line")
     events = dialog.assign_by_routing("ann", line_id="demo", strategy="round_robin")
-    assert events == [
-        DialogAssigned(
-            dialog_id=dialog.id,
-            operator_id="ann",
-            assigned_by=AssignedBy.ROUTING,
-            strategy="round_robin",
-            line_id="demo",
-        )
-    ]
+    assert events == [dialog_assigned(dialog.id, "ann", strategy="round_robin")]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id) == (DialogStatus.ACTIVE, "ann")
     assert dialog.assign_by_routing("ann", line_id="demo") == []  # redelivered command
@@ -355,13 +347,7 @@ def test_an_operator_closing_an_unassigned_dialog_takes_it_first(reason: CloseRe
     else:
         events = dialog.close("ann", reason, take_first=True)
     assert events == [
-        DialogAssigned(
-            dialog_id=dialog.id,
-            operator_id="ann",
-            assigned_by=AssignedBy.OPERATOR,
-            actor_id="ann",
-            line_id="demo",
-        ),
+        dialog_assigned(dialog.id, "ann", by=AssignedBy.OPERATOR, actor_id="ann"),
         closed_by_ann(dialog, reason),
     ]
     record(dialog, events)
@@ -497,14 +483,7 @@ def test_replay_rebuilds_the_same_state() -> None:
 
 def test_system_lines_describe_state_changes() -> None:
     d = uuid.uuid4()
-    assert (
-        describe(
-            DialogAssigned(
-                dialog_id=d, operator_id="ann", assigned_by=AssignedBy.ROUTING, line_id="demo"
-            )
-        )
-        == "Assigned to ann by routing"
-    )
+    assert describe(dialog_assigned(d, "ann")) == "Assigned to ann by routing"
     assert (
         describe(
             DialogClosed(dialog_id=d, reason=CloseReason.OPERATOR, actor_id="ann", line_id="demo")
