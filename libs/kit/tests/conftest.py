@@ -10,19 +10,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openlines.kit.db.engine import create_engine
-from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.kit.kafka.producer import create_producer
+from openlines.kit.testing.service import migrated_engine
+
+from .helpers import Kit
 
 
 @pytest.fixture
 async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine]:
-    migrate(database_url, db_schema)
-    eng = create_engine(database_url, db_schema, pool_size=12)
-    yield eng
-    await eng.dispose()
+    async with migrated_engine(database_url, db_schema, pool_size=12) as eng:
+        yield eng
 
 
 @pytest.fixture
@@ -47,3 +46,16 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await p.start()
     yield p
     await p.stop()
+
+
+@pytest.fixture
+def kit(
+    engine: AsyncEngine,
+    store: EventStore,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    db_schema: str,
+    database_url: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> Kit:
+    return Kit(engine, store, producer, kafka_bootstrap, db_schema, database_url, new_topic)

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import DialogRenamed
 from openlines.events.codec import encode
@@ -17,27 +17,18 @@ from openlines.events.envelope import Envelope
 from openlines.events.topics import dlq_topic
 from openlines.kit.consumer import ConsumerRunner, Subscription
 from openlines.kit.kafka.producer import create_producer
-from openlines.kit.testing.infra import consumer_options
 
-from .helpers import catch_all, read_all, renamed
-
-
-async def _make_counter(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("CREATE TABLE effects (title text PRIMARY KEY, times int NOT NULL)")
-        )
-
-
-async def count_effect(conn: AsyncConnection, env: Envelope) -> None:
-    # Deliberately NOT idempotent on its own: double application would show as times = 2.
-    await conn.execute(
-        text(
-            "INSERT INTO effects VALUES (:t, 1) ON CONFLICT (title) "
-            "DO UPDATE SET times = effects.times + 1"
-        ),
-        {"t": f"{env.stream_id}/{env.payload.title}"},
-    )
+from .helpers import (
+    Kit,
+    catch_all,
+    count_effect,
+    has_applied,
+    make_counter,
+    read_all,
+    read_effects,
+    renamed,
+    run_until,
+)
 
 
 async def _publish(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> None:
@@ -58,51 +49,6 @@ def _records(n: int, stream: str = "s") -> list[Envelope]:
     ]
 
 
-async def _run_until(
-    runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30.0
-) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        async with asyncio.timeout(timeout):
-            while not await done():
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
-
-
-async def _effects(engine: AsyncEngine) -> dict[str, int]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT title, times FROM effects"))
-        return {r.title: r.times for r in rows}
-
-
-def _runner(
-    sub: Subscription,
-    engine: AsyncEngine,
-    bootstrap: str,
-    producer,
-    cls: type[ConsumerRunner] = ConsumerRunner,
-) -> ConsumerRunner:
-    return cls(
-        sub,
-        engine=engine,
-        bootstrap=bootstrap,
-        dlq_producer=producer,
-        consumer_options=consumer_options(bootstrap),
-    )
-
-
-def _applied(runner: ConsumerRunner, n: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return runner.status.applied >= n and runner.status.lag == 0
-
-    return check
-
-
 def _caught_up(runner: ConsumerRunner) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         s = runner.status
@@ -111,24 +57,18 @@ def _caught_up(runner: ConsumerRunner) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_redelivered_records_have_no_second_effect(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer,
-    db_schema: str,
-) -> None:
-    await _make_counter(engine)
-    topic = await new_topic(partitions=1)
+async def test_redelivered_records_have_no_second_effect(kit: Kit) -> None:
+    await make_counter(kit.engine)
+    topic = await kit.new_topic(partitions=1)
     envs = _records(50)
     records = [encode(e) for e in envs]
-    await _publish(kafka_bootstrap, topic, [r.value for r in records], [r.key for r in records])
+    await _publish(kit.bootstrap, topic, [r.value for r in records], [r.key for r in records])
     # The relay may publish an event twice after a crash: send a few again.
     await _publish(
-        kafka_bootstrap, topic, [r.value for r in records[:10]], [r.key for r in records[:10]]
+        kit.bootstrap, topic, [r.value for r in records[:10]], [r.key for r in records[:10]]
     )
 
-    group = f"proj-{db_schema}"
+    group = f"proj-{kit.schema}"
 
     class CrashesBeforeOffsetCommit(ConsumerRunner):
         # The DB transaction commits, then the process "dies" before Kafka hears about it.
@@ -136,26 +76,20 @@ async def test_redelivered_records_have_no_second_effect(
             return None
 
     sub = catch_all(group, topic, count_effect, batch_size=7)
-    first = _runner(sub, engine, kafka_bootstrap, producer, cls=CrashesBeforeOffsetCommit)
-    await _run_until(first, _applied(first, 50))
+    first = kit.runner(sub, cls=CrashesBeforeOffsetCommit)
+    await run_until(first, has_applied(first, 50))
     # No offsets were committed: a new member of the group gets everything again.
-    second = _runner(sub, engine, kafka_bootstrap, producer)
-    await _run_until(second, _caught_up(second))
-    effects = await _effects(engine)
+    second = kit.runner(sub)
+    await run_until(second, _caught_up(second))
+    effects = await read_effects(kit.engine)
     assert len(effects) == 50
     assert set(effects.values()) == {1}
     assert second.status.applied == 0
 
 
-async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer,
-    db_schema: str,
-) -> None:
-    await _make_counter(engine)
-    topic = await new_topic(partitions=1)
+async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(kit: Kit) -> None:
+    await make_counter(kit.engine)
+    topic = await kit.new_topic(partitions=1)
     envs = _records(20)
 
     async def fails_on_title_5(conn: AsyncConnection, env: Envelope) -> None:
@@ -168,25 +102,25 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     keys = [r.key for r in records]
     values.insert(12, b"{not json")  # undecodable: straight to the DLQ, no retries
     keys.insert(12, b"s")
-    await _publish(kafka_bootstrap, topic, values, keys)
+    await _publish(kit.bootstrap, topic, values, keys)
 
     sub = catch_all(
-        f"poison-{db_schema}",
+        f"poison-{kit.schema}",
         topic,
         fails_on_title_5,
         batch_size=50,
         max_attempts=3,
         retry_backoff=0.01,
     )
-    runner = _runner(sub, engine, kafka_bootstrap, producer)
-    await _run_until(runner, _applied(runner, 19))
-    effects = await _effects(engine)
+    runner = kit.runner(sub)
+    await run_until(runner, has_applied(runner, 19))
+    effects = await read_effects(kit.engine)
     assert "s/title 5" not in effects  # its effect was rolled back with its savepoint
     assert len(effects) == 19 and set(effects.values()) == {1}
     # Counted once each, after commit: the rolled-back first attempt at the batch counts nothing.
     assert runner.status.applied == 19
 
-    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 2)
+    dead = await read_all(kit.bootstrap, dlq_topic(topic), 2)
     assert len(dead) == 2
     by_offset = {int(dict(r.headers)["dlq.original_offset"]): dict(r.headers) for r in dead}
     assert set(by_offset) == {5, 12}
@@ -202,63 +136,49 @@ async def test_poison_record_goes_to_dlq_and_partition_keeps_moving(
     )
 
 
-async def test_events_not_accepted_are_acknowledged_without_a_transaction(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer,
-    db_schema: str,
-) -> None:
-    await _make_counter(engine)
-    topic = await new_topic(partitions=1)
+async def test_events_not_accepted_are_acknowledged_without_a_transaction(kit: Kit) -> None:
+    await make_counter(kit.engine)
+    topic = await kit.new_topic(partitions=1)
     records = [encode(e) for e in _records(10)]
     values = [r.value for r in records]
     keys = [r.key for r in records]
     values.insert(4, b"{not json")  # not decodable, so not "not accepted": still dead-lettered
     keys.insert(4, b"s")
-    await _publish(kafka_bootstrap, topic, values, keys)
+    await _publish(kit.bootstrap, topic, values, keys)
 
     def even_titles(event: DialogRenamed) -> bool:
         return int(event.title.split()[-1]) % 2 == 0
 
-    group = f"filtered-{db_schema}"
+    group = f"filtered-{kit.schema}"
     sub: Subscription[Any] = Subscription(group, [topic], batch_size=3)
     sub.on(DialogRenamed, when=even_titles)(count_effect)
-    filtered = _runner(sub, engine, kafka_bootstrap, producer)
-    await _run_until(filtered, _applied(filtered, 5))
-    assert await _effects(engine) == {f"s/title {i}": 1 for i in (0, 2, 4, 6, 8)}
-    async with engine.connect() as conn:
+    filtered = kit.runner(sub)
+    await run_until(filtered, has_applied(filtered, 5))
+    assert await read_effects(kit.engine) == {f"s/title {i}": 1 for i in (0, 2, 4, 6, 8)}
+    async with kit.engine.connect() as conn:
         claimed = await conn.scalar(
             text("SELECT count(*) FROM inbox WHERE consumer = :c"), {"c": group}
         )
     assert claimed == 5  # the odd ones left no inbox row
-    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    dead = await read_all(kit.bootstrap, dlq_topic(topic), 1)
     assert [r.value for r in dead] == [b"{not json"]
 
     # The skipped records were acknowledged: the group, without the filter, has nothing left.
-    everything = _runner(
-        catch_all(group, topic, count_effect, batch_size=3), engine, kafka_bootstrap, producer
-    )
-    await _run_until(everything, _caught_up(everything))
+    everything = kit.runner(catch_all(group, topic, count_effect, batch_size=3))
+    await run_until(everything, _caught_up(everything))
     assert everything.status.applied == 0
-    assert len(await _effects(engine)) == 5
+    assert len(await read_effects(kit.engine)) == 5
 
 
-async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer,
-    db_schema: str,
-) -> None:
-    async with engine.begin() as conn:
+async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(kit: Kit) -> None:
+    async with kit.engine.begin() as conn:
         await conn.execute(text("CREATE TABLE tallies (id text PRIMARY KEY, n int NOT NULL)"))
         await conn.execute(text("INSERT INTO tallies VALUES ('a', 0), ('b', 0)"))
     # Two topics whose batches touch the same two rows in opposite orders.
     orders = {"s1": ["a", "b"], "s2": ["b", "a"]}
     topics = {}
     for stream, rows in orders.items():
-        topics[stream] = await new_topic(partitions=1)
+        topics[stream] = await kit.new_topic(partitions=1)
         envs = [
             Envelope.new(
                 DialogRenamed(dialog_id=uuid.uuid4(), title=row, actor_id="op"),
@@ -270,7 +190,7 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
         ]
         records = [encode(e) for e in envs]
         await _publish(
-            kafka_bootstrap, topics[stream], [r.value for r in records], [r.key for r in records]
+            kit.bootstrap, topics[stream], [r.value for r in records], [r.key for r in records]
         )
 
     both_hold_their_first_row = asyncio.Barrier(2)
@@ -285,12 +205,7 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
             await asyncio.wait_for(both_hold_their_first_row.wait(), 30)
 
     runners = [
-        _runner(
-            catch_all(f"tally-{stream}-{db_schema}", topic, tally, batch_size=10),
-            engine,
-            kafka_bootstrap,
-            producer,
-        )
+        kit.runner(catch_all(f"tally-{stream}-{kit.schema}", topic, tally, batch_size=10))
         for stream, topic in topics.items()
     ]
     flagged: list[str] = []
@@ -309,7 +224,7 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
         stop.set()
         await asyncio.gather(*tasks)
 
-    async with engine.connect() as conn:
+    async with kit.engine.connect() as conn:
         result = await conn.execute(text("SELECT id, n FROM tallies"))
         tallies = {row.id: row.n for row in result}
     assert tallies == {"a": 2, "b": 2}  # the loser's rolled-back work was redone, once
@@ -324,18 +239,12 @@ async def test_a_deadlock_between_two_consumers_is_retried_and_keeps_them_ready(
     assert flagged == []  # a lost deadlock is not an outage: readiness never went red
 
 
-async def test_a_batch_retried_after_an_outage_dead_letters_nothing_twice(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer,
-    db_schema: str,
-) -> None:
-    await _make_counter(engine)
-    topic = await new_topic(partitions=1)
+async def test_a_batch_retried_after_an_outage_dead_letters_nothing_twice(kit: Kit) -> None:
+    await make_counter(kit.engine)
+    topic = await kit.new_topic(partitions=1)
     records = [encode(e) for e in _records(3)]
     values = [b"{not json", *(r.value for r in records)]
-    await _publish(kafka_bootstrap, topic, values, [b"s"] * len(values))
+    await _publish(kit.bootstrap, topic, values, [b"s"] * len(values))
     outages = [OSError("database went away")]  # the first handler call meets an outage
 
     async def flaky(conn: AsyncConnection, env: Envelope) -> None:
@@ -343,14 +252,9 @@ async def test_a_batch_retried_after_an_outage_dead_letters_nothing_twice(
             raise outages.pop()
         await count_effect(conn, env)
 
-    runner = _runner(
-        catch_all(f"flaky-{db_schema}", topic, flaky, batch_size=10),
-        engine,
-        kafka_bootstrap,
-        producer,
-    )
-    await _run_until(runner, _applied(runner, 3))
-    assert len(await _effects(engine)) == 3
+    runner = kit.runner(catch_all(f"flaky-{kit.schema}", topic, flaky, batch_size=10))
+    await run_until(runner, has_applied(runner, 3))
+    assert len(await read_effects(kit.engine)) == 3
     # Both attempts were over before the records applied: a second copy would be there.
-    dead = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    dead = await read_all(kit.bootstrap, dlq_topic(topic), 1)
     assert [r.value for r in dead] == [b"{not json"]

@@ -5,38 +5,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.codec import decode
-from openlines.kit.db.engine import libpq_dsn
-from openlines.kit.eventstore import EventStore
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.testing.waiting import eventually
 
-from .helpers import read_all, renamed
+from .helpers import Kit, read_all, renamed
 
 WRITERS = 8
 EVENTS_PER_WRITER = 1000
 STREAMS_PER_WRITER = 10
 
 
-async def test_eight_concurrent_writers_nothing_missing_order_kept(
-    engine: AsyncEngine,
-    db_schema: str,
-    database_url: str,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer: AIOKafkaProducer,
-    store: EventStore,
-) -> None:
-    topic = await new_topic()
-    relay = OutboxRelay(
-        engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), batch_size=300
-    )
+async def test_eight_concurrent_writers_nothing_missing_order_kept(kit: Kit) -> None:
+    topic = await kit.new_topic()
+    relay = kit.relay(batch_size=300)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     rng = random.Random(7)
@@ -45,8 +30,8 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
         versions: dict[str, int] = defaultdict(int)
         for i in range(EVENTS_PER_WRITER):
             stream = f"w{w}-s{i % STREAMS_PER_WRITER}"
-            async with engine.begin() as conn:
-                await store.append(
+            async with kit.engine.begin() as conn:
+                await kit.store.append(
                     conn, stream, versions[stream], [renamed(i, stream)], topic=topic
                 )
                 if rng.random() < 0.05:
@@ -56,7 +41,7 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
 
     try:
         await asyncio.gather(*(writer(w) for w in range(WRITERS)))
-        records = await read_all(kafka_bootstrap, topic, WRITERS * EVENTS_PER_WRITER)
+        records = await read_all(kit.bootstrap, topic, WRITERS * EVENTS_PER_WRITER)
     finally:
         stop.set()
         await relay_task
@@ -75,23 +60,15 @@ async def test_eight_concurrent_writers_nothing_missing_order_kept(
         assert versions == list(range(1, len(versions) + 1)), stream
 
 
-async def test_a_lower_position_committing_late_is_published_not_skipped(
-    engine: AsyncEngine,
-    db_schema: str,
-    database_url: str,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer: AIOKafkaProducer,
-    store: EventStore,
-) -> None:
+async def test_a_lower_position_committing_late_is_published_not_skipped(kit: Kit) -> None:
     """The classic outbox bug: rows [p+1] are read and sent; the transaction holding p commits
     before the relay deletes what it sent. p must survive that delete and be sent later."""
-    topic = await new_topic()
-    slow = await engine.connect()
+    topic = await kit.new_topic()
+    slow = await kit.engine.connect()
     await slow.begin()
-    [late] = await store.append(slow, "late", 0, [renamed(1, "late")], topic=topic)
-    async with engine.begin() as fast:  # takes the next position and commits first
-        [early] = await store.append(fast, "early", 0, [renamed(1, "early")], topic=topic)
+    [late] = await kit.store.append(slow, "late", 0, [renamed(1, "late")], topic=topic)
+    async with kit.engine.begin() as fast:  # takes the next position and commits first
+        [early] = await kit.store.append(fast, "early", 0, [renamed(1, "early")], topic=topic)
 
     class CommitsLateRowMidRound(OutboxRelay):
         async def send(self, rows):
@@ -100,32 +77,22 @@ async def test_a_lower_position_committing_late_is_published_not_skipped(
                 await slow.commit()  # after the read, before the delete
             return unpublishable
 
-    relay = CommitsLateRowMidRound(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
+    relay = kit.relay(cls=CommitsLateRowMidRound)
     try:
         assert await relay.publish_pending() == 1  # only "early" was visible
         assert await relay.publish_pending() == 1  # the lower position, a round later
         assert await relay.publish_pending() == 0
-        records = await read_all(kafka_bootstrap, topic, 2)
+        records = await read_all(kit.bootstrap, topic, 2)
     finally:
         await slow.close()
     ids = {decode(r.value, r.headers, topic=topic).event_id for r in records}
     assert ids == {late.event_id, early.event_id}
 
 
-async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
-    engine: AsyncEngine,
-    db_schema: str,
-    database_url: str,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer: AIOKafkaProducer,
-    store: EventStore,
-) -> None:
-    topic = await new_topic()
+async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(kit: Kit) -> None:
+    topic = await kit.new_topic()
     # Polling alone would take a minute: only the outbox trigger's NOTIFY can beat the timeout.
-    relay = OutboxRelay(
-        engine, producer, schema=db_schema, dsn=libpq_dsn(database_url), poll_interval=60
-    )
+    relay = kit.relay(poll_interval=60)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
@@ -135,8 +102,8 @@ async def test_an_idle_relay_is_woken_by_the_commit_not_by_polling(
             lambda: relay.is_leader and relay.last_round_at == relay.last_progress_at,
             timeout=20,
         )
-        async with engine.begin() as conn:
-            await store.append(conn, "woken", 0, [renamed(1, "woken")], topic=topic)
+        async with kit.engine.begin() as conn:
+            await kit.store.append(conn, "woken", 0, [renamed(1, "woken")], topic=topic)
         async with asyncio.timeout(10):
             while relay.published < 1:
                 await asyncio.sleep(0.05)

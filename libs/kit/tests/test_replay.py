@@ -4,21 +4,18 @@ the same group carries on where the replay stopped; the parallel form splits the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
-from openlines.kit.consumer import ConsumerRunner
 from openlines.kit.kafka.producer import create_producer
 from openlines.kit.parallel_replay import ReplayJob, replay_parallel, split
 from openlines.kit.replay import replay
 from openlines.kit.testing.projection import EVENT_LOG_DDL, copy_into_event_log
 
-from .helpers import catch_all, renamed
+from .helpers import Kit, catch_all, renamed
 
 
 def _events(streams: int, per_stream: int) -> list[Envelope]:
@@ -63,9 +60,7 @@ async def _inbox_count(engine: AsyncEngine, consumer: str) -> int:
 
 
 async def _history(
-    engine: AsyncEngine,
-    bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
+    kit: Kit,
     *,
     partitions: int,
     streams: int,
@@ -75,36 +70,21 @@ async def _history(
 ) -> str:
     """An empty event log and a topic holding a history, `twice` events of it republished
     (as the relay does after a crash) and `garbage` undecodable records; returns the topic."""
-    async with engine.begin() as conn:
+    async with kit.engine.begin() as conn:
         await conn.execute(text(EVENT_LOG_DDL))
-    topic = await new_topic(partitions=partitions)
+    topic = await kit.new_topic(partitions=partitions)
     history = _events(streams=streams, per_stream=per_stream)
-    await _publish(bootstrap, topic, history + history[:twice], garbage=garbage)
+    await _publish(kit.bootstrap, topic, history + history[:twice], garbage=garbage)
     return topic
 
 
-async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer: AIOKafkaProducer,
-    db_schema: str,
-) -> None:
-    topic = await _history(
-        engine,
-        kafka_bootstrap,
-        new_topic,
-        partitions=3,
-        streams=12,
-        per_stream=25,
-        twice=30,
-        garbage=1,
-    )
+async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(kit: Kit) -> None:
+    topic = await _history(kit, partitions=3, streams=12, per_stream=25, twice=30, garbage=1)
 
-    name = f"log-{db_schema}"
+    name = f"log-{kit.schema}"
     stats = await replay(
-        engine=engine,
-        bootstrap=kafka_bootstrap,
+        engine=kit.engine,
+        bootstrap=kit.bootstrap,
         topics=[topic],
         consumer_name=name,
         apply_batch=copy_into_event_log,
@@ -112,9 +92,9 @@ async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
         group=name,
     )
     assert (stats.events, stats.duplicates, stats.undecodable) == (300, 30, 1)
-    log = await _event_log(engine)
+    log = await _event_log(kit.engine)
     assert log == {f"s{s}": list(range(1, 26)) for s in range(12)}
-    assert await _inbox_count(engine, name) == 300
+    assert await _inbox_count(kit.engine, name) == 300
 
     # A live consumer of the same group and inbox: nothing of the history again, new ones yes.
     applied: list[Envelope] = []
@@ -123,14 +103,9 @@ async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
         applied.append(env)
         await copy_into_event_log(conn, [env])
 
-    runner = ConsumerRunner(
-        catch_all(name, topic, live_handler, batch_size=50),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-    )
+    runner = kit.runner(catch_all(name, topic, live_handler, batch_size=50))
     fresh = [Envelope.new(renamed(25, "s0"), stream_id="s0", stream_version=26, producer="test")]
-    await _publish(kafka_bootstrap, topic, fresh)
+    await _publish(kit.bootstrap, topic, fresh)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -141,7 +116,7 @@ async def test_replay_applies_each_event_once_then_the_live_consumer_carries_on(
         stop.set()
         await task
     assert [env.event_id for env in applied] == [fresh[0].event_id]
-    assert (await _event_log(engine))["s0"] == list(range(1, 27))
+    assert (await _event_log(kit.engine))["s0"] == list(range(1, 27))
 
 
 def test_partitions_are_dealt_into_non_empty_shares() -> None:
@@ -151,29 +126,14 @@ def test_partitions_are_dealt_into_non_empty_shares() -> None:
     assert split([], 3) == []
 
 
-async def test_parallel_replay_gives_each_partition_to_one_worker(
-    engine: AsyncEngine,
-    database_url: str,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    db_schema: str,
-) -> None:
-    topic = await _history(
-        engine,
-        kafka_bootstrap,
-        new_topic,
-        partitions=4,
-        streams=20,
-        per_stream=30,
-        twice=40,
-        garbage=2,
-    )
+async def test_parallel_replay_gives_each_partition_to_one_worker(kit: Kit) -> None:
+    topic = await _history(kit, partitions=4, streams=20, per_stream=30, twice=40, garbage=2)
 
-    name = f"plog-{db_schema}"
+    name = f"plog-{kit.schema}"
     job = ReplayJob(
-        database_url=database_url,
-        schema=db_schema,
-        bootstrap=kafka_bootstrap,
+        database_url=kit.database_url,
+        schema=kit.schema,
+        bootstrap=kit.bootstrap,
         topics=(topic,),
         consumer_name=name,
         apply_batch=copy_into_event_log,
@@ -181,5 +141,5 @@ async def test_parallel_replay_gives_each_partition_to_one_worker(
     )
     stats = await replay_parallel(job, workers=2)
     assert (stats.events, stats.duplicates, stats.undecodable) == (600, 40, 2)
-    assert await _event_log(engine) == {f"s{s}": list(range(1, 31)) for s in range(20)}
-    assert await _inbox_count(engine, name) == 600
+    assert await _event_log(kit.engine) == {f"s{s}": list(range(1, 31)) for s in range(20)}
+    assert await _inbox_count(kit.engine, name) == 600

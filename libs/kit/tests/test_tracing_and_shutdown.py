@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from multidict import CIMultiDict
 from opentelemetry import propagate
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
-from openlines.kit.consumer import ConsumerRunner
-from openlines.kit.db.engine import libpq_dsn
-from openlines.kit.eventstore import EventStore
-from openlines.kit.relay import OutboxRelay
 from openlines.kit.telemetry import (
     context_from_http,
     current_trace_ids,
@@ -25,8 +20,7 @@ from openlines.kit.telemetry import (
 )
 from openlines.kit.testing.infra import consumer_options
 
-from .helpers import catch_all, renamed
-from .test_consumer import _effects, _make_counter, count_effect
+from .helpers import Kit, catch_all, count_effect, make_counter, read_effects, renamed
 
 
 def test_traceparent_is_what_the_w3c_propagator_writes() -> None:
@@ -58,25 +52,17 @@ def test_http_trace_context_is_read_whatever_the_header_capitals() -> None:
     assert ids is not None and ids[0] == trace_id
 
 
-async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
-    engine: AsyncEngine,
-    db_schema: str,
-    database_url: str,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    producer: AIOKafkaProducer,
-    store: EventStore,
-) -> None:
+async def test_trace_id_travels_from_writer_through_kafka_to_consumer(kit: Kit) -> None:
     setup_tracing("kit-test")
-    topic = await new_topic(partitions=1)
+    topic = await kit.new_topic(partitions=1)
     with tracer().start_as_current_span("operator request"):
         ids = current_trace_ids()
         assert ids is not None
         writer_trace = ids[0]
-        async with engine.begin() as conn:
-            await store.append(conn, "t1", 0, [renamed(1, "t1")], topic=topic)
+        async with kit.engine.begin() as conn:
+            await kit.store.append(conn, "t1", 0, [renamed(1, "t1")], topic=topic)
 
-    relay = OutboxRelay(engine, producer, schema=db_schema, dsn=libpq_dsn(database_url))
+    relay = kit.relay()
     assert await relay.publish_pending() == 1
 
     seen: list[str] = []
@@ -85,13 +71,7 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
         ids = current_trace_ids()
         seen.append(ids[0] if ids else "none")
 
-    runner = ConsumerRunner(
-        catch_all(f"trace-{db_schema}", topic, remember_trace),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-        consumer_options=consumer_options(kafka_bootstrap),
-    )
+    runner = kit.runner(catch_all(f"trace-{kit.schema}", topic, remember_trace))
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -104,19 +84,13 @@ async def test_trace_id_travels_from_writer_through_kafka_to_consumer(
     assert seen == [writer_trace]
 
 
-async def test_shutdown_finishes_the_batch_in_hand_and_commits(
-    engine: AsyncEngine,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., Awaitable[str]],
-    db_schema: str,
-    producer: AIOKafkaProducer,
-) -> None:
-    await _make_counter(engine)
-    topic = await new_topic(partitions=1)
+async def test_shutdown_finishes_the_batch_in_hand_and_commits(kit: Kit) -> None:
+    await make_counter(kit.engine)
+    topic = await kit.new_topic(partitions=1)
     for i in range(40):
         r = encode(Envelope.new(renamed(i, "s"), stream_id="s", stream_version=i + 1, producer="t"))
-        await producer.send(topic, r.value, key=r.key)
-    await producer.flush()
+        await kit.producer.send(topic, r.value, key=r.key)
+    await kit.producer.flush()
 
     stop = asyncio.Event()
     started_batch = asyncio.Event()
@@ -126,14 +100,8 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
         await asyncio.sleep(0.02)  # 40 x 20 ms: the stop arrives mid-batch
         await count_effect(conn, env)
 
-    group = f"shutdown-{db_schema}"
-    runner = ConsumerRunner(
-        catch_all(group, topic, slow, batch_size=40),
-        engine=engine,
-        bootstrap=kafka_bootstrap,
-        dlq_producer=producer,
-        consumer_options=consumer_options(kafka_bootstrap),
-    )
+    group = f"shutdown-{kit.schema}"
+    runner = kit.runner(catch_all(group, topic, slow, batch_size=40))
     task = asyncio.create_task(runner.run(stop))
     async with asyncio.timeout(30):
         await started_batch.wait()
@@ -141,16 +109,16 @@ async def test_shutdown_finishes_the_batch_in_hand_and_commits(
     await task
     applied = runner.status.applied
     assert applied > 1  # the rest of the batch in hand was applied, not dropped
-    effects = await _effects(engine)
+    effects = await read_effects(kit.engine)
     assert len(effects) == applied and set(effects.values()) == {1}
 
     # Its offsets were committed: the group's next member starts after the batch.
     check = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka_bootstrap,
+        bootstrap_servers=kit.bootstrap,
         group_id=group,
         enable_auto_commit=False,
-        **consumer_options(kafka_bootstrap),
+        **consumer_options(kit.bootstrap),
     )
     await check.start()
     try:

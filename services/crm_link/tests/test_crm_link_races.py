@@ -20,10 +20,9 @@ from openlines.events.catalog import DialogLinkedToCrm, LeadCreated
 from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS
-from openlines.kit.db.engine import create_engine
-from openlines.kit.db.migrate import migrate
 from openlines.kit.eventstore import EventStore
 from openlines.kit.subscription import Subscription
+from openlines.kit.testing.service import migrated_engine
 
 from .crm_support import opened
 
@@ -52,10 +51,8 @@ class RacingEventStore(EventStore):
 
 @pytest.fixture
 async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, database_url, db_schema, MIGRATIONS)
-    eng = create_engine(database_url, db_schema, pool_size=12)
-    yield eng
-    await eng.dispose()
+    async with migrated_engine(database_url, db_schema, MIGRATIONS, pool_size=12) as eng:
+        yield eng
 
 
 async def test_concurrent_dialogs_of_a_new_identity_make_one_customer_and_one_lead(

@@ -33,9 +33,7 @@ from openlines.dialogs.domain import (
 )
 from openlines.events.catalog import (
     AssignedBy,
-    ChannelType,
     CloseReason,
-    Customer,
     DeliveryStatus,
     DialogAssigned,
     DialogClosed,
@@ -50,6 +48,7 @@ from openlines.events.catalog import (
     MessageReceived,
 )
 from openlines.events.envelope import EventPayload
+from openlines.events.testing.factories import dialog_assigned, message_received
 from openlines.kit.access import Scope
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -60,18 +59,7 @@ OUTSIDER = Scope("eve", member_lines=frozenset({"other"}))
 
 
 def received(external_id: str = "1", *, at: datetime = T0, text: str = "hi") -> MessageReceived:
-    return MessageReceived(
-        channel_id="tg-demo",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key="tg-demo:42",
-        external_chat_id="42",
-        external_user_id="42",
-        external_message_id=external_id,
-        customer=Customer(name="Carl", external_id="42"),
-        text=text,
-        sent_at=at,
-        line_id="demo",
-    )
+    return message_received(text=text, external_message_id=external_id, name="Carl", sent_at=at)
 
 
 def record(dialog: Dialog, events: Sequence[EventPayload], at: datetime = T0) -> None:
@@ -171,15 +159,7 @@ def test_routing_assigns_only_an_open_unassigned_dialog_of_its_line() -> None:
     with pytest.raises(DialogNotOpen):
         dialog.assign_by_routing("ann", line_id="other-line")
     events = dialog.assign_by_routing("ann", line_id="demo", strategy="round_robin")
-    assert events == [
-        DialogAssigned(
-            dialog_id=dialog.id,
-            operator_id="ann",
-            assigned_by=AssignedBy.ROUTING,
-            strategy="round_robin",
-            line_id="demo",
-        )
-    ]
+    assert events == [dialog_assigned(dialog.id, "ann", strategy="round_robin")]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id) == (DialogStatus.ACTIVE, "ann")
     assert dialog.assign_by_routing("ann", line_id="demo") == []  # redelivered command
@@ -329,18 +309,17 @@ def test_sla_state_thresholds() -> None:
 # -- close, spam, reopen, queue ------------------------------------------------------------
 
 
+def closed_by_ann(dialog: Dialog, reason: CloseReason) -> DialogClosed:
+    """What ann closing (or marking as spam) the demo-line dialog she holds records."""
+    return DialogClosed(
+        dialog_id=dialog.id, reason=reason, actor_id="ann", line_id="demo", operator_id="ann"
+    )
+
+
 def test_close_keeps_the_assignee_and_is_idempotent() -> None:
     dialog = assigned_to("ann")
     events = dialog.close("ann", CloseReason.OPERATOR)
-    assert events == [
-        DialogClosed(
-            dialog_id=dialog.id,
-            reason=CloseReason.OPERATOR,
-            actor_id="ann",
-            line_id="demo",
-            operator_id="ann",
-        )
-    ]
+    assert events == [closed_by_ann(dialog, CloseReason.OPERATOR)]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id, dialog.waiting_since) == (
         DialogStatus.CLOSED,
@@ -354,15 +333,7 @@ def test_a_closed_dialog_may_still_be_marked_as_spam() -> None:
     dialog = assigned_to("ann")
     record(dialog, dialog.close("ann", CloseReason.OPERATOR))
     events = dialog.mark_spam("ann", take_first=True)
-    assert events == [
-        DialogClosed(
-            dialog_id=dialog.id,
-            reason=CloseReason.SPAM,
-            actor_id="ann",
-            line_id="demo",
-            operator_id="ann",
-        )
-    ]
+    assert events == [closed_by_ann(dialog, CloseReason.SPAM)]
     record(dialog, events)
     assert (dialog.status, dialog.assignee_id) == (DialogStatus.SPAM, "ann")
     assert dialog.mark_spam("ann") == []
@@ -376,16 +347,8 @@ def test_an_operator_closing_an_unassigned_dialog_takes_it_first(reason: CloseRe
     else:
         events = dialog.close("ann", reason, take_first=True)
     assert events == [
-        DialogAssigned(
-            dialog_id=dialog.id,
-            operator_id="ann",
-            assigned_by=AssignedBy.OPERATOR,
-            actor_id="ann",
-            line_id="demo",
-        ),
-        DialogClosed(
-            dialog_id=dialog.id, reason=reason, actor_id="ann", line_id="demo", operator_id="ann"
-        ),
+        dialog_assigned(dialog.id, "ann", by=AssignedBy.OPERATOR, actor_id="ann"),
+        closed_by_ann(dialog, reason),
     ]
     record(dialog, events)
     assert dialog.assignee_id == "ann"
@@ -520,14 +483,7 @@ def test_replay_rebuilds_the_same_state() -> None:
 
 def test_system_lines_describe_state_changes() -> None:
     d = uuid.uuid4()
-    assert (
-        describe(
-            DialogAssigned(
-                dialog_id=d, operator_id="ann", assigned_by=AssignedBy.ROUTING, line_id="demo"
-            )
-        )
-        == "Assigned to ann by routing"
-    )
+    assert describe(dialog_assigned(d, "ann")) == "Assigned to ann by routing"
     assert (
         describe(
             DialogClosed(dialog_id=d, reason=CloseReason.OPERATOR, actor_id="ann", line_id="demo")

@@ -12,9 +12,10 @@ from openlines.dialogs.domain import AlreadyAssigned
 from openlines.dialogs.handlers import Handlers, opened_dialog_id
 from openlines.dialogs.tables import dialogs
 from openlines.dialogs.writer import DialogWriter
-from openlines.events.catalog import ChannelType, Customer, InboundMessageEdited, MessageReceived
-from openlines.events.envelope import Envelope, utc_now
+from openlines.events.catalog import MessageReceived
+from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
+from openlines.events.testing import factories
 from openlines.events.topics import INBOUND
 from openlines.kit.subscription import Subscription
 
@@ -98,14 +99,7 @@ async def test_a_customer_edit_updates_the_timeline(stack: DialogsStack) -> None
     env = await stack.customer_writes("1004", "helo", external_message_id="5")
     dialog_id = opened_dialog_id(env.event_id)
     await stack.eventually(lambda: stack._exists(dialog_id))
-    edit = InboundMessageEdited(
-        channel_id="tg-demo",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key="tg-demo:1004",
-        external_message_id="5",
-        text="hello",
-        edited_at=utc_now(),
-    )
+    edit = factories.message_edited("5", "hello", chat="1004")
     await stack.publish(INBOUND, edit, stream_id=edit.conversation_key, event_id=None)
 
     async def edited() -> bool:
@@ -164,17 +158,11 @@ async def test_concurrent_messages_of_one_conversation_open_one_dialog(
 
 
 def received(chat: str, external_message_id: str) -> MessageReceived:
-    return MessageReceived(
-        channel_id="tg-demo",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key=f"tg-demo:{chat}",
-        external_chat_id=chat,
-        external_user_id=chat,
+    return factories.message_received(
+        chat,
+        f"message {external_message_id}",
         external_message_id=external_message_id,
-        customer=Customer(name="Racer", external_id=chat),
-        text=f"message {external_message_id}",
-        sent_at=utc_now(),
-        line_id="demo",
+        name="Racer",
     )
 
 

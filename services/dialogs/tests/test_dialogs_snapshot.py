@@ -13,30 +13,26 @@ from hypothesis import strategies as st
 
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError
 from openlines.events.catalog import (
-    ChannelType,
     CloseReason,
-    Customer,
     DeliveryStatus,
     DialogLinkedToCrm,
     MessageReceived,
 )
 from openlines.events.envelope import EventPayload
+from openlines.events.testing.factories import message_received
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OPERATORS = ("ann", "bob")
 
 
 def received(n: int, quote: int | None) -> MessageReceived:
-    return MessageReceived(
-        channel_id="tg-demo",
-        channel_type=ChannelType.TELEGRAM,
-        conversation_key="tg-demo:42",
-        external_chat_id="42",
-        external_user_id="42",
-        external_message_id=f"m{n}",
-        customer=Customer(name="Carl", username="carl", external_id="42"),
+    return message_received(
         text=f"message {n}",
+        external_message_id=f"m{n}",
+        name="Carl",
+        username="carl",
         sent_at=T0 + timedelta(seconds=n),
+        line_id=None,
         reply_to_external_id=None if quote is None else f"p{quote}",
     )
 

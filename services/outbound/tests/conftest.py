@@ -9,12 +9,22 @@ from typing import Any
 
 import pytest
 
+from openlines.events.envelope import Envelope
 from openlines.kit.testing.lines import write_lines
 from openlines.kit.testing.publish import publisher
-from openlines.kit.testing.service import isolated_settings
+from openlines.kit.testing.service import isolated_settings, running
+from openlines.outbound.app import build_service
 from openlines.outbound.settings import OutboundSettings
 
-from .outbound_support import CHANNEL, TOKEN, Dialogs, OutboundTopic, Provider, SandboxServer
+from .outbound_support import (
+    CHANNEL,
+    TOKEN,
+    Dialogs,
+    OutboundTopic,
+    Provider,
+    SandboxServer,
+    SendOne,
+)
 
 
 @pytest.fixture
@@ -81,3 +91,15 @@ async def outbound_topic(kafka_bootstrap: str, db_schema: str) -> AsyncIterator[
         yield reader
     finally:
         await reader.close()
+
+
+@pytest.fixture
+def send_one(
+    make_settings: Callable[..., OutboundSettings], dialogs: Dialogs, outbound_topic: OutboundTopic
+) -> SendOne:
+    async def send(appended: Envelope, **settings: Any) -> Envelope:
+        async with running(build_service(make_settings(**settings))):
+            await dialogs.publish(appended)
+            return await outbound_topic.outcome_of(appended.payload.message_id)
+
+    return send

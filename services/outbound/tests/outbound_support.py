@@ -37,6 +37,10 @@ TOKEN = "111:test-token"
 SEND_PATH = f"/sandbox/{CHANNEL}/bot{TOKEN}/sendMessage"
 FIRST_MESSAGE_ID = 1000  # the provider's first message id on CHANNEL
 
+# Runs outbound (with these settings overrides) until the reply it is given has its one
+# outcome on OUTBOUND, and returns that outcome (the `send_one` fixture).
+SendOne = Callable[..., Awaitable[Envelope]]
+
 
 class SandboxServer:
     """The project's sandbox provider (openlines.stack.sandbox) on a fixed 127.0.0.1 port that

@@ -21,7 +21,7 @@ from openlines.outbound import jobs
 from openlines.outbound.app import build_service
 from openlines.outbound.settings import OutboundSettings
 
-from .outbound_support import CHANNEL, Dialogs, OutboundTopic, SandboxServer, reply_event
+from .outbound_support import CHANNEL, Dialogs, OutboundTopic, SandboxServer, SendOne, reply_event
 
 Settings = Callable[..., OutboundSettings]
 
@@ -165,17 +165,13 @@ async def test_a_connect_timeout_is_retried_and_the_message_sent_once(
 
 
 async def test_5xx_answers_are_retried_and_the_message_sent_once(
-    make_settings: Settings,
+    send_one: SendOne,
     sandbox: SandboxServer,
-    dialogs: Dialogs,
-    outbound_topic: OutboundTopic,
 ) -> None:
     await sandbox.fault(status=500)
     await sandbox.fault(status=503)
     appended = reply_event("after two 5xx")
-    async with running(build_service(make_settings())):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended)
 
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts == 3
@@ -184,17 +180,13 @@ async def test_5xx_answers_are_retried_and_the_message_sent_once(
 
 
 async def test_429_is_retried_after_retry_after_and_the_message_sent_once(
-    make_settings: Settings,
+    send_one: SendOne,
     sandbox: SandboxServer,
-    dialogs: Dialogs,
-    outbound_topic: OutboundTopic,
 ) -> None:
     await sandbox.fault(status=429, retry_after=1)
     appended = reply_event("after the flood wait")
     published_at = time.time()
-    async with running(build_service(make_settings())):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended)
 
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts == 2

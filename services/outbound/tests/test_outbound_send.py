@@ -19,6 +19,7 @@ from .outbound_support import (
     Dialogs,
     OutboundTopic,
     Provider,
+    SendOne,
     error,
     ok,
     reply_event,
@@ -60,16 +61,13 @@ async def test_reply_is_sent_once_and_dispatched_with_the_provider_id(
 
 
 async def test_429_is_retried_after_retry_after_and_delivered_exactly_once(
-    make_settings: Settings,
+    send_one: SendOne,
     provider: Provider,
-    dialogs: Dialogs,
     outbound_topic: OutboundTopic,
 ) -> None:
     provider.script = [error(429, "Too Many Requests: retry after 1", retry_after=1), ok()]
     appended = reply_event("after the limit")
-    async with running(build_service(make_settings())):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended)
 
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts == 2
@@ -80,16 +78,12 @@ async def test_429_is_retried_after_retry_after_and_delivered_exactly_once(
 
 
 async def test_5xx_twice_then_200_delivers_once_on_the_third_attempt(
-    make_settings: Settings,
+    send_one: SendOne,
     provider: Provider,
-    dialogs: Dialogs,
-    outbound_topic: OutboundTopic,
 ) -> None:
     provider.script = [error(500, "Internal Server Error"), error(502, "Bad Gateway"), ok()]
     appended = reply_event("third time lucky")
-    async with running(build_service(make_settings())):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended)
 
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts == 3
@@ -97,16 +91,12 @@ async def test_5xx_twice_then_200_delivers_once_on_the_third_attempt(
 
 
 async def test_persistent_5xx_gives_up_after_the_bound(
-    make_settings: Settings,
+    send_one: SendOne,
     provider: Provider,
-    dialogs: Dialogs,
-    outbound_topic: OutboundTopic,
 ) -> None:
     provider.script = [error(500, "Internal Server Error") for _ in range(10)]
     appended = reply_event("never arrives")
-    async with running(build_service(make_settings(send_max_attempts=3))):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended, send_max_attempts=3)
 
     assert isinstance(outcome.payload, MessageDispatchFailed)
     assert outcome.payload.attempts == 3
@@ -116,16 +106,12 @@ async def test_persistent_5xx_gives_up_after_the_bound(
 
 
 async def test_4xx_fails_at_once_without_retries(
-    make_settings: Settings,
+    send_one: SendOne,
     provider: Provider,
-    dialogs: Dialogs,
-    outbound_topic: OutboundTopic,
 ) -> None:
     provider.script = [error(400, "Bad Request: chat not found"), ok()]
     appended = reply_event("to nowhere")
-    async with running(build_service(make_settings())):
-        await dialogs.publish(appended)
-        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+    outcome = await send_one(appended)
 
     assert isinstance(outcome.payload, MessageDispatchFailed)
     assert outcome.payload.reason == "Bad Request: chat not found"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from openlines.events.catalog import (
     AssignDialog,
@@ -14,6 +15,7 @@ from openlines.events.catalog import (
     DialogTransferred,
     OperatorPresenceChanged,
 )
+from openlines.kit.testing.lines import write_lines
 from openlines.routing.settings import RoutingSettings
 
 from .routing_support import (
@@ -146,14 +148,20 @@ async def test_capacity_then_the_oldest_waiting_dialog_goes_to_the_freed_operato
     await routing.wait_queue(0)
 
 
-async def test_operator_taking_a_dialog_releases_the_reservation_of_another(
-    routing: Routing,
-) -> None:
-    await routing.presence("ann", "online")
+async def _offered_to(routing: Routing, operator: str) -> UUID:
+    """`operator` alone comes online and a new dialog is offered to them."""
+    await routing.presence(operator, "online")
     dialog = new_id()
     await routing.dialogs.publish(opened(dialog))
     [command] = await routing.commands.commands(1)
-    assert command.operator_id == "ann"
+    assert command.operator_id == operator
+    return dialog
+
+
+async def test_operator_taking_a_dialog_releases_the_reservation_of_another(
+    routing: Routing,
+) -> None:
+    dialog = await _offered_to(routing, "ann")
     # bob replied first (dialogs records him; it will ignore the AssignDialog to ann).
     await routing.dialogs.publish(assigned(dialog, "bob", by=AssignedBy.OPERATOR))
     await routing.wait_load("bob", (1, 0, 2))
@@ -171,11 +179,7 @@ async def test_accept_and_close_of_an_offered_dialog_leaves_nobody_a_unit(
 ) -> None:
     # dialogs records an operator's close of an unassigned dialog as DialogAssigned(by
     # operator) then DialogClosed, in one append: here ann closes a dialog offered to bob.
-    await routing.presence("bob", "online")
-    dialog = new_id()
-    await routing.dialogs.publish(opened(dialog))
-    [command] = await routing.commands.commands(1)
-    assert command.operator_id == "bob"
+    dialog = await _offered_to(routing, "bob")
     await routing.dialogs.publish(assigned(dialog, "ann", by=AssignedBy.OPERATOR))
     await routing.dialogs.publish(closed(dialog, "ann"))
     await routing.wait_load("bob", (0, 0, 2))
@@ -255,9 +259,8 @@ def _settings_with(
     **overrides: Any,
 ) -> RoutingSettings:
     """Settings for a test with its own lines file."""
-    lines = tmp_path / "lines.yaml"
-    lines.write_text(lines_yaml)
-    return routing_settings(kafka_bootstrap, database_url, db_schema, lines, **overrides)
+    lines_file = write_lines(tmp_path, lines_yaml)
+    return routing_settings(kafka_bootstrap, database_url, db_schema, lines_file, **overrides)
 
 
 ONE_EACH = """

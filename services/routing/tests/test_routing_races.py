@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.events.catalog import AssignDialog, PresenceStatus
 from openlines.events.lines import load_lines
-from openlines.kit.db.engine import create_engine
-from openlines.kit.db.migrate import migrate
 from openlines.kit.db.tables import inbox, outbox
 from openlines.kit.outbox import Outbox
+from openlines.kit.testing.service import migrated_engine
 from openlines.kit.testing.waiting import eventually, outbox_drained
 from openlines.routing import store
 from openlines.routing.domain import DialogSlot, SlotStatus
@@ -32,10 +31,8 @@ MIGRATIONS = Path(store.__file__).parent / "migrations"
 
 @pytest.fixture
 async def engine(database_url: str, db_schema: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, database_url, db_schema, MIGRATIONS)
-    eng = create_engine(database_url, db_schema, pool_size=15)
-    yield eng
-    await eng.dispose()
+    async with migrated_engine(database_url, db_schema, MIGRATIONS, pool_size=15) as eng:
+        yield eng
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError
-from openlines.kit.embedded.processes import log_tail, port_is_free
+from openlines.kit.embedded.ports import port_is_free
+from openlines.kit.embedded.processes import log_tail
 from openlines.kit.kafka.admin import ensure_topics
 from openlines.stack.services import RunningService, ServiceSpec, default_services
 from openlines.stack.state import (

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.envelope import Envelope, EventPayload
+
+if TYPE_CHECKING:
+    from openlines.kit.settings import KitSettings
 
 U = TypeVar("U")
 E = TypeVar("E", bound=EventPayload)
@@ -56,6 +59,19 @@ class Subscription(Generic[U]):
     unit: Callable[[AsyncConnection], U] | None = None
     _routes: dict[type[EventPayload], _Route] = field(default_factory=dict, init=False, repr=False)
     _any: Handler | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def configured(
+        cls, name: str, topics: Sequence[str], settings: KitSettings, **options: Any
+    ) -> Self:
+        """A subscription with the service's configured batch size and attempts per record."""
+        return cls(
+            name,
+            topics,
+            batch_size=settings.consumer_batch_size,
+            max_attempts=settings.consumer_max_attempts,
+            **options,
+        )
 
     def on(
         self, *kinds: type[E], when: Callable[[E], bool] | None = None

@@ -22,12 +22,7 @@ def build_service(settings: CrmLinkSettings | None = None) -> ServiceRuntime:
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
     crm = CrmLink(lines, runtime.event_store, attempts=settings.append_attempts)
-    dialogs: Subscription[AsyncConnection] = Subscription(
-        CONSUMER,
-        topics=[DIALOGS],
-        batch_size=settings.consumer_batch_size,
-        max_attempts=settings.consumer_max_attempts,
-    )
+    dialogs: Subscription[AsyncConnection] = Subscription.configured(CONSUMER, [DIALOGS], settings)
     crm.subscribe(dialogs)
     runtime.subscribe(dialogs)
     runtime.publishes(CRM)

@@ -97,17 +97,7 @@ def on_dialog_opened(
     customer_id = dialog.customer_id
     events: list[EventPayload] = []
     if state is None or dialog.channel_id not in state.channel_ids:
-        events.append(
-            CustomerIdentified(
-                customer_id=customer_id,
-                channel_type=dialog.channel_type,
-                channel_id=dialog.channel_id,
-                external_user_id=dialog.external_user_id,
-                name=dialog.customer_name,
-                dialog_id=dialog.dialog_id,
-                is_new=state is None,
-            )
-        )
+        events.append(_identified(dialog, is_new=state is None))
     lead_id = state.current_lead if state is not None else None
     if lead_id is None and auto_lead:
         lead_id = lead_id_for(customer_id, dialog.dialog_id)
@@ -116,6 +106,19 @@ def on_dialog_opened(
         DialogLinkedToCrm(dialog_id=dialog.dialog_id, customer_id=customer_id, lead_id=lead_id)
     )
     return events
+
+
+def _identified(dialog: DialogFacts, *, is_new: bool) -> CustomerIdentified:
+    """The dialog's customer, seen on the dialog's channel (a new customer, or a new channel)."""
+    return CustomerIdentified(
+        customer_id=dialog.customer_id,
+        channel_type=dialog.channel_type,
+        channel_id=dialog.channel_id,
+        external_user_id=dialog.external_user_id,
+        name=dialog.customer_name,
+        dialog_id=dialog.dialog_id,
+        is_new=is_new,
+    )
 
 
 class AlreadyLinked(Exception):
@@ -143,17 +146,7 @@ def create_lead(
         ]
     events: list[EventPayload] = []
     if state is None:  # crm-link learnt of the dialog but the customer write was lost: heal
-        events.append(
-            CustomerIdentified(
-                customer_id=customer_id,
-                channel_type=dialog.channel_type,
-                channel_id=dialog.channel_id,
-                external_user_id=dialog.external_user_id,
-                name=dialog.customer_name,
-                dialog_id=dialog.dialog_id,
-                is_new=True,
-            )
-        )
+        events.append(_identified(dialog, is_new=True))
     lead_id = lead_id_for(customer_id, dialog.dialog_id)
     events.append(
         _lead(customer_id, lead_id, dialog, title or dialog.title, auto=False, actor=actor_id)

@@ -25,11 +25,8 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
     handlers = Handlers(writer, lines)
 
-    inputs: Subscription[AsyncConnection] = Subscription(
-        name="dialogs",
-        topics=[INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM],
-        batch_size=settings.consumer_batch_size,
-        max_attempts=settings.consumer_max_attempts,
+    inputs: Subscription[AsyncConnection] = Subscription.configured(
+        "dialogs", [INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM], settings
     )
     handlers.subscribe(inputs)
     runtime.subscribe(inputs)

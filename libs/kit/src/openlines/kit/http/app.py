@@ -27,7 +27,7 @@ from openlines.kit.eventloop import new_event_loop
 from openlines.kit.http import routes
 from openlines.kit.http.auth import PRINCIPAL_KEY, Authenticator
 from openlines.kit.http.errors import HTTP_CODES, ApiError, error_response
-from openlines.kit.http.health import Health
+from openlines.kit.http.health import Check, Health
 from openlines.kit.http.routes import BODY_TIMEOUT_KEY, ClientGone
 from openlines.kit.log import get_logger
 from openlines.kit.settings import KitSettings
@@ -148,10 +148,8 @@ class HealthBody(BaseModel):
     tags=("ops",),
 )
 async def _healthz(request: web.Request) -> web.Response:
-    ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].live)
-    return web.json_response(
-        {"status": "ok" if ok else "failing", "checks": checks}, status=200 if ok else 503
-    )
+    health = request.app[HEALTH_KEY]
+    return await _health_answer(health, health.live, passed="ok", failed="failing")
 
 
 @routes.get(
@@ -162,9 +160,17 @@ async def _healthz(request: web.Request) -> web.Response:
     tags=("ops",),
 )
 async def _readyz(request: web.Request) -> web.Response:
-    ok, checks = await request.app[HEALTH_KEY].evaluate(request.app[HEALTH_KEY].ready)
+    health = request.app[HEALTH_KEY]
+    return await _health_answer(health, health.ready, passed="ready", failed="not_ready")
+
+
+async def _health_answer(
+    health: Health, checks: dict[str, Check], *, passed: str, failed: str
+) -> web.Response:
+    """200 with `passed` when every check holds, else 503 with `failed`; each check's outcome."""
+    ok, outcomes = await health.evaluate(checks)
     return web.json_response(
-        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+        {"status": passed if ok else failed, "checks": outcomes}, status=200 if ok else 503
     )
 
 

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openlines.kit.db.engine import create_engine
+from openlines.kit.db.migrate import migrate
 from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.infra import consumer_settings
 from openlines.kit.testing.waiting import eventually
+
+
+@asynccontextmanager
+async def migrated_engine(
+    database_url: str, db_schema: str, migrations: Path | None = None, *, pool_size: int
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on `db_schema`, migrated with the kit's tables (and the service's
+    `migrations`, if given), disposed afterwards: for tests that drive a service's parts
+    without its runtime."""
+    await asyncio.to_thread(migrate, database_url, db_schema, migrations)
+    engine = create_engine(database_url, db_schema, pool_size=pool_size)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager
