@@ -14,13 +14,13 @@ from openlines.events.catalog import (
     MessageAppended,
     SlaBreached,
 )
+from openlines.events.catalog.common import DialogStatus
 from openlines.events.envelope import EventPayload, utc_now
 from openlines.kit.access import Role, Scope
 from openlines.notify.domain import (
     Audience,
     DialogView,
     Reason,
-    Status,
     apply,
     audience_for,
     is_stale,
@@ -48,13 +48,13 @@ def _run(*payloads: EventPayload) -> DialogView | None:
 def test_views_follow_the_dialog() -> None:
     d = Dialog()
     opened, assigned = d.opened().payload, d.assigned("ann").payload
-    assert _run(opened) == DialogView("demo", Status.UNASSIGNED, version=1)
+    assert _run(opened) == DialogView("demo", DialogStatus.UNASSIGNED, version=1)
     view = _run(opened, assigned, d.joined("bob", "ann").payload)
-    assert view == DialogView("demo", Status.ACTIVE, "ann", frozenset({"bob"}), version=3)
+    assert view == DialogView("demo", DialogStatus.ACTIVE, "ann", frozenset({"bob"}), version=3)
     closed = DialogClosed(dialog_id=d.id, reason=CloseReason.SPAM, line_id="demo")
     view = _run(opened, assigned, closed, d.assigned("bob", previous="ann").payload)
     # Reassigning a closed dialog does not reopen it.
-    assert view is not None and view.status is Status.SPAM and view.assignee == "bob"
+    assert view is not None and view.status is DialogStatus.SPAM and view.assignee == "bob"
 
 
 def test_a_late_queued_event_never_undoes_an_assignment() -> None:
@@ -62,7 +62,7 @@ def test_a_late_queued_event_never_undoes_an_assignment() -> None:
     view = _run(d.opened().payload, d.assigned("ann").payload)
     queued = DialogQueued(dialog_id=d.id, line_id="demo", queued_at=utc_now())
     assert apply(view, queued, 0) == view
-    assert apply(None, queued, 0) == DialogView("demo", Status.UNASSIGNED)
+    assert apply(None, queued, 0) == DialogView("demo", DialogStatus.UNASSIGNED)
 
 
 def test_replayed_dialog_events_are_stale() -> None:
@@ -81,7 +81,7 @@ def test_transfer_to_another_line_reaches_that_line_and_tells_the_previous_assig
         dialog_id=d.id, from_operator_id="ann", to_line_id="other", actor_id="sue"
     )
     after = apply(before, transfer, 3)
-    assert after == DialogView("other", Status.UNASSIGNED, None, version=3)
+    assert after == DialogView("other", DialogStatus.UNASSIGNED, None, version=3)
     audience = audience_for(transfer, before, after)
     assert reason_for(ANN, audience) is Reason.TAKEN_FROM_YOU
     assert reason_for(ZED, audience) is Reason.YOUR_LINE

@@ -45,16 +45,15 @@ from openlines.events.catalog import (
     DialogClosed,
     DialogOpened,
     DialogReopened,
+    DialogStatus,
     DialogTransferred,
     ParticipantJoined,
     ParticipantLeft,
 )
+from openlines.events.catalog.common import OPEN_STATUSES
 from openlines.events.envelope import EventPayload
 from openlines.events.lines import LinesConfig
 from openlines.kit.http.auth import Principal
-
-UNASSIGNED, ACTIVE, CLOSED, SPAM = "unassigned", "active", "closed", "spam"
-OPEN_STATUSES = frozenset({UNASSIGNED, ACTIVE})
 
 
 class Role(StrEnum):
@@ -106,20 +105,20 @@ class DialogFacts:
 def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None:
     """`facts` moved by one dialogs event; None until the dialog's `DialogOpened`."""
     if isinstance(event, DialogOpened):
-        return DialogFacts(line_id=event.line_id, status=UNASSIGNED)
+        return DialogFacts(line_id=event.line_id, status=DialogStatus.UNASSIGNED)
     if facts is None:
         return None
     is_open = facts.is_open
     if isinstance(event, DialogAssigned):
         # Reassigning a closed dialog does not reopen it (DESIGN §9).
-        status = ACTIVE if is_open else facts.status
+        status = DialogStatus.ACTIVE if is_open else facts.status
         return replace(facts, line_id=event.line_id, assignee_id=event.operator_id, status=status)
     if isinstance(event, DialogTransferred):
         line_id = event.to_line_id or facts.line_id
         if event.to_operator_id is not None:
-            status = ACTIVE if is_open else facts.status
+            status = DialogStatus.ACTIVE if is_open else facts.status
         else:
-            status = UNASSIGNED if is_open else facts.status
+            status = DialogStatus.UNASSIGNED if is_open else facts.status
         return replace(facts, line_id=line_id, assignee_id=event.to_operator_id, status=status)
     if isinstance(event, ParticipantJoined):
         if event.operator_id in facts.participants:
@@ -129,10 +128,15 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
         kept = tuple(p for p in facts.participants if p != event.operator_id)
         return replace(facts, participants=kept)
     if isinstance(event, DialogClosed):
-        return replace(facts, status=SPAM if event.reason is CloseReason.SPAM else CLOSED)
+        return replace(
+            facts,
+            status=DialogStatus.SPAM if event.reason is CloseReason.SPAM else DialogStatus.CLOSED,
+        )
     if isinstance(event, DialogReopened):
         line_id = event.line_id or facts.line_id
-        return replace(facts, status=ACTIVE, assignee_id=event.operator_id, line_id=line_id)
+        return replace(
+            facts, status=DialogStatus.ACTIVE, assignee_id=event.operator_id, line_id=line_id
+        )
     return facts
 
 
@@ -211,7 +215,7 @@ class Scope:
             return True
         if self.supervises(dialog.line_id):
             return True
-        return dialog.status == UNASSIGNED and dialog.line_id in self.member_lines
+        return dialog.status == DialogStatus.UNASSIGNED and dialog.line_id in self.member_lines
 
     def can_act(self, dialog: DialogFacts) -> bool:
         """Commands on the dialog; the dialog's own state may still refuse them (409)."""
@@ -270,5 +274,7 @@ def visible_where(
     if scope.supervised_lines:
         reach.append(line_id.in_(sorted(scope.supervised_lines)))
     if scope.member_lines:
-        reach.append(and_(status == UNASSIGNED, line_id.in_(sorted(scope.member_lines))))
+        reach.append(
+            and_(status == DialogStatus.UNASSIGNED, line_id.in_(sorted(scope.member_lines)))
+        )
     return or_(*reach) if reach else false()

@@ -19,12 +19,12 @@ from openlines.events.catalog import (
     ChannelType,
     CustomerIdentified,
     DialogLinkedToCrm,
+    DialogStatus,
     Direction,
     LeadCreated,
     MessageAppended,
 )
 from openlines.events.envelope import Envelope, EventPayload
-from openlines.kit.access import UNASSIGNED
 from openlines.kit.access import DialogFacts as AccessFacts
 
 # Messages the customer sees count as activity; notes and system messages do not.
@@ -98,7 +98,7 @@ async def record_dialog(conn: AsyncConnection, dialog: DialogFacts, opened_at: d
             "customer_id": dialog.customer_id,
             "opened_at": opened_at,
             "last_activity_at": opened_at,
-            "status": UNASSIGNED,
+            "status": DialogStatus.UNASSIGNED,
             "participants": [],
         },
     )

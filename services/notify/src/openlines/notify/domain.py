@@ -27,16 +27,10 @@ from openlines.events.catalog import (
     SlaBreached,
     SlaWarningReached,
 )
+from openlines.events.catalog.common import DialogStatus
 from openlines.events.envelope import EventPayload
 from openlines.events.topics import DIALOGS, TOPICS
 from openlines.kit.access import DialogFacts, Scope
-
-
-class Status(StrEnum):
-    UNASSIGNED = "unassigned"
-    ACTIVE = "active"
-    CLOSED = "closed"
-    SPAM = "spam"
 
 
 class Reason(StrEnum):
@@ -61,7 +55,7 @@ DIALOG_EVENT_TYPES: frozenset[type[EventPayload]] = frozenset(TOPICS[DIALOGS].ev
 @dataclass(frozen=True)
 class DialogView:
     line_id: str | None
-    status: Status
+    status: DialogStatus
     assignee: str | None = None
     participants: frozenset[str] = frozenset()
     version: int = 0
@@ -99,14 +93,14 @@ def apply(view: DialogView | None, payload: EventPayload, stream_version: int) -
 def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
     if isinstance(p, DialogOpened):
         version = view.version if view else 0
-        return DialogView(line_id=p.line_id, status=Status.UNASSIGNED, version=version)
+        return DialogView(line_id=p.line_id, status=DialogStatus.UNASSIGNED, version=version)
     if isinstance(p, DialogQueued):
         # Routing's topic is not ordered with the dialog's: never let it undo an assignment.
-        return view if view is not None else DialogView(p.line_id, Status.UNASSIGNED)
+        return view if view is not None else DialogView(p.line_id, DialogStatus.UNASSIGNED)
     if view is None:
         if not is_dialog_event(p):
             return None  # e.g. an SLA event of a dialog not seen yet: nothing to record
-        view = DialogView(line_id=getattr(p, "line_id", None), status=Status.UNASSIGNED)
+        view = DialogView(line_id=getattr(p, "line_id", None), status=DialogStatus.UNASSIGNED)
     # Line, status, assignee and participants move as the access policy's facts do (kit).
     facts = DialogFacts(
         view.line_id or "", view.status.value, view.assignee, tuple(sorted(view.participants))
@@ -114,7 +108,7 @@ def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
     return replace(
         view,
         line_id=facts.line_id or None,
-        status=Status(facts.status),
+        status=DialogStatus(facts.status),
         assignee=facts.assignee_id,
         participants=frozenset(facts.participants),
     )
@@ -151,7 +145,7 @@ def audience_for(
     views = [v for v in (before, after) if v is not None]
     # Members before and after: whoever loses or gains access by this event hears of it.
     personal: dict[str, Reason] = {m: Reason.YOUR_DIALOG for v in views for m in v.members}
-    lines = frozenset(v.line_id for v in views if v.status is Status.UNASSIGNED and v.line_id)
+    lines = frozenset(v.line_id for v in views if v.status is DialogStatus.UNASSIGNED and v.line_id)
     dialog_lines = frozenset(v.line_id for v in views if v.line_id)
     if isinstance(payload, DialogAssigned):
         if payload.previous_operator_id and payload.previous_operator_id != payload.operator_id:

@@ -7,7 +7,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.notify.domain import DialogView, Status
+from openlines.events.catalog.common import DialogStatus
+from openlines.notify.domain import DialogView
 
 _LOAD = text(
     "SELECT line_id, status, assignee, participants, version FROM dialog_views "
@@ -28,7 +29,7 @@ async def load(conn: AsyncConnection, dialog_id: UUID) -> DialogView | None:
         return None
     return DialogView(
         line_id=row.line_id,
-        status=Status(row.status),
+        status=DialogStatus(row.status),
         assignee=row.assignee,
         participants=frozenset(row.participants),
         version=row.version,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openlines.events.limits import Id, Name, Url
 
 __all__ = [
+    "OPEN_STATUSES",
     "AssignedBy",
     "Attachment",
     "AttachmentKind",
@@ -16,6 +17,7 @@ __all__ = [
     "CloseReason",
     "Customer",
     "DeliveryStatus",
+    "DialogStatus",
     "Direction",
     "PresenceStatus",
     "SlaMetric",
@@ -40,6 +42,19 @@ class Direction(StrEnum):
     """Staff-only note; hidden from the customer."""
     SYSTEM = "system"
     """Staff-only system message (assignment, close, CRM link...)."""
+
+
+class DialogStatus(StrEnum):
+    """Where a dialog stands: the `status` of the API's dialog JSON, the tabs' filter, and
+    what the access policy and notify's views follow from the events."""
+
+    UNASSIGNED = "unassigned"
+    ACTIVE = "active"
+    CLOSED = "closed"
+    SPAM = "spam"
+
+
+OPEN_STATUSES = frozenset({DialogStatus.UNASSIGNED, DialogStatus.ACTIVE})
 
 
 class DeliveryStatus(StrEnum):

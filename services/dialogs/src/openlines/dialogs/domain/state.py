@@ -36,20 +36,11 @@ from openlines.events.catalog import (
     ParticipantJoined,
     ParticipantLeft,
 )
+from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
 SNAPSHOT_FORMAT = 1
-
-
-class DialogStatus(StrEnum):
-    UNASSIGNED = "unassigned"
-    ACTIVE = "active"
-    CLOSED = "closed"
-    SPAM = "spam"
-
-
-OPEN_STATUSES = frozenset({DialogStatus.UNASSIGNED, DialogStatus.ACTIVE})
 
 
 class SlaState(StrEnum):
