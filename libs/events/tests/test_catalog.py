@@ -6,20 +6,8 @@ import pytest
 from pydantic import BaseModel
 
 from openlines.events import catalog as c
+from openlines.events import topics
 from openlines.events.envelope import EventPayload
-from openlines.events.topics import (
-    CRM,
-    DIALOG_COMMANDS,
-    DIALOGS,
-    INBOUND,
-    OUTBOUND,
-    ROUTING,
-    TOPICS,
-    Topic,
-    dlq_topic,
-    payload_class,
-    topics_for,
-)
 
 # Copied from the DESIGN section 4 table; change only together with the design.
 EXPECTED = {
@@ -62,27 +50,35 @@ EXPECTED = {
 }
 
 ALL = sorted(
-    {kind for topic in TOPICS.values() for kind in topic.event_types}, key=lambda k: k.__name__
+    {kind for topic in topics.TOPICS.values() for kind in topic.event_types},
+    key=lambda k: k.__name__,
 )
 
 
 def test_registry_is_exactly_the_design_catalog() -> None:
-    assert {name: set(t.by_type) for name, t in TOPICS.items()} == EXPECTED
+    assert {name: set(t.by_type) for name, t in topics.TOPICS.items()} == EXPECTED
 
 
 def test_topic_constants() -> None:
-    assert list(EXPECTED) == [INBOUND, DIALOGS, DIALOG_COMMANDS, ROUTING, CRM, OUTBOUND]
-    assert dlq_topic(DIALOGS) == "openlines.dialogs.v1.dlq"
+    assert list(EXPECTED) == [
+        topics.INBOUND,
+        topics.DIALOGS,
+        topics.DIALOG_COMMANDS,
+        topics.ROUTING,
+        topics.CRM,
+        topics.OUTBOUND,
+    ]
+    assert topics.dlq_topic(topics.DIALOGS) == "openlines.dialogs.v1.dlq"
 
 
 def test_message_edited_is_two_classes_and_linked_to_crm_is_one() -> None:
-    assert payload_class(INBOUND, "MessageEdited") is c.InboundMessageEdited
-    assert payload_class(DIALOGS, "MessageEdited") is c.DialogMessageEdited
-    assert payload_class(DIALOGS, "DialogLinkedToCrm") is c.DialogLinkedToCrm
-    assert payload_class(CRM, "DialogLinkedToCrm") is c.DialogLinkedToCrm
-    assert payload_class(None, "DialogLinkedToCrm") is c.DialogLinkedToCrm
-    assert topics_for(c.DialogLinkedToCrm) == (DIALOGS, CRM)
-    assert topics_for(c.MessageReceived) == (INBOUND,)
+    assert topics.payload_class(topics.INBOUND, "MessageEdited") is c.InboundMessageEdited
+    assert topics.payload_class(topics.DIALOGS, "MessageEdited") is c.DialogMessageEdited
+    assert topics.payload_class(topics.DIALOGS, "DialogLinkedToCrm") is c.DialogLinkedToCrm
+    assert topics.payload_class(topics.CRM, "DialogLinkedToCrm") is c.DialogLinkedToCrm
+    assert topics.payload_class(None, "DialogLinkedToCrm") is c.DialogLinkedToCrm
+    assert topics.topics_for(c.DialogLinkedToCrm) == (topics.DIALOGS, topics.CRM)
+    assert topics.topics_for(c.MessageReceived) == (topics.INBOUND,)
 
 
 def test_every_catalog_class_is_exported_from_catalog() -> None:
@@ -97,8 +93,8 @@ def test_payload_classes_are_frozen_and_tolerant(kind: type[EventPayload]) -> No
     assert kind.SCHEMA_VERSION >= 1
 
 
-@pytest.mark.parametrize("topic", list(TOPICS.values()), ids=lambda t: t.name)
-def test_key_field_is_on_every_payload_of_the_topic(topic: Topic) -> None:
+@pytest.mark.parametrize("topic", list(topics.TOPICS.values()), ids=lambda t: t.name)
+def test_key_field_is_on_every_payload_of_the_topic(topic: topics.Topic) -> None:
     candidates = topic.key_field.split("|")
     for kind in topic.event_types:
         assert any(f in kind.model_fields for f in candidates), (kind, topic.key_field)
