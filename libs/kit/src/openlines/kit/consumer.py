@@ -436,10 +436,7 @@ class ConsumerRunner:
                 metrics.CONSUMER_RETRIES.labels(self.sub.name, rec.topic).inc()
                 log.warning(
                     "handler failed",
-                    consumer=self.sub.name,
-                    topic=rec.topic,
-                    partition=rec.partition,
-                    offset=rec.offset,
+                    **self._log_place(rec),
                     attempt=attempt,
                     event_id=str(env.event_id),
                     error=repr(exc),
@@ -485,14 +482,17 @@ class ConsumerRunner:
         await self.dlq.send_and_wait(dlq_topic(rec.topic), rec.value, key=rec.key, headers=headers)
         metrics.CONSUMER_DLQ.labels(self.sub.name, rec.topic).inc()
         log.error(
-            "record dead-lettered",
-            consumer=self.sub.name,
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            attempts=attempts,
-            error=repr(error),
+            "record dead-lettered", **self._log_place(rec), attempts=attempts, error=repr(error)
         )
+
+    def _log_place(self, rec: Record) -> dict[str, object]:
+        """Where a record stands, for the log lines about it."""
+        return {
+            "consumer": self.sub.name,
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+        }
 
     def _note_applied(self, rec: Record, env: Envelope) -> None:
         self._applied_in_batch.append((rec.topic, env))
