@@ -30,18 +30,26 @@ async def accounts(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     yield engine
 
 
-async def _repeatable_read(conn: AsyncConnection) -> None:
+async def _take_snapshot(conn: AsyncConnection) -> None:
+    """Repeatable read, fixed by a first read of the row."""
     await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    await conn.execute(text("SELECT balance FROM account WHERE id = 1"))
+
+
+async def _moved_by_another(engine: AsyncEngine, by: int = 1) -> None:
+    """Another transaction changes the row after the snapshot was taken."""
+    async with engine.begin() as other:
+        await other.execute(
+            text("UPDATE account SET balance = balance + :by WHERE id = 1"), {"by": by}
+        )
 
 
 async def _serialization_failure(engine: AsyncEngine) -> DBAPIError:
     """A repeatable-read transaction updates a row another one changed since its snapshot."""
-    async with engine.connect() as mine, engine.connect() as other:
+    async with engine.connect() as mine:
         await mine.begin()
-        await _repeatable_read(mine)
-        await mine.execute(text("SELECT balance FROM account WHERE id = 1"))  # the snapshot
-        async with other.begin():
-            await other.execute(text("UPDATE account SET balance = balance + 1 WHERE id = 1"))
+        await _take_snapshot(mine)
+        await _moved_by_another(engine)
         with pytest.raises(DBAPIError) as caught:
             await mine.execute(text("UPDATE account SET balance = balance - 1 WHERE id = 1"))
         await mine.rollback()
@@ -125,11 +133,9 @@ async def test_run_in_transaction_runs_a_conflicted_transaction_again(
     async def withdraw(conn: AsyncConnection) -> int:
         nonlocal runs
         runs += 1
-        await _repeatable_read(conn)
-        await conn.execute(text("SELECT balance FROM account WHERE id = 1"))
+        await _take_snapshot(conn)
         if runs == 1:  # someone else moves the row under the first attempt's snapshot
-            async with accounts.begin() as other:
-                await other.execute(text("UPDATE account SET balance = balance + 10 WHERE id = 1"))
+            await _moved_by_another(accounts, by=10)
         result = await conn.execute(
             text("UPDATE account SET balance = balance - 1 WHERE id = 1 RETURNING balance")
         )
@@ -145,10 +151,8 @@ async def test_run_in_transaction_gives_up_after_its_attempts(accounts: AsyncEng
     async def always_beaten(conn: AsyncConnection) -> None:
         nonlocal runs
         runs += 1
-        await _repeatable_read(conn)
-        await conn.execute(text("SELECT balance FROM account WHERE id = 1"))
-        async with accounts.begin() as other:
-            await other.execute(text("UPDATE account SET balance = balance + 1 WHERE id = 1"))
+        await _take_snapshot(conn)
+        await _moved_by_another(accounts)
         await conn.execute(text("UPDATE account SET balance = 0 WHERE id = 1"))
 
     with pytest.raises(DBAPIError) as caught:
