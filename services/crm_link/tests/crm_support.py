@@ -34,8 +34,8 @@ from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing import lines
 from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.kafka import TopicReader
-from openlines.kit.testing.publish import Publisher, publisher
-from openlines.kit.testing.service import isolated_settings, running
+from openlines.kit.testing.publish import Publisher
+from openlines.kit.testing.service import isolated_settings, serving
 from openlines.kit.testing.waiting import eventually, outbox_drained
 
 JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
@@ -175,13 +175,8 @@ async def crm_running(settings: CrmLinkSettings) -> AsyncIterator[Crm]:
     runtime = build_service(settings)
     bootstrap, ns = settings.kafka_bootstrap, settings.topic_namespace
     reader = TopicReader(bootstrap, f"{ns}{CRM}", CRM)
-    async with (
-        running(runtime) as url,
-        aiohttp.ClientSession() as http,
-        publisher(bootstrap, ns, client_id="crm-test") as dialogs_publisher,
-        reader.running(),
-    ):
-        yield Crm(url, runtime, settings, http, dialogs_publisher, reader)
+    async with serving(runtime, "crm-test") as served, reader.running():
+        yield Crm(served.url, runtime, settings, served.http, served.publisher, reader)
 
 
 def now() -> datetime:

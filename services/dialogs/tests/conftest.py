@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from openlines.dialogs.app import build_service
 from openlines.dialogs.settings import DialogsSettings
-from openlines.kit.testing.publish import publisher
-from openlines.kit.testing.service import isolated_settings, running
+from openlines.kit.testing.service import isolated_settings, serving
 
 from .dialogs_stack import REPO, DialogsStack
 
@@ -34,9 +32,5 @@ async def stack(
     )
     runtime = build_service(settings)
     ns = settings.topic_namespace
-    async with (
-        running(runtime) as url,
-        aiohttp.ClientSession() as http,
-        publisher(kafka_bootstrap, ns, client_id="dialogs-test") as inputs,
-    ):
-        yield DialogsStack(url, ns, kafka_bootstrap, runtime, http, inputs)
+    async with serving(runtime, "dialogs-test") as served:
+        yield DialogsStack(served.url, ns, kafka_bootstrap, runtime, served.http, served.publisher)

@@ -31,8 +31,8 @@ from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing import lines
 from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.kafka import TopicReader
-from openlines.kit.testing.publish import Publisher, publisher
-from openlines.kit.testing.service import isolated_settings, running
+from openlines.kit.testing.publish import Publisher
+from openlines.kit.testing.service import isolated_settings, serving
 from openlines.kit.testing.waiting import eventually
 from openlines.routing.app import build_service
 from openlines.routing.settings import RoutingSettings
@@ -207,14 +207,16 @@ async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
     bootstrap = settings.kafka_bootstrap
     commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)
     events = TopicReader(bootstrap, f"{ns}{ROUTING}", ROUTING)
-    async with (
-        running(runtime) as url,
-        aiohttp.ClientSession() as http,
-        publisher(bootstrap, ns, client_id="routing-test") as dialogs,
-        commands.running(),
-        events.running(),
-    ):
-        yield Routing(url, runtime, settings, http, DialogsStream(dialogs), commands, events)
+    async with serving(runtime, "routing-test") as served, commands.running(), events.running():
+        yield Routing(
+            served.url,
+            runtime,
+            settings,
+            served.http,
+            DialogsStream(served.publisher),
+            commands,
+            events,
+        )
 
 
 def new_id() -> uuid.UUID:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.kit.db.engine import create_engine
@@ -15,6 +17,7 @@ from openlines.kit.db.migrate import migrate
 from openlines.kit.embedded import reserve_port
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.testing.infra import consumer_settings
+from openlines.kit.testing.publish import Publisher, publisher
 from openlines.kit.testing.waiting import eventually
 
 
@@ -56,6 +59,29 @@ async def running(
         yield f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     finally:
         await runtime.shutdown(runner)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A service under test, running: its base URL, an HTTP client, a publisher into its
+    topic namespace."""
+
+    url: str
+    http: aiohttp.ClientSession
+    publisher: Publisher
+
+
+@asynccontextmanager
+async def serving(runtime: ServiceRuntime, client_id: str) -> AsyncIterator[Served]:
+    """`running(runtime)` with what its tests drive it by: an HTTP client session and a
+    publisher (as `client_id`) into the runtime's own topic namespace."""
+    settings = runtime.settings
+    async with (
+        running(runtime) as url,
+        aiohttp.ClientSession() as http,
+        publisher(settings.kafka_bootstrap, settings.topic_namespace, client_id=client_id) as pub,
+    ):
+        yield Served(url, http, pub)
 
 
 def isolated_settings(database_url: str, db_schema: str, kafka_bootstrap: str) -> dict[str, Any]:
