@@ -4,7 +4,8 @@ Postgres raises: a serialization failure, a deadlock, a refused connection, a co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
 
 import psycopg
 import pytest
@@ -20,6 +21,8 @@ from openlines.kit.db.retry import (
     run_in_transaction,
 )
 from openlines.kit.embedded import reserve_port
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -125,50 +128,53 @@ async def test_a_constraint_violation_is_not_retryable(accounts: AsyncEngine) ->
     assert not is_infrastructure_error(caught.value)
 
 
+class _Counted(Generic[T]):
+    """A transaction body that counts its runs, and is told which run this is."""
+
+    def __init__(self, body: Callable[[AsyncConnection, int], Awaitable[T]]) -> None:
+        self.body = body
+        self.runs = 0
+
+    async def __call__(self, conn: AsyncConnection) -> T:
+        self.runs += 1
+        return await self.body(conn, self.runs)
+
+
 async def test_run_in_transaction_runs_a_conflicted_transaction_again(
     accounts: AsyncEngine,
 ) -> None:
-    runs = 0
-
-    async def withdraw(conn: AsyncConnection) -> int:
-        nonlocal runs
-        runs += 1
+    async def withdraw(conn: AsyncConnection, run: int) -> int:
         await _take_snapshot(conn)
-        if runs == 1:  # someone else moves the row under the first attempt's snapshot
+        if run == 1:  # someone else moves the row under the first attempt's snapshot
             await _moved_by_another(accounts, by=10)
         result = await conn.execute(
             text("UPDATE account SET balance = balance - 1 WHERE id = 1 RETURNING balance")
         )
         return int(result.scalar_one())
 
-    assert await run_in_transaction(accounts, withdraw, attempts=3) == 109
-    assert runs == 2
+    body = _Counted(withdraw)
+    assert await run_in_transaction(accounts, body, attempts=3) == 109
+    assert body.runs == 2
 
 
 async def test_run_in_transaction_gives_up_after_its_attempts(accounts: AsyncEngine) -> None:
-    runs = 0
-
-    async def always_beaten(conn: AsyncConnection) -> None:
-        nonlocal runs
-        runs += 1
+    async def always_beaten(conn: AsyncConnection, run: int) -> None:
         await _take_snapshot(conn)
         await _moved_by_another(accounts)
         await conn.execute(text("UPDATE account SET balance = 0 WHERE id = 1"))
 
+    body = _Counted(always_beaten)
     with pytest.raises(DBAPIError) as caught:
-        await run_in_transaction(accounts, always_beaten, attempts=2)
+        await run_in_transaction(accounts, body, attempts=2)
     assert is_transaction_conflict(caught.value)
-    assert runs == 2
+    assert body.runs == 2
 
 
 async def test_run_in_transaction_does_not_repeat_other_errors(accounts: AsyncEngine) -> None:
-    runs = 0
-
-    async def duplicate(conn: AsyncConnection) -> None:
-        nonlocal runs
-        runs += 1
+    async def duplicate(conn: AsyncConnection, run: int) -> None:
         await conn.execute(text("INSERT INTO account VALUES (2, 0)"))
 
+    body = _Counted(duplicate)
     with pytest.raises(IntegrityError):
-        await run_in_transaction(accounts, duplicate, attempts=5)
-    assert runs == 1
+        await run_in_transaction(accounts, body, attempts=5)
+    assert body.runs == 1
