@@ -37,9 +37,11 @@ from openlines.events.envelope import EventPayload
 
 
 class DomainError(Exception):
-    """A decision refused; `code` is machine-readable (the API maps it to a status)."""
+    """A decision refused; `code` is machine-readable, `status` the HTTP answer the API gives
+    (409: the dialog's state forbids it now; 422: the request itself cannot be right)."""
 
     code = "domain_error"
+    status = 409
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -48,6 +50,7 @@ class DomainError(Exception):
 
 class DialogNotFound(DomainError):
     code = "not_found"
+    status = 404
 
 
 class AlreadyAssigned(DomainError):
@@ -78,14 +81,17 @@ class NotAssignedToYou(DomainError):
 
 class EmptyMessage(DomainError):
     code = "empty_message"
+    status = 422
 
 
 class TextTooLong(DomainError):
     code = "text_too_long"
+    status = 422
 
 
 class UnknownMessage(DomainError):
     code = "unknown_message"
+    status = 422
 
 
 class AtCapacity(DomainError):

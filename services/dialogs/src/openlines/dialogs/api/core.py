@@ -1,19 +1,20 @@
-"""The operator API: `/api/v1/dialogs...` (JWT; access per `access`)."""
+"""The core of the operator API: the list, a dialog, its timeline, and the commands an
+operator has always had (take, reply, close, reopen, spam, read)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, can_see, require_actable, require_takeable
-from openlines.dialogs.capacity import limit_applies, locked_load
-from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
+from openlines.dialogs.access import Viewer, require_actable, require_takeable
+from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
@@ -24,38 +25,12 @@ from openlines.dialogs.views import (
     dialog_json,
     message_json,
 )
-from openlines.dialogs.writer import DialogWriter, TooMuchContention
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
-from openlines.events.lines import LinesConfig
-from openlines.kit.db.retry import run_in_transaction
 from openlines.kit.http import routes
-from openlines.kit.http.auth import require_principal
-from openlines.kit.http.errors import ApiError, not_found
+from openlines.kit.http.errors import ApiError
 
-T = TypeVar("T")
-
-DEFAULT_MAX_TEXT = 4096
 MAX_CLIENT_MESSAGE_ID = 200
-
-# Domain refusals as HTTP answers; the code is passed through unchanged.
-_STATUS_OF = {
-    "not_found": 404,
-    "already_assigned": 409,
-    "dialog_closed": 409,
-    "not_closed": 409,
-    "newer_dialog_exists": 409,
-    "not_assigned": 409,
-    "not_assignable": 409,
-    "empty_message": 422,
-    "text_too_long": 422,
-    "unknown_message": 422,
-    "at_capacity": 409,
-}
-
-# `Load | None`: the caller's load for the max_dialogs rule (see `_execute`).
-Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
-Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
 
 MAX_FILTER = 200
 
@@ -86,12 +61,6 @@ class ReplyBody(routes.StrictModel):
     reply_to: uuid.UUID | None = Field(default=None, description="a message of this dialog")
 
 
-_DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
-    404: "not_found: no such dialog, or not visible to the caller",
-    409: "already_assigned, dialog_closed, not_closed, newer_dialog_exists, not_assigned...",
-    503: "busy: too many concurrent writers on this dialog; retry",
-}
-BASE = "/api/v1/dialogs"
 _FIRST = "$response.body#/items/0/id"
 _SAME = "$response.body#/id"
 # Where a client (and the contract fuzz) goes next with a dialog id it was given.
@@ -118,17 +87,7 @@ def outbound_message_id(dialog_id: uuid.UUID, author_id: str, client_message_id:
     return uuid.uuid5(dialog_id, f"out:{author_id}:{client_message_id}")
 
 
-class DialogsApi:
-    def __init__(
-        self, engine: Callable[[], AsyncEngine], writer: DialogWriter, lines: LinesConfig
-    ) -> None:
-        self._engine = engine  # a getter: the runtime creates the engine at start
-        self.writer = writer
-        self.lines = lines
-
-    def install(self, app: web.Application) -> None:
-        routes.install(app, self)
-
+class CoreEndpoints(ApiBase):
     # -- reads ----------------------------------------------------------------------------
 
     @routes.get(
@@ -139,7 +98,7 @@ class DialogsApi:
         links=_FROM_LIST,
     )
     async def list_dialogs(self, request: web.Request, *, query: ListParams) -> web.Response:
-        viewer = await self._viewer(request)
+        viewer = await self.viewer(request)
         wanted = _list_query(query)
         async with self._engine().connect() as conn:
             rows, next_cursor = await queries.list_dialogs(conn, viewer, wanted)
@@ -154,26 +113,26 @@ class DialogsApi:
     @routes.get(
         BASE + "/{id}",
         summary="One dialog",
-        responses={200: DialogView, 404: _DIALOG_REFUSALS[404]},
+        responses={200: DialogView, 404: DIALOG_REFUSALS[404]},
         links=_FROM_DIALOG,
     )
     async def get_dialog(self, request: web.Request) -> web.Response:
-        viewer = await self._viewer(request)
-        dialog_id = _dialog_id(request)
+        viewer = await self.viewer(request)
+        dialog_id = dialog_id_of(request)
         async with self._engine().connect() as conn:
-            row = await self._visible_row(conn, viewer, dialog_id)
-        return web.json_response(dialog_json(row, self.lines, utc_now()))
+            row = await self.visible_row(conn, viewer, dialog_id)
+        return self.dialog_response(row, viewer)
 
     @routes.get(
         BASE + "/{id}/timeline",
         summary="A dialog's messages, oldest first",
-        responses={200: TimelineView, 404: _DIALOG_REFUSALS[404]},
+        responses={200: TimelineView, 404: DIALOG_REFUSALS[404]},
     )
     async def timeline(self, request: web.Request) -> web.Response:
-        viewer = await self._viewer(request)
-        dialog_id = _dialog_id(request)
+        viewer = await self.viewer(request)
+        dialog_id = dialog_id_of(request)
         async with self._engine().connect() as conn:
-            await self._visible_row(conn, viewer, dialog_id)
+            await self.visible_row(conn, viewer, dialog_id)
             rows = await queries.timeline(conn, dialog_id)
         return web.json_response(
             {"dialog_id": str(dialog_id), "items": [message_json(r) for r in rows]}
@@ -184,7 +143,7 @@ class DialogsApi:
     @routes.post(
         BASE + "/{id}/take",
         summary="Take the dialog (a supervisor may take it over)",
-        responses={200: DialogView, **_DIALOG_REFUSALS},
+        responses={200: DialogView, **DIALOG_REFUSALS},
         links=_FROM_DIALOG,
     )
     async def take(self, request: web.Request) -> web.Response:
@@ -192,12 +151,12 @@ class DialogsApi:
             require_takeable(viewer, dialog)
             return dialog.take(viewer.operator_id, may_take_over=viewer.is_supervisor, load=load)
 
-        return await self._act(request, decide)
+        return await self.act(request, decide)
 
     @routes.post(
         BASE + "/{id}/close",
         summary="Close the dialog",
-        responses={200: DialogView, **_DIALOG_REFUSALS},
+        responses={200: DialogView, **DIALOG_REFUSALS},
         links=_FROM_DIALOG,
     )
     async def close(self, request: web.Request) -> web.Response:
@@ -209,17 +168,17 @@ class DialogsApi:
                 viewer.operator_id, CloseReason.OPERATOR, take_first=not viewer.is_supervisor
             )
 
-        return await self._act(request, decide)
+        return await self.act(request, decide)
 
     @routes.post(
         BASE + "/{id}/reopen",
         summary="Reopen a closed dialog",
-        responses={200: DialogView, **_DIALOG_REFUSALS},
+        responses={200: DialogView, **DIALOG_REFUSALS},
         links=_FROM_DIALOG,
     )
     async def reopen(self, request: web.Request) -> web.Response:
-        viewer = await self._viewer(request)
-        dialog_id = _dialog_id(request)
+        viewer = await self.viewer(request)
+        dialog_id = dialog_id_of(request)
 
         async def work(conn: AsyncConnection) -> Any:
             # The conversation's lock, taken before the dialog's as the inbound path does,
@@ -232,35 +191,35 @@ class DialogsApi:
                 require_actable(viewer, dialog)
                 return dialog.reopen(viewer.operator_id, latest_dialog_id=latest, load=load)
 
-            await self._execute(conn, viewer, dialog_id, decide)
+            await self.execute(conn, viewer, dialog_id, decide)
             return await queries.get_dialog(conn, dialog_id)
 
-        row = await self._write(work)
-        return web.json_response(dialog_json(row, self.lines, utc_now()))
+        row = await self.write(work)
+        return self.dialog_response(row, viewer)
 
     @routes.post(
         BASE + "/{id}/spam",
         summary="Mark the dialog as spam",
-        responses={200: DialogView, **_DIALOG_REFUSALS},
+        responses={200: DialogView, **DIALOG_REFUSALS},
     )
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
 
-        return await self._act(request, decide)
+        return await self.act(request, decide)
 
     @routes.post(
         BASE + "/{id}/read",
         summary="Mark the dialog's messages read",
-        responses={200: DialogView, **_DIALOG_REFUSALS},
+        responses={200: DialogView, **DIALOG_REFUSALS},
     )
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
             return dialog.mark_read(viewer.operator_id)
 
-        return await self._act(request, decide)
+        return await self.act(request, decide)
 
     @routes.post(
         BASE + "/{id}/messages",
@@ -268,13 +227,13 @@ class DialogsApi:
         body=ReplyBody,
         responses={
             202: ReplyAccepted,
-            **_DIALOG_REFUSALS,
+            **DIALOG_REFUSALS,
             422: "empty_message, text_too_long, unknown_message (reply_to)",
         },
     )
     async def send_message(self, request: web.Request, *, body: ReplyBody) -> web.Response:
-        viewer = await self._viewer(request)
-        dialog_id = _dialog_id(request)
+        viewer = await self.viewer(request)
+        dialog_id = dialog_id_of(request)
         text, client_message_id, reply_to = body.text or "", body.client_message_id, body.reply_to
         message_id = outbound_message_id(dialog_id, viewer.operator_id, client_message_id)
         now = utc_now()
@@ -287,16 +246,16 @@ class DialogsApi:
                 message_id=message_id,
                 client_message_id=client_message_id,
                 now=now,
-                max_text_length=self._max_text_length(dialog.channel_id),
+                max_text_length=self.max_text_length(dialog.channel_id),
                 reply_to=reply_to,
                 is_supervisor=viewer.is_supervisor,
                 load=load,
             )
 
         async def work(conn: AsyncConnection) -> Dialog:
-            return await self._execute(conn, viewer, dialog_id, decide)
+            return await self.execute(conn, viewer, dialog_id, decide)
 
-        dialog = await self._write(work)
+        dialog = await self.write(work)
         # A retry finds the message recorded the first time (its id was derived the same way).
         message = dialog.message_by_client_id(viewer.operator_id, client_message_id)
         assert message is not None
@@ -307,73 +266,6 @@ class DialogsApi:
             },
             status=202,
         )
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    async def _act(self, request: web.Request, action: Action) -> web.Response:
-        viewer = await self._viewer(request)
-        dialog_id = _dialog_id(request)
-
-        async def work(conn: AsyncConnection) -> Any:
-            await self._execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
-            # Same transaction: the answer shows the state this command produced.
-            return await queries.get_dialog(conn, dialog_id)
-
-        row = await self._write(work)
-        return web.json_response(dialog_json(row, self.lines, utc_now()))
-
-    async def _execute(
-        self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID, decide: Decision
-    ) -> Dialog:
-        """Run `decide` through the writer with the caller's load for the max_dialogs rule:
-        NO_LIMIT where the rule does not apply, otherwise counted, under the operator's lock,
-        only once a decision asks for it (`LoadNeeded`), so that commands which make nobody
-        the assignee take no lock."""
-        counted: Load | None = None
-
-        def with_load(dialog: Dialog) -> Sequence[EventPayload]:
-            applies = limit_applies(self.lines, dialog.line_id, is_supervisor=viewer.is_supervisor)
-            return decide(dialog, counted if applies else NO_LIMIT)
-
-        try:
-            return await self.writer.execute(conn, dialog_id, with_load)
-        except LoadNeeded:
-            counted = await locked_load(conn, self.lines, viewer.operator_id)
-            return await self.writer.execute(conn, dialog_id, with_load)
-
-    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        try:
-            return await run_in_transaction(self._engine(), work, attempts=3)
-        except DomainError as exc:
-            raise ApiError(_STATUS_OF.get(exc.code, 409), exc.code, exc.message) from exc
-        except TooMuchContention as exc:
-            raise ApiError(503, "busy", str(exc)) from exc
-
-    async def _viewer(self, request: web.Request) -> Viewer:
-        return Viewer.of(await require_principal(request), self.lines)
-
-    async def _visible_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID):
-        row = await queries.get_dialog(conn, dialog_id)
-        if row is None or not can_see(
-            viewer,
-            status=row.status,
-            line_id=row.line_id,
-            assignee_id=row.assignee_id,
-            participants=row.participants,
-        ):
-            raise not_found("dialog")
-        return row
-
-    def _max_text_length(self, channel_id: str) -> int:
-        found = self.lines.channel(channel_id)
-        return found[1].max_text_length if found is not None else DEFAULT_MAX_TEXT
-
-
-def _dialog_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise not_found("dialog") from None  # a malformed id names no dialog either
 
 
 def _list_query(params: ListParams) -> ListQuery:

@@ -1,0 +1,16 @@
+"""The operator API: `/api/v1/dialogs...` (JWT; access per `openlines.kit.access`).
+
+One class, `DialogsApi`, made of one mixin per group of endpoints (each a module here, on
+`base.ApiBase`): the app installs it and the OpenAPI document lists it, so a new group is a
+module and one base class below.
+"""
+
+from openlines.dialogs.api.base import ApiBase
+from openlines.dialogs.api.core import CoreEndpoints, outbound_message_id
+
+
+class DialogsApi(CoreEndpoints, ApiBase):
+    """Every endpoint of the dialogs service."""
+
+
+__all__ = ["ApiBase", "DialogsApi", "outbound_message_id"]

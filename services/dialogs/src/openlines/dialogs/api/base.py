@@ -1,0 +1,127 @@
+"""What every group of the operator API shares: the caller's scope, the dialog id of the path,
+and running a decision through the writer in one transaction (with the max_dialogs rule).
+
+Each group of endpoints (`core`, and one module per feature) is a mixin of `ApiBase`;
+`DialogsApi` (in the package) combines them, so the OpenAPI document and the aiohttp app list
+every group's routes from one class.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from openlines.dialogs import queries
+from openlines.dialogs.access import Viewer, can_see
+from openlines.dialogs.capacity import limit_applies, locked_load
+from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
+from openlines.dialogs.views import dialog_json
+from openlines.dialogs.writer import DialogWriter, TooMuchContention
+from openlines.events.envelope import EventPayload, utc_now
+from openlines.events.lines import LinesConfig
+from openlines.kit.db.retry import run_in_transaction
+from openlines.kit.http import routes
+from openlines.kit.http.auth import require_principal
+from openlines.kit.http.errors import ApiError, not_found
+
+T = TypeVar("T")
+
+BASE = "/api/v1/dialogs"
+DEFAULT_MAX_TEXT = 4096
+
+# `Load | None`: the caller's load for the max_dialogs rule (see `ApiBase.execute`).
+Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
+Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
+
+DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
+    404: "not_found: no such dialog, or not visible to the caller",
+    409: "already_assigned, dialog_closed, not_closed, newer_dialog_exists, not_assigned...",
+    503: "busy: too many concurrent writers on this dialog; retry",
+}
+
+
+class ApiBase:
+    def __init__(
+        self, engine: Callable[[], AsyncEngine], writer: DialogWriter, lines: LinesConfig
+    ) -> None:
+        self._engine = engine  # a getter: the runtime creates the engine at start
+        self.writer = writer
+        self.lines = lines
+
+    def install(self, app: web.Application) -> None:
+        routes.install(app, self)
+
+    async def act(self, request: web.Request, action: Action) -> web.Response:
+        """Decide `action` on the path's dialog and answer with the dialog as it now is."""
+        viewer = await self.viewer(request)
+        dialog_id = dialog_id_of(request)
+
+        async def work(conn: AsyncConnection) -> Any:
+            await self.execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
+            # Same transaction: the answer shows the state this command produced.
+            return await queries.get_dialog(conn, dialog_id)
+
+        row = await self.write(work)
+        return self.dialog_response(row, viewer)
+
+    async def execute(
+        self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID, decide: Decision
+    ) -> Dialog:
+        """Run `decide` through the writer with the caller's load for the max_dialogs rule:
+        NO_LIMIT where the rule does not apply, otherwise counted, under the operator's lock,
+        only once a decision asks for it (`LoadNeeded`), so that commands which make nobody
+        the assignee take no lock."""
+        counted: Load | None = None
+
+        def with_load(dialog: Dialog) -> Sequence[EventPayload]:
+            applies = limit_applies(self.lines, dialog.line_id, is_supervisor=viewer.is_supervisor)
+            return decide(dialog, counted if applies else NO_LIMIT)
+
+        try:
+            return await self.writer.execute(conn, dialog_id, with_load)
+        except LoadNeeded:
+            counted = await locked_load(conn, self.lines, viewer.operator_id)
+            return await self.writer.execute(conn, dialog_id, with_load)
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` in one transaction, retried on conflicts; refusals become their HTTP answer."""
+        try:
+            return await run_in_transaction(self._engine(), work, attempts=3)
+        except DomainError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+        except TooMuchContention as exc:
+            raise ApiError(503, "busy", str(exc)) from exc
+
+    async def viewer(self, request: web.Request) -> Viewer:
+        return Viewer.of(await require_principal(request), self.lines)
+
+    async def visible_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID) -> Row:
+        row = await queries.get_dialog(conn, dialog_id)
+        if row is None or not can_see(
+            viewer,
+            status=row.status,
+            line_id=row.line_id,
+            assignee_id=row.assignee_id,
+            participants=row.participants,
+        ):
+            raise not_found("dialog")
+        return row
+
+    def dialog_response(self, row: Row, viewer: Viewer, status: int = 200) -> web.Response:
+        return web.json_response(dialog_json(row, self.lines, utc_now()), status=status)
+
+    def max_text_length(self, channel_id: str) -> int:
+        found = self.lines.channel(channel_id)
+        return found[1].max_text_length if found is not None else DEFAULT_MAX_TEXT
+
+
+def dialog_id_of(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise not_found("dialog") from None  # a malformed id names no dialog either
