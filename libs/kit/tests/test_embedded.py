@@ -16,7 +16,13 @@ from psycopg import sql
 
 from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError, with_database
 from openlines.kit.embedded.postgres import running_postmaster
-from openlines.kit.kafka.admin import TopicSpec, admin_client, ensure_topics, wait_for_kafka
+from openlines.kit.kafka.admin import (
+    MAX_RECORD_BYTES,
+    TopicSpec,
+    admin_client,
+    ensure_topics,
+    wait_for_kafka,
+)
 from openlines.kit.testing.plugin import TopicFactory
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
@@ -45,7 +51,7 @@ async def test_produce_and_consume_with_headers(kafka_bootstrap: str, unique_top
     assert list(record.headers) == [("type", b"DialogOpened")]
 
 
-async def test_topics_have_unlimited_retention(
+async def test_topics_keep_events_forever_and_take_the_largest_record(
     kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
     name = await topic_factory("retained", partitions=4)
@@ -55,6 +61,8 @@ async def test_topics_have_unlimited_retention(
     assert len(described["partitions"]) == 4
     entries = {entry[0]: entry[1] for entry in configs.resources[0][4]}
     assert entries["retention.ms"] == "-1"
+    # Every record the producers may send is accepted (their max_request_size).
+    assert entries["max.message.bytes"] == str(MAX_RECORD_BYTES)
 
 
 async def test_ensure_topics_is_idempotent(

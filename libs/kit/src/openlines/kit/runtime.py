@@ -155,7 +155,11 @@ class ServiceRuntime:
             self._engine = create_engine(s.database_url, s.schema_name, pool_size=s.db_pool_size)
             self.health.ready["database"] = self._database_answers
         if s.create_topics:
-            await ensure_topics(s.kafka_bootstrap, self.topics.all_event_topics())
+            await ensure_topics(
+                s.kafka_bootstrap,
+                self.topics.all_event_topics(),
+                max_record_bytes=s.kafka_max_record_bytes,
+            )
         self._producer = create_producer(
             s.kafka_bootstrap,
             client_id=s.service_name,

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openlines.events.lines import load_lines
+from openlines.kit.kafka.admin import MAX_RECORD_BYTES
 
 # Room the envelope (ids, times, type, producer) and the record headers take around a request
 # body's content: a body this much smaller than a record always fits one (see http_body_limit).
@@ -53,10 +54,10 @@ class KitSettings(BaseSettings):
     # The largest Kafka record a producer sends (aiokafka's max_request_size). Topics must
     # accept it (max.message.bytes; Apache Kafka's default is 1 MiB + 12 bytes). A bigger record
     # is refused by the producer, and the relay dead-letters it (openlines deadletters).
-    kafka_max_record_bytes: int = 1 << 20
+    kafka_max_record_bytes: int = MAX_RECORD_BYTES
     # Derived from kafka_max_record_bytes when not set (record minus RECORD_ENVELOPE_ROOM), so a
     # body the HTTP edge accepts fits one record; a larger body is 413 payload_too_large.
-    http_body_limit: int = Field(default=(1 << 20) - RECORD_ENVELOPE_ROOM)
+    http_body_limit: int = Field(default=MAX_RECORD_BYTES - RECORD_ENVELOPE_ROOM)
 
     # The declarative lines file (DESIGN §7); the same file is the ConfigMap in Kubernetes.
     lines_file: str = "config/demo.yaml"

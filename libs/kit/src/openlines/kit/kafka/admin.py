@@ -14,8 +14,16 @@ from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
-# Event topics are the system of record for replay (DESIGN §5): never expire them.
-EVENT_TOPIC_CONFIGS: Mapping[str, str] = {"retention.ms": "-1"}
+# The largest record a producer of the suite sends (aiokafka's max_request_size), and so the
+# largest a topic must accept (max.message.bytes: a batch never exceeds its request).
+MAX_RECORD_BYTES = 1 << 20
+
+# Event topics are the system of record for replay (DESIGN §5): never expire them; and accept
+# every record the producers may send, whatever the broker's default.
+EVENT_TOPIC_CONFIGS: Mapping[str, str] = {
+    "retention.ms": "-1",
+    "max.message.bytes": str(MAX_RECORD_BYTES),
+}
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -52,12 +60,18 @@ async def ensure_topics(
     partitions: int = 3,
     configs: Mapping[str, str] | None = None,
     replication_factor: int = 1,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are.
 
-    Topic configs are `EVENT_TOPIC_CONFIGS`, overridden by `configs`, then by the spec's own.
+    Topic configs are `EVENT_TOPIC_CONFIGS` (with `max_record_bytes`, the producers' limit),
+    overridden by `configs`, then by the spec's own.
     """
-    base = {**EVENT_TOPIC_CONFIGS, **(configs or {})}
+    base = {
+        **EVENT_TOPIC_CONFIGS,
+        "max.message.bytes": str(max_record_bytes),
+        **(configs or {}),
+    }
     new = [
         NewTopic(
             spec.name,
