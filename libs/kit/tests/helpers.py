@@ -53,7 +53,7 @@ class Kit:
         )
 
     def runner(
-        self, sub: Subscription[Any], cls: type[ConsumerRunner] = ConsumerRunner
+        self, sub: Subscription, cls: type[ConsumerRunner] = ConsumerRunner
     ) -> ConsumerRunner:
         """A consumer of `sub` that joins its group with the session's fast-join options."""
         return cls(
@@ -65,9 +65,9 @@ class Kit:
         )
 
 
-def catch_all(name: str, topic: str, handler: Handler, **options: Any) -> Subscription[Any]:
+def catch_all(name: str, topic: str, handler: Handler, **options: Any) -> Subscription:
     """A subscription whose one handler takes every event of the topic."""
-    sub: Subscription[Any] = Subscription(name, [topic], **options)
+    sub: Subscription = Subscription(name, [topic], **options)
     sub.on_any(handler)
     return sub
 

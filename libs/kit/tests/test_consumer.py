@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -150,7 +149,7 @@ async def test_events_not_accepted_are_acknowledged_without_a_transaction(kit: K
         return int(event.title.split()[-1]) % 2 == 0
 
     group = f"filtered-{kit.schema}"
-    sub: Subscription[Any] = Subscription(group, [topic], batch_size=3)
+    sub: Subscription = Subscription(group, [topic], batch_size=3)
     sub.on(DialogRenamed, when=even_titles)(count_effect)
     filtered = kit.runner(sub)
     await run_until(filtered, has_applied(filtered, 5))
