@@ -149,26 +149,14 @@ async def apply(conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
 async def _customer_identified(
     conn: AsyncConnection, event: CustomerIdentified, at: datetime
 ) -> None:
-    await conn.execute(
-        _RECORD_CUSTOMER,
-        {
-            "customer_id": event.customer_id,
-            "channel_type": event.channel_type.value,
-            "external_user_id": event.external_user_id,
-            "name": event.name,
-            "created_at": at,
-        },
-    )
-    await conn.execute(
-        _UPSERT_CHANNEL,
-        {
-            "customer_id": event.customer_id,
-            "channel_id": event.channel_id,
-            "channel_type": event.channel_type.value,
-            "external_user_id": event.external_user_id,
-            "name": event.name,
-        },
-    )
+    identity = {
+        "customer_id": event.customer_id,
+        "channel_type": event.channel_type.value,
+        "external_user_id": event.external_user_id,
+        "name": event.name,
+    }
+    await conn.execute(_RECORD_CUSTOMER, {**identity, "created_at": at})
+    await conn.execute(_UPSERT_CHANNEL, {**identity, "channel_id": event.channel_id})
 
 
 async def _lead_created(conn: AsyncConnection, event: LeadCreated, at: datetime) -> None:
