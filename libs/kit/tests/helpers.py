@@ -110,6 +110,15 @@ async def read_effects(engine: AsyncEngine) -> dict[str, int]:
         return {r.title: r.times for r in rows}
 
 
+async def applied_once_each(engine: AsyncEngine) -> set[str]:
+    """The records that took effect through `count_effect`, each checked to have done so
+    exactly once."""
+    effects = await read_effects(engine)
+    repeated = {title: times for title, times in effects.items() if times != 1}
+    assert not repeated, f"applied more than once: {repeated}"
+    return set(effects)
+
+
 async def run_until(
     runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30.0
 ) -> None:
