@@ -1,5 +1,6 @@
 """The AsyncAPI document (from the services' FastStream brokers) covers the event catalog
-exactly: every topic and every event type appears, and nothing else."""
+exactly: every topic and every event type appears, and nothing else; its references resolve and
+real records validate against what it says each topic carries."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from openlines.events.codec import encode
+from openlines.events.envelope import EventPayload
+from openlines.events.testing import envelopes
+from openlines.events.testing.schema_check import check
 from openlines.events.topics import TOPICS
 from openlines.stack.asyncapi import asyncapi_document
 
 ENVELOPE_REF = "#/components/schemas/Envelope_"
+ENTRIES = [(t.name, kind) for t in TOPICS.values() for kind in t.event_types]
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -27,6 +35,13 @@ def _refs(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for value in node:
             yield from _refs(value)
+
+
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    target: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
 
 
 def _types_of(doc: dict[str, Any], channel: dict[str, Any]) -> set[str]:
@@ -82,6 +97,32 @@ def test_subscribers_take_only_types_of_their_topics(doc: dict[str, Any]) -> Non
         assert _types_of(doc, channel) <= _catalog_types(*TOPICS), channel["address"]
 
 
+def test_every_ref_in_the_document_resolves(doc: dict[str, Any]) -> None:
+    refs = list(_refs(doc))
+    assert refs
+    for ref in refs:
+        assert _resolve(doc, ref) is not None, ref
+
+
+@pytest.mark.parametrize(("topic", "kind"), ENTRIES, ids=[f"{t}/{k.TYPE}" for t, k in ENTRIES])
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_encoded_records_validate_against_their_topics_payload(
+    doc: dict[str, Any], topic: str, kind: type[EventPayload], data: st.DataObject
+) -> None:
+    # What the topic's writer declares it sends: a batch of envelopes of the topic's types.
+    [send] = [
+        op
+        for op in doc["operations"].values()
+        if op["action"] == "send" and _resolve(doc, op["channel"]["$ref"])["address"] == topic
+    ]
+    [message_ref] = send["messages"]
+    message = _resolve(doc, _resolve(doc, message_ref["$ref"])["$ref"])
+    record = json.loads(encode(data.draw(envelopes(kind))).value)
+    assert check([record], message["payload"], doc) == []
+    assert check([{**record, "payload": {}}], message["payload"], doc) != []
+
+
 def test_cli_exports_the_services_asyncapi(tmp_path: Path) -> None:
     from openlines.cli.commands import schema
 
@@ -92,3 +133,5 @@ def test_cli_exports_the_services_asyncapi(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "asyncapi.json").read_text()) == json.loads(
         json.dumps(asyncapi_document())
     )
+    # Beside it, the catalog's JSON Schema per event type.
+    assert len(list((tmp_path / "schemas").rglob("*.json"))) == len(ENTRIES)

@@ -53,7 +53,7 @@ class Kit:
         )
 
     def runner(
-        self, sub: Subscription[Any], cls: type[ConsumerRunner] = ConsumerRunner
+        self, sub: Subscription, cls: type[ConsumerRunner] = ConsumerRunner
     ) -> ConsumerRunner:
         """A consumer of `sub` that joins its group with the session's fast-join options."""
         return cls(
@@ -65,9 +65,9 @@ class Kit:
         )
 
 
-def catch_all(name: str, topic: str, handler: Handler, **options: Any) -> Subscription[Any]:
+def catch_all(name: str, topic: str, handler: Handler, **options: Any) -> Subscription:
     """A subscription whose one handler takes every event of the topic."""
-    sub: Subscription[Any] = Subscription(name, [topic], **options)
+    sub: Subscription = Subscription(name, [topic], **options)
     sub.on_any(handler)
     return sub
 
@@ -108,6 +108,15 @@ async def read_effects(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT title, times FROM effects"))
         return {r.title: r.times for r in rows}
+
+
+async def applied_once_each(engine: AsyncEngine) -> set[str]:
+    """The records that took effect through `count_effect`, each checked to have done so
+    exactly once."""
+    effects = await read_effects(engine)
+    repeated = {title: times for title, times in effects.items() if times != 1}
+    assert not repeated, f"applied more than once: {repeated}"
+    return set(effects)
 
 
 async def run_until(

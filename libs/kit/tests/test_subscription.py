@@ -24,20 +24,13 @@ def _closed() -> DialogClosed:
     )
 
 
-class Unit:
-    """Stands in for a service's store: what handlers receive instead of the connection."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-
-async def test_handlers_are_found_by_type_and_get_the_unit_of_work() -> None:
+async def test_handlers_are_found_by_type_and_get_the_batchs_connection() -> None:
     seen: list[tuple[str, Any]] = []
-    sub: Subscription[Unit] = Subscription("s", topics=["t"], unit=Unit)
+    sub = Subscription("s", topics=["t"])
 
     @sub.on(DialogRenamed)
-    async def on_renamed(unit: Unit, env: Envelope[DialogRenamed]) -> None:
-        seen.append(("renamed", unit.conn))
+    async def on_renamed(conn: Any, env: Envelope[DialogRenamed]) -> None:
+        seen.append(("renamed", conn))
 
     assert sub.event_types == (DialogRenamed,)
     assert sub.accepts(_env(renamed(1)))
@@ -49,14 +42,14 @@ async def test_handlers_are_found_by_type_and_get_the_unit_of_work() -> None:
 
 
 async def test_a_condition_narrows_what_a_type_registers() -> None:
-    sub: Subscription[Any] = Subscription("s", topics=["t"])
+    sub = Subscription("s", topics=["t"])
     sub.on(DialogRenamed, when=lambda e: e.title.endswith("2"))(_noop)
     assert sub.accepts(_env(renamed(2)))
     assert not sub.accepts(_env(renamed(3)))
 
 
 async def test_a_catch_all_takes_every_type_and_a_type_registers_once() -> None:
-    sub: Subscription[Any] = Subscription("s", topics=["t"])
+    sub = Subscription("s", topics=["t"])
     sub.on_any(_noop)
     assert sub.takes_everything and sub.accepts(_env(_closed()))
     sub.on(DialogRenamed)(_noop)
@@ -80,7 +73,7 @@ def test_a_runtime_declares_each_subscription_as_a_batch_subscriber_of_its_broke
 
     settings = KitSettings(service_name="svc", topic_namespace="ns.", consumer_fetch_max_wait_ms=7)
     runtime = ServiceRuntime(settings, uses_database=False)
-    sub: Subscription[Any] = Subscription("svc.dialogs", topics=[DIALOGS], batch_size=9)
+    sub = Subscription("svc.dialogs", topics=[DIALOGS], batch_size=9)
     sub.on(DialogRenamed)(_noop)
     runtime.subscribe(sub)  # declared without a broker to connect to
 

@@ -70,7 +70,7 @@ async def test_concurrent_dialogs_of_a_new_identity_make_one_customer_and_one_le
     store = RacingEventStore(db_schema, writers=len(dialog_ids))
     crm = CrmLink(load_lines(lines_file), store, attempts=len(envelopes) + 1)
 
-    consumer: Subscription[AsyncConnection] = Subscription("crm-link.dialogs", topics=[DIALOGS])
+    consumer: Subscription = Subscription("crm-link.dialogs", topics=[DIALOGS])
     crm.subscribe(consumer)
 
     async def handle(env: Envelope) -> None:

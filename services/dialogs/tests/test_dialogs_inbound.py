@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.domain import AlreadyAssigned
 from openlines.dialogs.handlers import Handlers, opened_dialog_id
@@ -119,7 +118,7 @@ async def test_concurrent_messages_of_one_conversation_open_one_dialog(
     handlers = Handlers(DialogWriter(stack.runtime.event_store), lines)
     engine = stack.runtime.engine
 
-    inputs: Subscription[AsyncConnection] = Subscription("dialogs", topics=[INBOUND])
+    inputs: Subscription = Subscription("dialogs", topics=[INBOUND])
     handlers.subscribe(inputs)
 
     async def handle(env: Envelope) -> None:

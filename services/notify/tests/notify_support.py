@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -15,10 +15,17 @@ from openlines.events.testing import factories
 from openlines.kit.testing import auth
 from openlines.kit.testing.publish import Publisher
 
-__all__ = ["CHANNEL", "LINE", "Dialog", "Publisher", "Tab", "token"]
+__all__ = ["CHANNEL", "LINE", "Dialog", "Publisher", "Running", "Tab", "token"]
 
 LINE = "demo"
 CHANNEL = "tg-demo"
+
+
+class Running(NamedTuple):
+    """The module's notify: its base URL and a publisher into its topic namespace."""
+
+    url: str
+    publisher: Publisher
 
 
 class Dialog:

@@ -7,7 +7,7 @@ commands routing sends on DIALOG_COMMANDS, all on the real broker and Postgres.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,30 +37,44 @@ from openlines.kit.testing.waiting import eventually
 from openlines.routing.app import build_service
 from openlines.routing.settings import RoutingSettings
 
+
+def lines_config(
+    operators: Mapping[str, int],
+    lines: Mapping[str, Sequence[str]],
+    supervisors: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """A lines configuration: people by their dialog limit; round-robin lines by their
+    operators, each line with one telegram channel `tg-<line>`."""
+    people = [("operator", operators), ("supervisor", supervisors or {})]
+    return {
+        "operators": [
+            {"id": who, "role": role, "max_dialogs": limit}
+            for role, limits in people
+            for who, limit in limits.items()
+        ],
+        "lines": [
+            {
+                "id": line,
+                "channels": [{"id": f"tg-{line}", "type": "telegram"}],
+                "operators": list(members),
+                "routing": "round_robin",
+            }
+            for line, members in lines.items()
+        ],
+    }
+
+
 # demo: ann and bob (2 dialogs each); vip: carl alone (1 dialog); sue supervises.
-LINES_YAML = """
-operators:
-  - {id: ann, role: operator, max_dialogs: 2}
-  - {id: bob, role: operator, max_dialogs: 2}
-  - {id: carl, role: operator, max_dialogs: 1}
-  - {id: sue, role: supervisor, max_dialogs: 5}
-lines:
-  - id: demo
-    channels: [{id: tg-demo, type: telegram}]
-    operators: [ann, bob]
-    routing: round_robin
-  - id: vip
-    channels: [{id: tg-vip, type: telegram}]
-    operators: [carl]
-    routing: round_robin
-"""
+LINES = lines_config(
+    {"ann": 2, "bob": 2, "carl": 1}, {"demo": ["ann", "bob"], "vip": ["carl"]}, {"sue": 5}
+)
 
 
 JWT_SECRET = "routing-tests-secret-of-at-least-32-bytes"
 
 
 def write_lines(directory: Path) -> Path:
-    return lines.write_lines(directory, LINES_YAML)
+    return lines.write_lines(directory, LINES)
 
 
 def routing_settings(

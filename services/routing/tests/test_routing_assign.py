@@ -22,6 +22,7 @@ from .routing_support import (
     Routing,
     assigned,
     closed,
+    lines_config,
     new_id,
     now,
     opened,
@@ -251,7 +252,7 @@ async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
 
 
 def _settings_with(
-    lines_yaml: str,
+    config: dict[str, Any],
     tmp_path: Path,
     kafka_bootstrap: str,
     database_url: str,
@@ -259,20 +260,11 @@ def _settings_with(
     **overrides: Any,
 ) -> RoutingSettings:
     """Settings for a test with its own lines file."""
-    lines_file = write_lines(tmp_path, lines_yaml)
+    lines_file = write_lines(tmp_path, config)
     return routing_settings(kafka_bootstrap, database_url, db_schema, lines_file, **overrides)
 
 
-ONE_EACH = """
-operators:
-  - {id: ann, role: operator, max_dialogs: 1}
-  - {id: bob, role: operator, max_dialogs: 1}
-lines:
-  - id: demo
-    channels: [{id: tg-demo, type: telegram}]
-    operators: [ann, bob]
-    routing: round_robin
-"""
+ONE_EACH = lines_config({"ann": 1, "bob": 1}, {"demo": ["ann", "bob"]})
 
 
 async def test_an_expired_offer_applied_late_never_overfills_its_operator(
@@ -326,20 +318,7 @@ async def test_an_expired_offer_applied_late_never_overfills_its_operator(
         await routing.wait_load("bob", (0, 1, 1))
 
 
-SHARED = """
-operators:
-  - {id: ann, role: operator, max_dialogs: 3}
-  - {id: carl, role: operator, max_dialogs: 1}
-lines:
-  - id: demo
-    channels: [{id: tg-demo, type: telegram}]
-    operators: [ann]
-    routing: round_robin
-  - id: vip
-    channels: [{id: tg-vip, type: telegram}]
-    operators: [ann, carl]
-    routing: round_robin
-"""
+SHARED = lines_config({"ann": 3, "carl": 1}, {"demo": ["ann"], "vip": ["ann", "carl"]})
 
 
 async def test_an_operator_of_several_lines_gets_the_oldest_dialogs_among_them(

@@ -190,7 +190,7 @@ async def bench_projections(
 
     dlq = create_producer(infra.kafka_bootstrap, client_id="bench-dlq")
     await dlq.start()
-    live: Subscription[AsyncConnection] = Subscription(
+    live: Subscription = Subscription(
         f"bench-live-{uuid.uuid4().hex[:6]}", [INBOUND], batch_size=200
     )
     live.on(MessageReceived)(apply_live)

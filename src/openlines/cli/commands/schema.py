@@ -31,10 +31,9 @@ def run_export(args: argparse.Namespace) -> int:
     from openlines.stack.contract import openapi_document
 
     written = export(args.dir)
-    # The services' own AsyncAPI (their FastStream subscribers and publishers) replaces the
-    # catalog-only document `export` writes: it says who consumes and who writes each topic.
     asyncapi_file = args.dir / "asyncapi.json"
     asyncapi_file.write_text(json.dumps(asyncapi_document(), indent=2) + "\n")
+    written.append(asyncapi_file)
     openapi_file = args.dir / "openapi.json"
     openapi_file.write_text(json.dumps(openapi_document(), indent=2) + "\n")
     written.append(openapi_file)

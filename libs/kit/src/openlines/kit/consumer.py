@@ -115,7 +115,7 @@ def _batch_of(message: KafkaMessage) -> Batch:
 class ConsumerRunner:
     def __init__(
         self,
-        subscription: Subscription[Any],
+        subscription: Subscription,
         *,
         engine: AsyncEngine | None = None,
         bootstrap: str = "",

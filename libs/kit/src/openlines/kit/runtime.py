@@ -81,7 +81,7 @@ class ServiceRuntime:
 
     # -- registration ---------------------------------------------------------------------
 
-    def subscribe(self, subscription: Subscription[Any]) -> None:
+    def subscribe(self, subscription: Subscription) -> None:
         s = self.settings
         runner = ConsumerRunner(
             subscription,

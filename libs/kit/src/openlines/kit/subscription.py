@@ -4,20 +4,20 @@
     sub.on(DialogAssigned)(router.on_assigned)
 
     @sub.on(MessageAppended, when=lambda m: m.direction is Direction.OUT)
-    async def record(unit: Jobs, env: Envelope[MessageAppended]) -> None: ...
+    async def record(conn: AsyncConnection, env: Envelope[MessageAppended]) -> None: ...
 
 What the subscription accepts is what it registered: the other events of its topics are
 acknowledged with the batch, without a transaction or an inbox row (a topic like dialogs
 carries many events a given subscriber ignores, and each would otherwise cost a database round
-trip). Handlers receive the subscription's unit of work (`unit(conn)`, the raw connection when
-there is no factory), built on the batch's transaction.
+trip). Handlers receive the batch's transaction (the connection) and hand it to their
+service's store functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,10 +26,9 @@ from openlines.events.envelope import Envelope, EventPayload
 if TYPE_CHECKING:
     from openlines.kit.settings import KitSettings
 
-U = TypeVar("U")
 E = TypeVar("E", bound=EventPayload)
 
-Handler = Callable[[Any, Envelope[Any]], Awaitable[None]]
+Handler = Callable[[AsyncConnection, Envelope[Any]], Awaitable[None]]
 AfterCommit = Callable[[list[Envelope[Any]]], Awaitable[None]]
 
 
@@ -44,7 +43,7 @@ class NotRegistered(LookupError):
 
 
 @dataclass
-class Subscription(Generic[U]):
+class Subscription:
     """A named consumer: its group id, inbox key and metric label, and its handlers."""
 
     name: str
@@ -55,8 +54,6 @@ class Subscription(Generic[U]):
     # Called with the envelopes a batch applied, once its transaction has committed: for side
     # effects that must only reflect durable state (e.g. pushing to WebSockets). Best effort.
     after_commit: AfterCommit | None = None
-    # What handlers receive instead of the raw connection: the service's store / unit of work.
-    unit: Callable[[AsyncConnection], U] | None = None
     _routes: dict[type[EventPayload], _Route] = field(default_factory=dict, init=False, repr=False)
     _any: Handler | None = field(default=None, init=False, repr=False)
 
@@ -120,5 +117,4 @@ class Subscription(Generic[U]):
         raise NotRegistered(f"{self.name}: nothing registered for {env.type}")
 
     async def dispatch(self, conn: AsyncConnection, env: Envelope[Any]) -> None:
-        unit = conn if self.unit is None else self.unit(conn)
-        await self.handler_for(env)(unit, env)
+        await self.handler_for(env)(conn, env)

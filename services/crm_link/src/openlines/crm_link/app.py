@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from openlines.crm_link import api
 from openlines.crm_link.linking import CrmLink
 from openlines.crm_link.settings import CrmLinkSettings
@@ -22,7 +20,7 @@ def build_service(settings: CrmLinkSettings | None = None) -> ServiceRuntime:
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
     crm = CrmLink(lines, runtime.event_store, attempts=settings.append_attempts)
-    dialogs: Subscription[AsyncConnection] = Subscription.configured(CONSUMER, [DIALOGS], settings)
+    dialogs: Subscription = Subscription.configured(CONSUMER, [DIALOGS], settings)
     crm.subscribe(dialogs)
     runtime.subscribe(dialogs)
     runtime.publishes(CRM)

@@ -48,7 +48,7 @@ class CrmLink:
         self.event_store = event_store
         self.customers = StreamWriter(event_store, CUSTOMER, attempts=attempts)
 
-    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
+    def subscribe(self, sub: Subscription) -> None:
         """Openings, the messages that count as activity (not notes or system lines), and
         what moves the dialog's access (assignments, participants, close, reopen)."""
         sub.on(DialogOpened)(self.on_opened)

@@ -4,7 +4,7 @@ facts it consumes; read by the API. Every function runs in the caller's transact
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +35,8 @@ ACTIVITY = (Direction.IN, Direction.OUT)
 # executing a prebuilt one. Callers always pass the same keys, so the compiled form stays cached.
 # UPDATE binds are named apart from the columns: SQLAlchemy reserves column names for SET.
 
+# A dialog's facts are the dialogs columns of the same names.
+_FACT_COLUMNS = tuple(field.name for field in fields(DialogFacts))
 _RECORD_DIALOG = insert(dialogs).on_conflict_do_nothing(index_elements=[dialogs.c.dialog_id])
 
 _RECORD_LEAD = insert(leads).on_conflict_do_nothing(index_elements=[leads.c.lead_id])
@@ -88,13 +90,8 @@ async def record_dialog(conn: AsyncConnection, dialog: DialogFacts, opened_at: d
     await conn.execute(
         _RECORD_DIALOG,
         {
-            "dialog_id": dialog.dialog_id,
-            "line_id": dialog.line_id,
-            "channel_id": dialog.channel_id,
+            **asdict(dialog),
             "channel_type": dialog.channel_type.value,
-            "external_user_id": dialog.external_user_id,
-            "customer_name": dialog.customer_name,
-            "title": dialog.title,
             "customer_id": dialog.customer_id,
             "opened_at": opened_at,
             "last_activity_at": opened_at,
@@ -152,26 +149,14 @@ async def apply(conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
 async def _customer_identified(
     conn: AsyncConnection, event: CustomerIdentified, at: datetime
 ) -> None:
-    await conn.execute(
-        _RECORD_CUSTOMER,
-        {
-            "customer_id": event.customer_id,
-            "channel_type": event.channel_type.value,
-            "external_user_id": event.external_user_id,
-            "name": event.name,
-            "created_at": at,
-        },
-    )
-    await conn.execute(
-        _UPSERT_CHANNEL,
-        {
-            "customer_id": event.customer_id,
-            "channel_id": event.channel_id,
-            "channel_type": event.channel_type.value,
-            "external_user_id": event.external_user_id,
-            "name": event.name,
-        },
-    )
+    identity = {
+        "customer_id": event.customer_id,
+        "channel_type": event.channel_type.value,
+        "external_user_id": event.external_user_id,
+        "name": event.name,
+    }
+    await conn.execute(_RECORD_CUSTOMER, {**identity, "created_at": at})
+    await conn.execute(_UPSERT_CHANNEL, {**identity, "channel_id": event.channel_id})
 
 
 async def _lead_created(conn: AsyncConnection, event: LeadCreated, at: datetime) -> None:
@@ -223,16 +208,9 @@ async def dialog(conn: AsyncConnection, dialog_id: UUID) -> DialogRow | None:
     row = (await conn.execute(select(dialogs).where(dialogs.c.dialog_id == dialog_id))).first()
     if row is None:
         return None
-    facts = DialogFacts(
-        dialog_id=row.dialog_id,
-        line_id=row.line_id,
-        channel_id=row.channel_id,
-        channel_type=ChannelType(row.channel_type),
-        external_user_id=row.external_user_id,
-        customer_name=row.customer_name,
-        title=row.title,
-    )
-    return DialogRow(facts, row.lead_id, _access(row))
+    facts = {name: row._mapping[name] for name in _FACT_COLUMNS}
+    facts["channel_type"] = ChannelType(row.channel_type)
+    return DialogRow(DialogFacts(**facts), row.lead_id, _access(row))
 
 
 def access_of(dialog_json: dict[str, Any]) -> AccessFacts:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from openlines.dialogs.api import DialogsApi
 from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
@@ -25,7 +23,7 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
     handlers = Handlers(writer, lines)
 
-    inputs: Subscription[AsyncConnection] = Subscription.configured(
+    inputs: Subscription = Subscription.configured(
         "dialogs", [INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM], settings
     )
     handlers.subscribe(inputs)

@@ -72,7 +72,7 @@ class Handlers:
 
     # -- one consumer for all four input topics --------------------------------------------
 
-    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
+    def subscribe(self, sub: Subscription) -> None:
         """Every input of this service goes through one consumer, so one batch at a time
         writes dialogs: as four consumers, batches locked the same dialogs in opposite
         orders under load, and Postgres broke the deadlocks only after a second. (The CRM

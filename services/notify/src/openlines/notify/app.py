@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 from openlines.kit.runtime import ServiceRuntime
@@ -24,7 +22,7 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     hub = SessionHub(queue_size=settings.session_queue_size)
     projection = StreamProjection(hub, settings.push_max_age_seconds)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, runs_relay=False)
-    events: Subscription[AsyncConnection] = Subscription.configured(
+    events: Subscription = Subscription.configured(
         settings.consumer_group, [DIALOGS, ROUTING], settings, after_commit=projection.after_commit
     )
     # Every event of both topics may concern a session (its view or its audience).

@@ -6,8 +6,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from openlines.events.catalog import ChannelType
 from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
@@ -38,7 +36,7 @@ def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()
 
-    dialogs: Subscription[AsyncConnection] = Subscription.configured(
+    dialogs: Subscription = Subscription.configured(
         # The namespace keeps test suites sharing a broker out of each other's groups.
         "outbound.dialogs",
         [DIALOGS],

@@ -15,7 +15,7 @@ from openlines.outbound import jobs
 from openlines.outbound.domain import send_job_for
 
 
-def subscribe(sub: Subscription[AsyncConnection]) -> None:
+def subscribe(sub: Subscription) -> None:
     # Customer messages (their provider ids) and replies; notes and system messages never
     # leave, so they cost no transaction here.
     sub.on(MessageAppended, when=lambda m: m.direction in (Direction.IN, Direction.OUT))(

@@ -7,7 +7,7 @@ guarded by the claim id, so a stale sender can never settle a job someone else n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from uuid import UUID
 
 from sqlalchemy import TextClause, text
@@ -47,6 +47,9 @@ _RECORD = text(
     ":correlation_id, :traceparent) "
     "ON CONFLICT (message_id) DO NOTHING"
 )
+
+# A job's columns are its SendJob fields, recorded and claimed by these names.
+_JOB_COLUMNS = tuple(field.name for field in fields(SendJob))
 
 _REMEMBER = text(
     "INSERT INTO message_refs (message_id, provider_message_id) VALUES (:message_id, :provider_id) "
@@ -119,22 +122,8 @@ _EXPIRE = text(
 
 async def record(conn: AsyncConnection, job: SendJob) -> None:
     """Idempotent: a redelivered MessageAppended finds its job already there."""
-    await conn.execute(
-        _RECORD,
-        {
-            "message_id": job.message_id,
-            "dialog_id": job.dialog_id,
-            "channel_id": job.channel_id,
-            "conversation_key": job.conversation_key,
-            "chat_id": job.chat_id,
-            "text": job.text,
-            "reply_to": job.reply_to,
-            "source_event_id": job.source_event_id,
-            "correlation_id": job.correlation_id,
-            # Recorded in the consumer's span of the MessageAppended: the reply's trace.
-            "traceparent": current_traceparent(),
-        },
-    )
+    # Recorded in the consumer's span of the MessageAppended: the reply's trace.
+    await conn.execute(_RECORD, {**asdict(job), "traceparent": current_traceparent()})
 
 
 async def remember_provider_id(
@@ -149,17 +138,7 @@ async def claim(conn: AsyncConnection, limit: int) -> list[ClaimedJob]:
     rows = await conn.execute(_CLAIM, {"limit": limit})
     return [
         ClaimedJob(
-            job=SendJob(
-                message_id=r.message_id,
-                dialog_id=r.dialog_id,
-                channel_id=r.channel_id,
-                conversation_key=r.conversation_key,
-                chat_id=r.chat_id,
-                text=r.text,
-                reply_to=r.reply_to,
-                source_event_id=r.source_event_id,
-                correlation_id=r.correlation_id,
-            ),
+            job=SendJob(**{name: r._mapping[name] for name in _JOB_COLUMNS}),
             claim_id=r.claim_id,
             attempt=r.attempts,
             reply_to_provider_id=r.reply_to_provider_id,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from openlines.events.lines import load_lines
 from openlines.events.topics import DIALOG_COMMANDS, DIALOGS, ROUTING
 from openlines.kit.runtime import ServiceRuntime
@@ -38,7 +36,7 @@ def build_service(settings: RoutingSettings | None = None) -> ServiceRuntime:
             await router.drain(conn, [line.id for line in lines.lines], cause=None)
 
     runtime.on_startup(sync_operators_and_drain)
-    dialogs: Subscription[AsyncConnection] = Subscription.configured(CONSUMER, [DIALOGS], settings)
+    dialogs: Subscription = Subscription.configured(CONSUMER, [DIALOGS], settings)
     router.subscribe(dialogs)
     runtime.subscribe(dialogs)
     runtime.publishes(ROUTING, DIALOG_COMMANDS)

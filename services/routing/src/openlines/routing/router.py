@@ -79,7 +79,7 @@ class Router:
 
     # -- facts from dialogs -------------------------------------------------------------------
 
-    def subscribe(self, sub: Subscription[AsyncConnection]) -> None:
+    def subscribe(self, sub: Subscription) -> None:
         for kind, (transition, reason) in TRANSITIONS.items():
             sub.on(kind)(partial(self.on_dialog_event, transition, reason))
 

@@ -140,38 +140,40 @@ class HealthBody(BaseModel):
     checks: dict[str, bool]
 
 
-@routes.get(
-    "/healthz",
-    summary="Liveness: the process makes progress",
-    responses={200: HealthBody, 503: "failing"},
-    auth="none",
-    tags=("ops",),
-)
-async def _healthz(request: web.Request) -> web.Response:
-    health = request.app[HEALTH_KEY]
-    return await _health_answer(health, health.live, passed="ok", failed="failing")
+def _health_route(
+    path: str, summary: str, checks: Callable[[Health], dict[str, Check]], passed: str, failed: str
+) -> Handler:
+    """A route answering 200 with `passed` when every check holds, else 503 with `failed`,
+    with each check's outcome. Liveness and readiness differ only in these."""
 
+    async def answer(request: web.Request) -> web.Response:
+        health = request.app[HEALTH_KEY]
+        ok, outcomes = await health.evaluate(checks(health))
+        return web.json_response(
+            {"status": passed if ok else failed, "checks": outcomes}, status=200 if ok else 503
+        )
 
-@routes.get(
-    "/readyz",
-    summary="Readiness: dependencies answer, consumers keep up",
-    responses={200: HealthBody, 503: "not_ready"},
-    auth="none",
-    tags=("ops",),
-)
-async def _readyz(request: web.Request) -> web.Response:
-    health = request.app[HEALTH_KEY]
-    return await _health_answer(health, health.ready, passed="ready", failed="not_ready")
-
-
-async def _health_answer(
-    health: Health, checks: dict[str, Check], *, passed: str, failed: str
-) -> web.Response:
-    """200 with `passed` when every check holds, else 503 with `failed`; each check's outcome."""
-    ok, outcomes = await health.evaluate(checks)
-    return web.json_response(
-        {"status": passed if ok else failed, "checks": outcomes}, status=200 if ok else 503
+    answer.__name__ = f"_{path.strip('/')}"  # the module attribute `routes.install` looks up
+    declare = routes.get(
+        path,
+        summary=summary,
+        responses={200: HealthBody, 503: failed},
+        auth="none",
+        tags=("ops",),
     )
+    return declare(answer)
+
+
+_healthz = _health_route(
+    "/healthz", "Liveness: the process makes progress", lambda h: h.live, "ok", "failing"
+)
+_readyz = _health_route(
+    "/readyz",
+    "Readiness: dependencies answer, consumers keep up",
+    lambda h: h.ready,
+    "ready",
+    "not_ready",
+)
 
 
 @routes.get(

@@ -114,6 +114,11 @@ class TopicReader:
         async with self._changed:
             pass  # the pump appends a batch under this lock: the last one is in `seen` now
 
+    def forget(self) -> None:
+        """Set aside what was read so far: a reader shared by the tests of a module then shows
+        each test only what comes after (call it once `read_to_end` says nothing is pending)."""
+        self.seen.clear()
+
     def of(self, kind: type[EventPayload]) -> list[Any]:
         return [env.payload for env in self.seen if isinstance(env.payload, kind)]
 
