@@ -101,8 +101,11 @@ async def list_quick_replies(
     return page, QuickReplyCursor(page[-1].title, page[-1].id)
 
 
-async def get_quick_reply(conn: AsyncConnection, reply_id: UUID) -> Row | None:
-    return (await conn.execute(select(quick_replies).where(_qr.id == reply_id))).first()
+async def get_quick_reply(
+    conn: AsyncConnection, reply_id: UUID, *, lock: bool = False
+) -> Row | None:
+    query = select(quick_replies).where(_qr.id == reply_id)
+    return (await conn.execute(query.with_for_update() if lock else query)).first()
 
 
 async def create_quick_reply(conn: AsyncConnection, values: dict[str, Any]) -> Row:

@@ -187,8 +187,8 @@ def draft_json(row: Row) -> dict[str, Any]:
 
 
 def quick_reply_text(reply: Row | None, dialog: Dialog, viewer: Viewer, lines: LinesConfig) -> str:
-    """The quick reply rendered for this dialog and operator; it must be one of the dialog's
-    line (the caller may write in the dialog: the API checked that first)."""
+    """The quick reply rendered for this dialog and operator. It must be one for the dialog's
+    line (that the caller may write in the dialog, the API checked first)."""
     if reply is None:
         raise UnknownQuickReply("no such quick reply")
     if dialog.line_id not in reply.lines:
@@ -305,7 +305,7 @@ class QuickEndpoints(ApiBase):
         reply_id = _reply_id_of(request)
 
         async def work(conn: AsyncConnection) -> Row | None:
-            row = await self._visible_reply(conn, viewer, reply_id)
+            row = await self._visible_reply(conn, viewer, reply_id, lock=True)
             self._require_manager(viewer, row.lines)
             changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
             if body.lines is not None:
@@ -332,7 +332,7 @@ class QuickEndpoints(ApiBase):
         reply_id = _reply_id_of(request)
 
         async def work(conn: AsyncConnection) -> None:
-            row = await self._visible_reply(conn, viewer, reply_id)
+            row = await self._visible_reply(conn, viewer, reply_id, lock=True)
             self._require_manager(viewer, row.lines)
             await workspace.delete_quick_reply(conn, reply_id)
 
@@ -340,9 +340,11 @@ class QuickEndpoints(ApiBase):
         return web.Response(status=204)
 
     async def _visible_reply(
-        self, conn: AsyncConnection, viewer: Viewer, reply_id: uuid.UUID
+        self, conn: AsyncConnection, viewer: Viewer, reply_id: uuid.UUID, *, lock: bool = False
     ) -> Row:
-        row = await workspace.get_quick_reply(conn, reply_id)
+        """The quick reply if the caller may read it (`lock`: until commit, for a write
+        checked against the lines it has)."""
+        row = await workspace.get_quick_reply(conn, reply_id, lock=lock)
         if row is None or not viewer.sees_lines(row.lines):
             raise not_found("quick reply")
         return row
