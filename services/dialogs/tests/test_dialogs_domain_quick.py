@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2.exceptions import SecurityError
 
 from openlines.dialogs.domain import (
     DomainError,
@@ -13,7 +14,13 @@ from openlines.dialogs.domain import (
     TemplateSyntax,
     UnknownVariable,
 )
-from openlines.dialogs.domain.templates import TemplateValues, literal, render, validate
+from openlines.dialogs.domain.templates import (
+    SANDBOX,
+    TemplateValues,
+    literal,
+    render,
+    validate,
+)
 
 VALUES = TemplateValues(
     customer_name="Carla Customer",
@@ -103,13 +110,9 @@ def test_no_template_reaches_code(template: str) -> None:
 def test_the_sandbox_itself_refuses_unsafe_attributes() -> None:
     """Defence in depth: were the whitelist to let a dotted walk through, Jinja's sandbox
     would still refuse it."""
-    from jinja2.exceptions import SecurityError
-
-    from openlines.dialogs.domain import templates
-
     for unsafe in ("{{ x.__class__ }}", "{{ x.__class__.__mro__ }}", "{{ x.format.__globals__ }}"):
         with pytest.raises(SecurityError):
-            templates._ENV.from_string(unsafe).render(x="s")
+            SANDBOX.from_string(unsafe).render(x="s")
 
 
 @given(st.text(max_size=300))

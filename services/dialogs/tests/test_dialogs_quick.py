@@ -16,6 +16,7 @@ from openlines.dialogs.projection import rebuild
 from openlines.dialogs.tables import drafts, quick_replies
 from openlines.events.catalog import Direction, MessageAppended
 from openlines.events.envelope import Envelope
+from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.lines import write_lines
 
 from .dialogs_stack import REPO, DialogsStack, Reply
@@ -93,8 +94,6 @@ async def test_supervisors_write_quick_replies_and_operators_of_the_line_read_th
 async def test_a_supervisor_limited_to_lines_writes_only_replies_of_those_lines(
     stack: DialogsStack,
 ) -> None:
-    from openlines.kit.testing.auth import bearer
-
     narrowed = bearer("sue", "supervisor", secret=stack.runtime.settings.jwt_secret, lines=["demo"])
     async with stack.http.post(
         stack.url + QR,

@@ -30,7 +30,9 @@ PLACEHOLDERS = ", ".join("{{ " + v + " }}" for v in VARIABLES)
 _LISTED = PLACEHOLDERS
 
 # Autoescape off: the text goes to a messenger, not into HTML.
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+SANDBOX = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def literal(text: str) -> str:
 def _checked(source: str) -> Template:
     """The compiled template, once its syntax tree passed the whitelist."""
     try:
-        tree = _ENV.parse(source)
+        tree = SANDBOX.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateSyntax(f"template syntax error on line {exc.lineno}: {exc.message}") from None
     for node in tree.body:
@@ -90,7 +92,7 @@ def _checked(source: str) -> Template:
             )
         for part in node.nodes:
             _check_part(part)
-    return _ENV.from_string(tree)
+    return SANDBOX.from_string(tree)
 
 
 def _check_part(part: nodes.Node) -> None:
