@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.notify import views
@@ -111,11 +112,20 @@ class ClientFrames:
         operator_id = session.scope.operator_id
         if not self.throttle.allow(operator_id, dialog_id):
             return
-        async with self._engine().connect() as conn:
-            view = await views.load(conn, dialog_id, lock=False)
-        if view is None or not session.scope.can_act(view.facts):
+        try:
+            async with self._engine().connect() as conn:
+                view = await views.load(conn, dialog_id, lock=False)
+        except (SQLAlchemyError, OSError):
+            # The database is out: the session stays, only this indicator is lost.
+            session.offer(error_frame("unavailable", "typing cannot be relayed now; retry"))
+            return
+        scope = session.scope
+        if view is None or not scope.can_see(view.facts):
             # As everywhere: a dialog one may not see does not exist.
             session.offer(error_frame("not_found", f"dialog {dialog_id} not found"))
+            return
+        if not scope.can_act(view.facts):
+            session.offer(error_frame("not_allowed", "you may see this dialog but not write in it"))
             return
         message = json.dumps(
             {"type": "typing", "dialog_id": str(dialog_id), "operator_id": operator_id}
