@@ -78,8 +78,14 @@ CHAOS_OPERATORS = ["op1", "op2", "op3", "op4"]
 CHAOS_SUPERVISOR = "boss"
 
 
+# A line of its own for the quick-replies test (test_workspace_quick.py): qa answers, qb works
+# on the line too but is never on the dialog.
+QUICK_CHANNEL, QUICK_SECRET = "tg-quick", "quick-secret"
+QUICK_OPERATORS = {"qa": "Quick Ann", "qb": "Quick Bob"}
+
+
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the chaos line, written to `directory`."""
+    """config/demo.yaml plus the chaos and quick lines, written to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
     config["operators"] += [
         {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
@@ -105,6 +111,29 @@ def e2e_lines(directory: Path) -> Path:
             "operators": CHAOS_OPERATORS,
             "routing": "round_robin",
             "auto_lead": True,
+        }
+    )
+    config["operators"] += [
+        {"id": op, "name": name, "role": "operator", "max_dialogs": 2}
+        for op, name in QUICK_OPERATORS.items()
+    ]
+    config["lines"].append(
+        {
+            "id": "quick",
+            "name": "Quick line",
+            "channels": [
+                {
+                    "id": QUICK_CHANNEL,
+                    "type": "telegram",
+                    "secret": QUICK_SECRET,
+                    "token": "123456:quick-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + QUICK_CHANNEL,
+                }
+            ],
+            "operators": list(QUICK_OPERATORS),
+            "routing": "round_robin",
+            "auto_lead": False,
         }
     )
     return write_lines(directory, config)

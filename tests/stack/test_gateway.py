@@ -216,6 +216,7 @@ async def test_upstream_errors_pass_through(setup: Setup) -> None:
         ("POST", "/api/v1/dialogs/9f1c/lead", "b"),  # crm-link owns the dialog's lead
         ("GET", "/api/v1/dialogs/9f1c", "a"),
         ("GET", "/api/v1/dialogs", "a"),
+        ("PATCH", "/api/v1/quick-replies/7", "a"),  # dialogs holds the quick replies
         ("PUT", "/api/v1/operators/ann/presence", "b"),
         ("GET", "/api/v1/queues", "b"),
         ("GET", "/api/v1/crm/leads/1", "b"),
@@ -232,7 +233,9 @@ async def test_routes_follow_the_ingress_paths(
     assert seen["path"] == path
 
 
-@pytest.mark.parametrize("path", ["/", "/api/v1/dialogsx", "/api/v2/dialogs", "/nothing/here"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/v1/dialogsx", "/api/v1/quick-repliesx", "/api/v2/dialogs", "/nothing/here"]
+)
 async def test_no_route_is_404(setup: Setup, path: str) -> None:
     async with setup.http.get(setup.gateway + path) as resp:
         assert resp.status == 404

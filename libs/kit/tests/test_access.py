@@ -36,6 +36,7 @@ from openlines.kit.access import (
     Role,
     Scope,
     follow,
+    lines_visible_where,
     visible_where,
 )
 from openlines.kit.http.auth import Principal
@@ -218,6 +219,28 @@ def test_operators_one_may_manage_and_see(
     assert s.sees_operator(target, target_lines) is see
 
 
+@pytest.mark.parametrize(
+    ("role", "token", "lines", "see", "manage"),
+    [
+        ("operator", None, ["demo"], T, F),  # reads the quick replies of her line
+        ("operator", None, ["vip"], F, F),
+        ("operator", None, ["vip", "demo"], T, F),  # one of her lines is enough to read
+        ("supervisor", None, ["demo", "vip"], T, T),
+        ("supervisor", ["demo"], ["demo"], T, T),
+        ("supervisor", ["demo"], ["demo", "vip"], T, F),  # writes need every line
+        ("supervisor", ["vip"], ["demo"], F, F),
+        ("admin", None, ["gone"], T, T),  # the chat admin: every line, also future ones
+        ("admin", None, [], F, F),  # a quick reply of no line is nobody's
+    ],
+)
+def test_quick_replies_are_read_by_the_lines_and_written_by_their_supervisors(
+    role: str, token: list[str] | None, lines: list[str], see: bool, manage: bool
+) -> None:
+    s = scope(role, token)
+    assert s.sees_lines(lines) is see
+    assert s.may_manage_quick_replies(lines) is manage
+
+
 def test_crm_rights() -> None:
     hers = DialogFacts("vip", "active", "ann")
     bobs = DialogFacts("demo", "active", "bob")
@@ -303,3 +326,24 @@ async def test_the_sql_twin_agrees_with_can_see(engine: AsyncEngine) -> None:
             )
             found = set((await conn.execute(select(table.c.id).where(where))).scalars())
             assert found == {key for key, d in cases.items() if s.can_see(d)}, s
+
+
+async def test_the_lines_sql_twin_agrees_with_sees_lines(engine: AsyncEngine) -> None:
+    table = Table(
+        f"line_cases_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Text, primary_key=True),
+        Column("lines", ARRAY(Text)),
+        prefixes=["TEMPORARY"],
+    )
+    cases = {
+        str(i): list(lines)
+        for i, lines in enumerate([(), ("demo",), ("vip",), ("demo", "vip"), ("gone",)])
+    }
+    async with engine.begin() as conn:
+        await conn.run_sync(table.create)
+        await conn.execute(insert(table), [{"id": k, "lines": v} for k, v in cases.items()])
+        for s in SCOPES:
+            where = lines_visible_where(s, table.c.lines)
+            found = set((await conn.execute(select(table.c.id).where(where))).scalars())
+            assert found == {k for k, lines in cases.items() if s.sees_lines(lines)}, s

@@ -68,6 +68,15 @@ class DialogsStack:
         async with self.http.post(self.url + path, headers=headers, json=json, data=data) as r:
             return Reply(r.status, await r.json())
 
+    async def request(
+        self, method: str, path: str, who: str = "sue", json: Any = None, **params: Any
+    ) -> Reply:
+        """Any method; an answer without a body (204) has `body` None."""
+        async with self.http.request(
+            method, self.url + path, headers=self.auth(who), json=json, params=params
+        ) as r:
+            return Reply(r.status, None if r.status == 204 else await r.json())
+
     async def dialog(self, dialog_id: uuid.UUID, who: str = "sue") -> Reply:
         return await self.get(f"/api/v1/dialogs/{dialog_id}", who)
 

@@ -37,7 +37,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, any_, false, literal, or_, true
+from sqlalchemy import ColumnElement, Text, and_, any_, false, func, literal, or_, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from openlines.events.catalog import (
     CloseReason,
@@ -243,6 +244,18 @@ class Scope:
             return True
         return any(self.sees_queue_of(line) for line in operator_lines)
 
+    # -- resources of lines (quick replies) -----------------------------------------------
+
+    def sees_lines(self, line_ids: Iterable[str]) -> bool:
+        """Something shared by these lines (a quick reply): seen by those who work on or
+        supervise one of them."""
+        return any(self.sees_queue_of(line) for line in line_ids)
+
+    def may_manage_quick_replies(self, line_ids: Iterable[str]) -> bool:
+        """Write the quick replies of these lines: a supervisor or chat admin of every one."""
+        wanted = list(line_ids)
+        return self.is_supervisor and bool(wanted) and all(map(self.supervises, wanted))
+
     # -- CRM -----------------------------------------------------------------------------
 
     def can_see_lead(self, dialogs: Iterable[DialogFacts]) -> bool:
@@ -278,3 +291,11 @@ def visible_where(
             and_(status == DialogStatus.UNASSIGNED, line_id.in_(sorted(scope.member_lines)))
         )
     return or_(*reach) if reach else false()
+
+
+def lines_visible_where(scope: Scope, lines: ColumnElement[list[str]]) -> ColumnElement[bool]:
+    """SQL twin of `Scope.sees_lines` over a text[] column of line ids."""
+    if scope.sees_all_lines:
+        return func.cardinality(lines) > 0
+    reach = sorted(scope.member_lines | (scope.supervised_lines or frozenset()))
+    return lines.overlap(literal(reach, ARRAY(Text))) if reach else false()

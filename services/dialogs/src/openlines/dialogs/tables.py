@@ -8,6 +8,10 @@ groups that must not be confused:
   inbound_messages, outbound_messages) decide where a write goes and deduplicate inputs. They
   hold facts that are not in the events (which dialog a conversation's next message goes to,
   receipts waiting for their dispatch), so a rebuild never touches them (`store` writes them).
+
+A third group, `workspace` (quick_replies, drafts), is the operators' own data: it is not
+about a dialog's history and is not in any event, so it is never rebuilt either (`workspace`,
+the module, reads and writes it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 read_model = MetaData()
 write_side = MetaData()
+workspace = MetaData()
 
 # -- the read model -------------------------------------------------------------------------
 
@@ -122,4 +127,30 @@ outbound_messages = Table(
     Column("dialog_id", UUID(as_uuid=True), nullable=False),
     Column("conversation_key", Text, nullable=False),
     Column("provider_message_id", Text),
+)
+
+# -- the operators' workspace -------------------------------------------------------------
+
+# Canned answers for the lines they name; `text` is a template (`domain.templates`).
+quick_replies = Table(
+    "quick_replies",
+    workspace,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("category", Text),
+    Column("lines", ARRAY(Text), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# What an operator has typed and not sent yet, per dialog (kept across sessions).
+drafts = Table(
+    "drafts",
+    workspace,
+    Column("operator_id", Text, primary_key=True),
+    Column("dialog_id", UUID(as_uuid=True), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -14,19 +14,8 @@ from openlines.kit.access import Scope
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError
+from openlines.notify.frames import ClientFrames, error_frame
 from openlines.notify.hub import SessionHub
-
-_PONG = json.dumps({"type": "pong"})
-
-
-def _is_ping(data: str) -> bool:
-    """Application-level keepalive for clients that cannot send WebSocket pings."""
-    try:
-        message = json.loads(data)
-    except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "ping"
-
 
 TOKEN_EXPIRED = 4001
 """Close code when the token runs out: the client reconnects with a fresh one."""
@@ -49,8 +38,15 @@ class StreamQuery(routes.QueryModel):
 
 
 class StreamApi:
-    def __init__(self, hub: SessionHub, lines: LinesConfig, heartbeat_seconds: float) -> None:
+    def __init__(
+        self,
+        hub: SessionHub,
+        lines: LinesConfig,
+        heartbeat_seconds: float,
+        frames: ClientFrames,
+    ) -> None:
         self.hub = hub
+        self.frames = frames
         self.lines = lines
         self.heartbeat_seconds = heartbeat_seconds
 
@@ -65,8 +61,13 @@ class StreamApi:
             "Upgrade to a WebSocket. The first frame is `hello` {operator_id, lines, sees_all,"
             " supervised_lines};"
             " then one JSON frame per event the operator may see (the AsyncAPI document"
-            ' describes the events). `{"type": "ping"}` is answered with `pong`. Close'
-            " code 4001: the token expired."
+            ' describes the events). `{"type": "ping"}` is answered with `pong`.'
+            ' `{"type": "typing", "dialog_id"}` (the caller writes in that dialog) reaches the'
+            ' other staff who see it as `{"type": "typing", "dialog_id", "operator_id"}`, at'
+            " most once per operator and dialog every few seconds; it is not stored. A frame"
+            ' that is neither gets `{"type": "error", "error": {"code", "message"}}`'
+            " (bad_frame, not_found, not_allowed, unavailable). Close code 4001: the token"
+            " expired."
         ),
         query=StreamQuery,
         responses={101: "switching to the WebSocket protocol", 426: "upgrade_required"},
@@ -100,8 +101,10 @@ class StreamApi:
         expiry = asyncio.create_task(_close_at_expiry(ws, principal.expires_at))
         try:
             async for message in ws:
-                if message.type is WSMsgType.TEXT and _is_ping(message.data):
-                    session.offer(_PONG)
+                if message.type is WSMsgType.TEXT:
+                    await self.frames.handle(session, message.data)
+                elif message.type is WSMsgType.BINARY:
+                    session.offer(error_frame("bad_frame", "frames are JSON text"))
         finally:
             expiry.cancel()
             await self.hub.close(session)

@@ -9,6 +9,7 @@ from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
 from openlines.notify.api import StreamApi
+from openlines.notify.frames import ClientFrames, Throttle
 from openlines.notify.hub import SessionHub
 from openlines.notify.projection import StreamProjection
 from openlines.notify.settings import NotifySettings
@@ -28,5 +29,6 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     # Every event of both topics may concern a session (its view or its audience).
     events.on(*TOPICS[DIALOGS].event_types, *TOPICS[ROUTING].event_types)(projection.handle)
     runtime.subscribe(events)
-    runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds).install)
+    frames = ClientFrames(hub, lambda: runtime.engine, Throttle(settings.typing_throttle_seconds))
+    runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds, frames).install)
     return runtime

@@ -67,6 +67,13 @@ class DialogView:
             return self.participants
         return self.participants | {self.assignee}
 
+    @property
+    def facts(self) -> DialogFacts:
+        """The view as the access policy sees a dialog."""
+        return DialogFacts(
+            self.line_id or "", self.status.value, self.assignee, tuple(sorted(self.participants))
+        )
+
 
 def is_dialog_event(payload: EventPayload) -> bool:
     return type(payload) in DIALOG_EVENT_TYPES
@@ -102,9 +109,7 @@ def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
             return None  # e.g. an SLA event of a dialog not seen yet: nothing to record
         view = DialogView(line_id=getattr(p, "line_id", None), status=DialogStatus.UNASSIGNED)
     # Line, status, assignee and participants move as the access policy's facts do (kit).
-    facts = DialogFacts(
-        view.line_id or "", view.status.value, view.assignee, tuple(sorted(view.participants))
-    ).after(p)
+    facts = view.facts.after(p)
     return replace(
         view,
         line_id=facts.line_id or None,
@@ -164,3 +169,11 @@ def audience_for(
     elif isinstance(payload, SlaWarningReached | SlaBreached) and payload.operator_id:
         personal.setdefault(payload.operator_id, Reason.YOUR_DIALOG)
     return Audience(personal, lines, dialog_lines)
+
+
+def watchers(view: DialogView) -> Audience:
+    """Everyone a push about this dialog, as it now is, would reach (what a colleague's
+    typing goes to)."""
+    lines = frozenset({view.line_id}) if view.line_id else frozenset()
+    unassigned = lines if view.status is DialogStatus.UNASSIGNED else frozenset()
+    return Audience({m: Reason.YOUR_DIALOG for m in view.members}, unassigned, lines)

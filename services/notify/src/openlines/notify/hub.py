@@ -131,7 +131,28 @@ class SessionHub:
 
     def publish(self, notification: Notification) -> int:
         """Queue the event for every session it concerns; returns how many."""
-        audience = notification.audience
+        delivered = 0
+        for session, reason in self._reached(notification.audience):
+            if session.offer(notification.message(reason)):
+                delivered += 1
+        if delivered:
+            PUSHED.labels(notification.envelope.type).inc(delivered)
+        return delivered
+
+    def relay(self, kind: str, message: str, audience: Audience, *, sender: str) -> int:
+        """Queue a message that is no event (a colleague typing) for the sessions `audience`
+        reaches, except the sender's own; returns how many."""
+        delivered = sum(
+            1
+            for session, _ in self._reached(audience)
+            if session.scope.operator_id != sender and session.offer(message)
+        )
+        if delivered:
+            PUSHED.labels(kind).inc(delivered)
+        return delivered
+
+    def _reached(self, audience: Audience) -> list[tuple[Session, Reason]]:
+        """The sessions the policy lets hear of something with this audience, and why."""
         candidates = set(self._all_seeing)
         for operator_id in audience.personal:
             candidates |= self._by_operator.get(operator_id, set())
@@ -139,14 +160,12 @@ class SessionHub:
             candidates |= self._by_line.get(line_id, set())
         for line_id in audience.dialog_lines:
             candidates |= self._by_supervised_line.get(line_id, set())
-        delivered = 0
+        reached = []
         for session in candidates:
             reason = reason_for(session.scope, audience)
-            if reason is not None and session.offer(notification.message(reason)):
-                delivered += 1
-        if delivered:
-            PUSHED.labels(notification.envelope.type).inc(delivered)
-        return delivered
+            if reason is not None:
+                reached.append((session, reason))
+        return reached
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
         for session in list(self._sessions):

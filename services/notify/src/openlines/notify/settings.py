@@ -20,6 +20,8 @@ class NotifySettings(KitSettings):
     # Events older than this are applied to the projection but not pushed: a replay or a long
     # outage must not flood the operators' screens with history.
     push_max_age_seconds: float = Field(default=600.0, gt=0)
+    # A colleague's "typing" reaches the others at most once per (operator, dialog) per this.
+    typing_throttle_seconds: float = Field(default=3.0, ge=0)
     # Sessions live in one process. With several replicas, give each a stable id (e.g. the
     # StatefulSet pod name): it then reads every partition in its own consumer group, with
     # its own projection schema, so each replica can serve any operator.

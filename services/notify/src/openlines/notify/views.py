@@ -14,6 +14,10 @@ _LOAD = text(
     "SELECT line_id, status, assignee, participants, version FROM dialog_views "
     "WHERE dialog_id = :id FOR UPDATE"
 )
+_PEEK = text(
+    "SELECT line_id, status, assignee, participants, version FROM dialog_views "
+    "WHERE dialog_id = :id"
+)
 _SAVE = text(
     "INSERT INTO dialog_views (dialog_id, line_id, status, assignee, participants, version) "
     "VALUES (:id, :line_id, :status, :assignee, :participants, :version) "
@@ -23,8 +27,10 @@ _SAVE = text(
 )
 
 
-async def load(conn: AsyncConnection, dialog_id: UUID) -> DialogView | None:
-    row = (await conn.execute(_LOAD, {"id": dialog_id})).first()
+async def load(conn: AsyncConnection, dialog_id: UUID, *, lock: bool = True) -> DialogView | None:
+    """The dialog's view; locked until commit (the projection's read-modify-write) unless
+    `lock` is False (a read that changes nothing)."""
+    row = (await conn.execute(_LOAD if lock else _PEEK, {"id": dialog_id})).first()
     if row is None:
         return None
     return DialogView(

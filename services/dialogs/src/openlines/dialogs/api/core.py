@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, model_validator
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.dialogs import queries
+from openlines.dialogs import queries, workspace
 from openlines.dialogs.access import Viewer, require_actable, require_takeable
 from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.quick import quick_reply_text
 from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
@@ -52,13 +54,24 @@ class ListParams(routes.QueryModel):
 
 
 class ReplyBody(routes.StrictModel):
+    """Exactly one of `text` and `quick_reply_id`."""
+
     text: str | None = Field(default=None, description="empty only with attachments")
+    quick_reply_id: uuid.UUID | None = Field(
+        default=None, description="send this quick reply of the dialog's line, rendered"
+    )
     client_message_id: str = Field(
         min_length=1,
         max_length=MAX_CLIENT_MESSAGE_ID,
         description="the client's id: a retry with the same id is the same message",
     )
     reply_to: uuid.UUID | None = Field(default=None, description="a message of this dialog")
+
+    @model_validator(mode="after")
+    def _one_content(self) -> Self:
+        if (self.text is None) == (self.quick_reply_id is None):
+            raise ValueError("give exactly one of text and quick_reply_id")
+        return self
 
 
 _FIRST = "$response.body#/items/0/id"
@@ -228,18 +241,25 @@ class CoreEndpoints(ApiBase):
         responses={
             202: ReplyAccepted,
             **DIALOG_REFUSALS,
-            422: "empty_message, text_too_long, unknown_message (reply_to)",
+            422: "empty_message, text_too_long, unknown_message (reply_to),"
+            " unknown_quick_reply, quick_reply_not_for_line",
         },
     )
     async def send_message(self, request: web.Request, *, body: ReplyBody) -> web.Response:
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
-        text, client_message_id, reply_to = body.text or "", body.client_message_id, body.reply_to
+        client_message_id, reply_to = body.client_message_id, body.reply_to
         message_id = outbound_message_id(dialog_id, viewer.operator_id, client_message_id)
         now = utc_now()
+        quick_reply: Row | None = None
 
         def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
+            if dialog.message_by_client_id(viewer.operator_id, client_message_id) is not None:
+                return []  # a retry: the same message, whatever became of its quick reply
+            text = body.text or ""
+            if body.quick_reply_id is not None:
+                text = quick_reply_text(quick_reply, dialog, viewer, self.lines)
             return dialog.reply(
                 viewer.operator_id,
                 text,
@@ -253,7 +273,13 @@ class CoreEndpoints(ApiBase):
             )
 
         async def work(conn: AsyncConnection) -> Dialog:
-            return await self.execute(conn, viewer, dialog_id, decide)
+            nonlocal quick_reply
+            if body.quick_reply_id is not None:
+                quick_reply = await workspace.get_quick_reply(conn, body.quick_reply_id)
+            dialog = await self.execute(conn, viewer, dialog_id, decide)
+            # Sent: the draft is done with, in the same transaction as the message.
+            await workspace.clear_draft(conn, viewer.operator_id, dialog_id)
+            return dialog
 
         dialog = await self.write(work)
         # A retry finds the message recorded the first time (its id was derived the same way).

@@ -98,6 +98,37 @@ class AtCapacity(DomainError):
     code = "at_capacity"
 
 
+# Quick replies (their templates are `templates`; the replies themselves are not dialog events).
+
+
+class TemplateSyntax(DomainError):
+    code = "template_syntax"
+    status = 422
+
+
+class UnknownVariable(DomainError):
+    code = "unknown_variable"
+    status = 422
+
+
+class TemplateNotAllowed(DomainError):
+    """A template construct beyond plain text and the known variables (filters, calls,
+    loops, item access...): quick replies are text with placeholders, never code."""
+
+    code = "template_not_allowed"
+    status = 422
+
+
+class UnknownQuickReply(DomainError):
+    code = "unknown_quick_reply"
+    status = 422
+
+
+class QuickReplyNotForLine(DomainError):
+    code = "quick_reply_not_for_line"
+    status = 422
+
+
 class LoadNeeded(Exception):
     """Not a refusal: the decision would make the caller the assignee under the max_dialogs
     rule, and the caller's load was not counted yet (the API counts it, under a lock, only
