@@ -135,6 +135,7 @@ def _declare(method: str) -> Callable[..., Callable[[F], F]]:
 get = _declare("GET")
 post = _declare("POST")
 put = _declare("PUT")
+patch = _declare("PATCH")
 delete = _declare("DELETE")
 
 
