@@ -582,15 +582,15 @@ class Dialog(DialogState):
         self._require_exists()
         if system_message_id in self.messages:
             return []
-        what = "edit of" if change is MessageChange.EDIT else "deletion of"
+        what = "edit" if change is MessageChange.EDIT else "deletion"
         return [
             MessageAppended(
                 dialog_id=self.id,
                 message_id=system_message_id,
                 direction=Direction.SYSTEM,
                 text=(
-                    f"The provider refused the {what} this message ({reason}); "
-                    "the customer still sees it as it was"
+                    f"The {what} of this message did not reach the customer ({reason}): "
+                    "they still see it as it was"
                 ),
                 reply_to=message_id if message_id in self.messages else None,
                 channel_id=self.channel_id,
