@@ -68,6 +68,12 @@ class DialogsStack:
         async with self.http.post(self.url + path, headers=headers, json=json, data=data) as r:
             return Reply(r.status, await r.json())
 
+    async def request(self, method: str, path: str, who: str = "sue", json: Any = None) -> Reply:
+        async with self.http.request(
+            method, self.url + path, headers=self.auth(who), json=json
+        ) as r:
+            return Reply(r.status, await r.json())
+
     async def dialog(self, dialog_id: uuid.UUID, who: str = "sue") -> Reply:
         return await self.get(f"/api/v1/dialogs/{dialog_id}", who)
 

@@ -66,9 +66,10 @@ async def close_and_open_new(api: ApiBase, request: web.Request) -> web.Response
 
         def close(dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
+            events = dialog.close_for_new(viewer.operator_id, is_supervisor=viewer.is_supervisor)
             if latest is not None and latest != dialog.id:
                 raise NewerDialogExists(f"the customer has a newer dialog ({latest})")
-            return dialog.close_for_new(viewer.operator_id, is_supervisor=viewer.is_supervisor)
+            return events
 
         # Derived from the old stream's version: a dialog reopened and closed into a new one
         # again gets another.
