@@ -78,8 +78,14 @@ CHAOS_OPERATORS = ["op1", "op2", "op3", "op4"]
 CHAOS_SUPERVISOR = "boss"
 
 
+# A line of its own for the rename/pin/edit tests (test_workspace_messages.py): they set its
+# operators' presence and count on its routing rotation.
+EDIT_CHANNEL, EDIT_SECRET = "tg-edit", "edit-secret"
+EDIT_OPERATORS = ["ed1", "ed2"]
+
+
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the chaos line, written to `directory`."""
+    """config/demo.yaml plus the chaos and edit lines, written to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
     config["operators"] += [
         {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
@@ -105,6 +111,28 @@ def e2e_lines(directory: Path) -> Path:
             "operators": CHAOS_OPERATORS,
             "routing": "round_robin",
             "auto_lead": True,
+        }
+    )
+    config["operators"] += [
+        {"id": op, "name": f"Editor {op}", "role": "operator", "max_dialogs": 4}
+        for op in EDIT_OPERATORS
+    ]
+    config["lines"].append(
+        {
+            "id": "edit",
+            "name": "Edit line",
+            "channels": [
+                {
+                    "id": EDIT_CHANNEL,
+                    "type": "telegram",
+                    "secret": EDIT_SECRET,
+                    "token": "123456:edit-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + EDIT_CHANNEL,
+                }
+            ],
+            "operators": EDIT_OPERATORS,
+            "routing": "round_robin",
         }
     )
     return write_lines(directory, config)
