@@ -209,7 +209,7 @@ async def test_a_provider_refusal_shows_in_the_timeline(stack: DialogsStack) -> 
     env = await stack.publish(OUTBOUND, failure, stream_id=str(dialog_id), event_id=None)
     await stack.wait_handled(env)
     timeline = await stack.timeline(dialog_id, "ann")
-    [line] = [m for m in timeline if m["direction"] == "system" and "did not reach" in m["text"]]
+    [line] = [m for m in timeline if m["direction"] == "system" and "not applied" in m["text"]]
     assert line["reply_to"] == message_id
     assert "message can't be deleted for everyone" in line["text"]
     # The message's own delivery is untouched: it was sent.

@@ -266,9 +266,21 @@ class Sandbox:
                 return _telegram_error(400, "Bad Request: MESSAGE_TOO_LONG")
         mailbox = self.mailbox(channel_id)
         fault = mailbox.next_fault()
-        if fault is not None and fault.status != 200:
-            mailbox.rejected += 1
-            return _drop(request) if fault.disconnect else _telegram_fault(fault)
+        if fault is not None:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status != 200:
+                mailbox.rejected += 1
+                return _drop(request) if fault.disconnect else _telegram_fault(fault)
+        answer = self._apply_change(mailbox, chat_id, message_id, text if edit else None)
+        # A 200 disconnect: applied, and the answer lost on the way back.
+        return _drop(request) if fault is not None and fault.disconnect else answer
+
+    def _apply_change(
+        self, mailbox: ChannelMailbox, chat_id: int | str, message_id: int, text: str | None
+    ) -> web.Response:
+        """Edit (`text`) or delete (None) the message, answering as Telegram does."""
+        edit = text is not None
         current = mailbox.current_text(chat_id, message_id)
         if current is None:
             what = "edit" if edit else "delete"
@@ -276,7 +288,7 @@ class Sandbox:
         if not edit:
             mailbox.deleted.append(MessageChanged(message_id, chat_id, None, time.time()))
             return web.json_response({"ok": True, "result": True})
-        assert isinstance(text, str)
+        assert text is not None
         if text == current:
             return _telegram_error(
                 400,

@@ -4,7 +4,7 @@ operator sent (outbound applies those at the provider)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +23,9 @@ from openlines.kit.http import routes
 from openlines.kit.http.errors import ApiError
 
 MESSAGE = BASE + "/{id}/messages/{message_id}"
+
+# An edit or deletion of the path's message, decided on its dialog.
+MessageDecision = Callable[[Viewer, Dialog, uuid.UUID], Sequence[EventPayload]]
 
 MESSAGE_REFUSALS: dict[int, routes.ResponseSpec] = {
     403: "not_author: only the author or a supervisor may change it; forbidden",
@@ -165,7 +168,7 @@ class EditEndpoints(ApiBase):
 
         return await self._change(request, decide)
 
-    async def _change(self, request: web.Request, decide: Any) -> web.Response:
+    async def _change(self, request: web.Request, decide: MessageDecision) -> web.Response:
         """Decide an edit or deletion; answers with the message as the timeline now shows it
         (outbound applies the change at the provider after this)."""
         viewer = await self.viewer(request)

@@ -577,8 +577,8 @@ class Dialog(DialogState):
         system_message_id: UUID,
         now: datetime,
     ) -> list[EventPayload]:
-        """The provider refused an edit or deletion: a staff-only line, quoting the message,
-        says so (the customer still sees the message as it was)."""
+        """Outbound could not apply an edit or deletion (the provider refused it, or never had
+        the message): a staff-only line, quoting the message, says so."""
         self._require_exists()
         if system_message_id in self.messages:
             return []
@@ -589,8 +589,8 @@ class Dialog(DialogState):
                 message_id=system_message_id,
                 direction=Direction.SYSTEM,
                 text=(
-                    f"The {what} of this message did not reach the customer ({reason}): "
-                    "they still see it as it was"
+                    f"The {what} of this message was not applied at the provider ({reason}): "
+                    "if the customer got the message, they see it as it was"
                 ),
                 reply_to=message_id if message_id in self.messages else None,
                 channel_id=self.channel_id,
