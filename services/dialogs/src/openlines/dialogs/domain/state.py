@@ -60,7 +60,8 @@ class MessageState:
     provider_message_id: str | None = None
     author_id: str | None = None
     sent_at: datetime | None = None
-    """When it was recorded: edit and delete windows count from here."""
+    """Operator messages only: when it was recorded; edit and delete windows count from
+    here (others leave it None: a snapshot of a long dialog parses fewer dates)."""
     deleted: bool = False
 
 
@@ -282,7 +283,7 @@ class DialogState:
             status=e.status,
             external_message_id=e.external_message_id,
             author_id=e.author_id,
-            sent_at=e.sent_at,
+            sent_at=e.sent_at if e.direction == Direction.OUT else None,
         )
         if e.direction == Direction.IN:
             if e.external_message_id is not None:
