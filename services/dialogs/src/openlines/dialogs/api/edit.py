@@ -38,6 +38,9 @@ MESSAGE_REFUSALS: dict[int, routes.ResponseSpec] = {
 }
 
 
+PIN_REFUSALS = {**DIALOG_REFUSALS, 409: f"pinned_to_other, {DIALOG_REFUSALS[409]}"}
+
+
 class RenameBody(routes.StrictModel):
     title: str = Field(min_length=1, max_length=NAME_MAX, description="staff-only")
 
@@ -107,7 +110,7 @@ class EditEndpoints(ApiBase):
     @routes.post(
         BASE + "/{id}/pin",
         summary="Pin to me: the customer's next dialogs on the line come to me first",
-        responses={200: DialogView, **DIALOG_REFUSALS, 409: "pinned_to_other"},
+        responses={200: DialogView, **PIN_REFUSALS},
     )
     async def pin(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
@@ -119,7 +122,7 @@ class EditEndpoints(ApiBase):
     @routes.post(
         BASE + "/{id}/unpin",
         summary="Lift the dialog's pin (its holder, or a supervisor)",
-        responses={200: DialogView, **DIALOG_REFUSALS, 409: "pinned_to_other"},
+        responses={200: DialogView, **PIN_REFUSALS},
     )
     async def unpin(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
