@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -83,59 +84,66 @@ CHAOS_SUPERVISOR = "boss"
 QUICK_CHANNEL, QUICK_SECRET = "tg-quick", "quick-secret"
 QUICK_OPERATORS = {"qa": "Quick Ann", "qb": "Quick Bob"}
 
+# A line of its own for the rename/pin/edit tests (test_workspace_messages.py): they set its
+# operators' presence and count on its routing rotation.
+EDIT_CHANNEL, EDIT_SECRET = "tg-edit", "edit-secret"
+EDIT_OPERATORS = {"ed1": "Editor ed1", "ed2": "Editor ed2"}
+
+
+def _telegram_line(
+    config: dict[str, Any],
+    line_id: str,
+    channel: str,
+    secret: str,
+    operators: dict[str, str],
+    *,
+    max_dialogs: int,
+    auto_lead: bool = False,
+) -> None:
+    """Add a round-robin line with one sandbox Telegram channel and its own operators."""
+    config["operators"] += [
+        {"id": op, "name": name, "role": "operator", "max_dialogs": max_dialogs}
+        for op, name in operators.items()
+    ]
+    config["lines"].append(
+        {
+            "id": line_id,
+            "name": f"{line_id.capitalize()} line",
+            "channels": [
+                {
+                    "id": channel,
+                    "type": "telegram",
+                    "secret": secret,
+                    "token": f"123456:{line_id}-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + channel,
+                }
+            ],
+            "operators": list(operators),
+            "routing": "round_robin",
+            "auto_lead": auto_lead,
+        }
+    )
+
 
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the chaos and quick lines, written to `directory`."""
+    """config/demo.yaml plus the lines of their own of the chaos and workspace tests, written
+    to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
-    config["operators"] += [
-        {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
-        for op in CHAOS_OPERATORS
-    ]
+    _telegram_line(
+        config,
+        "chaos",
+        CHAOS_CHANNEL,
+        CHAOS_SECRET,
+        {op: f"Chaos {op}" for op in CHAOS_OPERATORS},
+        max_dialogs=4,
+        auto_lead=True,
+    )
     config["operators"].append(
         {"id": CHAOS_SUPERVISOR, "name": "Chaos boss", "role": "supervisor", "max_dialogs": 1}
     )
-    config["lines"].append(
-        {
-            "id": "chaos",
-            "name": "Chaos line",
-            "channels": [
-                {
-                    "id": CHAOS_CHANNEL,
-                    "type": "telegram",
-                    "secret": CHAOS_SECRET,
-                    "token": "123456:chaos-bot-token",
-                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
-                    + CHAOS_CHANNEL,
-                }
-            ],
-            "operators": CHAOS_OPERATORS,
-            "routing": "round_robin",
-            "auto_lead": True,
-        }
-    )
-    config["operators"] += [
-        {"id": op, "name": name, "role": "operator", "max_dialogs": 2}
-        for op, name in QUICK_OPERATORS.items()
-    ]
-    config["lines"].append(
-        {
-            "id": "quick",
-            "name": "Quick line",
-            "channels": [
-                {
-                    "id": QUICK_CHANNEL,
-                    "type": "telegram",
-                    "secret": QUICK_SECRET,
-                    "token": "123456:quick-bot-token",
-                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
-                    + QUICK_CHANNEL,
-                }
-            ],
-            "operators": list(QUICK_OPERATORS),
-            "routing": "round_robin",
-            "auto_lead": False,
-        }
-    )
+    _telegram_line(config, "quick", QUICK_CHANNEL, QUICK_SECRET, QUICK_OPERATORS, max_dialogs=2)
+    _telegram_line(config, "edit", EDIT_CHANNEL, EDIT_SECRET, EDIT_OPERATORS, max_dialogs=4)
     return write_lines(directory, config)
 
 

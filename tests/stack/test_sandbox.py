@@ -195,6 +195,51 @@ async def test_faults_fail_the_next_calls_then_clear(client: TestClient[Any, Any
     assert (await _sent(client))["sent"] == []
 
 
+async def test_edit_and_delete_apply_to_sent_messages_and_are_recorded(
+    client: TestClient[Any, Any],
+) -> None:
+    base = f"/sandbox/tg-demo/bot{TOKEN}"
+    _, sent = await _send(client, chat_id=42, text="helo")
+    message_id = sent["result"]["message_id"]
+
+    status, answer = await _send(
+        client, f"{base}/editMessageText", chat_id=42, message_id=message_id, text="hello"
+    )
+    assert status == 200 and answer["result"]["text"] == "hello"
+    # The same text again is Telegram's "not modified"; an unknown message is "not found".
+    status, answer = await _send(
+        client, f"{base}/editMessageText", chat_id=42, message_id=message_id, text="hello"
+    )
+    assert status == 400 and answer["description"].startswith(
+        "Bad Request: message is not modified"
+    )
+    status, answer = await _send(
+        client, f"{base}/editMessageText", chat_id=42, message_id=999, text="x"
+    )
+    assert (status, answer["description"]) == (400, "Bad Request: message to edit not found")
+
+    status, answer = await _send(client, f"{base}/deleteMessage", chat_id=42, message_id=message_id)
+    assert (status, answer) == (200, {"ok": True, "result": True})
+    status, answer = await _send(client, f"{base}/deleteMessage", chat_id=42, message_id=message_id)
+    assert (status, answer["description"]) == (400, "Bad Request: message to delete not found")
+
+    record = await _sent(client)
+    assert [(m["message_id"], m["chat_id"], m["text"]) for m in record["edited"]] == [
+        (message_id, 42, "hello")
+    ]
+    assert [(m["message_id"], m["chat_id"]) for m in record["deleted"]] == [(message_id, 42)]
+
+    # A fault may carry Telegram's own words for a refusal.
+    _, again = await _send(client, chat_id=42, text="old")
+    why = "Bad Request: message can't be deleted for everyone"
+    await client.post("/sandbox/tg-demo/faults", json={"status": 400, "description": why})
+    status, answer = await _send(
+        client, f"{base}/deleteMessage", chat_id=42, message_id=again["result"]["message_id"]
+    )
+    assert (status, answer["description"]) == (400, why)
+    assert len((await _sent(client))["deleted"]) == 1
+
+
 async def test_a_slow_success_is_recorded_after_its_delay(client: TestClient[Any, Any]) -> None:
     await client.post("/sandbox/tg-demo/faults", json={"status": 200, "delay_seconds": 0.2})
     sending = asyncio.create_task(_send(client, chat_id=42, text="slow"))

@@ -5,8 +5,10 @@ memory, per channel) and can be told to fail the next N calls, so that tests and
 what a real provider would do:
 
 - `POST /sandbox/{channel_id}/bot{token}/sendMessage`   Telegram Bot API
+- `POST /sandbox/{channel_id}/bot{token}/editMessageText` and `.../deleteMessage`   the same
 - `POST /sandbox/{channel_id}/{version}/{phone_number_id}/messages`   WhatsApp Cloud API
-- `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted (DELETE forgets it)
+- `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted: `sent`, `edited`, `deleted`
+  (DELETE forgets it)
 - `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
 
 A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
@@ -65,6 +67,12 @@ class FaultRequest(BaseModel):
     status: int
     times: int = Field(default=1, ge=1, le=10_000)
     retry_after: int = Field(default=1, ge=0, le=3600)
+    description: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Telegram's error text instead of the status's usual one, e.g. "
+        '"Bad Request: message can\'t be deleted for everyone"',
+    )
     delay_seconds: float = Field(default=0.0, ge=0, le=120)
     disconnect: bool = False
 
@@ -82,6 +90,7 @@ class Fault:
     retry_after: int
     delay_seconds: float
     disconnect: bool = False
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +113,29 @@ class SentMessage:
         }
 
 
+@dataclass(frozen=True)
+class MessageChanged:
+    """An `editMessageText` (`text`) or `deleteMessage` (`text` None) it applied."""
+
+    message_id: int
+    chat_id: int | str
+    text: str | None
+    at: float
+
+    def as_json(self) -> dict[str, Any]:
+        json: dict[str, Any] = {"message_id": self.message_id, "chat_id": self.chat_id}
+        if self.text is not None:
+            json["text"] = self.text
+        return json | {"at": self.at}
+
+
 @dataclass
 class ChannelMailbox:
     """What one channel's provider saw."""
 
     sent: list[SentMessage] = field(default_factory=list)
+    edited: list[MessageChanged] = field(default_factory=list)
+    deleted: list[MessageChanged] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     rejected: int = 0  # calls answered with a forced failure
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -120,6 +147,18 @@ class ChannelMailbox:
         message = SentMessage(next(self._ids), chat_id, text, reply_to, time.time(), api)
         self.sent.append(message)
         return message
+
+    def current_text(self, chat_id: int | str, message_id: int) -> str | None:
+        """The text the chat shows for this message now; None if it has no such message."""
+        if any((d.chat_id, d.message_id) == (chat_id, message_id) for d in self.deleted):
+            return None
+        for edit in reversed(self.edited):
+            if (edit.chat_id, edit.message_id) == (chat_id, message_id):
+                return edit.text
+        for message in self.sent:
+            if (message.chat_id, message.message_id) == (chat_id, message_id):
+                return message.text
+        return None
 
 
 class Sandbox:
@@ -138,6 +177,12 @@ class Sandbox:
         for method in ("GET", "POST"):
             r.add_route(
                 method, "/sandbox/{channel_id}/bot{token}/sendMessage", self.telegram_send_message
+            )
+            r.add_route(
+                method, "/sandbox/{channel_id}/bot{token}/editMessageText", self.telegram_edit
+            )
+            r.add_route(
+                method, "/sandbox/{channel_id}/bot{token}/deleteMessage", self.telegram_delete
             )
         r.add_route("*", "/sandbox/{channel_id}/bot{token}/{method}", self.telegram_unknown)
         r.add_get("/sandbox/{channel_id}/sent", self.get_sent)
@@ -190,6 +235,77 @@ class Sandbox:
             result["reply_to_message"] = {"message_id": reply_to, "chat": {"id": chat_id}}
         return web.json_response({"ok": True, "result": result})
 
+    async def telegram_edit(self, request: web.Request) -> web.Response:
+        return await self._telegram_change(request, edit=True)
+
+    async def telegram_delete(self, request: web.Request) -> web.Response:
+        return await self._telegram_change(request, edit=False)
+
+    async def _telegram_change(self, request: web.Request, *, edit: bool) -> web.Response:
+        """`editMessageText` / `deleteMessage` of a message this sandbox sent, with Telegram's
+        answers for a message it does not have and for an edit that changes nothing."""
+        channel_id = request.match_info["channel_id"]
+        expected = self.tokens.get(channel_id)
+        if expected is not None and request.match_info["token"] != expected:
+            return _telegram_error(401, "Unauthorized")
+        params = await _telegram_params(request)
+        if params is None:
+            return _telegram_error(400, "Bad Request: can't parse JSON object")
+        chat_id = _chat_id(params.get("chat_id"))
+        if chat_id is None:
+            return _telegram_error(400, "Bad Request: chat_id is empty")
+        try:
+            message_id = _positive_integer(params.get("message_id"))
+        except ValueError:
+            return _telegram_error(400, "Bad Request: message identifier is not specified")
+        text = params.get("text")
+        if edit:
+            if not isinstance(text, str) or not text.strip():
+                return _telegram_error(400, "Bad Request: message text is empty")
+            if len(text) > TELEGRAM_TEXT_LIMIT:
+                return _telegram_error(400, "Bad Request: MESSAGE_TOO_LONG")
+        mailbox = self.mailbox(channel_id)
+        fault = mailbox.next_fault()
+        if fault is not None:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status != 200:
+                mailbox.rejected += 1
+                return _drop(request) if fault.disconnect else _telegram_fault(fault)
+        answer = self._apply_change(mailbox, chat_id, message_id, text if edit else None)
+        # A 200 disconnect: applied, and the answer lost on the way back.
+        return _drop(request) if fault is not None and fault.disconnect else answer
+
+    def _apply_change(
+        self, mailbox: ChannelMailbox, chat_id: int | str, message_id: int, text: str | None
+    ) -> web.Response:
+        """Edit (`text`) or delete (None) the message, answering as Telegram does."""
+        edit = text is not None
+        current = mailbox.current_text(chat_id, message_id)
+        if current is None:
+            what = "edit" if edit else "delete"
+            return _telegram_error(400, f"Bad Request: message to {what} not found")
+        if not edit:
+            mailbox.deleted.append(MessageChanged(message_id, chat_id, None, time.time()))
+            return web.json_response({"ok": True, "result": True})
+        assert text is not None
+        if text == current:
+            return _telegram_error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
+        changed = MessageChanged(message_id, chat_id, text, time.time())
+        mailbox.edited.append(changed)
+        result = {
+            "message_id": message_id,
+            "chat": {"id": chat_id, "type": "private"},
+            "date": int(changed.at),
+            "edit_date": int(changed.at),
+            "text": text,
+        }
+        return web.json_response({"ok": True, "result": result})
+
     async def telegram_unknown(self, request: web.Request) -> web.Response:
         return _telegram_error(404, "Not Found")
 
@@ -240,6 +356,8 @@ class Sandbox:
         return web.json_response(
             {
                 "sent": [m.as_json() for m in mailbox.sent],
+                "edited": [m.as_json() for m in mailbox.edited],
+                "deleted": [m.as_json() for m in mailbox.deleted],
                 "rejected": mailbox.rejected,
                 "faults_pending": len(mailbox.faults),
             }
@@ -248,6 +366,8 @@ class Sandbox:
     async def forget_sent(self, request: web.Request) -> web.Response:
         mailbox = self.mailbox(request.match_info["channel_id"])
         mailbox.sent.clear()
+        mailbox.edited.clear()
+        mailbox.deleted.clear()
         mailbox.rejected = 0
         return web.json_response({"ok": True})
 
@@ -257,7 +377,13 @@ class Sandbox:
         except ValidationError as exc:
             raise ApiError(400, "invalid_fault", _describe(exc)) from None
         mailbox = self.mailbox(request.match_info["channel_id"])
-        queued = Fault(fault.status, fault.retry_after, fault.delay_seconds, fault.disconnect)
+        queued = Fault(
+            fault.status,
+            fault.retry_after,
+            fault.delay_seconds,
+            fault.disconnect,
+            fault.description,
+        )
         mailbox.faults.extend([queued] * fault.times)
         return web.json_response({"ok": True, "faults_pending": len(mailbox.faults)})
 
@@ -305,12 +431,17 @@ def _reply_to(params: Mapping[str, Any]) -> int | None:
         value = params["reply_parameters"].get("message_id")
     if value is None:
         return None
+    return _positive_integer(value)
+
+
+def _positive_integer(value: Any) -> int:
+    """A Telegram message id: ValueError unless a positive Integer (or its decimal string)."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("reply_to_message_id must be an integer")
+        raise ValueError("a message id must be an integer")
     if not 0 < value < TELEGRAM_MAX_INTEGER:
-        raise ValueError("reply_to_message_id out of range")
+        raise ValueError("a message id is out of range")
     return value
 
 
@@ -329,7 +460,9 @@ def _telegram_error(status: int, description: str, **parameters: Any) -> web.Res
 
 
 def _telegram_fault(fault: Fault) -> web.Response:
-    description = FAULT_DESCRIPTIONS[fault.status].format(retry_after=fault.retry_after)
+    description = fault.description or FAULT_DESCRIPTIONS[fault.status].format(
+        retry_after=fault.retry_after
+    )
     if fault.status == 429:
         return _telegram_error(429, description, retry_after=fault.retry_after)
     return _telegram_error(fault.status, description)

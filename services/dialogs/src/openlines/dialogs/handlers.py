@@ -82,7 +82,8 @@ class Handlers:
         sub.on(DeliveryReceiptReceived)(with_payload(self._receipt))
         sub.on(MessageDispatched)(with_payload(self._dispatched))
         sub.on(DialogLinkedToCrm)(with_payload(self._linked_to_crm))
-        sub.on(AssignDialog, CloseDialog, ReturnToQueue, MessageDispatchFailed)(self._decided)
+        sub.on(MessageDispatchFailed)(with_payload(self._dispatch_failed))
+        sub.on(AssignDialog, CloseDialog, ReturnToQueue)(self._decided)
 
     async def _decided(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
@@ -130,6 +131,8 @@ class Handlers:
                 line_id=line_id,
                 previous_dialog_id=previous.id if previous else None,
                 customer_id=previous.crm.customer_id if previous else None,
+                # A pin holds on its line only ("pin to me" on that line).
+                pinned_to=previous.pinned_to if previous and previous.line_id == line_id else None,
             ),
             cause=env,
             id_seed=str(env.event_id),
@@ -191,6 +194,8 @@ class Handlers:
     async def _dispatched(
         self, conn: AsyncConnection, env: Envelope, result: MessageDispatched
     ) -> None:
+        if result.change is not None:
+            return  # an edit or deletion went through: the timeline shows it already
         key = await store.conversation_of_outbound(conn, result.message_id)
         if key is not None:
             await store.lock_conversation(conn, key)
@@ -222,6 +227,27 @@ class Handlers:
                 env,
                 id_seed=f"{env.event_id}/receipt/{receipt.status}",
             )
+
+    async def _dispatch_failed(
+        self, conn: AsyncConnection, env: Envelope, result: MessageDispatchFailed
+    ) -> None:
+        if result.change is None:
+            await self._decided(conn, env)
+            return
+        # The provider refused an edit or deletion: never silently, the staff see it.
+        change, now = result.change, utc_now()
+        await self._execute_or_log(
+            conn,
+            result.dialog_id,
+            lambda d: d.note_change_refused(
+                result.message_id,
+                change,
+                result.reason,
+                system_message_id=uuid.uuid5(env.event_id, "change-refused"),
+                now=now,
+            ),
+            env,
+        )
 
     # -- openlines.crm.v1 -----------------------------------------------------------------
 
@@ -266,9 +292,7 @@ class Handlers:
             return None
 
 
-def _decision(
-    event: AssignDialog | CloseDialog | ReturnToQueue | MessageDispatchFailed,
-) -> Decide:
+def _decision(event: AssignDialog | CloseDialog | ReturnToQueue | MessageDispatchFailed) -> Decide:
     """Routing's commands and a failed send: one decision each on its dialog."""
     if isinstance(event, AssignDialog):
         return lambda d: d.assign_by_routing(

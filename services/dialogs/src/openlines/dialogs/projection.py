@@ -126,20 +126,21 @@ async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -
         )
     elif isinstance(event, MessageDeleted):
         await conn.execute(MARK_DELETED, {"m_id": event.message_id})
-    else:
-        text = describe(event)
-        if text is not None:
-            await _insert_message(
-                conn,
-                message_id=system_message_id(env.event_id),
-                dialog_id=dialog.id,
-                seq=env.stream_version,
-                direction=Direction.SYSTEM,
-                text=text,
-                author_id=getattr(event, "actor_id", None),
-                conversation_key=dialog.conversation_key,
-                sent_at=env.occurred_at,
-            )
+    # State changes (a deletion too) show as staff-only system lines.
+    text = describe(event)
+    if text is not None:
+        await _insert_message(
+            conn,
+            message_id=system_message_id(env.event_id),
+            dialog_id=dialog.id,
+            seq=env.stream_version,
+            direction=Direction.SYSTEM,
+            text=text,
+            author_id=getattr(event, "actor_id", None),
+            reply_to=getattr(event, "message_id", None),
+            conversation_key=dialog.conversation_key,
+            sent_at=env.occurred_at,
+        )
 
 
 async def _insert_message(conn: AsyncConnection, **values: Any) -> None:
@@ -162,6 +163,7 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "customer_external_id": dialog.customer.external_id,
         "assignee_id": dialog.assignee_id,
         "participants": list(dialog.participants),
+        "pinned_to": dialog.pinned_to,
         "title": dialog.title,
         "last_message_text": last.text if last else None,
         "last_message_direction": str(last.direction) if last else None,

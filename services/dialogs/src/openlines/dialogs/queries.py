@@ -132,3 +132,12 @@ async def timeline(conn: AsyncConnection, dialog_id: UUID) -> Sequence[Row]:
         select(messages).where(messages.c.dialog_id == dialog_id).order_by(messages.c.seq)
     )
     return result.all()
+
+
+async def get_message(conn: AsyncConnection, dialog_id: UUID, message_id: UUID) -> Row | None:
+    result = await conn.execute(
+        select(messages).where(
+            messages.c.dialog_id == dialog_id, messages.c.message_id == message_id
+        )
+    )
+    return result.first()

@@ -48,6 +48,7 @@ dialogs = Table(
     Column("customer_external_id", Text, nullable=False),
     Column("assignee_id", Text),
     Column("participants", ARRAY(Text), nullable=False),
+    Column("pinned_to", Text),
     Column("title", Text, nullable=False),
     Column("last_message_text", Text),
     Column("last_message_direction", Text),

@@ -41,6 +41,7 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime) -> dict[str, Any]:
         "customer": {"name": row.customer_name, "external_id": row.customer_external_id},
         "assignee_id": row.assignee_id,
         "participants": list(row.participants),
+        "pinned_to": row.pinned_to,
         "title": row.title,
         "last_message": last_message,
         "unread_count": row.unread_count,
@@ -126,6 +127,8 @@ class DialogView(BaseModel):
     customer: CustomerView
     assignee_id: str | None
     participants: list[str]
+    pinned_to: str | None
+    """The operator this customer's next dialogs on the line go to first (Bitrix24's pin)."""
     title: str
     last_message: LastMessageView | None
     unread_count: int

@@ -2,17 +2,20 @@
 when to retry, and how fast a channel may be called.
 
 Each channel type has a `Provider` (the outbound side of ingest's `ChannelAdapter`) that sends
-an operator's text and says what came of it; the sender picks it by the channel's type.
+an operator's text, edits or deletes it later, and says what came of it; the sender picks it by
+the channel's type. An edit or deletion is a job like a send (`SendJob.change`), queued behind
+the send of its message.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended
+from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended, MessageChange
 from openlines.events.lines import Channel
 
 if TYPE_CHECKING:
@@ -30,6 +33,9 @@ TEXT_TOO_LONG = "text_too_long"
 # when its lease ran out.
 OUTCOME_UNKNOWN = "outcome_unknown"
 OUTCOME_UNKNOWN_AFTER_RESTART = "outcome_unknown_after_restart"
+# An edit or deletion of a message the provider has no id for: its send failed, or its
+# outcome is unknown (the customer may have it, but it cannot be named to the provider).
+NOT_SENT = "message_not_sent"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,15 @@ class SendJob:
     reply_to: UUID | None
     source_event_id: UUID
     correlation_id: UUID | None
+    change: MessageChange | None = None
+    """Set for an edit or deletion of `target_message_id` (`text`: the new text); None for
+    the send of the message itself."""
+    target_message_id: UUID | None = None
+
+
+def change_job_id(event_id: UUID) -> UUID:
+    """The job of an edit or deletion (one per event: a redelivery finds it recorded)."""
+    return uuid.uuid5(event_id, "change-job")
 
 
 def chat_id_of(conversation_key: str, channel_id: str) -> str | None:
@@ -86,6 +101,8 @@ def precheck(job: SendJob, channel: Channel | None, sends_to: Container[str]) ->
         return UNSUPPORTED_CHANNEL_TYPE
     if job.chat_id is None:
         return INVALID_CONVERSATION_KEY
+    if job.change is MessageChange.DELETE:
+        return None
     if not job.text or not job.text.strip():
         return EMPTY_TEXT  # attachments-only replies need sendDocument & co, not there yet
     if len(job.text) > channel.max_text_length:
@@ -106,6 +123,54 @@ class Outgoing:
 def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
     assert job.chat_id is not None and job.text is not None, "precheck first"
     return Outgoing(job.chat_id, job.text, reply_to_provider_id)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """New text for a message the provider knows by `provider_message_id`."""
+
+    chat_id: str
+    provider_message_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    chat_id: str
+    provider_message_id: str
+
+
+def change_of(job: SendJob, provider_message_id: str) -> Edit | Delete:
+    assert job.chat_id is not None and job.change is not None, "precheck first"
+    if job.change is MessageChange.DELETE:
+        return Delete(job.chat_id, provider_message_id)
+    assert job.text is not None, "precheck first"
+    return Edit(job.chat_id, provider_message_id, job.text)
+
+
+def telegram_edit_message_text(edit: Edit) -> dict[str, Any]:
+    """The Bot API `editMessageText` body."""
+    return {
+        "chat_id": _telegram_chat(edit.chat_id),
+        "message_id": _telegram_message(edit.provider_message_id),
+        "text": edit.text,
+    }
+
+
+def telegram_delete_message(delete: Delete) -> dict[str, Any]:
+    """The Bot API `deleteMessage` body."""
+    return {
+        "chat_id": _telegram_chat(delete.chat_id),
+        "message_id": _telegram_message(delete.provider_message_id),
+    }
+
+
+def _telegram_chat(chat_id: str) -> int | str:
+    return int(chat_id) if _is_int(chat_id) else chat_id
+
+
+def _telegram_message(message_id: str) -> int | str:
+    return int(message_id) if _is_int(message_id) else message_id
 
 
 def telegram_send_message(message: Outgoing) -> dict[str, Any]:
@@ -163,7 +228,8 @@ ProviderOutcome = Accepted | Transient | Rejected | Unknown
 class Provider(Protocol):
     """Delivery for one channel type (telegram, whatsapp, widget...): the outbound side of
     ingest's `ChannelAdapter`. The call is the provider's I/O; what its answer means is decided
-    here, by the provider's pure classifier (e.g. `classify_telegram`)."""
+    here, by the provider's pure classifier (e.g. `classify_telegram`). Each method makes one
+    attempt, classified, and never raises for provider or network trouble."""
 
     async def send(
         self,
@@ -174,8 +240,31 @@ class Provider(Protocol):
         timeout: float,
         connect_timeout: float,
     ) -> ProviderOutcome:
-        """One attempt, classified. Never raises for provider or network trouble; only what
-        certainly happened before the request left may be `Transient`."""
+        """Only what certainly happened before the request left may be `Transient`."""
+        ...
+
+    async def edit(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        edit: Edit,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        """Accepted: the customer now sees the new text."""
+        ...
+
+    async def delete(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        delete: Delete,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        """Accepted: the message is gone from the customer's chat."""
         ...
 
 
@@ -198,6 +287,27 @@ def classify_telegram(status: int, body: object) -> ProviderOutcome:
     if 200 <= status < 300 and data.get("ok") is True and message_id is not None:
         return Accepted(str(message_id))
     # A 2xx we cannot read: the message may well be out, so it must not be sent again.
+    return Unknown(f"unreadable provider answer (HTTP {status})")
+
+
+# Telegram's 400s that mean the change is already there: editing to the same text (a retry
+# whose first answer was lost) and deleting what is gone (the same, or the chat is gone).
+_ALREADY_DONE = ("message is not modified", "message to delete not found")
+
+
+def classify_telegram_change(
+    status: int, body: object, provider_message_id: str
+) -> ProviderOutcome:
+    """Map a Bot API answer to `editMessageText` or `deleteMessage` (`result` is the edited
+    Message, or `true`) to an outcome; accepted names the changed message."""
+    data = body if isinstance(body, dict) else {}
+    description = str(data.get("description") or "")
+    if status == 400 and any(done in description for done in _ALREADY_DONE):
+        return Accepted(provider_message_id)
+    if status >= 400:
+        return classify_telegram(status, body)
+    if 200 <= status < 300 and data.get("ok") is True and data.get("result") not in (None, False):
+        return Accepted(provider_message_id)
     return Unknown(f"unreadable provider answer (HTTP {status})")
 
 
@@ -244,14 +354,27 @@ class GiveUp:
 Decision = Dispatched | RetryLater | GiveUp
 
 
-def decide(outcome: ProviderOutcome, attempt: int, policy: RetryPolicy, jitter: float) -> Decision:
-    """What to do after attempt number `attempt` (1-based) ended with `outcome`."""
+def decide(
+    outcome: ProviderOutcome,
+    attempt: int,
+    policy: RetryPolicy,
+    jitter: float,
+    *,
+    idempotent: bool = False,
+) -> Decision:
+    """What to do after attempt number `attempt` (1-based) ended with `outcome`.
+
+    `idempotent`: doing it twice does no harm (an edit or deletion: Telegram answers the
+    second "not modified" / "not found", which counts as done), so an unknown outcome is
+    tried again instead of given up; a send is not (the customer would read it twice)."""
     if isinstance(outcome, Accepted):
         return Dispatched(outcome.provider_message_id)
     if isinstance(outcome, Rejected):
         return GiveUp(outcome.reason)
     if isinstance(outcome, Unknown):
-        return GiveUp(OUTCOME_UNKNOWN, detail=outcome.detail)
+        if not idempotent:
+            return GiveUp(OUTCOME_UNKNOWN, detail=outcome.detail)
+        outcome = Transient(outcome.detail)
     limit = policy.max_attempts
     if outcome.retry_after is not None:
         limit += policy.rate_limited_attempts

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.events.catalog import Direction, MessageAppended
+from openlines.events.catalog import (
+    DialogMessageEdited,
+    Direction,
+    MessageAppended,
+    MessageChange,
+    MessageDeleted,
+)
 from openlines.events.envelope import Envelope
+from openlines.kit.log import get_logger
 from openlines.kit.subscription import Subscription
 from openlines.outbound import jobs
-from openlines.outbound.domain import send_job_for
+from openlines.outbound.domain import change_job_id, send_job_for
+
+log = get_logger(__name__)
 
 
 def subscribe(sub: Subscription) -> None:
@@ -21,6 +30,9 @@ def subscribe(sub: Subscription) -> None:
     sub.on(MessageAppended, when=lambda m: m.direction in (Direction.IN, Direction.OUT))(
         record_message
     )
+    # An operator's edit or deletion (the customer's own edits have no actor: nothing to do).
+    sub.on(DialogMessageEdited, when=lambda e: e.actor_id is not None)(record_change)
+    sub.on(MessageDeleted, when=lambda e: e.actor_id is not None)(record_change)
 
 
 async def record_message(conn: AsyncConnection, envelope: Envelope[MessageAppended]) -> None:
@@ -36,3 +48,22 @@ async def record_message(conn: AsyncConnection, envelope: Envelope[MessageAppend
     )
     if job is not None:
         await jobs.record(conn, job)
+
+
+async def record_change(
+    conn: AsyncConnection, envelope: Envelope[DialogMessageEdited | MessageDeleted]
+) -> None:
+    event = envelope.payload
+    recorded = await jobs.record_change(
+        conn,
+        change_job_id(envelope.event_id),
+        event.message_id,
+        MessageChange.EDIT if isinstance(event, DialogMessageEdited) else MessageChange.DELETE,
+        event.text if isinstance(event, DialogMessageEdited) else None,
+        source_event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id or envelope.event_id,
+    )
+    if not recorded:
+        log.info(
+            "change of a message outbound never sent ignored", message_id=str(event.message_id)
+        )

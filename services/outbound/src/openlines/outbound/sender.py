@@ -12,7 +12,8 @@ may or may not have the message, so it is never called again for it. When the cl
 than the lease, the job is failed with `outcome_unknown_after_restart`. Either way the operator
 sees a failed message instead of the customer a possible duplicate. The lease (not a restart
 hook) decides, because with several replicas a job in `sending` may belong to a live sender;
-the lease is longer than any single call.
+the lease is longer than any single call. (Edits and deletions are jobs too, but applying one
+twice does no harm, so they are tried again instead: see `domain.decide`.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
-from openlines.events.lines import LinesConfig
+from openlines.events.lines import Channel, LinesConfig
 from openlines.events.topics import OUTBOUND
 from openlines.kit.db.retry import is_retryable
 from openlines.kit.log import get_logger
@@ -40,16 +41,20 @@ from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.telemetry import context_from_http, tracer
 from openlines.outbound import jobs
 from openlines.outbound.domain import (
+    NOT_SENT,
     OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN_AFTER_RESTART,
     ChannelPacer,
     Decision,
+    Delete,
     Dispatched,
     GiveUp,
     Provider,
+    ProviderOutcome,
     RetryLater,
     RetryPolicy,
     Transient,
+    change_of,
     decide,
     outgoing,
     precheck,
@@ -203,6 +208,9 @@ class Sender:
         if problem is not None or channel is None:
             await self._settle(claimed, GiveUp(problem or "unknown_channel"))
             return
+        if job.change is not None and claimed.target_provider_id is None:
+            await self._settle(claimed, GiveUp(NOT_SENT))
+            return
         wait = self.pacer.reserve(channel.id, time.monotonic())
         if wait > 0:
             await asyncio.sleep(wait)
@@ -216,19 +224,41 @@ class Sender:
             await self._with_database(jobs.release, claimed)
             return
         started = time.perf_counter()
-        outcome = await self.providers[channel.type].send(
-            http,
-            channel,
-            outgoing(job, claimed.reply_to_provider_id),
-            timeout=timeout,
-            connect_timeout=self.settings.send_connect_timeout_seconds,
-        )
+        outcome = await self._call(http, channel, claimed, timeout)
         SEND_SECONDS.labels(channel.id).observe(time.perf_counter() - started)
         if isinstance(outcome, Transient) and outcome.retry_after is not None:
             # The same wait the job itself gets (the policy caps it); no jitter on it.
             wait = self.policy.delay(claimed.attempt, outcome.retry_after, jitter=0.0)
             self.pacer.hold(channel.id, time.monotonic() + wait)
-        await self._settle(claimed, decide(outcome, claimed.attempt, self.policy, random.random()))
+        decision = decide(
+            outcome,
+            claimed.attempt,
+            self.policy,
+            random.random(),
+            idempotent=job.change is not None,
+        )
+        await self._settle(claimed, decision)
+
+    async def _call(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        claimed: jobs.ClaimedJob,
+        timeout: float,
+    ) -> ProviderOutcome:
+        """The job's one provider call: send the message, or edit or delete it."""
+        provider = self.providers[channel.type]
+        limits = {"timeout": timeout, "connect_timeout": self.settings.send_connect_timeout_seconds}
+        job = claimed.job
+        if job.change is None:
+            return await provider.send(
+                http, channel, outgoing(job, claimed.reply_to_provider_id), **limits
+            )
+        assert claimed.target_provider_id is not None  # checked before
+        change = change_of(job, claimed.target_provider_id)
+        if isinstance(change, Delete):
+            return await provider.delete(http, channel, change, **limits)
+        return await provider.edit(http, channel, change, **limits)
 
     async def _settle(self, claimed: jobs.ClaimedJob, decision: Decision) -> None:
         job = claimed.job
@@ -271,16 +301,20 @@ class Sender:
             settled = await jobs.mark_sent(conn, claimed, decision.provider_message_id)
             if settled is None:
                 return None
-            await jobs.remember_provider_id(conn, settled.message_id, decision.provider_message_id)
+            if settled.change is None:
+                await jobs.remember_provider_id(
+                    conn, settled.message_id, decision.provider_message_id
+                )
             await self._emit(
                 conn,
                 settled,
                 MessageDispatched(
                     dialog_id=settled.dialog_id,
-                    message_id=settled.message_id,
+                    message_id=_message_of(settled),
                     channel_id=settled.channel_id,
                     provider_message_id=decision.provider_message_id,
                     attempts=settled.attempts,
+                    change=settled.change,
                 ),
             )
             return settled
@@ -336,14 +370,20 @@ def _metric_outcome(decision: Decision) -> str:
     return "unknown" if decision.reason == OUTCOME_UNKNOWN else "failed"
 
 
+def _message_of(job: jobs.SettledJob) -> UUID:
+    """The message an outcome is about: the one sent, or the one edited or deleted."""
+    return job.target_message_id if job.target_message_id is not None else job.message_id
+
+
 def _failed(job: jobs.SettledJob, reason: str) -> MessageDispatchFailed:
     return MessageDispatchFailed(
         dialog_id=job.dialog_id,
-        message_id=job.message_id,
+        message_id=_message_of(job),
         channel_id=job.channel_id,
         reason=reason,
         attempts=max(job.attempts, 1),
         retryable=False,
+        change=job.change,
     )
 
 

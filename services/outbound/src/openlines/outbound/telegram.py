@@ -1,5 +1,6 @@
-"""Telegram, the first outbound `Provider`: the Bot API `sendMessage` call (HTTP only;
-domain.classify_telegram reads its answer, domain.telegram_send_message writes its body).
+"""Telegram, the first outbound `Provider`: the Bot API `sendMessage`, `editMessageText` and
+`deleteMessage` calls (HTTP only; domain.classify_telegram* read their answers and
+domain.telegram_* write their bodies).
 
 What a failure means depends on whether the request may have left: before it did (no
 connection, connect timeout) a retry is safe; after it (read timeout, dropped connection,
@@ -8,18 +9,26 @@ broken answer) the provider may have shown the message, so the outcome is unknow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 from opentelemetry.trace import SpanKind
 
 from openlines.events.lines import Channel
 from openlines.kit.telemetry import inject_http, tracer
 from openlines.outbound.domain import (
+    Delete,
+    Edit,
     Outgoing,
     ProviderOutcome,
     Rejected,
     Transient,
     Unknown,
     classify_telegram,
+    classify_telegram_change,
+    telegram_delete_message,
+    telegram_edit_message_text,
     telegram_send_message,
 )
 
@@ -29,8 +38,12 @@ from openlines.outbound.domain import (
 _CONNECT_SHARE = 0.5
 
 
+def method_url(channel: Channel, method: str) -> str:
+    return f"{channel.api_base.rstrip('/')}/bot{channel.token}/{method}"
+
+
 def send_message_url(channel: Channel) -> str:
-    return f"{channel.api_base.rstrip('/')}/bot{channel.token}/sendMessage"
+    return method_url(channel, "sendMessage")
 
 
 def call_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
@@ -61,7 +74,7 @@ def classify_failure(exc: BaseException) -> ProviderOutcome:
 
 
 class TelegramProvider:
-    """Sends through the channel's bot (`token`, `api_base`)."""
+    """Sends, edits and deletes through the channel's bot (`token`, `api_base`)."""
 
     async def send(
         self,
@@ -72,25 +85,84 @@ class TelegramProvider:
         timeout: float,
         connect_timeout: float,
     ) -> ProviderOutcome:
-        """One call, one outcome. Never raises for provider or network trouble."""
-        with tracer().start_as_current_span(
-            "telegram sendMessage",
-            kind=SpanKind.CLIENT,
-            attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
-        ) as span:
-            try:
-                async with http.post(
-                    send_message_url(channel),
-                    json=telegram_send_message(message),
-                    headers=inject_http({}),
-                    timeout=call_timeout(timeout, connect_timeout),
-                ) as response:
-                    span.set_attribute("http.response.status_code", response.status)
-                    try:
-                        data: object = await response.json(content_type=None)
-                    except (ValueError, aiohttp.ClientError, TimeoutError):
-                        # The status came; the body did not: a 2xx without it is unknown.
-                        data = None
-                    return classify_telegram(response.status, data)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return classify_failure(exc)
+        return await _call(
+            http,
+            channel,
+            "sendMessage",
+            telegram_send_message(message),
+            classify_telegram,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+
+    async def edit(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        edit: Edit,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        return await _call(
+            http,
+            channel,
+            "editMessageText",
+            telegram_edit_message_text(edit),
+            lambda status, data: classify_telegram_change(status, data, edit.provider_message_id),
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+
+    async def delete(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        delete: Delete,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        return await _call(
+            http,
+            channel,
+            "deleteMessage",
+            telegram_delete_message(delete),
+            lambda status, data: classify_telegram_change(status, data, delete.provider_message_id),
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+
+
+async def _call(
+    http: aiohttp.ClientSession,
+    channel: Channel,
+    method: str,
+    body: dict[str, Any],
+    classify: Callable[[int, object], ProviderOutcome],
+    *,
+    timeout: float,
+    connect_timeout: float,
+) -> ProviderOutcome:
+    """One Bot API call, one outcome. Never raises for provider or network trouble."""
+    with tracer().start_as_current_span(
+        f"telegram {method}",
+        kind=SpanKind.CLIENT,
+        attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
+    ) as span:
+        try:
+            async with http.post(
+                method_url(channel, method),
+                json=body,
+                headers=inject_http({}),
+                timeout=call_timeout(timeout, connect_timeout),
+            ) as response:
+                span.set_attribute("http.response.status_code", response.status)
+                try:
+                    data: object = await response.json(content_type=None)
+                except (ValueError, aiohttp.ClientError, TimeoutError):
+                    # The status came; the body did not: a 2xx without it is unknown.
+                    data = None
+                return classify(response.status, data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return classify_failure(exc)

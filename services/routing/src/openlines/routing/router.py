@@ -20,6 +20,7 @@ from openlines.events.catalog import (
     DialogAssigned,
     DialogClosed,
     DialogOpened,
+    DialogPinned,
     DialogQueued,
     DialogReopened,
     DialogTransferred,
@@ -39,6 +40,8 @@ from openlines.routing.domain import DialogSlot, LoadChange, SlotStatus
 log = get_logger(__name__)
 
 RESERVATION_TIMER = "routing.reservation_expired"
+# The `strategy` of an offer made to the operator a conversation is pinned to.
+PINNED_STRATEGY = "pinned"
 
 # How each DIALOGS event that moves routing's state changes the dialog's slot, and the reason
 # a queued slot gets; the other DIALOGS events are skipped without taking the lock.
@@ -82,6 +85,19 @@ class Router:
     def subscribe(self, sub: Subscription) -> None:
         for kind, (transition, reason) in TRANSITIONS.items():
             sub.on(kind)(partial(self.on_dialog_event, transition, reason))
+        sub.on(DialogPinned, when=lambda e: e.line_id is not None and bool(e.conversation_key))(
+            self.on_pinned
+        )
+
+    async def on_pinned(self, conn: AsyncConnection, env: Envelope[DialogPinned]) -> None:
+        """Keep the conversation's pin on its line: its next dialogs there go to the holder
+        first (see `_offer_to_pinned`)."""
+        event = env.payload
+        assert event.line_id is not None and event.conversation_key is not None
+        if event.pinned:
+            await store.pin(conn, event.line_id, event.conversation_key, event.operator_id)
+        else:
+            await store.unpin(conn, event.line_id, event.conversation_key, event.operator_id)
 
     async def on_dialog_event(
         self, transition: Transition, reason: str, conn: AsyncConnection, env: Envelope
@@ -95,7 +111,22 @@ class Router:
             # The wait starts when the dialog opened (or was transferred to the line).
             queued_at = env.occurred_at if after.status is SlotStatus.QUEUED else None
             freed_lines |= await self._apply(conn, before, after, queued_at, reason, cause=env)
+            if isinstance(event, DialogOpened) and after.status is SlotStatus.QUEUED:
+                await self._offer_to_pinned(conn, after, event.conversation_key, cause=env)
         await self._drain(conn, freed_lines, cause=env)
+
+    async def _offer_to_pinned(
+        self, conn: AsyncConnection, slot: DialogSlot, conversation_key: str, cause: Envelope
+    ) -> None:
+        """Bitrix24's "pin to me": a new dialog of a pinned conversation is offered to the
+        pin's holder first, ahead of the queue, when they still serve the line and are online
+        with room; otherwise it waits in the queue like any other."""
+        line = self.lines.line(slot.line_id)
+        operator_id = await store.pinned_to(conn, slot.line_id, conversation_key)
+        if line is None or operator_id is None or operator_id not in line.operators:
+            return
+        if await store.try_reserve(conn, operator_id):
+            await self._offer(conn, line, slot, operator_id, cause, pinned=True)
 
     async def _settle_stale_offers(
         self, conn: AsyncConnection, event: EventPayload, dialog_id: UUID
@@ -231,31 +262,43 @@ class Router:
             operator_id = await self._reserve_someone(conn, line)
             if operator_id is None:
                 return handed
-            # try_reserve already counted the reservation: save the slot without a load delta.
-            await store.save_slot(conn, domain.reserved(waiting, operator_id))
-            await timers.schedule(
-                conn,
-                RESERVATION_TIMER,
-                str(waiting.dialog_id),
-                datetime.now(UTC) + self.reservation_timeout,
-                {"operator_id": operator_id},
-            )
-            command = AssignDialog(
-                dialog_id=waiting.dialog_id,
-                operator_id=operator_id,
-                line_id=line.id,
-                strategy=line.routing,
-            )
-            await self._emit(conn, DIALOG_COMMANDS, str(waiting.dialog_id), command, cause)
-            metrics.ASSIGN_COMMANDS.labels(line.id, line.routing).inc()
-            log.info(
-                "dialog offered",
-                dialog_id=str(waiting.dialog_id),
-                operator_id=operator_id,
-                line_id=line.id,
-            )
+            await self._offer(conn, line, waiting, operator_id, cause)
             handed += 1
         return handed
+
+    async def _offer(
+        self,
+        conn: AsyncConnection,
+        line: Line,
+        waiting: DialogSlot,
+        operator_id: str,
+        cause: Envelope | None,
+        *,
+        pinned: bool = False,
+    ) -> None:
+        """Offer a waiting dialog to an operator whose capacity `try_reserve` already took."""
+        # try_reserve already counted the reservation: save the slot without a load delta.
+        await store.save_slot(conn, domain.reserved(waiting, operator_id))
+        await timers.schedule(
+            conn,
+            RESERVATION_TIMER,
+            str(waiting.dialog_id),
+            datetime.now(UTC) + self.reservation_timeout,
+            {"operator_id": operator_id},
+        )
+        strategy = PINNED_STRATEGY if pinned else line.routing
+        command = AssignDialog(
+            dialog_id=waiting.dialog_id, operator_id=operator_id, line_id=line.id, strategy=strategy
+        )
+        await self._emit(conn, DIALOG_COMMANDS, str(waiting.dialog_id), command, cause)
+        metrics.ASSIGN_COMMANDS.labels(line.id, strategy).inc()
+        log.info(
+            "dialog offered",
+            dialog_id=str(waiting.dialog_id),
+            operator_id=operator_id,
+            line_id=line.id,
+            strategy=strategy,
+        )
 
     async def _reserve_someone(self, conn: AsyncConnection, line: Line) -> str | None:
         lost: set[str] = set()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openlines.events.catalog import PresenceStatus
 from openlines.events.lines import LinesConfig
 from openlines.routing.domain import Candidate, DialogSlot, LoadChange, SlotStatus
-from openlines.routing.tables import dialog_slots, operators, stale_offers
+from openlines.routing.tables import dialog_slots, operators, pins, stale_offers
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 
@@ -377,3 +377,40 @@ async def load_counts(conn: AsyncConnection) -> dict[str, LoadChange]:
     """Recount every operator's load from the slots (checks and tests)."""
     rows = await conn.execute(_LOAD_COUNTS)
     return {row.operator_id: LoadChange(row.active, row.reserved) for row in rows}
+
+
+# -- pins ("pin to me") ------------------------------------------------------------------------
+
+_pin = insert(pins).values(
+    line_id=bindparam("line_id"),
+    conversation_key=bindparam("key"),
+    operator_id=bindparam("op_id"),
+    pinned_at=func.now(),
+)
+_PIN = _pin.on_conflict_do_update(
+    index_elements=[pins.c.line_id, pins.c.conversation_key],
+    set_={"operator_id": _pin.excluded.operator_id, "pinned_at": _pin.excluded.pinned_at},
+)
+# Only the holder's pin: an unpin that arrives after someone else pinned leaves theirs.
+_UNPIN = delete(pins).where(
+    pins.c.line_id == bindparam("line_id"),
+    pins.c.conversation_key == bindparam("key"),
+    pins.c.operator_id == bindparam("op_id"),
+)
+_PINNED_TO = select(pins.c.operator_id).where(
+    pins.c.line_id == bindparam("line_id"), pins.c.conversation_key == bindparam("key")
+)
+
+
+async def pin(conn: AsyncConnection, line_id: str, key: str, operator_id: str) -> None:
+    await conn.execute(_PIN, {"line_id": line_id, "key": key, "op_id": operator_id})
+
+
+async def unpin(conn: AsyncConnection, line_id: str, key: str, operator_id: str) -> None:
+    await conn.execute(_UNPIN, {"line_id": line_id, "key": key, "op_id": operator_id})
+
+
+async def pinned_to(conn: AsyncConnection, line_id: str, key: str) -> str | None:
+    """The operator the conversation is pinned to on the line, if any."""
+    found = await conn.execute(_PINNED_TO, {"line_id": line_id, "key": key})
+    return found.scalar_one_or_none()

@@ -46,3 +46,14 @@ stale_offers = Table(
     Column("operator_id", Text, primary_key=True),
     Column("expired_at", DateTime(timezone=True), nullable=False),
 )
+
+# Bitrix24's "pin to me": a customer's conversation on a line pinned to an operator, whose
+# next dialogs there are offered to that operator first (kept from DialogPinned).
+pins = Table(
+    "pins",
+    metadata,
+    Column("line_id", Text, primary_key=True),
+    Column("conversation_key", Text, primary_key=True),
+    Column("operator_id", Text, nullable=False),
+    Column("pinned_at", DateTime(timezone=True), nullable=False),
+)

@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryStatus",
     "DialogStatus",
     "Direction",
+    "MessageChange",
     "PresenceStatus",
     "SlaMetric",
     "conversation_key",
@@ -77,6 +78,13 @@ class AssignedBy(StrEnum):
     OPERATOR = "operator"
     """The operator took the dialog (Reply/Take/Take over)."""
     SUPERVISOR = "supervisor"
+
+
+class MessageChange(StrEnum):
+    """A change to a message the provider already has (outbound's edit and delete)."""
+
+    EDIT = "edit"
+    DELETE = "delete"
 
 
 class PresenceStatus(StrEnum):

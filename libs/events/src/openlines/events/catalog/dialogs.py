@@ -156,6 +156,10 @@ class DialogPinned(EventPayload):
     dialog_id: UUID
     operator_id: Id
     pinned: bool
+    line_id: Id | None = None
+    conversation_key: Id | None = None
+    """The customer's conversation: routing offers its next dialogs on the line to the
+    operator it is pinned to (Bitrix24's "pin to me")."""
 
 
 class DialogClosed(EventPayload):

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from openlines.events.catalog.common import MessageChange
 from openlines.events.envelope import EventPayload
 from openlines.events.limits import Id, Reason
 
@@ -24,6 +25,9 @@ class MessageDispatched(EventPayload):
     provider_message_id: Id
     """Matches ``DeliveryReceiptReceived.provider_message_id`` later."""
     attempts: int = Field(ge=1)
+    change: MessageChange | None = None
+    """Set when this is not the message's send but an operator's edit or deletion of it,
+    applied at the provider (``message_id`` is the changed message)."""
 
 
 class MessageDispatchFailed(EventPayload):
@@ -37,3 +41,6 @@ class MessageDispatchFailed(EventPayload):
     reason: Reason
     attempts: int = Field(ge=1)
     retryable: bool
+    change: MessageChange | None = None
+    """Set when the provider refused an operator's edit or deletion of the message (which
+    itself was sent): the customer still sees it as it was."""

@@ -7,10 +7,11 @@ module and one base class below.
 
 from openlines.dialogs.api.base import ApiBase
 from openlines.dialogs.api.core import CoreEndpoints, outbound_message_id
+from openlines.dialogs.api.edit import EditEndpoints
 from openlines.dialogs.api.quick import QuickEndpoints
 
 
-class DialogsApi(CoreEndpoints, QuickEndpoints, ApiBase):
+class DialogsApi(CoreEndpoints, EditEndpoints, QuickEndpoints, ApiBase):
     """Every endpoint of the dialogs service."""
 
 

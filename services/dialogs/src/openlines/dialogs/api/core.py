@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openlines.dialogs import queries, workspace
 from openlines.dialogs.access import Viewer, require_actable, require_takeable
 from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
 from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
@@ -90,7 +91,18 @@ _FROM_LIST = {
 _FROM_DIALOG = {
     **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
     "Reopen": ("dialogs.reopen", {"id": _SAME}),
+    "Rename": ("dialogs.rename", {"id": _SAME}),
+    "Pin": ("dialogs.pin", {"id": _SAME}),
+    "Unpin": ("dialogs.unpin", {"id": _SAME}),
     "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
+}
+
+_FROM_TIMELINE = {
+    name: (
+        f"dialogs.{target}",
+        {"id": "$request.path.id", "message_id": "$response.body#/items/0/id"},
+    )
+    for name, target in (("EditMessage", "edit_message"), ("DeleteMessage", "delete_message"))
 }
 
 
@@ -140,6 +152,7 @@ class CoreEndpoints(ApiBase):
         BASE + "/{id}/timeline",
         summary="A dialog's messages, oldest first",
         responses={200: TimelineView, 404: DIALOG_REFUSALS[404]},
+        links=_FROM_TIMELINE,
     )
     async def timeline(self, request: web.Request) -> web.Response:
         viewer = await self.viewer(request)
@@ -168,11 +181,19 @@ class CoreEndpoints(ApiBase):
 
     @routes.post(
         BASE + "/{id}/close",
-        summary="Close the dialog",
-        responses={200: DialogView, **DIALOG_REFUSALS},
+        summary="Close the dialog (`open_new`: and continue in a new one, yours)",
+        body=CloseBody,
+        responses={
+            200: DialogView,
+            201: DialogView,
+            **DIALOG_REFUSALS,
+        },
         links=_FROM_DIALOG,
     )
-    async def close(self, request: web.Request) -> web.Response:
+    async def close(self, request: web.Request, *, body: CloseBody) -> web.Response:
+        if body.open_new:
+            return await close_and_open_new(self, request)
+
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
             # An operator accepts an unassigned dialog and closes it: it stays theirs. A

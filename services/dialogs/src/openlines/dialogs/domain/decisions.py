@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from openlines.dialogs.domain.descriptions import describe_crm_link
-from openlines.dialogs.domain.state import CrmLink, DialogState, DialogStatus, crm_fields
+from openlines.dialogs.domain.state import (
+    CrmLink,
+    DialogState,
+    DialogStatus,
+    MessageState,
+    crm_fields,
+)
 from openlines.events.catalog import (
     AssignedBy,
     Attachment,
+    ChannelType,
     CloseReason,
     DeliveryStatus,
     DialogAssigned,
@@ -23,11 +30,15 @@ from openlines.events.catalog import (
     DialogLinkedToCrm,
     DialogMessageEdited,
     DialogOpened,
+    DialogPinned,
     DialogRead,
+    DialogRenamed,
     DialogReopened,
     DialogTransferred,
     Direction,
     MessageAppended,
+    MessageChange,
+    MessageDeleted,
     MessageDeliveryUpdated,
     MessageReceived,
 )
@@ -129,6 +140,45 @@ class QuickReplyNotForLine(DomainError):
     status = 422
 
 
+class MessageNotFound(DomainError):
+    """The message named by the path is not one of this dialog's."""
+
+    code = "message_not_found"
+    status = 404
+
+
+class NotChangeable(DomainError):
+    """Only operator messages to the customer can be edited or deleted."""
+
+    code = "not_changeable"
+
+
+class NotAuthor(DomainError):
+    code = "not_author"
+    status = 403
+
+
+class WindowExpired(DomainError):
+    code = "window_expired"
+
+
+class ChangeNotSupported(DomainError):
+    code = "not_supported"
+
+
+class MessageIsDeleted(DomainError):
+    code = "message_deleted"
+
+
+class PinnedToOther(DomainError):
+    code = "pinned_to_other"
+
+
+class EmptyTitle(DomainError):
+    code = "empty_title"
+    status = 422
+
+
 class LoadNeeded(Exception):
     """Not a refusal: the decision would make the caller the assignee under the max_dialogs
     rule, and the caller's load was not counted yet (the API counts it, under a lock, only
@@ -152,6 +202,29 @@ class Load:
 
 
 NO_LIMIT = Load(active=0, limit=None)
+
+
+@dataclass(frozen=True)
+class ChangeWindows:
+    """How long after sending a channel lets us change a message at the provider (None:
+    no limit)."""
+
+    edit: timedelta | None
+    delete: timedelta | None
+
+    def of(self, change: MessageChange) -> timedelta | None:
+        return self.edit if change is MessageChange.EDIT else self.delete
+
+
+# Telegram's Bot API: deleteMessage works on a bot's own messages "sent less than 48 hours
+# ago". editMessageText has no time limit for a bot's own messages (its 48 h rule is for
+# business messages the bot did not send), so edits are not limited here; should Telegram
+# refuse one anyway, outbound reports it and the timeline shows it. The windows count from
+# when the message was recorded, which is before the provider got it: never too late.
+# Channels absent here cannot change what they sent (no provider does it yet).
+CHANGE_WINDOWS: dict[ChannelType, ChangeWindows] = {
+    ChannelType.TELEGRAM: ChangeWindows(edit=None, delete=timedelta(hours=48)),
+}
 
 
 _DELIVERY_RANK = {
@@ -206,11 +279,14 @@ class Dialog(DialogState):
         line_id: str,
         previous_dialog_id: UUID | None = None,
         customer_id: UUID | None = None,
+        pinned_to: str | None = None,
     ) -> list[EventPayload]:
+        """`pinned_to`: the conversation's pin (from its previous dialog), which the new
+        dialog keeps: its operator can still see and lift it there."""
         if self.exists:
             return []  # the same inbound event was processed before: nothing new
         customer = message.customer
-        return [
+        events: list[EventPayload] = [
             DialogOpened(
                 dialog_id=self.id,
                 line_id=line_id,
@@ -223,9 +299,20 @@ class Dialog(DialogState):
                 title=customer.name or customer.username or customer.external_id,
                 previous_dialog_id=previous_dialog_id,
                 customer_id=customer_id,
-            ),
-            self._inbound_appended(message, message_id),
+            )
         ]
+        if pinned_to is not None:
+            events.append(
+                DialogPinned(
+                    dialog_id=self.id,
+                    operator_id=pinned_to,
+                    pinned=True,
+                    line_id=line_id,
+                    conversation_key=message.conversation_key,
+                )
+            )
+        events.append(self._inbound_appended(message, message_id))
+        return events
 
     def receive(self, message: MessageReceived, *, message_id: UUID) -> list[EventPayload]:
         self._require_exists()
@@ -442,6 +529,199 @@ class Dialog(DialogState):
                 provider_message_id=provider_message_id,
             )
         ]
+
+    def edit_outbound(
+        self,
+        actor_id: str,
+        message_id: UUID,
+        text: str,
+        *,
+        now: datetime,
+        max_text_length: int,
+        is_supervisor: bool = False,
+    ) -> list[EventPayload]:
+        """The author (or a supervisor) corrects a message sent to the customer; outbound
+        applies it at the provider."""
+        message = self._changeable(actor_id, message_id, MessageChange.EDIT, now, is_supervisor)
+        if message.deleted:
+            raise MessageIsDeleted("the message was deleted")
+        validate_text(text, max_text_length)
+        return [
+            DialogMessageEdited(
+                dialog_id=self.id,
+                message_id=message_id,
+                text=text,
+                actor_id=actor_id,
+                edited_at=now,
+            )
+        ]
+
+    def delete_outbound(
+        self, actor_id: str, message_id: UUID, *, now: datetime, is_supervisor: bool = False
+    ) -> list[EventPayload]:
+        """The author (or a supervisor) takes a message back from the customer; the timeline
+        keeps it, marked deleted, for the staff."""
+        self._require_exists()
+        found = self.messages.get(message_id)
+        if found is not None and found.deleted:
+            return []  # deleted before (a client retry)
+        self._changeable(actor_id, message_id, MessageChange.DELETE, now, is_supervisor)
+        return [MessageDeleted(dialog_id=self.id, message_id=message_id, actor_id=actor_id)]
+
+    def _changeable(
+        self,
+        actor_id: str,
+        message_id: UUID,
+        change: MessageChange,
+        now: datetime,
+        is_supervisor: bool,
+    ) -> MessageState:
+        """The rules edit and delete share: an operator message of an open dialog, by its
+        author or a supervisor, within the channel's window."""
+        self._require_exists()
+        message = self.messages.get(message_id)
+        if message is None:
+            raise MessageNotFound(f"no message {message_id} in this dialog")
+        if message.direction != Direction.OUT:
+            raise NotChangeable("only operator messages to the customer can be changed")
+        if not self.is_open:
+            raise DialogIsClosed("the dialog is closed")
+        if message.author_id != actor_id and not is_supervisor:
+            raise NotAuthor("only the author or a supervisor may change this message")
+        windows = CHANGE_WINDOWS.get(self.channel_type)
+        if windows is None:
+            raise ChangeNotSupported(f"{self.channel_type} cannot change a sent message")
+        window = windows.of(change)
+        if window is not None and message.sent_at is not None and now - message.sent_at > window:
+            hours = window.total_seconds() / 3600
+            raise WindowExpired(
+                f"{self.channel_type} allows this only within {hours:g} h of sending"
+            )
+        return message
+
+    def note_change_refused(
+        self,
+        message_id: UUID,
+        change: MessageChange,
+        reason: str,
+        *,
+        system_message_id: UUID,
+        now: datetime,
+    ) -> list[EventPayload]:
+        """Outbound could not apply an edit or deletion (the provider refused it, or never had
+        the message): a staff-only line, quoting the message, says so."""
+        self._require_exists()
+        if system_message_id in self.messages:
+            return []
+        what = "edit" if change is MessageChange.EDIT else "deletion"
+        return [
+            MessageAppended(
+                dialog_id=self.id,
+                message_id=system_message_id,
+                direction=Direction.SYSTEM,
+                text=(
+                    f"The {what} of this message was not applied at the provider ({reason}): "
+                    "if the customer got the message, they see it as it was"
+                ),
+                reply_to=message_id if message_id in self.messages else None,
+                channel_id=self.channel_id,
+                conversation_key=self.conversation_key,
+                sent_at=now,
+            )
+        ]
+
+    def rename(self, actor_id: str, title: str) -> list[EventPayload]:
+        """The staff-only title; the customer never sees it."""
+        self._require_exists()
+        title = title.strip()
+        if not title:
+            raise EmptyTitle("the title is empty")
+        if title == self.title:
+            return []
+        return [DialogRenamed(dialog_id=self.id, title=title, actor_id=actor_id)]
+
+    def pin(self, actor_id: str, *, is_supervisor: bool = False) -> list[EventPayload]:
+        """Bitrix24's "pin to me": this customer's next dialogs on the line are offered to
+        the actor first. One operator holds a pin; a supervisor may move it."""
+        self._require_exists()
+        if self.pinned_to == actor_id:
+            return []
+        events: list[EventPayload] = []
+        if self.pinned_to is not None:
+            if not is_supervisor:
+                raise PinnedToOther("the dialog is pinned to another operator")
+            events.append(self._pinned_event(self.pinned_to, pinned=False))
+        events.append(self._pinned_event(actor_id, pinned=True))
+        return events
+
+    def unpin(self, actor_id: str, *, is_supervisor: bool = False) -> list[EventPayload]:
+        self._require_exists()
+        if self.pinned_to is None:
+            return []
+        if self.pinned_to != actor_id and not is_supervisor:
+            raise PinnedToOther("the dialog is pinned to another operator")
+        return [self._pinned_event(self.pinned_to, pinned=False)]
+
+    def _pinned_event(self, operator_id: str, *, pinned: bool) -> DialogPinned:
+        return DialogPinned(
+            dialog_id=self.id,
+            operator_id=operator_id,
+            pinned=pinned,
+            line_id=self.line_id,
+            conversation_key=self.conversation_key,
+        )
+
+    def close_for_new(self, actor_id: str, *, is_supervisor: bool) -> list[EventPayload]:
+        """Bitrix24's "close and start new": this dialog closes (see `open_after`)."""
+        self._require_exists()
+        if not self.is_open:
+            raise DialogIsClosed("the dialog is closed: reopen it, or wait for the customer")
+        return self.close(actor_id, CloseReason.OPERATOR, take_first=not is_supervisor)
+
+    def open_after(
+        self, previous: DialogState, actor_id: str, *, load: Load | None = NO_LIMIT
+    ) -> list[EventPayload]:
+        """This new dialog continues `previous`'s conversation, assigned to the actor (a take:
+        `load` as there). It keeps the pin, as a dialog the customer opens would."""
+        if self.exists:
+            return []
+        assert previous.customer is not None
+        _require_room(load)
+        prefix = f"{previous.channel_id}:"
+        key = previous.conversation_key
+        events: list[EventPayload] = [
+            DialogOpened(
+                dialog_id=self.id,
+                line_id=previous.line_id,
+                channel_id=previous.channel_id,
+                channel_type=previous.channel_type,
+                conversation_key=key,
+                customer=previous.customer,
+                external_user_id=previous.customer.external_id,
+                external_chat_id=key[len(prefix) :] if key.startswith(prefix) else None,
+                title=previous.title,
+                previous_dialog_id=previous.id,
+                customer_id=previous.crm.customer_id,
+            ),
+            DialogAssigned(
+                dialog_id=self.id,
+                operator_id=actor_id,
+                assigned_by=AssignedBy.OPERATOR,
+                actor_id=actor_id,
+                line_id=previous.line_id,
+            ),
+        ]
+        if previous.pinned_to is not None:
+            events.append(
+                DialogPinned(
+                    dialog_id=self.id,
+                    operator_id=previous.pinned_to,
+                    pinned=True,
+                    line_id=previous.line_id,
+                    conversation_key=key,
+                )
+            )
+        return events
 
     def edit_inbound(
         self,

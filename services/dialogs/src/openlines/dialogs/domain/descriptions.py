@@ -8,8 +8,11 @@ from openlines.events.catalog import (
     DialogAssigned,
     DialogClosed,
     DialogLinkedToCrm,
+    DialogPinned,
+    DialogRenamed,
     DialogReopened,
     DialogTransferred,
+    MessageDeleted,
 )
 from openlines.events.envelope import EventPayload
 
@@ -48,4 +51,14 @@ def describe(event: EventPayload) -> str | None:
             return f"Closed automatically ({event.reason})"
         case DialogReopened():
             return f"Reopened by {event.actor_id}"
+        case DialogRenamed():
+            return f"{event.actor_id} renamed the dialog to {event.title!r}"
+        case DialogPinned(pinned=True):
+            return f"Pinned to {event.operator_id}: the customer's next dialogs go to them first"
+        case DialogPinned():
+            return f"Unpinned from {event.operator_id}"
+        case MessageDeleted(actor_id=str() as actor):
+            return f"{actor} deleted a message"
+        case MessageDeleted():
+            return "The customer deleted a message"
     return None

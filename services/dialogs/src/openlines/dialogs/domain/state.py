@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 3
 
 
 class SlaState(StrEnum):
@@ -58,6 +58,11 @@ class MessageState:
     status: DeliveryStatus | None = None
     external_message_id: str | None = None
     provider_message_id: str | None = None
+    author_id: str | None = None
+    sent_at: datetime | None = None
+    """Operator messages only: when it was recorded; edit and delete windows count from
+    here (others leave it None: a snapshot of a long dialog parses fewer dates)."""
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class DialogState:
     title: str = ""
     assignee_id: str | None = None
     participants: list[str] = field(default_factory=list)
+    pinned_to: str | None = None
+    """Bitrix24's "pin to me": the operator this customer's next dialogs go to first."""
     waiting_since: datetime | None = None
     unread_count: int = 0
     last_message: LastMessage | None = None
@@ -171,6 +178,7 @@ class DialogState:
             "title": self.title,
             "assignee_id": self.assignee_id,
             "participants": list(self.participants),
+            "pinned_to": self.pinned_to,
             "waiting_since": _iso(self.waiting_since),
             "unread_count": self.unread_count,
             "last_message": (
@@ -186,6 +194,9 @@ class DialogState:
                     m.status.value if m.status else None,
                     m.external_message_id,
                     m.provider_message_id,
+                    m.author_id,
+                    _iso(m.sent_at),
+                    m.deleted,
                 ]
                 for m in self.messages.values()
             ],
@@ -201,7 +212,14 @@ class DialogState:
         last = data["last_message"]
         messages = [
             MessageState(
-                UUID(m[0]), _DIRECTIONS[m[1]], _STATUSES[m[2]] if m[2] else None, m[3], m[4]
+                UUID(m[0]),
+                _DIRECTIONS[m[1]],
+                _STATUSES[m[2]] if m[2] else None,
+                m[3],
+                m[4],
+                m[5],
+                _at(m[6]),
+                m[7],
             )
             for m in data["messages"]
         ]
@@ -218,6 +236,7 @@ class DialogState:
             title=data["title"],
             assignee_id=data["assignee_id"],
             participants=list(data["participants"]),
+            pinned_to=data["pinned_to"],
             waiting_since=_at(data["waiting_since"]),
             unread_count=data["unread_count"],
             last_message=(
@@ -263,6 +282,8 @@ class DialogState:
             direction=e.direction,
             status=e.status,
             external_message_id=e.external_message_id,
+            author_id=e.author_id,
+            sent_at=e.sent_at if e.direction == Direction.OUT else None,
         )
         if e.direction == Direction.IN:
             if e.external_message_id is not None:
@@ -323,6 +344,17 @@ class DialogState:
     def _renamed(self, e: DialogRenamed) -> None:
         self.title = e.title
 
+    def _pinned(self, e: DialogPinned) -> None:
+        if e.pinned:
+            self.pinned_to = e.operator_id
+        elif self.pinned_to == e.operator_id:
+            self.pinned_to = None
+
+    def _message_deleted(self, e: MessageDeleted) -> None:
+        message = self.messages.get(e.message_id)
+        if message is not None:
+            message.deleted = True
+
     def _ignored(self, _: EventPayload) -> None:
         """Recorded for the timeline only; no decision depends on it."""
 
@@ -341,8 +373,8 @@ _APPLIERS: dict[type[EventPayload], Callable[[DialogState, Any], None]] = {
     ParticipantLeft: DialogState._left,
     DialogRenamed: DialogState._renamed,
     DialogMessageEdited: DialogState._ignored,
-    MessageDeleted: DialogState._ignored,
-    DialogPinned: DialogState._ignored,
+    MessageDeleted: DialogState._message_deleted,
+    DialogPinned: DialogState._pinned,
 }
 
 

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 revision = "dialogs0006"
-down_revision = "dialogs0002"
+down_revision = "dialogs0004"
 branch_labels = None
 depends_on = None
 
