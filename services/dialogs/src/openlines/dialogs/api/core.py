@@ -12,7 +12,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, require_actable, require_takeable
+from openlines.dialogs.access import Viewer, require_actable, require_takeable, row_facts
 from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
 from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
@@ -22,7 +22,6 @@ from openlines.dialogs.views import (
     DialogView,
     ReplyAccepted,
     TimelineView,
-    dialog_json,
     message_json,
 )
 from openlines.events.catalog import CloseReason
@@ -105,7 +104,7 @@ class CoreEndpoints(ApiBase):
         now = utc_now()
         return web.json_response(
             {
-                "items": [dialog_json(row, self.lines, now) for row in rows],
+                "items": [self.dialog_json(row, viewer, now) for row in rows],
                 "next_cursor": next_cursor.encode() if next_cursor else None,
             }
         )
@@ -132,10 +131,14 @@ class CoreEndpoints(ApiBase):
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
         async with self._engine().connect() as conn:
-            await self.visible_row(conn, viewer, dialog_id)
+            row = await self.visible_row(conn, viewer, dialog_id)
             rows = await queries.timeline(conn, dialog_id)
         return web.json_response(
-            {"dialog_id": str(dialog_id), "items": [message_json(r) for r in rows]}
+            {
+                "dialog_id": str(dialog_id),
+                "items": [message_json(r) for r in rows],
+                "can_write": viewer.can_write(row_facts(row)),
+            }
         )
 
     # -- commands -------------------------------------------------------------------------

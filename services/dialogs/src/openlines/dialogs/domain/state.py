@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class SlaState(StrEnum):
@@ -109,6 +109,8 @@ class DialogState:
     title: str = ""
     assignee_id: str | None = None
     participants: list[str] = field(default_factory=list)
+    mentioned: list[str] = field(default_factory=list)
+    """Operators @mentioned in its notes: they may read it (the access policy's facts)."""
     waiting_since: datetime | None = None
     unread_count: int = 0
     last_message: LastMessage | None = None
@@ -171,6 +173,7 @@ class DialogState:
             "title": self.title,
             "assignee_id": self.assignee_id,
             "participants": list(self.participants),
+            "mentioned": list(self.mentioned),
             "waiting_since": _iso(self.waiting_since),
             "unread_count": self.unread_count,
             "last_message": (
@@ -218,6 +221,7 @@ class DialogState:
             title=data["title"],
             assignee_id=data["assignee_id"],
             participants=list(data["participants"]),
+            mentioned=list(data["mentioned"]),
             waiting_since=_at(data["waiting_since"]),
             unread_count=data["unread_count"],
             last_message=(
@@ -276,18 +280,22 @@ class DialogState:
                 self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
             self.waiting_since = None
             self.unread_count = 0
+        elif e.direction == Direction.NOTE:
+            self.mentioned += [m for m in e.mentions if m not in self.mentioned]
         if e.direction in (Direction.IN, Direction.OUT):
             self.last_message = LastMessage(e.text, e.direction, e.sent_at)
 
     def _assigned(self, e: DialogAssigned) -> None:
         self.assignee_id = e.operator_id
-        self.status = DialogStatus.ACTIVE
+        if self.is_open:  # reassigning a closed dialog does not reopen it (DESIGN §9)
+            self.status = DialogStatus.ACTIVE
 
     def _transferred(self, e: DialogTransferred) -> None:
         if e.to_line_id is not None:
             self.line_id = e.to_line_id
         self.assignee_id = e.to_operator_id
-        self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
+        if self.is_open:  # a closed dialog changes hands and stays closed
+            self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
 
     def _closed(self, e: DialogClosed) -> None:
         # The assignee stays: it is who closed it, and they keep seeing it in Closed.
