@@ -163,8 +163,9 @@ async def test_reply_rules_over_http(stack: DialogsStack) -> None:
     too_long = await send(stack, dialog_id, "x" * 4097, "c-2")
     assert (too_long.status, too_long.code) == (422, "text_too_long")
     assert (await send(stack, dialog_id, "x" * 4096, "c-3")).status == 202
-    # bob is too late: ann answered first and holds the dialog now.
-    assert (await send(stack, dialog_id, "me too", "c-4", who="bob")).status == 404
+    # bob is too late: ann answered first and holds the dialog now (he reads it, read-only).
+    late = await send(stack, dialog_id, "me too", "c-4", who="bob")
+    assert (late.status, late.code) == (403, "not_allowed")
     assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "ann")).status == 200
     closed = await send(stack, dialog_id, "hello?", "c-5")
     assert (closed.status, closed.code) == (409, "dialog_closed")
