@@ -78,8 +78,14 @@ CHAOS_OPERATORS = ["op1", "op2", "op3", "op4"]
 CHAOS_SUPERVISOR = "boss"
 
 
+# A line of its own for the transfer tests (test_workspace_transfer.py): their races and
+# mentions count on operators nobody else moves.
+TRANSFER_CHANNEL, TRANSFER_SECRET = "tg-transfer", "transfer-secret"
+TRANSFER_OPERATORS = ["tr1", "tr2", "tr3"]
+
+
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the chaos line, written to `directory`."""
+    """config/demo.yaml plus the chaos and transfer lines, written to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
     config["operators"] += [
         {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
@@ -105,6 +111,28 @@ def e2e_lines(directory: Path) -> Path:
             "operators": CHAOS_OPERATORS,
             "routing": "round_robin",
             "auto_lead": True,
+        }
+    )
+    config["operators"] += [
+        {"id": op, "name": f"Transfer {op}", "role": "operator", "max_dialogs": 2}
+        for op in TRANSFER_OPERATORS
+    ]
+    config["lines"].append(
+        {
+            "id": "transfer",
+            "name": "Transfer line",
+            "channels": [
+                {
+                    "id": TRANSFER_CHANNEL,
+                    "type": "telegram",
+                    "secret": TRANSFER_SECRET,
+                    "token": "123456:transfer-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + TRANSFER_CHANNEL,
+                }
+            ],
+            "operators": TRANSFER_OPERATORS,
+            "routing": "manual",
         }
     )
     return write_lines(directory, config)

@@ -76,6 +76,10 @@ _FROM_LIST = {
 _FROM_DIALOG = {
     **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
     "Reopen": ("dialogs.reopen", {"id": _SAME}),
+    "Transfer": ("dialogs.transfer", {"id": _SAME}),
+    "Join": ("dialogs.join", {"id": _SAME}),
+    "Leave": ("dialogs.leave", {"id": _SAME}),
+    "Note": ("dialogs.add_note", {"id": _SAME}),
     "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
 }
 

@@ -91,9 +91,12 @@ class NoteAdded(BaseModel):
 
 
 _SAME = "$response.body#/id"
+# Where a client (and the contract fuzz) goes next with the dialog a transfer or join answers.
 _FROM_DIALOG = {
     name: (f"dialogs.{target}", {"id": _SAME})
     for name, target in (
+        ("GetDialog", "get_dialog"),
+        ("Timeline", "timeline"),
         ("Transfer", "transfer"),
         ("Join", "join"),
         ("Leave", "leave"),
