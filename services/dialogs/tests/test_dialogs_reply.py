@@ -205,7 +205,13 @@ async def test_rebuilding_the_read_model_from_the_events_gives_the_same_rows(
     message_id = (await send(stack, first, "hi", "c-1")).body["message_id"]
     await stack.wait_handled(await dispatched(stack, first, message_id, provider="1"))
     await stack.post(f"/api/v1/dialogs/{first}/close", "ann")
-    await stack.open_dialog("3007")
+    second = f"/api/v1/dialogs/{await stack.open_dialog('3007')}"
+    # Transfers, participants and a note's mentions are rebuilt too.
+    await stack.post(second + "/take", "ann")
+    note = await stack.post(second + "/notes", "ann", json={"text": "@bob look", "mentions": []})
+    assert note.status == 201
+    assert (await stack.post(second + "/join", "sue", json={"operator": "bob"})).status == 200
+    assert (await stack.post(second + "/transfer", "sue", json={"to_queue": True})).status == 200
     await stack.open_dialog("3006", "again")  # the conversation's second dialog
 
     async def snapshot() -> dict[str, list]:
