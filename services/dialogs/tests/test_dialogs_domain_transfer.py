@@ -345,3 +345,17 @@ def test_a_retried_note_is_recorded_once() -> None:
 
     record(dialog, add())
     assert add() == []
+
+
+def test_a_participant_handed_the_dialog_is_its_assignee_only() -> None:
+    dialog = assigned_to("ann")
+    record(dialog, dialog.join("bob", actor_id="bob"))
+    record(dialog, dialog.join("carl", actor_id="sue"))
+    kept = facts(dialog)
+    events = record(dialog, to_operator(dialog, "bob"))
+    assert (dialog.assignee_id, dialog.participants) == ("bob", ["carl"])
+    # ann, no participant, is off it; the facts notify and crm-link keep agree.
+    assert not dialog.is_on_dialog("ann")
+    for event in events:
+        kept = kept.after(event)
+    assert kept == facts(dialog)

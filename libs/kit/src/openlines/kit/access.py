@@ -128,14 +128,14 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
     if isinstance(event, DialogAssigned):
         # Reassigning a closed dialog does not reopen it (DESIGN §9).
         status = DialogStatus.ACTIVE if is_open else facts.status
-        return replace(facts, line_id=event.line_id, assignee_id=event.operator_id, status=status)
+        return _handed(facts, event.operator_id, line_id=event.line_id, status=status)
     if isinstance(event, DialogTransferred):
         line_id = event.to_line_id or facts.line_id
         if event.to_operator_id is not None:
             status = DialogStatus.ACTIVE if is_open else facts.status
         else:
             status = DialogStatus.UNASSIGNED if is_open else facts.status
-        return replace(facts, line_id=line_id, assignee_id=event.to_operator_id, status=status)
+        return _handed(facts, event.to_operator_id, line_id=line_id, status=status)
     if isinstance(event, ParticipantJoined):
         if event.operator_id in facts.participants:
             return facts
@@ -155,10 +155,19 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
         )
     if isinstance(event, DialogReopened):
         line_id = event.line_id or facts.line_id
-        return replace(
-            facts, status=DialogStatus.ACTIVE, assignee_id=event.operator_id, line_id=line_id
-        )
+        return _handed(facts, event.operator_id, line_id=line_id, status=DialogStatus.ACTIVE)
     return facts
+
+
+def _handed(
+    facts: DialogFacts, assignee_id: str | None, *, line_id: str, status: str
+) -> DialogFacts:
+    """A new assignee: a participant who becomes it is no longer listed as one (as dialogs'
+    state keeps them)."""
+    participants = tuple(p for p in facts.participants if p != assignee_id)
+    return replace(
+        facts, line_id=line_id, assignee_id=assignee_id, status=status, participants=participants
+    )
 
 
 # The events that move what *list* and *write* depend on: a consumer that keeps `DialogFacts`

@@ -18,7 +18,11 @@ Viewer = Scope
 
 def facts(dialog: Dialog) -> DialogFacts:
     return DialogFacts(
-        dialog.line_id, dialog.status, dialog.assignee_id, dialog.participants, dialog.mentioned
+        dialog.line_id,
+        dialog.status,
+        dialog.assignee_id,
+        tuple(dialog.participants),
+        tuple(dialog.mentioned),
     )
 
 

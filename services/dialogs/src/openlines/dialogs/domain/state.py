@@ -285,15 +285,22 @@ class DialogState:
         if e.direction in (Direction.IN, Direction.OUT):
             self.last_message = LastMessage(e.text, e.direction, e.sent_at)
 
+    def _hand_to(self, operator_id: str | None) -> None:
+        """A new assignee; a participant who becomes it takes part as the assignee only (the
+        participants are the operators on it besides the assignee)."""
+        self.assignee_id = operator_id
+        if operator_id in self.participants:
+            self.participants.remove(operator_id)
+
     def _assigned(self, e: DialogAssigned) -> None:
-        self.assignee_id = e.operator_id
+        self._hand_to(e.operator_id)
         if self.is_open:  # reassigning a closed dialog does not reopen it (DESIGN §9)
             self.status = DialogStatus.ACTIVE
 
     def _transferred(self, e: DialogTransferred) -> None:
         if e.to_line_id is not None:
             self.line_id = e.to_line_id
-        self.assignee_id = e.to_operator_id
+        self._hand_to(e.to_operator_id)
         if self.is_open:  # a closed dialog changes hands and stays closed
             self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
 
@@ -304,7 +311,7 @@ class DialogState:
 
     def _reopened(self, e: DialogReopened) -> None:
         self.status = DialogStatus.ACTIVE
-        self.assignee_id = e.operator_id
+        self._hand_to(e.operator_id)
 
     def _delivery_updated(self, e: MessageDeliveryUpdated) -> None:
         message = self.messages[e.message_id]
