@@ -89,6 +89,11 @@ QUICK_OPERATORS = {"qa": "Quick Ann", "qb": "Quick Bob"}
 EDIT_CHANNEL, EDIT_SECRET = "tg-edit", "edit-secret"
 EDIT_OPERATORS = {"ed1": "Editor ed1", "ed2": "Editor ed2"}
 
+# A line of its own for the transfer tests (test_workspace_transfer.py): their races and
+# mentions count on operators nobody else moves; manual routing, so dialogs wait unassigned.
+TRANSFER_CHANNEL, TRANSFER_SECRET = "tg-transfer", "transfer-secret"
+TRANSFER_OPERATORS = {"tr1": "Transfer tr1", "tr2": "Transfer tr2", "tr3": "Transfer tr3"}
+
 
 def _telegram_line(
     config: dict[str, Any],
@@ -99,8 +104,9 @@ def _telegram_line(
     *,
     max_dialogs: int,
     auto_lead: bool = False,
+    routing: str = "round_robin",
 ) -> None:
-    """Add a round-robin line with one sandbox Telegram channel and its own operators."""
+    """Add a line with one sandbox Telegram channel and its own operators."""
     config["operators"] += [
         {"id": op, "name": name, "role": "operator", "max_dialogs": max_dialogs}
         for op, name in operators.items()
@@ -120,7 +126,7 @@ def _telegram_line(
                 }
             ],
             "operators": list(operators),
-            "routing": "round_robin",
+            "routing": routing,
             "auto_lead": auto_lead,
         }
     )
@@ -144,6 +150,15 @@ def e2e_lines(directory: Path) -> Path:
     )
     _telegram_line(config, "quick", QUICK_CHANNEL, QUICK_SECRET, QUICK_OPERATORS, max_dialogs=2)
     _telegram_line(config, "edit", EDIT_CHANNEL, EDIT_SECRET, EDIT_OPERATORS, max_dialogs=4)
+    _telegram_line(
+        config,
+        "transfer",
+        TRANSFER_CHANNEL,
+        TRANSFER_SECRET,
+        TRANSFER_OPERATORS,
+        max_dialogs=2,
+        routing="manual",
+    )
     return write_lines(directory, config)
 
 

@@ -42,16 +42,18 @@ async def test_two_operators_take_one_dialog_exactly_one_wins(
     assert loser["error"]["code"] == "already_assigned"
     winner = next(body for status, body in results if status == 200)
     other = "bob" if winner["assignee_id"] == "ann" else "ann"
-    # The loser cannot read or act on the winner's dialog: 404, as if it did not exist.
-    status, _ = await get_json(http, f"{stack.url}/api/v1/dialogs/{dialog_id}", stack.auth(other))
-    assert status == 404
+    # The loser, of the same line, reads the winner's dialog read-only and may not write.
+    status, body = await get_json(
+        http, f"{stack.url}/api/v1/dialogs/{dialog_id}", stack.auth(other)
+    )
+    assert (status, body["can_write"]) == (200, False)
     status, body = await post_json(
         http,
         f"{stack.url}/api/v1/dialogs/{dialog_id}/messages",
         stack.auth(other),
         {"text": "mine!", "client_message_id": "x"},
     )
-    assert status == 404, body
+    assert (status, body["error"]["code"]) == (403, "not_allowed"), body
     status, _ = await post_json(
         http, f"{stack.url}/api/v1/dialogs/{dialog_id}/close", stack.auth(winner["assignee_id"])
     )

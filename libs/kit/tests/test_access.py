@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -26,6 +27,8 @@ from openlines.events.catalog import (
     DialogOpened,
     DialogReopened,
     DialogTransferred,
+    Direction,
+    MessageAppended,
     ParticipantJoined,
     ParticipantLeft,
 )
@@ -37,6 +40,7 @@ from openlines.kit.access import (
     Scope,
     follow,
     lines_visible_where,
+    readable_where,
     visible_where,
 )
 from openlines.kit.http.auth import Principal
@@ -63,54 +67,58 @@ def scope(role: str, token: list[str] | None, crm: CrmRights | None = None) -> S
 
 
 T, F = True, False
-# role, token lines, dialog line, status, assignee, participants -> see, act, try take
+# role, token lines, dialog line, status, assignee, participants -> list, read, write, try take
 TABLE = [
-    # An operator: the unassigned dialogs of their lines, and what they hold or take part in.
-    ("operator", None, "demo", "unassigned", None, (), T, T, T),
-    ("operator", None, "vip", "unassigned", None, (), F, F, F),
-    ("operator", None, "demo", "active", "bob", (), F, F, T),  # a lost race: 409, not 404
-    ("operator", None, "demo", "active", "ann", (), T, T, T),
-    ("operator", None, "vip", "active", "ann", (), T, T, T),  # transferred to her
-    ("operator", None, "demo", "active", "bob", ("ann",), T, T, T),  # invited
-    ("operator", None, "vip", "active", "bob", ("ann",), T, T, T),
-    ("operator", None, "demo", "closed", "ann", (), T, T, T),  # her Closed tab
-    ("operator", None, "vip", "spam", "bob", ("ann",), T, T, T),
-    ("operator", None, "demo", "closed", "bob", (), F, F, F),
-    ("operator", None, "demo", "closed", None, (), F, F, F),
-    ("operator", None, "demo", "spam", None, (), F, F, F),
+    # An operator: the unassigned dialogs of their lines, and what they hold or take part in;
+    # any other dialog of their lines read-only.
+    ("operator", None, "demo", "unassigned", None, (), T, T, T, T),
+    ("operator", None, "vip", "unassigned", None, (), F, F, F, F),
+    ("operator", None, "demo", "active", "bob", (), F, T, F, T),  # read-only; a lost race: 409
+    ("operator", None, "demo", "active", "ann", (), T, T, T, T),
+    ("operator", None, "vip", "active", "ann", (), T, T, T, T),  # transferred to her
+    ("operator", None, "demo", "active", "bob", ("ann",), T, T, T, T),  # invited
+    ("operator", None, "vip", "active", "bob", ("ann",), T, T, T, T),
+    ("operator", None, "demo", "closed", "ann", (), T, T, T, T),  # her Closed tab
+    ("operator", None, "vip", "spam", "bob", ("ann",), T, T, T, T),
+    ("operator", None, "demo", "closed", "bob", (), F, T, F, F),
+    ("operator", None, "demo", "closed", None, (), F, T, F, F),
+    ("operator", None, "demo", "spam", None, (), F, T, F, F),
+    ("operator", None, "vip", "active", "bob", (), F, F, F, F),  # not her line
     # The token's lines narrow, never widen; what one holds stays visible.
-    ("operator", ["vip"], "demo", "unassigned", None, (), F, F, F),
-    ("operator", ["demo", "vip"], "vip", "unassigned", None, (), F, F, F),
-    ("operator", ["demo", "vip"], "demo", "unassigned", None, (), T, T, T),
-    ("operator", [], "demo", "unassigned", None, (), F, F, F),
-    ("operator", [], "vip", "active", "ann", (), T, T, T),
-    ("operator", [], "demo", "closed", "bob", ("ann",), T, T, T),
+    ("operator", ["vip"], "demo", "unassigned", None, (), F, F, F, F),
+    ("operator", ["vip"], "demo", "active", "bob", (), F, F, F, F),
+    ("operator", ["demo", "vip"], "vip", "unassigned", None, (), F, F, F, F),
+    ("operator", ["demo", "vip"], "demo", "unassigned", None, (), T, T, T, T),
+    ("operator", [], "demo", "unassigned", None, (), F, F, F, F),
+    ("operator", [], "vip", "active", "ann", (), T, T, T, T),
+    ("operator", [], "demo", "closed", "bob", ("ann",), T, T, T, T),
     # A supervisor: every dialog of every line...
-    ("supervisor", None, "vip", "unassigned", None, (), T, T, T),
-    ("supervisor", None, "vip", "active", "bob", (), T, T, T),
-    ("supervisor", None, "demo", "closed", "bob", (), T, T, T),
-    ("supervisor", None, "vip", "spam", None, (), T, T, T),
+    ("supervisor", None, "vip", "unassigned", None, (), T, T, T, T),
+    ("supervisor", None, "vip", "active", "bob", (), T, T, T, T),
+    ("supervisor", None, "demo", "closed", "bob", (), T, T, T, T),
+    ("supervisor", None, "vip", "spam", None, (), T, T, T, T),
     # ...of the token's lines only (the notify leak of issue 8).
-    ("supervisor", ["demo"], "demo", "active", "bob", (), T, T, T),
-    ("supervisor", ["demo"], "vip", "active", "bob", (), F, F, F),
-    ("supervisor", ["demo"], "vip", "unassigned", None, (), F, F, F),
-    ("supervisor", [], "demo", "unassigned", None, (), F, F, F),
-    ("supervisor", [], "demo", "active", "bob", (), F, F, F),  # not even a race on demo
-    ("supervisor", [], "vip", "active", "ann", (), T, T, T),
-    ("supervisor", [], "vip", "closed", "bob", ("ann",), T, T, T),
+    ("supervisor", ["demo"], "demo", "active", "bob", (), T, T, T, T),
+    ("supervisor", ["demo"], "vip", "active", "bob", (), F, F, F, F),
+    ("supervisor", ["demo"], "vip", "unassigned", None, (), F, F, F, F),
+    ("supervisor", [], "demo", "unassigned", None, (), F, F, F, F),
+    ("supervisor", [], "demo", "active", "bob", (), F, F, F, F),  # not even a race on demo
+    ("supervisor", [], "vip", "active", "ann", (), T, T, T, T),
+    ("supervisor", [], "vip", "closed", "bob", ("ann",), T, T, T, T),
     # The chat admin: everything, within the token's lines.
-    ("admin", None, "vip", "spam", "bob", (), T, T, T),
-    ("admin", None, "demo", "closed", None, (), T, T, T),
-    ("admin", ["vip"], "demo", "unassigned", None, (), F, F, F),
-    ("admin", ["vip"], "vip", "closed", "bob", (), T, T, T),
+    ("admin", None, "vip", "spam", "bob", (), T, T, T, T),
+    ("admin", None, "demo", "closed", None, (), T, T, T, T),
+    ("admin", ["vip"], "demo", "unassigned", None, (), F, F, F, F),
+    ("admin", ["vip"], "vip", "closed", "bob", (), T, T, T, T),
     # An unknown role grants nothing beyond an operator's.
-    ("auditor", None, "vip", "active", "bob", (), F, F, F),
-    ("auditor", None, "demo", "unassigned", None, (), T, T, T),
+    ("auditor", None, "vip", "active", "bob", (), F, F, F, F),
+    ("auditor", None, "demo", "unassigned", None, (), T, T, T, T),
 ]
 
 
 @pytest.mark.parametrize(
-    ("role", "token", "line", "status", "assignee", "participants", "see", "act", "take"), TABLE
+    ("role", "token", "line", "status", "assignee", "participants", "see", "read", "write", "take"),
+    TABLE,
 )
 def test_the_table(
     role: str,
@@ -120,20 +128,79 @@ def test_the_table(
     assignee: str | None,
     participants: tuple[str, ...],
     see: bool,
-    act: bool,
+    read: bool,
+    write: bool,
     take: bool,
 ) -> None:
     s = scope(role, token)
     dialog = DialogFacts(line, status, assignee, participants)
-    assert (s.can_see(dialog), s.can_act(dialog), s.can_try_take(dialog)) == (see, act, take)
-    # Whoever may act may see: a command never reveals a dialog the reader would not show.
-    assert not s.can_act(dialog) or s.can_see(dialog)
+    answers = (s.can_see(dialog), s.can_read(dialog), s.can_write(dialog), s.can_try_take(dialog))
+    assert answers == (see, read, write, take)
+    # Whoever may write or list may read: a command never reveals a dialog one could not open.
+    assert not (s.can_write(dialog) or s.can_see(dialog)) or s.can_read(dialog)
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "line", "assignee", "mentioned", "read"),
+    [
+        ("operator", None, "vip", "bob", ("ann",), T),  # not her line: the mention lets her read
+        ("operator", [], "vip", "bob", ("ann",), T),  # personal, like a participant
+        ("operator", None, "vip", "bob", ("bob",), F),
+        ("supervisor", ["demo"], "vip", "bob", ("ann",), T),
+    ],
+)
+def test_a_mention_lets_one_read_but_neither_list_nor_write(
+    role: str,
+    token: list[str] | None,
+    line: str,
+    assignee: str,
+    mentioned: tuple[str, ...],
+    read: bool,
+) -> None:
+    s = scope(role, token)
+    dialog = DialogFacts(line, "active", assignee, (), mentioned)
+    assert (s.can_read(dialog), s.can_see(dialog), s.can_write(dialog)) == (read, F, F)
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "line", "assignee", "transfer", "join", "invite"),
+    [
+        ("operator", None, "demo", "ann", T, T, F),  # the responsible operator
+        ("operator", None, "demo", "bob", F, T, F),  # a colleague of the line joins, no more
+        ("operator", None, "demo", None, F, T, F),  # the queue is routing's or a supervisor's
+        ("operator", None, "vip", "ann", T, F, F),  # transferred to her from another line
+        ("operator", None, "vip", "bob", F, F, F),
+        ("supervisor", None, "vip", "bob", T, T, T),
+        ("supervisor", ["demo"], "vip", "bob", F, F, F),
+        ("admin", None, "demo", None, T, T, T),
+    ],
+)
+def test_who_may_transfer_join_and_invite(
+    role: str,
+    token: list[str] | None,
+    line: str,
+    assignee: str | None,
+    transfer: bool,
+    join: bool,
+    invite: bool,
+) -> None:
+    s = scope(role, token)
+    dialog = DialogFacts(line, "active" if assignee else "unassigned", assignee)
+    assert (s.can_transfer(dialog), s.can_join(dialog), s.can_invite(dialog)) == (
+        transfer,
+        join,
+        invite,
+    )
 
 
 DIALOGS = [
-    DialogFacts(line, status, assignee, participants)
-    for line, status, assignee, participants in itertools.product(
-        LINES, STATUSES, (None, "ann", "bob"), ((), ("ann",), ("bob",), ("ann", "bob"))
+    DialogFacts(line, status, assignee, participants, mentioned)
+    for line, status, assignee, participants, mentioned in itertools.product(
+        LINES,
+        STATUSES,
+        (None, "ann", "bob"),
+        ((), ("ann",), ("bob",), ("ann", "bob")),
+        ((), ("ann",), ("bob",)),
     )
 ]
 SCOPES = [
@@ -287,9 +354,25 @@ def test_facts_follow_the_dialogs_events() -> None:
         DialogReopened(dialog_id=d, actor_id="ann", operator_id="ann")
     )
     assert back == DialogFacts("demo", "active", "ann", ())
+    note = MessageAppended(
+        dialog_id=d,
+        message_id=uuid.uuid4(),
+        direction=Direction.NOTE,
+        author_id="ann",
+        text="@bob look",
+        mentions=("bob", "zed"),
+        channel_id="tg-demo",
+        conversation_key="tg-demo:1",
+        sent_at=datetime.now(UTC),
+    )
+    mentioned = back.after(note).after(note.model_copy(update={"mentions": ("zed",)}))
+    assert mentioned.mentioned == ("bob", "zed")
+    # A customer's or an operator's message mentions nobody.
+    said = note.model_copy(update={"direction": Direction.OUT})
+    assert back.after(said) == back
 
 
-async def test_the_sql_twin_agrees_with_can_see(engine: AsyncEngine) -> None:
+async def test_the_sql_twins_agree_with_can_see_and_can_read(engine: AsyncEngine) -> None:
     table = Table(
         f"access_cases_{uuid.uuid4().hex[:8]}",
         MetaData(),
@@ -298,6 +381,7 @@ async def test_the_sql_twin_agrees_with_can_see(engine: AsyncEngine) -> None:
         Column("status", Text),
         Column("assignee_id", Text),
         Column("participants", ARRAY(Text)),
+        Column("mentioned", ARRAY(Text)),
         prefixes=["TEMPORARY"],
     )
     cases = {str(i): d for i, d in enumerate(DIALOGS)}
@@ -312,20 +396,24 @@ async def test_the_sql_twin_agrees_with_can_see(engine: AsyncEngine) -> None:
                     "status": d.status,
                     "assignee_id": d.assignee_id,
                     "participants": list(d.participants),
+                    "mentioned": list(d.mentioned),
                 }
                 for key, d in cases.items()
             ],
         )
+        columns = {
+            "line_id": table.c.line_id,
+            "status": table.c.status,
+            "assignee_id": table.c.assignee_id,
+            "participants": table.c.participants,
+        }
         for s in SCOPES:
-            where = visible_where(
-                s,
-                line_id=table.c.line_id,
-                status=table.c.status,
-                assignee_id=table.c.assignee_id,
-                participants=table.c.participants,
-            )
-            found = set((await conn.execute(select(table.c.id).where(where))).scalars())
+            listed = visible_where(s, **columns)
+            found = set((await conn.execute(select(table.c.id).where(listed))).scalars())
             assert found == {key for key, d in cases.items() if s.can_see(d)}, s
+            readable = readable_where(s, **columns, mentioned=table.c.mentioned)
+            found = set((await conn.execute(select(table.c.id).where(readable))).scalars())
+            assert found == {key for key, d in cases.items() if s.can_read(d)}, s
 
 
 async def test_the_lines_sql_twin_agrees_with_sees_lines(engine: AsyncEngine) -> None:

@@ -248,9 +248,9 @@ async def test_an_older_dialog_joins_the_customers_lead_and_each_sees_their_line
 
 
 async def test_a_dialog_assigned_to_a_colleague_is_not_found_as_in_dialogs(crm: Crm) -> None:
-    """The policy of dialogs: an operator of the line sees an unassigned dialog, not one that
-    a colleague holds; the assignee sees it wherever it is. Neither reading the lead nor
-    creating one confirms that a hidden dialog exists."""
+    """The policy of dialogs: an operator of the line lists an unassigned dialog, not one that
+    a colleague holds (that one she reads only, so she may not make a lead of it); the
+    assignee sees it wherever it is. Neither reading the lead nor creating one tells its id."""
     shown, hidden = uuid.uuid4(), uuid.uuid4()
     await crm.publish(opened(shown, user()))  # demo: ann's line, auto lead
     await crm.publish(opened(hidden, user()))
@@ -262,8 +262,10 @@ async def test_a_dialog_assigned_to_a_colleague_is_not_found_as_in_dialogs(crm: 
     status, body = await crm.get(f"/api/v1/crm/leads/{leads[hidden]}", "ann")
     assert (status, body["error"]["code"]) == (404, "not_found"), body
     status, body = await crm.post(f"/api/v1/dialogs/{hidden}/lead", "ann")
+    assert (status, body["error"]["code"]) == (403, "not_allowed"), body
+    assert "lead_id" not in str(body) and str(leads[hidden]) not in str(body)
+    status, body = await crm.post(f"/api/v1/dialogs/{hidden}/lead", "zed")  # no line of it
     assert (status, body["error"]["code"]) == (404, "not_found"), body
-    assert "lead_id" not in str(body)
     status, body = await crm.get(f"/api/v1/crm/leads/{leads[shown]}", "ann")
     assert status == 200
     [dialog] = body["dialogs"]
@@ -286,13 +288,17 @@ async def test_a_dialog_assigned_to_a_colleague_is_not_found_as_in_dialogs(crm: 
         assert status == 404, body
 
 
-async def test_no_lead_is_made_from_a_dialog_one_may_not_see(crm: Crm) -> None:
+async def test_no_lead_is_made_from_a_dialog_one_may_not_write(crm: Crm) -> None:
     dialog = uuid.uuid4()
     await crm.publish(opened(dialog, user(), channel_id="tg-manual"))  # bob's line, no auto lead
     await crm.publish(assigned(dialog, "ann", channel_id="tg-manual"))
     await crm.caught_up(dialog, channel_id="tg-manual")
 
+    # bob reads his line's dialog (read-only), and may not make a lead of it; zed, of no
+    # line, may not even know of it.
     status, body = await crm.post(f"/api/v1/dialogs/{dialog}/lead", "bob")
+    assert (status, body["error"]["code"]) == (403, "not_allowed"), body
+    status, body = await crm.post(f"/api/v1/dialogs/{dialog}/lead", "zed")
     assert (status, body["error"]["code"]) == (404, "not_found"), body
     # ann holds it, though the manual line is not hers: she may.
     status, lead = await crm.post(f"/api/v1/dialogs/{dialog}/lead", "ann")

@@ -28,7 +28,14 @@ T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[3]
 CHANNEL = "tg-demo"
-ROLES = {"ann": "operator", "bob": "operator", "sue": "supervisor", "zed": "operator"}
+ROLES = {
+    "ann": "operator",
+    "bob": "operator",
+    "carl": "operator",
+    "sue": "supervisor",
+    "vic": "supervisor",
+    "zed": "operator",
+}
 
 
 @dataclass

@@ -39,20 +39,33 @@ async def test_assign_dialog_makes_it_active_for_that_operator_only(stack: Dialo
     assigned_events = [e.payload for e in events if isinstance(e.payload, DialogAssigned)]
     assert [(e.operator_id, e.assigned_by) for e in assigned_events] == [("ann", "routing")]
 
-    # bob: not his dialog, not unassigned any more -> it does not exist for him.
+    # bob: not his dialog, not unassigned any more -> gone from his lists; as an operator of
+    # its line he may open it read-only (Uspacy), but not write to it.
     assert (await stack.get("/api/v1/dialogs", "bob", tab="active")).body["items"] == []
     assert (await stack.get("/api/v1/dialogs", "bob", tab="all")).body["items"] == []
+    bob_view = await stack.dialog(dialog_id, "bob")
+    assert (bob_view.status, bob_view.body["can_write"]) == (200, False)
+    bob_timeline = await stack.get(f"/api/v1/dialogs/{dialog_id}/timeline", "bob")
+    assert (bob_timeline.status, bob_timeline.body["can_write"]) == (200, False)
+    writes = ("close", "spam", "read", "messages")
+    body = {"text": "hi", "client_message_id": "b1"}
+    for path in writes:
+        reply = await stack.post(
+            f"/api/v1/dialogs/{dialog_id}/{path}", "bob", json=body if path == "messages" else None
+        )
+        assert (reply.status, reply.code) == (403, "not_allowed"), path
+    # zed works on no line: for him it does not exist.
     for reply in (
-        await stack.dialog(dialog_id, "bob"),
-        await stack.get(f"/api/v1/dialogs/{dialog_id}/timeline", "bob"),
-        await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "bob"),
-        await stack.post(f"/api/v1/dialogs/{dialog_id}/spam", "bob"),
-        await stack.post(f"/api/v1/dialogs/{dialog_id}/read", "bob"),
-        await stack.post(
-            f"/api/v1/dialogs/{dialog_id}/messages",
-            "bob",
-            json={"text": "hi", "client_message_id": "b1"},
-        ),
+        await stack.dialog(dialog_id, "zed"),
+        await stack.get(f"/api/v1/dialogs/{dialog_id}/timeline", "zed"),
+        *[
+            await stack.post(
+                f"/api/v1/dialogs/{dialog_id}/{path}",
+                "zed",
+                json=body if path == "messages" else None,
+            )
+            for path in writes
+        ],
     ):
         assert (reply.status, reply.code) == (404, "not_found")
     assert (await stack.dialog(dialog_id, "ann")).body["status"] == "active"
@@ -108,8 +121,10 @@ async def test_take_twice_is_harmless_and_a_supervisor_takes_over(stack: Dialogs
     assert (again.status, again.body["assignee_id"]) == (200, "ann")
     over = await stack.post(f"/api/v1/dialogs/{dialog_id}/take", "sue")
     assert (over.status, over.body["assignee_id"]) == (200, "sue")
-    # ann lost it: it is gone from her view.
-    assert (await stack.dialog(dialog_id, "ann")).status == 404
+    # ann lost it: gone from her lists, and read-only when she opens it (her line's dialog).
+    assert (await stack.get("/api/v1/dialogs", "ann")).body["items"] == []
+    lost = await stack.dialog(dialog_id, "ann")
+    assert (lost.status, lost.body["can_write"]) == (200, False)
     texts = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
     assert texts == ["ann took the dialog", "sue took the dialog over from ann"]
 
@@ -177,7 +192,8 @@ async def test_an_operator_closing_an_unassigned_dialog_accepts_it_and_keeps_it(
         assert (mine.status, mine.body["assignee_id"]) == (200, "ann")
         page = await stack.get("/api/v1/dialogs", "ann", tab=tab)
         assert [d["id"] for d in page.body["items"]] == [str(dialog_id)]
-        assert (await stack.dialog(dialog_id, "bob")).status == 404
+        bobs = await stack.dialog(dialog_id, "bob")  # his line's: read-only
+        assert (bobs.status, bobs.body["can_write"]) == (200, False)
         texts = [
             m["text"] for m in await stack.timeline(dialog_id, "ann") if m["direction"] == "system"
         ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from openlines.dialogs.access import require_takeable, require_visible
+from openlines.dialogs.access import require_actable, require_readable, require_takeable
 from openlines.dialogs.domain import (
     NO_LIMIT,
     AlreadyAssigned,
@@ -23,6 +23,7 @@ from openlines.dialogs.domain import (
     Load,
     LoadNeeded,
     NewerDialogExists,
+    NotAllowed,
     NotAssignedToYou,
     SlaState,
     TextTooLong,
@@ -46,6 +47,7 @@ from openlines.events.catalog import (
     MessageAppended,
     MessageDeliveryUpdated,
     MessageReceived,
+    ParticipantJoined,
 )
 from openlines.events.envelope import EventPayload
 from openlines.events.testing.factories import dialog_assigned, message_received
@@ -270,7 +272,13 @@ def test_only_the_assignee_a_participant_or_a_supervisor_replies() -> None:
     dialog = assigned_to("ann")
     with pytest.raises(NotAssignedToYou):
         reply(dialog, actor="bob")
-    assert len(reply(dialog, actor="sue", is_supervisor=True)) == 1
+    # A supervisor's write into someone's dialog makes them a participant of it.
+    written = reply(dialog, actor="sue", is_supervisor=True)
+    assert [type(e) for e in written] == [ParticipantJoined, MessageAppended]
+    record(dialog, written)
+    assert dialog.participants == ["sue"]
+    again = reply(dialog, actor="sue", client="c2", is_supervisor=True)
+    assert [type(e) for e in again] == [MessageAppended]
 
 
 def test_a_reply_on_a_closed_dialog_is_refused() -> None:
@@ -353,7 +361,7 @@ def test_an_operator_closing_an_unassigned_dialog_takes_it_first(reason: CloseRe
     record(dialog, events)
     assert dialog.assignee_id == "ann"
     # Still hers to see, in her Closed (or Spam) tab.
-    require_visible(ANN, dialog)
+    require_readable(ANN, dialog)
 
 
 def test_a_close_without_take_first_leaves_an_unassigned_dialog_unassigned() -> None:
@@ -499,10 +507,11 @@ def test_system_lines_describe_state_changes() -> None:
 def test_take_reports_the_race_to_a_line_operator_and_hides_the_dialog_from_others() -> None:
     dialog = assigned_to("ann")
     require_takeable(BOB, dialog)  # the decision then says already_assigned
-    with pytest.raises(DialogNotFound):
-        require_visible(BOB, dialog)
+    require_readable(BOB, dialog)  # a colleague's dialog of his line: read-only
+    with pytest.raises(NotAllowed):
+        require_actable(BOB, dialog)
     with pytest.raises(DialogNotFound):
         require_takeable(OUTSIDER, dialog)
     record(dialog, dialog.close("ann", CloseReason.OPERATOR))
-    with pytest.raises(DialogNotFound):
+    with pytest.raises(NotAllowed):
         require_takeable(BOB, dialog)

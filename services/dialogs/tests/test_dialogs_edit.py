@@ -52,9 +52,12 @@ async def test_rename_sets_the_staff_title_and_leaves_a_system_line(stack: Dialo
         "empty_title"
     )
     assert (await stack.post(f"{BASE}/{dialog_id}/rename", "ann", json={})).status == 422
-    # bob may not see ann's dialog: it does not exist for him.
+    # bob works on the line: he reads ann's dialog, but may not write to it without joining;
+    # zed works on no line: for him it does not exist.
+    refused = await stack.post(f"{BASE}/{dialog_id}/rename", "bob", json={"title": "x"})
+    assert (refused.status, refused.code) == (403, "not_allowed")
     assert (
-        await stack.post(f"{BASE}/{dialog_id}/rename", "bob", json={"title": "x"})
+        await stack.post(f"{BASE}/{dialog_id}/rename", "zed", json={"title": "x"})
     ).status == 404
     lines = [m["text"] for m in await stack.timeline(dialog_id) if m["direction"] == "system"]
     assert "ann renamed the dialog to 'Order 17'" in lines
@@ -130,9 +133,11 @@ async def test_the_author_edits_and_deletes_a_sent_message(stack: DialogsStack) 
     assert edited.status == 200, edited.body
     assert (edited.body["text"], edited.body["id"]) == ("hello", message_id)
     assert edited.body["edited_at"] is not None and edited.body["deleted"] is False
-    # A supervisor may change anyone's message; bob does not even see the dialog.
+    # A supervisor may change anyone's message; bob reads the dialog but may not write to it;
+    # zed does not even see it.
     assert (await stack.request("PATCH", path, "sue", json={"text": "Hello!"})).status == 200
-    assert (await stack.request("PATCH", path, "bob", json={"text": "x"})).status == 404
+    assert (await stack.request("PATCH", path, "bob", json={"text": "x"})).code == "not_allowed"
+    assert (await stack.request("PATCH", path, "zed", json={"text": "x"})).status == 404
     assert (await stack.request("PATCH", path, "ann", json={"text": " "})).code == "empty_message"
 
     deleted = await stack.request("DELETE", path, "ann")

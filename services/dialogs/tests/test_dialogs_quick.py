@@ -251,8 +251,9 @@ async def test_a_draft_is_kept_per_operator_and_cleared_by_sending(stack: Dialog
     # Per operator: sue's own draft in the same dialog is hers alone.
     await stack.request("PUT", draft, "sue", json={"text": "sue's note to self"})
     assert (await stack.get(draft, "ann")).body["text"] == "Let me check that"
-    # bob may not even see ann's dialog.
-    assert (await stack.request("PUT", draft, "bob", json={"text": "x"})).code == "not_found"
+    # bob reads ann's dialog (his line) but may not write in it; zed does not even see it.
+    assert (await stack.request("PUT", draft, "bob", json={"text": "x"})).code == "not_allowed"
+    assert (await stack.request("PUT", draft, "zed", json={"text": "x"})).code == "not_found"
     assert (await stack.get(f"/api/v1/dialogs/{uuid.uuid4()}/draft", "ann")).code == "not_found"
     assert (await stack.request("PUT", draft, "ann", json={})).code == "invalid_body"
 

@@ -163,8 +163,9 @@ async def test_reply_rules_over_http(stack: DialogsStack) -> None:
     too_long = await send(stack, dialog_id, "x" * 4097, "c-2")
     assert (too_long.status, too_long.code) == (422, "text_too_long")
     assert (await send(stack, dialog_id, "x" * 4096, "c-3")).status == 202
-    # bob is too late: ann answered first and holds the dialog now.
-    assert (await send(stack, dialog_id, "me too", "c-4", who="bob")).status == 404
+    # bob is too late: ann answered first and holds the dialog now (he reads it, read-only).
+    late = await send(stack, dialog_id, "me too", "c-4", who="bob")
+    assert (late.status, late.code) == (403, "not_allowed")
     assert (await stack.post(f"/api/v1/dialogs/{dialog_id}/close", "ann")).status == 200
     closed = await send(stack, dialog_id, "hello?", "c-5")
     assert (closed.status, closed.code) == (409, "dialog_closed")
@@ -204,7 +205,13 @@ async def test_rebuilding_the_read_model_from_the_events_gives_the_same_rows(
     message_id = (await send(stack, first, "hi", "c-1")).body["message_id"]
     await stack.wait_handled(await dispatched(stack, first, message_id, provider="1"))
     await stack.post(f"/api/v1/dialogs/{first}/close", "ann")
-    await stack.open_dialog("3007")
+    second = f"/api/v1/dialogs/{await stack.open_dialog('3007')}"
+    # Transfers, participants and a note's mentions are rebuilt too.
+    await stack.post(second + "/take", "ann")
+    note = await stack.post(second + "/notes", "ann", json={"text": "@bob look", "mentions": []})
+    assert note.status == 201
+    assert (await stack.post(second + "/join", "sue", json={"operator": "bob"})).status == 200
+    assert (await stack.post(second + "/transfer", "sue", json={"to_queue": True})).status == 200
     await stack.open_dialog("3006", "again")  # the conversation's second dialog
 
     async def snapshot() -> dict[str, list]:

@@ -79,6 +79,20 @@ STEPS: dict[str, Step] = {
     "closed": lambda d, n: d.close(OPERATORS[n % 2], CloseReason.OPERATOR),
     "spam": lambda d, n: d.mark_spam(OPERATORS[n % 2]),
     "reopened": lambda d, n: d.reopen(OPERATORS[n % 2], load=NO_LIMIT),
+    "transferred": lambda d, n: d.transfer_to_operator(
+        "sue", OPERATORS[n % 2], line_operators=OPERATORS, by_supervisor=True, load=NO_LIMIT
+    ),
+    "moved to a line": lambda d, n: d.transfer_to_line("sue", ("vip", "demo")[n % 2]),
+    "joined": lambda d, n: d.join(("ann", "bob", "sue")[n % 3], actor_id="sue"),
+    "left": lambda d, n: d.leave(("ann", "bob", "sue")[n % 3]),
+    "note": lambda d, n: d.add_note(
+        OPERATORS[n % 2],
+        f"note {n}",
+        message_id=uuid.uuid5(d.id, f"note{n}"),
+        mentions=("sue", "zed")[: n % 3],
+        now=T0,
+        max_text_length=4096,
+    ),
     "linked to CRM": lambda d, n: d.link_crm(
         DialogLinkedToCrm(
             dialog_id=d.id,

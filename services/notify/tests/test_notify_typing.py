@@ -62,10 +62,11 @@ async def test_typing_reaches_the_colleagues_who_see_the_dialog_and_nobody_else(
         assert await ann.until_pong() == []
         assert await sue.until_pong() == []
 
-        # bob may not see ann's dialog: an error frame for him, nothing for the others.
+        # bob reads ann's dialog (his line) but may not write in it: an error frame for him,
+        # nothing for the others.
         await send(bob, typing(held.id))
         error = await bob.next()
-        assert (error["type"], error["error"]["code"]) == ("error", "not_found")
+        assert (error["type"], error["error"]["code"]) == ("error", "not_allowed")
         # sue (a supervisor, not on the dialog) typing reaches ann's tabs.
         await send(sue, typing(held.id))
         from_sue = {**expected_held, "operator_id": "sue"}

@@ -16,6 +16,7 @@ from openlines.events.catalog import (
     OperatorPresenceChanged,
 )
 from openlines.kit.testing.lines import write_lines
+from openlines.kit.testing.waiting import wait_handled
 from openlines.routing.settings import RoutingSettings
 
 from .routing_support import (
@@ -223,13 +224,16 @@ async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
     await routing.dialogs.publish(opened(dialog))
     await routing.commands.commands(1)
     await routing.dialogs.publish(assigned(dialog, "ann"))
+    # As dialogs records a transfer to an operator: the transfer, then the assignment.
     await routing.dialogs.publish(
         DialogTransferred(
             dialog_id=dialog, from_operator_id="ann", to_operator_id="bob", actor_id="sue"
         )
     )
-    await routing.wait_load("bob", (1, 0, 2))
-    assert (await routing.load())["ann"] == (0, 0, 2)
+    settled = await routing.dialogs.publish(assigned(dialog, "bob", AssignedBy.SUPERVISOR))
+    await wait_handled(routing.runtime.engine, settled.event_id)
+    loads = await routing.load()
+    assert (loads["ann"], loads["bob"]) == ((0, 0, 2), (1, 0, 2))  # one unit moved, once
 
     await routing.dialogs.publish(closed(dialog, "bob"))
     await routing.wait_load("bob", (0, 0, 2))

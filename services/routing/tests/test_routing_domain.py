@@ -171,6 +171,24 @@ def test_transfer_moves_load_or_requeues_on_the_new_line() -> None:
     assert domain.transferred(None, D, "bob", None) is None
 
 
+@pytest.mark.parametrize("before", [SlotStatus.ACTIVE, SlotStatus.RESERVED, SlotStatus.CLOSED])
+def test_a_transfer_as_dialogs_records_it_moves_exactly_one_unit(before: SlotStatus) -> None:
+    """dialogs records a transfer to an operator as DialogTransferred then DialogAssigned: the
+    two together free the previous holder's unit and take one for the target, once; a closed
+    dialog (not counted by max_dialogs) moves none."""
+    start = slot(before, "ann")
+    moved = domain.transferred(start, D, "bob", None)
+    assert moved is not None
+    settled = domain.assigned(moved, D, "demo", "bob")
+    assert settled == moved
+    total: dict[str, LoadChange] = domain.load_delta(start, settled)
+    if before is SlotStatus.CLOSED:
+        assert (settled.status, settled.operator_id, total) == (SlotStatus.CLOSED, "bob", {})
+    else:
+        freed = LoadChange(active=-1) if before is SlotStatus.ACTIVE else LoadChange(reserved=-1)
+        assert total == {"ann": freed, "bob": LoadChange(active=1)}
+
+
 def test_only_a_live_reservation_of_that_operator_expires() -> None:
     reserved = slot(SlotStatus.RESERVED, "ann")
     assert domain.reservation_expired(reserved, "ann") == slot(SlotStatus.QUEUED)

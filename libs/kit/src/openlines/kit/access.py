@@ -17,13 +17,25 @@ A `Scope` is what one token may reach, built from the `Principal` and the lines 
   `lines: [demo]` a supervisor sees the dialogs of `demo` only, and with `lines: []` nothing but
   the dialogs they are assigned to or take part in.
 
-*See* is reading a dialog (its JSON, timeline, pushes, its place in a lead). *Act* is a command
-on it (reply, close, spam, reopen, read, create a lead): today whoever sees a dialog may act on
-it, and the dialog itself refuses what its state forbids (409, e.g. replying to a dialog
-assigned to someone else). *Try to take* is wider: an operator of the line may try to take any
-open dialog of it, so that of two operators racing for one dialog the loser gets 409
-`already_assigned`, not a 404 that depends on timing. A dialog one may not see is reported as
-not found (404), so its existence does not leak; one seen but not acted on is a 403.
+Three verbs (Uspacy's read-only view, Bitrix24's participants):
+
+- *list* (`can_see`): what appears in lists, counters and pushes: the unassigned dialogs of
+  one's lines, the dialogs one is assignee or participant of, everything a supervisor
+  supervises.
+- *read* (`can_read`): open a dialog by id, its timeline and history: *list*, plus any dialog
+  of a line one works on (a colleague's, a closed one: read-only), plus the dialogs one is
+  @mentioned in. A transfer away therefore leaves the previous assignee a reader when they
+  work on the line, and no longer a member.
+- *write* (`can_write`): reply, notes, close, rename...: the assignee and the participants,
+  a supervisor of the line (whose write makes them a participant), and an operator of the
+  line on an unassigned dialog (a write there is a take: the first reply takes it). The
+  dialog itself still refuses what its state forbids (409).
+
+*Try to take* is wider than write: an operator of the line may try to take any open dialog of
+it, so that of two operators racing for one dialog the loser gets 409 `already_assigned`, not
+an answer that depends on timing. *Transfer* is narrower: the responsible operator (the
+assignee) or a supervisor of the line. A dialog one may not read is reported as not found
+(404), so its existence does not leak; one read but not written is a 403 `not_allowed`.
 
 **CRM rights** (`CrmRights`), per scope: `none` (no CRM object at all: 403), `own` (the leads
 with a dialog one sees, listing only those dialogs) or `all` (every lead; its dialogs still
@@ -48,6 +60,8 @@ from openlines.events.catalog import (
     DialogReopened,
     DialogStatus,
     DialogTransferred,
+    Direction,
+    MessageAppended,
     ParticipantJoined,
     ParticipantLeft,
 )
@@ -89,6 +103,8 @@ class DialogFacts:
     status: str
     assignee_id: str | None = None
     participants: Collection[str] = ()
+    mentioned: Collection[str] = ()
+    """Operators @mentioned in its notes: they may read it (not list or write it)."""
 
     @property
     def is_open(self) -> bool:
@@ -113,14 +129,14 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
     if isinstance(event, DialogAssigned):
         # Reassigning a closed dialog does not reopen it (DESIGN §9).
         status = DialogStatus.ACTIVE if is_open else facts.status
-        return replace(facts, line_id=event.line_id, assignee_id=event.operator_id, status=status)
+        return _handed(facts, event.operator_id, line_id=event.line_id, status=status)
     if isinstance(event, DialogTransferred):
         line_id = event.to_line_id or facts.line_id
         if event.to_operator_id is not None:
             status = DialogStatus.ACTIVE if is_open else facts.status
         else:
             status = DialogStatus.UNASSIGNED if is_open else facts.status
-        return replace(facts, line_id=line_id, assignee_id=event.to_operator_id, status=status)
+        return _handed(facts, event.to_operator_id, line_id=line_id, status=status)
     if isinstance(event, ParticipantJoined):
         if event.operator_id in facts.participants:
             return facts
@@ -128,6 +144,11 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
     if isinstance(event, ParticipantLeft):
         kept = tuple(p for p in facts.participants if p != event.operator_id)
         return replace(facts, participants=kept)
+    if isinstance(event, MessageAppended):
+        if event.direction is not Direction.NOTE:
+            return facts
+        new = [m for m in event.mentions if m not in facts.mentioned]
+        return replace(facts, mentioned=(*facts.mentioned, *new)) if new else facts
     if isinstance(event, DialogClosed):
         return replace(
             facts,
@@ -135,13 +156,24 @@ def follow(facts: DialogFacts | None, event: EventPayload) -> DialogFacts | None
         )
     if isinstance(event, DialogReopened):
         line_id = event.line_id or facts.line_id
-        return replace(
-            facts, status=DialogStatus.ACTIVE, assignee_id=event.operator_id, line_id=line_id
-        )
+        return _handed(facts, event.operator_id, line_id=line_id, status=DialogStatus.ACTIVE)
     return facts
 
 
-# The events that move `DialogFacts`: a consumer that keeps them subscribes to these.
+def _handed(
+    facts: DialogFacts, assignee_id: str | None, *, line_id: str, status: str
+) -> DialogFacts:
+    """A new assignee: a participant who becomes it is no longer listed as one (as dialogs'
+    state keeps them)."""
+    participants = tuple(p for p in facts.participants if p != assignee_id)
+    return replace(
+        facts, line_id=line_id, assignee_id=assignee_id, status=status, participants=participants
+    )
+
+
+# The events that move what *list* and *write* depend on: a consumer that keeps `DialogFacts`
+# for those (notify, crm-link) subscribes to these. Only *read* also needs the mentions of
+# `MessageAppended` notes (READ_FACT_EVENTS), which would put every message on such consumers.
 FACT_EVENTS: tuple[type[EventPayload], ...] = (
     DialogOpened,
     DialogAssigned,
@@ -151,6 +183,7 @@ FACT_EVENTS: tuple[type[EventPayload], ...] = (
     DialogClosed,
     DialogReopened,
 )
+READ_FACT_EVENTS: tuple[type[EventPayload], ...] = (*FACT_EVENTS, MessageAppended)
 
 
 @dataclass(frozen=True)
@@ -212,20 +245,46 @@ class Scope:
     # -- dialogs -----------------------------------------------------------------------------
 
     def can_see(self, dialog: DialogFacts) -> bool:
+        """*list*: lists, counters, pushes."""
         if dialog.has_member(self.operator_id):
             return True
         if self.supervises(dialog.line_id):
             return True
         return dialog.status == DialogStatus.UNASSIGNED and dialog.line_id in self.member_lines
 
-    def can_act(self, dialog: DialogFacts) -> bool:
-        """Commands on the dialog; the dialog's own state may still refuse them (409)."""
-        return self.can_see(dialog)
+    def can_read(self, dialog: DialogFacts) -> bool:
+        """*read*: open it by id (its JSON, timeline, history), read-only where not written."""
+        return (
+            self.can_see(dialog)
+            or dialog.line_id in self.member_lines
+            or self.operator_id in dialog.mentioned
+        )
+
+    def can_write(self, dialog: DialogFacts) -> bool:
+        """*write*: commands on the dialog; its own state may still refuse them (409). The
+        same dialogs as *list* today, for other reasons: one's own, a supervised line's, and
+        an unassigned one of one's line (where a write is a take)."""
+        if dialog.has_member(self.operator_id) or self.supervises(dialog.line_id):
+            return True
+        return dialog.status == DialogStatus.UNASSIGNED and dialog.line_id in self.member_lines
 
     def can_try_take(self, dialog: DialogFacts) -> bool:
         """`take` answers 409, not 404, to an operator of the line on an open dialog that
         someone else got first: who wins a race must not turn into an existence check."""
-        return (dialog.is_open and dialog.line_id in self.member_lines) or self.can_act(dialog)
+        return (dialog.is_open and dialog.line_id in self.member_lines) or self.can_write(dialog)
+
+    def can_transfer(self, dialog: DialogFacts) -> bool:
+        """Hand it on (to an operator, a line, the queue): the responsible operator or a
+        supervisor of its line (RetailCRM)."""
+        return dialog.assignee_id == self.operator_id or self.supervises(dialog.line_id)
+
+    def can_join(self, dialog: DialogFacts) -> bool:
+        """Join it as a participant oneself: an operator of its line, or its supervisor."""
+        return dialog.line_id in self.member_lines or self.supervises(dialog.line_id)
+
+    def can_invite(self, dialog: DialogFacts) -> bool:
+        """Make someone else a participant: a supervisor of its line."""
+        return self.is_supervisor and self.supervises(dialog.line_id)
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -276,8 +335,8 @@ def visible_where(
     assignee_id: ColumnElement[str | None],
     participants: ColumnElement[list[str]],
 ) -> ColumnElement[bool]:
-    """SQL twin of `Scope.can_see` over a table's columns (`participants` a text[]), for list
-    queries; tested against `can_see` on the same table of cases."""
+    """SQL twin of `Scope.can_see` (*list*) over a table's columns (`participants` a text[]),
+    for list queries; tested against `can_see` on the same table of cases."""
     if scope.sees_all_lines:
         return true()
     reach: list[ColumnElement[bool]] = [
@@ -299,3 +358,23 @@ def lines_visible_where(scope: Scope, lines: ColumnElement[list[str]]) -> Column
         return func.cardinality(lines) > 0
     reach = sorted(scope.member_lines | (scope.supervised_lines or frozenset()))
     return lines.overlap(literal(reach, ARRAY(Text))) if reach else false()
+
+
+def readable_where(
+    scope: Scope,
+    *,
+    line_id: ColumnElement[str],
+    status: ColumnElement[str],
+    assignee_id: ColumnElement[str | None],
+    participants: ColumnElement[list[str]],
+    mentioned: ColumnElement[list[str]],
+) -> ColumnElement[bool]:
+    """SQL twin of `Scope.can_read` (e.g. a customer's earlier dialogs one may open); tested
+    against `can_read` on the same table of cases."""
+    listed = visible_where(
+        scope, line_id=line_id, status=status, assignee_id=assignee_id, participants=participants
+    )
+    reach: list[ColumnElement[bool]] = [listed, literal(scope.operator_id) == any_(mentioned)]
+    if scope.member_lines:
+        reach.append(line_id.in_(sorted(scope.member_lines)))
+    return or_(*reach)

@@ -133,11 +133,12 @@ async def post_dialog_lead(request: web.Request, *, body: LeadBody) -> web.Respo
     title = body.title
     async with ctx.engine.begin() as conn:
         dialog = await projection.dialog(conn, dialog_id)
-        # As dialogs answers: a dialog one may not see is not found (not even "already linked").
-        if dialog is None or not scope.can_see(dialog.access):
+        # As dialogs answers: a dialog one may not read is not found (not even "already
+        # linked"); one read but not written (a colleague's, read-only) is 403.
+        if dialog is None or not scope.can_read(dialog.access):
             raise not_found("dialog")
-        if not scope.can_act(dialog.access):
-            raise ApiError(403, "forbidden", "you may see this dialog but not act on it")
+        if not scope.can_write(dialog.access):
+            raise ApiError(403, "not_allowed", "you may read this dialog but not act on it")
         if dialog.lead_id is not None:
             raise _already_linked(dialog.lead_id)
         try:

@@ -49,6 +49,8 @@ dialogs = Table(
     Column("assignee_id", Text),
     Column("participants", ARRAY(Text), nullable=False),
     Column("pinned_to", Text),
+    # Operators @mentioned in its notes: they may read it (the access policy's `mentioned`).
+    Column("mentioned", ARRAY(Text), nullable=False, server_default="{}"),
     Column("title", Text, nullable=False),
     Column("last_message_text", Text),
     Column("last_message_direction", Text),
@@ -76,6 +78,7 @@ messages = Table(
     Column("text", Text),
     Column("attachments", JSONB, nullable=False),
     Column("reply_to", UUID(as_uuid=True)),
+    Column("mentions", ARRAY(Text), nullable=False, server_default="{}"),
     Column("client_message_id", Text),
     Column("external_message_id", Text),
     Column("conversation_key", Text, nullable=False),

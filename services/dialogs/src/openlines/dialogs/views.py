@@ -22,7 +22,8 @@ def _str(value: object | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def dialog_json(row: Row, lines: LinesConfig, now: datetime) -> dict[str, Any]:
+def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool) -> dict[str, Any]:
+    """`can_write`: may the caller write to it (false: opened read-only, join to write)."""
     line = lines.line(row.line_id)
     sla = line.sla if line is not None else Sla()
     last_message = None
@@ -61,6 +62,7 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime) -> dict[str, Any]:
         },
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
+        "can_write": can_write,
     }
 
 
@@ -79,6 +81,7 @@ def message_json(row: Row) -> dict[str, Any]:
         "text": None if row.deleted else row.text,
         "attachments": [] if row.deleted else row.attachments,
         "reply_to": _str(row.reply_to),
+        "mentions": list(row.mentions),
         "client_message_id": row.client_message_id,
         "external_message_id": row.external_message_id,
         "at": _iso(row.sent_at),
@@ -136,6 +139,9 @@ class DialogView(BaseModel):
     crm: CrmView
     created_at: datetime
     updated_at: datetime
+    can_write: bool
+    """False: the caller reads it only (a colleague's dialog of their line, or one they are
+    mentioned in); writing needs a join."""
 
 
 class DialogPage(BaseModel):
@@ -158,6 +164,8 @@ class MessageView(BaseModel):
     text: str | None
     attachments: list[dict[str, Any]]
     reply_to: UUID | None
+    mentions: list[str]
+    """Operators @mentioned (notes)."""
     client_message_id: str | None
     external_message_id: str | None
     at: datetime
@@ -171,6 +179,7 @@ class TimelineView(BaseModel):
 
     dialog_id: UUID
     items: list[MessageView]
+    can_write: bool
 
 
 class ReplyAccepted(BaseModel):

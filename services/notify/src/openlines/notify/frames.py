@@ -120,12 +120,14 @@ class ClientFrames:
             session.offer(error_frame("unavailable", "typing cannot be relayed now; retry"))
             return
         scope = session.scope
-        if view is None or not scope.can_see(view.facts):
-            # As everywhere: a dialog one may not see does not exist.
+        if view is None or not scope.can_read(view.facts):
+            # As everywhere: a dialog one may not read does not exist.
             session.offer(error_frame("not_found", f"dialog {dialog_id} not found"))
             return
-        if not scope.can_act(view.facts):
-            session.offer(error_frame("not_allowed", "you may see this dialog but not write in it"))
+        if not scope.can_write(view.facts):
+            session.offer(
+                error_frame("not_allowed", "you may read this dialog but not write in it")
+            )
             return
         message = json.dumps(
             {"type": "typing", "dialog_id": str(dialog_id), "operator_id": operator_id}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, can_see
+from openlines.dialogs.access import Viewer, row_facts
 from openlines.dialogs.capacity import limit_applies, locked_load
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.views import dialog_json
@@ -70,12 +71,19 @@ class ApiBase:
         return self.dialog_response(row, viewer)
 
     async def execute(
-        self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID, decide: Decision
+        self,
+        conn: AsyncConnection,
+        viewer: Viewer,
+        dialog_id: uuid.UUID,
+        decide: Decision,
+        *,
+        load_of: str | None = None,
     ) -> Dialog:
         """Run `decide` through the writer with the caller's load for the max_dialogs rule:
         NO_LIMIT where the rule does not apply, otherwise counted, under the operator's lock,
         only once a decision asks for it (`LoadNeeded`), so that commands which make nobody
-        the assignee take no lock."""
+        the assignee take no lock. `load_of`: whose load instead of the caller's (the
+        operator a transfer hands the dialog to)."""
         counted: Load | None = None
 
         def with_load(dialog: Dialog) -> Sequence[EventPayload]:
@@ -85,7 +93,7 @@ class ApiBase:
         try:
             return await self.writer.execute(conn, dialog_id, with_load)
         except LoadNeeded:
-            counted = await locked_load(conn, self.lines, viewer.operator_id)
+            counted = await locked_load(conn, self.lines, load_of or viewer.operator_id)
             return await self.writer.execute(conn, dialog_id, with_load)
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -100,20 +108,18 @@ class ApiBase:
     async def viewer(self, request: web.Request) -> Viewer:
         return Viewer.of(await require_principal(request), self.lines)
 
-    async def visible_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID) -> Row:
+    async def readable_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID) -> Row:
+        """The dialog's row, if the caller may read it (*read*: possibly read-only)."""
         row = await queries.get_dialog(conn, dialog_id)
-        if row is None or not can_see(
-            viewer,
-            status=row.status,
-            line_id=row.line_id,
-            assignee_id=row.assignee_id,
-            participants=row.participants,
-        ):
+        if row is None or not viewer.can_read(row_facts(row)):
             raise not_found("dialog")
         return row
 
+    def dialog_json(self, row: Row, viewer: Viewer, now: datetime) -> dict[str, Any]:
+        return dialog_json(row, self.lines, now, can_write=viewer.can_write(row_facts(row)))
+
     def dialog_response(self, row: Row, viewer: Viewer, status: int = 200) -> web.Response:
-        return web.json_response(dialog_json(row, self.lines, utc_now()), status=status)
+        return web.json_response(self.dialog_json(row, viewer, utc_now()), status=status)
 
     def max_text_length(self, channel_id: str) -> int:
         found = self.lines.channel(channel_id)

@@ -13,7 +13,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries, workspace
-from openlines.dialogs.access import Viewer, require_actable, require_takeable
+from openlines.dialogs.access import Viewer, require_actable, require_takeable, row_facts
 from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
 from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
@@ -25,7 +25,6 @@ from openlines.dialogs.views import (
     DialogView,
     ReplyAccepted,
     TimelineView,
-    dialog_json,
     message_json,
 )
 from openlines.events.catalog import CloseReason
@@ -94,6 +93,10 @@ _FROM_DIALOG = {
     "Rename": ("dialogs.rename", {"id": _SAME}),
     "Pin": ("dialogs.pin", {"id": _SAME}),
     "Unpin": ("dialogs.unpin", {"id": _SAME}),
+    "Transfer": ("dialogs.transfer", {"id": _SAME}),
+    "Join": ("dialogs.join", {"id": _SAME}),
+    "Leave": ("dialogs.leave", {"id": _SAME}),
+    "Note": ("dialogs.add_note", {"id": _SAME}),
     "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
 }
 
@@ -130,7 +133,7 @@ class CoreEndpoints(ApiBase):
         now = utc_now()
         return web.json_response(
             {
-                "items": [dialog_json(row, self.lines, now) for row in rows],
+                "items": [self.dialog_json(row, viewer, now) for row in rows],
                 "next_cursor": next_cursor.encode() if next_cursor else None,
             }
         )
@@ -145,7 +148,7 @@ class CoreEndpoints(ApiBase):
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
         async with self._engine().connect() as conn:
-            row = await self.visible_row(conn, viewer, dialog_id)
+            row = await self.readable_row(conn, viewer, dialog_id)
         return self.dialog_response(row, viewer)
 
     @routes.get(
@@ -158,10 +161,14 @@ class CoreEndpoints(ApiBase):
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
         async with self._engine().connect() as conn:
-            await self.visible_row(conn, viewer, dialog_id)
+            row = await self.readable_row(conn, viewer, dialog_id)
             rows = await queries.timeline(conn, dialog_id)
         return web.json_response(
-            {"dialog_id": str(dialog_id), "items": [message_json(r) for r in rows]}
+            {
+                "dialog_id": str(dialog_id),
+                "items": [message_json(r) for r in rows],
+                "can_write": viewer.can_write(row_facts(row)),
+            }
         )
 
     # -- commands -------------------------------------------------------------------------

@@ -357,7 +357,7 @@ class QuickEndpoints(ApiBase):
         dialog = None
         if found is not None:
             try:
-                dialog = await self.visible_row(conn, viewer, found.dialog_id)
+                dialog = await self.readable_row(conn, viewer, found.dialog_id)
             except ApiError:
                 dialog = None
         if found is None or dialog is None:

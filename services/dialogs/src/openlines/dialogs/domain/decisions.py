@@ -41,6 +41,8 @@ from openlines.events.catalog import (
     MessageDeleted,
     MessageDeliveryUpdated,
     MessageReceived,
+    ParticipantJoined,
+    ParticipantLeft,
 )
 from openlines.events.envelope import EventPayload
 
@@ -177,6 +179,41 @@ class PinnedToOther(DomainError):
 class EmptyTitle(DomainError):
     code = "empty_title"
     status = 422
+
+
+class NotAllowed(DomainError):
+    """The caller may read the dialog but not do this to it (the access policy's 403)."""
+
+    code = "not_allowed"
+    status = 403
+
+
+class NotOnLine(DomainError):
+    """The operator a dialog would go to does not serve its line."""
+
+    code = "not_on_line"
+    status = 422
+
+
+class UnknownOperator(DomainError):
+    code = "unknown_operator"
+    status = 422
+
+
+class UnknownLine(DomainError):
+    code = "unknown_line"
+    status = 422
+
+
+class AssigneeChanged(DomainError):
+    """A guarded transfer: the dialog is no longer with the operator the caller saw (another
+    transfer or take won the race)."""
+
+    code = "assignee_changed"
+
+
+class LastOperator(DomainError):
+    code = "last_operator"
 
 
 class LoadNeeded(Exception):
@@ -407,6 +444,8 @@ class Dialog(DialogState):
             events += self.take(actor_id, may_take_over=False, load=load)
         elif not (self.is_on_dialog(actor_id) or is_supervisor):
             raise NotAssignedToYou("the dialog is assigned to another operator")
+        else:
+            events += self.join_by_writing(actor_id)
         events.append(
             MessageAppended(
                 dialog_id=self.id,
@@ -505,6 +544,155 @@ class Dialog(DialogState):
                 actor_id=actor_id,
             )
         ]
+
+    # -- transfer, participants, notes --------------------------------------------------------
+
+    def transfer_to_operator(
+        self,
+        actor_id: str,
+        operator_id: str,
+        *,
+        line_operators: Sequence[str],
+        by_supervisor: bool,
+        reason: str | None = None,
+        expected_assignee: str | None = None,
+        load: Load | None = NO_LIMIT,
+    ) -> list[EventPayload]:
+        """Hand the dialog to `operator_id`, who must serve its line (`line_operators`).
+
+        A closed dialog changes hands and stays closed (it then holds nobody's capacity, so
+        `load`, the target's for the max_dialogs rule, is asked only of an open one).
+        `expected_assignee`: the assignee the caller saw; if another transfer or take got
+        there first, the caller is told instead of silently overriding it."""
+        self._require_exists()
+        self._require_assignee(expected_assignee)
+        if operator_id not in line_operators:
+            raise NotOnLine(f"{operator_id} does not serve line {self.line_id!r}")
+        if operator_id == self.assignee_id:
+            return []
+        if self.is_open:
+            _require_room(load)
+        by = AssignedBy.SUPERVISOR if by_supervisor else AssignedBy.OPERATOR
+        return [
+            DialogTransferred(
+                dialog_id=self.id,
+                from_operator_id=self.assignee_id,
+                to_operator_id=operator_id,
+                from_line_id=self.line_id,
+                reason=reason,
+                actor_id=actor_id,
+            ),
+            DialogAssigned(
+                dialog_id=self.id,
+                operator_id=operator_id,
+                assigned_by=by,
+                actor_id=actor_id,
+                previous_operator_id=self.assignee_id,
+                line_id=self.line_id,
+            ),
+        ]
+
+    def transfer_to_line(
+        self,
+        actor_id: str,
+        line_id: str,
+        *,
+        reason: str | None = None,
+        expected_assignee: str | None = None,
+    ) -> list[EventPayload]:
+        """Move the dialog to another line: it waits in that line's queue and its routing
+        assigns it (a closed one just changes line and stays closed, with no assignee)."""
+        self._require_exists()
+        self._require_assignee(expected_assignee)
+        if line_id == self.line_id:
+            return self.transfer_to_queue(actor_id, reason=reason)
+        return [
+            DialogTransferred(
+                dialog_id=self.id,
+                from_operator_id=self.assignee_id,
+                to_line_id=line_id,
+                from_line_id=self.line_id,
+                reason=reason,
+                actor_id=actor_id,
+            )
+        ]
+
+    def transfer_to_queue(
+        self, actor_id: str, *, reason: str | None = None, expected_assignee: str | None = None
+    ) -> list[EventPayload]:
+        """Back to its line's queue: ReturnToQueue's semantics (routing assigns it again)."""
+        self._require_exists()
+        self._require_assignee(expected_assignee)
+        if not self.is_open:
+            raise DialogIsClosed("a closed dialog waits in no queue; reopen it first")
+        if self.assignee_id is None:
+            return []  # it is in the queue already
+        return self.return_to_queue(reason or "transferred to the queue", actor_id=actor_id)
+
+    def join(self, operator_id: str, *, actor_id: str) -> list[EventPayload]:
+        """`operator_id` takes part (joins, or is invited by `actor_id`)."""
+        self._require_exists()
+        if self.is_on_dialog(operator_id):
+            return []
+        return [ParticipantJoined(dialog_id=self.id, operator_id=operator_id, actor_id=actor_id)]
+
+    def join_by_writing(self, actor_id: str) -> list[EventPayload]:
+        """A supervisor writing into someone's dialog takes part in it from then on (the
+        caller decided they may write; an assignee or participant joins nothing)."""
+        if self.assignee_id is None:
+            return []
+        return self.join(actor_id, actor_id=actor_id)
+
+    def leave(self, operator_id: str) -> list[EventPayload]:
+        """A participant leaves. The assignee hands the dialog on instead (transfer), so the
+        only operator on a dialog can never leave it to nobody."""
+        self._require_exists()
+        if not self.is_on_dialog(operator_id):
+            return []
+        members = {*self.participants, *([self.assignee_id] if self.assignee_id else [])}
+        if members == {operator_id}:
+            raise LastOperator("you are the only operator on this dialog")
+        if operator_id == self.assignee_id:
+            raise LastOperator("you are responsible for this dialog: transfer it to leave it")
+        return [ParticipantLeft(dialog_id=self.id, operator_id=operator_id, actor_id=operator_id)]
+
+    def add_note(
+        self,
+        actor_id: str,
+        text: str,
+        *,
+        message_id: UUID,
+        mentions: Sequence[str],
+        now: datetime,
+        max_text_length: int,
+        client_message_id: str | None = None,
+    ) -> list[EventPayload]:
+        """A staff-only note, never sent to the customer; `mentions` may read the dialog."""
+        self._require_exists()
+        if message_id in self.messages:
+            return []  # a client retry
+        validate_text(text, max_text_length)
+        return [
+            *self.join_by_writing(actor_id),
+            MessageAppended(
+                dialog_id=self.id,
+                message_id=message_id,
+                direction=Direction.NOTE,
+                author_id=actor_id,
+                text=text,
+                mentions=tuple(mentions),
+                client_message_id=client_message_id,
+                channel_id=self.channel_id,
+                conversation_key=self.conversation_key,
+                sent_at=now,
+            ),
+        ]
+
+    def _require_assignee(self, expected: str | None) -> None:
+        if expected is not None and expected != self.assignee_id:
+            raise AssigneeChanged(
+                f"the dialog is no longer with {expected}; look again before transferring"
+            )
 
     def update_delivery(
         self,

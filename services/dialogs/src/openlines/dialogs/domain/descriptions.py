@@ -13,6 +13,8 @@ from openlines.events.catalog import (
     DialogReopened,
     DialogTransferred,
     MessageDeleted,
+    ParticipantJoined,
+    ParticipantLeft,
 )
 from openlines.events.envelope import EventPayload
 
@@ -35,14 +37,33 @@ def describe(event: EventPayload) -> str | None:
         case DialogAssigned(assigned_by=AssignedBy.ROUTING):
             how = f" ({event.strategy})" if event.strategy else ""
             return f"Assigned to {event.operator_id} by routing{how}"
+        case DialogAssigned(actor_id=str() as actor) if actor != event.operator_id:
+            return None  # the other half of a transfer, whose own line says it all
         case DialogAssigned(previous_operator_id=str() as previous):
             return f"{event.operator_id} took the dialog over from {previous}"
         case DialogAssigned():
             return f"{event.operator_id} took the dialog"
+        case DialogTransferred(to_operator_id=None, to_line_id=line, from_line_id=source) if (
+            line != source and line is not None and source is not None
+        ):
+            return f"{event.actor_id} moved the dialog to line {line}{_why(event.reason)}"
         case DialogTransferred(to_operator_id=None):
             return f"Returned to the queue ({event.reason or 'no reason'})"
+        case DialogTransferred(from_operator_id=str() as previous):
+            return (
+                f"{event.actor_id} transferred the dialog from {previous}"
+                f" to {event.to_operator_id}{_why(event.reason)}"
+            )
         case DialogTransferred():
-            return f"Transferred to {event.to_operator_id or event.to_line_id}"
+            return f"{event.actor_id} transferred the dialog to {event.to_operator_id}" + _why(
+                event.reason
+            )
+        case ParticipantJoined(actor_id=actor, operator_id=joined) if actor != joined:
+            return f"{actor} invited {joined}"
+        case ParticipantJoined():
+            return f"{event.operator_id} joined the dialog"
+        case ParticipantLeft():
+            return f"{event.operator_id} left the dialog"
         case DialogClosed(reason=CloseReason.SPAM):
             return f"Marked as spam by {event.actor_id}"
         case DialogClosed(actor_id=str() as actor):
@@ -62,3 +83,7 @@ def describe(event: EventPayload) -> str | None:
         case MessageDeleted():
             return "The customer deleted a message"
     return None
+
+
+def _why(reason: str | None) -> str:
+    return f" ({reason})" if reason else ""

@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4
 
 
 class SlaState(StrEnum):
@@ -116,6 +116,8 @@ class DialogState:
     participants: list[str] = field(default_factory=list)
     pinned_to: str | None = None
     """Bitrix24's "pin to me": the operator this customer's next dialogs go to first."""
+    mentioned: list[str] = field(default_factory=list)
+    """Operators @mentioned in its notes: they may read it (the access policy's facts)."""
     waiting_since: datetime | None = None
     unread_count: int = 0
     last_message: LastMessage | None = None
@@ -179,6 +181,7 @@ class DialogState:
             "assignee_id": self.assignee_id,
             "participants": list(self.participants),
             "pinned_to": self.pinned_to,
+            "mentioned": list(self.mentioned),
             "waiting_since": _iso(self.waiting_since),
             "unread_count": self.unread_count,
             "last_message": (
@@ -237,6 +240,7 @@ class DialogState:
             assignee_id=data["assignee_id"],
             participants=list(data["participants"]),
             pinned_to=data["pinned_to"],
+            mentioned=list(data["mentioned"]),
             waiting_since=_at(data["waiting_since"]),
             unread_count=data["unread_count"],
             last_message=(
@@ -297,18 +301,29 @@ class DialogState:
                 self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
             self.waiting_since = None
             self.unread_count = 0
+        elif e.direction == Direction.NOTE:
+            self.mentioned += [m for m in e.mentions if m not in self.mentioned]
         if e.direction in (Direction.IN, Direction.OUT):
             self.last_message = LastMessage(e.text, e.direction, e.sent_at)
 
+    def _hand_to(self, operator_id: str | None) -> None:
+        """A new assignee; a participant who becomes it takes part as the assignee only (the
+        participants are the operators on it besides the assignee)."""
+        self.assignee_id = operator_id
+        if operator_id in self.participants:
+            self.participants.remove(operator_id)
+
     def _assigned(self, e: DialogAssigned) -> None:
-        self.assignee_id = e.operator_id
-        self.status = DialogStatus.ACTIVE
+        self._hand_to(e.operator_id)
+        if self.is_open:  # reassigning a closed dialog does not reopen it (DESIGN §9)
+            self.status = DialogStatus.ACTIVE
 
     def _transferred(self, e: DialogTransferred) -> None:
         if e.to_line_id is not None:
             self.line_id = e.to_line_id
-        self.assignee_id = e.to_operator_id
-        self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
+        self._hand_to(e.to_operator_id)
+        if self.is_open:  # a closed dialog changes hands and stays closed
+            self.status = DialogStatus.ACTIVE if e.to_operator_id else DialogStatus.UNASSIGNED
 
     def _closed(self, e: DialogClosed) -> None:
         # The assignee stays: it is who closed it, and they keep seeing it in Closed.
@@ -317,7 +332,7 @@ class DialogState:
 
     def _reopened(self, e: DialogReopened) -> None:
         self.status = DialogStatus.ACTIVE
-        self.assignee_id = e.operator_id
+        self._hand_to(e.operator_id)
 
     def _delivery_updated(self, e: MessageDeliveryUpdated) -> None:
         message = self.messages[e.message_id]

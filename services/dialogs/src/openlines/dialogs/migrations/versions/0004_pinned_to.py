@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "dialogs0004"
-down_revision = "dialogs0002"
+down_revision = "dialogs0003"
 branch_labels = None
 depends_on = None
 
