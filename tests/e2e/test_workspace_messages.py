@@ -152,12 +152,12 @@ async def test_rename_edit_and_delete_reach_the_provider(
 
     assert await eventually(deleted_at_provider, "the deletion at the provider") == [telegram_id]
 
-    # Another operator's message is not ed1's to change: ed2 does not even see the dialog,
-    # and a message that is not ours is refused.
+    # ed1's message is not ed2's to change: ed2 works on the line, so he reads the dialog
+    # (read-only), but may not write to it.
     status, body = await post_json(
         http, f"{url}/messages/{message_id}", stack.auth("ed2"), {"text": "x"}, method="PATCH"
     )
-    assert status == 404, body
+    assert (status, body["error"]["code"]) == (403, "not_allowed"), body
 
     # The customer edits their first message: the timeline shows the edit of that message.
     edit = telegram_update(chat, "Edna Customer", "hello, my order?")
