@@ -84,14 +84,18 @@ class Script:
         )
         return self.at(second, transfer)
 
-    def closed(self, second: float, operator: str | None, reason: CloseReason = CloseReason.OPERATOR) -> Script:
+    def closed(
+        self, second: float, operator: str | None, reason: CloseReason = CloseReason.OPERATOR
+    ) -> Script:
         return self.at(second, factories.dialog_closed(self.dialog_id, operator, reason=reason))
 
     def reopened(self, second: float, operator: str) -> Script:
         event = DialogReopened(dialog_id=self.dialog_id, actor_id=operator, operator_id=operator)
         return self.at(second, event)
 
-    def sla(self, second: float, kind: type[SlaWarningReached | SlaBreached], operator: str) -> Script:
+    def sla(
+        self, second: float, kind: type[SlaWarningReached | SlaBreached], operator: str
+    ) -> Script:
         event = kind(
             dialog_id=self.dialog_id,
             line_id="demo",
@@ -162,9 +166,7 @@ def test_after_a_transfer_the_response_is_credited_to_the_operator_who_answered(
 
 
 def test_a_reply_by_someone_other_than_the_assignee_is_theirs() -> None:
-    _, facts = (
-        Script().opened(0).customer(0).assigned(1, "ann").reply(9, "sue").result()
-    )
+    _, facts = Script().opened(0).customer(0).assigned(1, "ann").reply(9, "sue").result()
     assert facts_of(facts, FactKind.FIRST_RESPONSE) == [("sue", 9)]
 
 

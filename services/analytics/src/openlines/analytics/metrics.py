@@ -105,7 +105,9 @@ class DialogMetrics:
     queued_since: datetime | None = None
     """Open and unassigned since: the queue clock runs from here."""
 
-    def fact(self, kind: FactKind, at: datetime, operator_id: str | None, value: float | None = None) -> Fact:
+    def fact(
+        self, kind: FactKind, at: datetime, operator_id: str | None, value: float | None = None
+    ) -> Fact:
         return Fact(kind, at, self.line_id, operator_id, value, self.channel_id, self.channel_type)
 
 
@@ -178,7 +180,9 @@ def _transferred(m: DialogMetrics, event: DialogTransferred, at: datetime) -> St
     return replace(moved, transfers=m.transfers + 1), (fact,)
 
 
-def _hand_to(m: DialogMetrics, operator_id: str | None, line_id: str, at: datetime) -> DialogMetrics:
+def _hand_to(
+    m: DialogMetrics, operator_id: str | None, line_id: str, at: datetime
+) -> DialogMetrics:
     if m.status not in (DialogStatus.UNASSIGNED, DialogStatus.ACTIVE):
         # Reassigning a closed dialog does not reopen it (DESIGN §9): no queue clock.
         return replace(m, operator_id=operator_id, line_id=line_id)
@@ -198,7 +202,9 @@ def _hand_to(m: DialogMetrics, operator_id: str | None, line_id: str, at: dateti
 def _leave_queue(m: DialogMetrics, at: datetime) -> DialogMetrics:
     if m.queued_since is None:
         return m
-    return replace(m, queue_seconds=m.queue_seconds + seconds(m.queued_since, at), queued_since=None)
+    return replace(
+        m, queue_seconds=m.queue_seconds + seconds(m.queued_since, at), queued_since=None
+    )
 
 
 def _closed(m: DialogMetrics, event: DialogClosed, at: datetime) -> Step:
