@@ -84,8 +84,14 @@ QUICK_CHANNEL, QUICK_SECRET = "tg-quick", "quick-secret"
 QUICK_OPERATORS = {"qa": "Quick Ann", "qb": "Quick Bob"}
 
 
+# A line of its own for the reports test (test_reports.py): rp1 answers, rp2 sees only
+# their own figures.
+REPORTS_CHANNEL, REPORTS_SECRET = "tg-reports", "reports-secret"
+REPORTS_OPERATORS = {"rp1": "Report Ann", "rp2": "Report Bob"}
+
+
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the chaos and quick lines, written to `directory`."""
+    """config/demo.yaml plus the chaos, quick and reports lines, written to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
     config["operators"] += [
         {"id": op, "name": f"Chaos {op}", "role": "operator", "max_dialogs": 4}
@@ -132,6 +138,29 @@ def e2e_lines(directory: Path) -> Path:
                 }
             ],
             "operators": list(QUICK_OPERATORS),
+            "routing": "round_robin",
+            "auto_lead": False,
+        }
+    )
+    config["operators"] += [
+        {"id": op, "name": name, "role": "operator", "max_dialogs": 2}
+        for op, name in REPORTS_OPERATORS.items()
+    ]
+    config["lines"].append(
+        {
+            "id": "reports",
+            "name": "Reports line",
+            "channels": [
+                {
+                    "id": REPORTS_CHANNEL,
+                    "type": "telegram",
+                    "secret": REPORTS_SECRET,
+                    "token": "123456:reports-bot-token",
+                    "api_base": "${OPENLINES_SANDBOX_URL:-http://127.0.0.1:8090}/sandbox/"
+                    + REPORTS_CHANNEL,
+                }
+            ],
+            "operators": list(REPORTS_OPERATORS),
             "routing": "round_robin",
             "auto_lead": False,
         }
