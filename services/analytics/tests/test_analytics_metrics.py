@@ -323,3 +323,11 @@ def test_events_before_the_opening_are_ignored_and_a_redelivered_opening_changes
     assert metrics.opened_at == T0 + timedelta(seconds=1)
     assert metrics.messages_in == 1
     assert len(facts_of(facts, FactKind.OPENED)) == 1
+
+
+def test_an_sla_event_read_before_the_opening_still_counts_in_the_summary() -> None:
+    script = Script()
+    script.sla(30, SlaBreached, "ann").opened(31)
+    metrics, facts = script.result()
+    assert facts_of(facts, FactKind.SLA_BREACH) == [("ann", None)]
+    assert metrics.sla_breaches == 0  # the dialog's row had nothing to count it on

@@ -27,6 +27,10 @@ from openlines.kit.http.auth import require_principal
 
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_WINDOW = timedelta(days=366)
+# Far enough apart for any report, near enough that a default window around them never
+# leaves the range of datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class Window(routes.QueryModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
+        for bound in (self.since, self.until):
+            if bound is not None and not EARLIEST <= bound < LATEST:
+                raise ValueError(f"from and to lie between {EARLIEST.year} and {LATEST.year}")
         if self.since is not None and self.until is not None:
             if self.since >= self.until:
                 raise ValueError("from must be before to")

@@ -141,6 +141,10 @@ def step(metrics: DialogMetrics | None, event: EventPayload, at: datetime) -> St
         )
         return opened, (opened.fact(FactKind.OPENED, at, None),)
     if metrics is None:
+        if isinstance(event, SlaWarningReached | SlaBreached):
+            # Routing's topic is read apart from the dialogs topic: its news may come first.
+            # The fact stands on the event alone; the dialog's row misses the count.
+            return None, (_sla_fact(event, at),)
         return None, ()
     handler = _STEPS.get(type(event))
     if handler is not None:
@@ -251,6 +255,11 @@ def _sla(m: DialogMetrics, event: SlaWarningReached | SlaBreached, at: datetime)
     return replace(m, sla_warnings=m.sla_warnings + 1), (
         m.fact(FactKind.SLA_WARNING, at, operator_id),
     )
+
+
+def _sla_fact(event: SlaWarningReached | SlaBreached, at: datetime) -> Fact:
+    kind = FactKind.SLA_BREACH if isinstance(event, SlaBreached) else FactKind.SLA_WARNING
+    return Fact(kind, at, event.line_id, event.operator_id)
 
 
 def _rated(m: DialogMetrics, event: Any, at: datetime) -> Step:

@@ -51,12 +51,11 @@ async def apply(conn: AsyncConnection, envelope: Envelope[Any]) -> None:
     if from_dialog and envelope.stream_version <= version:
         return
     after, facts = step(before, payload, envelope.occurred_at)
-    if after is None:
-        return
-    if from_dialog:
-        version = envelope.stream_version
-    if after != before or version != (row["version"] if row is not None else 0):
-        await conn.execute(_SAVE, _row(after, version))
+    if after is not None:
+        if from_dialog:
+            version = envelope.stream_version
+        if after != before or version != (row["version"] if row is not None else 0):
+            await conn.execute(_SAVE, _row(after, version))
     if facts:
         await conn.execute(_RECORD_FACTS, [_fact_row(envelope, f) for f in facts])
 
