@@ -292,6 +292,8 @@ async def test_a_redelivered_or_older_event_changes_nothing(analytics: Analytics
         "?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
         "?to=0001-01-01T00:00:00Z",  # a default window before it would not exist
         "?from=9999-12-31T23:59:59Z",
+        "?to=618",  # seconds since 1970 are not a date
+        "?from=yesterday",
     ],
 )
 async def test_bad_queries_are_400(analytics: Analytics, query: str) -> None:

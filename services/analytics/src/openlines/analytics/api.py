@@ -13,10 +13,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.analytics import queries
@@ -31,6 +38,19 @@ MAX_WINDOW = timedelta(days=366)
 # leaves the range of datetime.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _iso_8601(value: object) -> object:
+    # pydantic would also read "618" as seconds since 1970: a report window is ISO 8601 only.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not an ISO 8601 date and time") from None
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 @dataclass(frozen=True)
@@ -49,10 +69,10 @@ CONTEXT = web.AppKey("analytics", ApiContext)
 class Window(routes.QueryModel):
     """A time window, [from, to): by default the 7 days up to now."""
 
-    since: AwareDatetime | None = Field(
+    since: IsoDatetime | None = Field(
         default=None, alias="from", description="start, inclusive (ISO 8601 with a UTC offset)"
     )
-    until: AwareDatetime | None = Field(
+    until: IsoDatetime | None = Field(
         default=None, alias="to", description="end, exclusive (ISO 8601 with a UTC offset)"
     )
 
