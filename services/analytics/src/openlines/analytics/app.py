@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from openlines.analytics import api, projection
-from openlines.analytics.metrics import DIALOG_EVENTS, SLA_EVENTS
 from openlines.analytics.settings import AnalyticsSettings
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS, ROUTING
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
 
@@ -22,10 +20,8 @@ def build_service(settings: AnalyticsSettings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(
         settings, migrations=Path(__file__).parent / "migrations", runs_relay=False
     )
-    events: Subscription = Subscription.configured(CONSUMER, [DIALOGS, ROUTING], settings)
-    # The CSAT hook: register `DialogRated` here once the catalog has it (issue 14 §3);
-    # metrics.step already reads it.
-    events.on(*DIALOG_EVENTS, *SLA_EVENTS)(projection.apply)
+    events: Subscription = Subscription.configured(CONSUMER, projection.TOPICS_READ, settings)
+    events.on(*projection.APPLIED)(projection.apply)
     runtime.subscribe(events)
     runtime.routes(
         lambda app: api.install(app, api.ApiContext(runtime.engine, lines, settings.csv_chunk_rows))

@@ -41,7 +41,7 @@ from openlines.events.envelope import Envelope, EventPayload
 
 # The CSAT hook: issue 14 §3 adds `DialogRated {score, by: customer|operator}` to the dialogs
 # catalog. Until then no event has this type; `step` reads any payload of this TYPE, so
-# registering the class in app.py (RATING_EVENTS) is all the day it lands needs.
+# adding the class to projection.APPLIED is all the day it lands needs.
 RATING_TYPE = "DialogRated"
 
 

@@ -4,11 +4,12 @@ It loads the dialog's metrics, folds the event in (metrics.step), saves them and
 facts the step yielded, all in the caller's transaction (the consumer's batch, or a replay's).
 Dialog events older than what the row already holds (a redelivery, a replay over a live
 model) change nothing; SLA events come from routing's streams, whose versions are not the
-dialog's, and are kept apart by the inbox and by `report_facts_once`.
+dialog's: the fact each one yields is the mark that it was applied.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -16,10 +17,17 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.analytics.metrics import DialogMetrics, Fact, step
+from openlines.analytics.metrics import DIALOG_EVENTS, SLA_EVENTS, DialogMetrics, Fact, step
 from openlines.analytics.tables import dialog_metrics, report_facts
-from openlines.events.envelope import Envelope
-from openlines.events.topics import DIALOGS, TOPICS
+from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.topics import DIALOGS, ROUTING, TOPICS
+
+# What the read model is built from: the live subscription registers these, and a replay
+# (`openlines replay analytics`) reads these topics and hands their batches to `apply_batch`.
+TOPICS_READ = (DIALOGS, ROUTING)
+# The CSAT hook: add `DialogRated` here once the catalog has it (issue 14 §3); metrics.step
+# already reads it.
+APPLIED: tuple[type[EventPayload], ...] = (*DIALOG_EVENTS, *SLA_EVENTS)
 
 _METRIC_COLUMNS = tuple(f.name for f in fields(DialogMetrics))
 _DIALOG_EVENTS = frozenset(TOPICS[DIALOGS].event_types)
@@ -39,6 +47,7 @@ _SAVE = _insert.on_conflict_do_update(
         if name != "dialog_id"
     },
 )
+_SEEN = select(report_facts.c.id).where(report_facts.c.event_id == bindparam("seen_event_id"))
 _RECORD_FACTS = insert(report_facts).on_conflict_do_nothing(constraint="report_facts_once")
 
 
@@ -50,6 +59,11 @@ async def apply(conn: AsyncConnection, envelope: Envelope[Any]) -> None:
     from_dialog = type(payload) in _DIALOG_EVENTS
     if from_dialog and envelope.stream_version <= version:
         return
+    if (
+        not from_dialog
+        and (await conn.execute(_SEEN, {"seen_event_id": envelope.event_id})).first()
+    ):
+        return  # an SLA event has no dialog version to go by, but its fact shows it was applied
     after, facts = step(before, payload, envelope.occurred_at)
     if after is not None:
         if from_dialog:
@@ -58,6 +72,14 @@ async def apply(conn: AsyncConnection, envelope: Envelope[Any]) -> None:
             await conn.execute(_SAVE, _row(after, version))
     if facts:
         await conn.execute(_RECORD_FACTS, [_fact_row(envelope, f) for f in facts])
+
+
+async def apply_batch(conn: AsyncConnection, batch: Sequence[Envelope[Any]]) -> None:
+    """A replay's batch (the kit's `BatchHandler`), in order; events the read model does not
+    follow are skipped."""
+    for envelope in batch:
+        if isinstance(envelope.payload, APPLIED):
+            await apply(conn, envelope)
 
 
 def _metrics(row: Any) -> DialogMetrics:
