@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from openlines.analytics.app import build_service as analytics_service
 from openlines.crm_link.app import build_service as crm_link_service
 from openlines.dialogs.app import build_service as dialogs_service
 from openlines.ingest.app import build_service as ingest_service
@@ -57,6 +58,7 @@ def all_apps() -> dict[str, web.Application]:
         "crm-link": crm_link_service,
         "notify": notify_service,
         "outbound": outbound_service,
+        "analytics": analytics_service,
     }
     apps = {name: service_app(build()) for name, build in builders.items()}
     apps["gateway"] = create_gateway_app(GatewaySettings())

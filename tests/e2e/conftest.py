@@ -94,6 +94,11 @@ EDIT_OPERATORS = {"ed1": "Editor ed1", "ed2": "Editor ed2"}
 TRANSFER_CHANNEL, TRANSFER_SECRET = "tg-transfer", "transfer-secret"
 TRANSFER_OPERATORS = {"tr1": "Transfer tr1", "tr2": "Transfer tr2", "tr3": "Transfer tr3"}
 
+# A line of its own for the reports test (test_reports.py): rp1 answers, rp2 sees only
+# their own figures.
+REPORTS_CHANNEL, REPORTS_SECRET = "tg-reports", "reports-secret"
+REPORTS_OPERATORS = {"rp1": "Report Ann", "rp2": "Report Bob"}
+
 
 def _telegram_line(
     config: dict[str, Any],
@@ -133,8 +138,8 @@ def _telegram_line(
 
 
 def e2e_lines(directory: Path) -> Path:
-    """config/demo.yaml plus the lines of their own of the chaos and workspace tests, written
-    to `directory`."""
+    """config/demo.yaml plus the lines of their own of the chaos, workspace and reports tests,
+    written to `directory`."""
     config = yaml.safe_load(DEMO_LINES.read_text())
     _telegram_line(
         config,
@@ -158,6 +163,9 @@ def e2e_lines(directory: Path) -> Path:
         TRANSFER_OPERATORS,
         max_dialogs=2,
         routing="manual",
+    )
+    _telegram_line(
+        config, "reports", REPORTS_CHANNEL, REPORTS_SECRET, REPORTS_OPERATORS, max_dialogs=2
     )
     return write_lines(directory, config)
 

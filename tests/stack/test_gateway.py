@@ -114,6 +114,7 @@ async def setup() -> AsyncIterator[Setup]:
             "sandbox": a.url,
             "crm-link": b.url,
             "routing": b.url,
+            "analytics": b.url,
             "ingest": dead,
         },
     )
@@ -222,6 +223,8 @@ async def test_upstream_errors_pass_through(setup: Setup) -> None:
         ("GET", "/api/v1/crm/leads/1", "b"),
         ("POST", "/api/v1/webhooks", "a"),
         ("GET", "/sandbox/tg-demo/sent", "a"),
+        ("GET", "/api/v1/reports/summary?group_by=line", "b"),  # analytics
+        ("GET", "/api/v1/reports/dialogs.csv", "b"),
     ],
 )
 async def test_routes_follow_the_ingress_paths(
@@ -234,7 +237,15 @@ async def test_routes_follow_the_ingress_paths(
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/api/v1/dialogsx", "/api/v1/quick-repliesx", "/api/v2/dialogs", "/nothing/here"]
+    "path",
+    [
+        "/",
+        "/api/v1/dialogsx",
+        "/api/v1/quick-repliesx",
+        "/api/v1/reportsx",
+        "/api/v2/dialogs",
+        "/nothing/here",
+    ],
 )
 async def test_no_route_is_404(setup: Setup, path: str) -> None:
     async with setup.http.get(setup.gateway + path) as resp:
@@ -249,6 +260,8 @@ def test_route_table_is_matched_by_whole_segments() -> None:
     assert resolve(ROUTES, "/api/v1/dialogs/1/lead") == "crm-link"
     assert resolve(ROUTES, "/api/v1/dialogs/1/lead/x") == "dialogs"
     assert resolve(ROUTES, "/api/v1/stream") == "notify"
+    assert resolve(ROUTES, "/api/v1/reports/summary") == "analytics"
+    assert resolve(ROUTES, "/api/v1/reportsx") is None
     # Dot segments would reach the upstream as another path than the one routed.
     assert resolve(ROUTES, "/sandbox/../api/v1/dialogs") is None
     assert resolve(ROUTES, "/api/v1/dialogs/./1") is None

@@ -41,6 +41,7 @@ from openlines.kit.access import (
     follow,
     lines_visible_where,
     readable_where,
+    report_visible_where,
     visible_where,
 )
 from openlines.kit.http.auth import Principal
@@ -320,6 +321,26 @@ def test_crm_rights() -> None:
     assert not every.can_see(bobs)
 
 
+@pytest.mark.parametrize(
+    ("role", "token", "line", "operator", "see"),
+    [
+        ("operator", None, "demo", "ann", T),  # her own figures, whatever the line
+        ("operator", None, "vip", "ann", T),
+        ("operator", None, "demo", "bob", F),  # never a colleague's
+        ("operator", None, "demo", None, F),  # nor the line's unattributed ones
+        ("supervisor", None, "vip", "bob", T),
+        ("supervisor", None, None, None, T),
+        ("supervisor", ["demo"], "demo", None, T),
+        ("supervisor", ["demo"], "vip", "bob", F),  # the token narrows to demo
+        ("admin", ["vip"], "demo", "ann", F),
+    ],
+)
+def test_report_figures_are_the_supervisors_lines_and_the_operators_own(
+    role: str, token: list[str] | None, line: str | None, operator: str | None, see: bool
+) -> None:
+    assert scope(role, token).sees_report_figure(line, operator) is see
+
+
 def test_facts_follow_the_dialogs_events() -> None:
     d = uuid.uuid4()
     opened = DialogOpened(
@@ -435,3 +456,26 @@ async def test_the_lines_sql_twin_agrees_with_sees_lines(engine: AsyncEngine) ->
             where = lines_visible_where(s, table.c.lines)
             found = set((await conn.execute(select(table.c.id).where(where))).scalars())
             assert found == {k for k, lines in cases.items() if s.sees_lines(lines)}, s
+
+
+async def test_the_report_sql_twin_agrees_with_sees_report_figure(engine: AsyncEngine) -> None:
+    table = Table(
+        f"report_cases_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Text, primary_key=True),
+        Column("line_id", Text),
+        Column("operator_id", Text),
+        prefixes=["TEMPORARY"],
+    )
+    figures = itertools.product((*LINES, "gone", None), ("ann", "bob", None))
+    cases = {str(i): figure for i, figure in enumerate(figures)}
+    async with engine.begin() as conn:
+        await conn.run_sync(table.create)
+        rows = [{"id": k, "line_id": v[0], "operator_id": v[1]} for k, v in cases.items()]
+        await conn.execute(insert(table), rows)
+        for s in SCOPES:
+            where = report_visible_where(
+                s, line_id=table.c.line_id, operator_id=table.c.operator_id
+            )
+            found = set((await conn.execute(select(table.c.id).where(where))).scalars())
+            assert found == {k for k, v in cases.items() if s.sees_report_figure(*v)}, s

@@ -21,6 +21,8 @@ records go to `<topic>.dlq` with their origin in the headers.
 def runtimes() -> list[ServiceRuntime]:
     """Every service with Kafka endpoints, as `python -m openlines.<service>` builds it."""
     # Imported here: `openlines --help` stays light.
+    from openlines.analytics.app import build_service as analytics
+    from openlines.analytics.settings import AnalyticsSettings
     from openlines.crm_link.app import build_service as crm_link
     from openlines.crm_link.settings import CrmLinkSettings
     from openlines.dialogs.app import build_service as dialogs
@@ -42,6 +44,7 @@ def runtimes() -> list[ServiceRuntime]:
         crm_link(CrmLinkSettings(lines_file=lines)),
         outbound(OutboundSettings(lines_file=lines)),
         notify(NotifySettings(lines_file=lines)),
+        analytics(AnalyticsSettings(lines_file=lines)),
     ]
 
 

@@ -20,6 +20,7 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 def sections() -> list[tuple[str, Sequence[Operation]]]:
     """(section, operations) for the gateway and each service with HTTP routes."""
     # Imported here: `openlines --help` and the gateway's start stay light.
+    from openlines.analytics import api as analytics
     from openlines.crm_link import api as crm_link
     from openlines.dialogs.api import DialogsApi
     from openlines.ingest.api import WebhookApi
@@ -35,6 +36,7 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
         ("routing", operations(routing)),
         ("crm-link", operations(crm_link)),
         ("notify", operations(StreamApi)),
+        ("analytics", operations(analytics)),
     ]
 
 

@@ -40,6 +40,7 @@ DEFAULT_UPSTREAMS: Mapping[str, str] = {
     "routing": "http://127.0.0.1:8103",
     "crm-link": "http://127.0.0.1:8104",
     "notify": "http://127.0.0.1:8106",
+    "analytics": "http://127.0.0.1:8107",
     "sandbox": "http://127.0.0.1:8090",
 }
 
@@ -68,6 +69,7 @@ ROUTES: tuple[Route, ...] = (
     Route(_prefix("/api/v1/crm"), "crm-link"),
     Route(_prefix("/api/v1/stream"), "notify"),
     Route(_prefix("/api/v1/webhooks"), "notify"),
+    Route(_prefix("/api/v1/reports"), "analytics"),
     Route(_prefix("/sandbox"), "sandbox"),
 )
 

@@ -40,7 +40,7 @@ class ServiceSpec:
 REPO = Path(__file__).resolve().parents[3]
 DEMO_LINES = REPO / "config" / "demo.yaml"
 
-# Offsets from the port base (8080 by default: gateway 8080, sandbox 8090, services 8101-8106).
+# Offsets from the port base (8080 by default: gateway 8080, sandbox 8090, services 8101-8107).
 PORT_OFFSETS = {
     "gateway": 0,
     "sandbox": 10,
@@ -50,6 +50,7 @@ PORT_OFFSETS = {
     "crm-link": 24,
     "outbound": 25,
     "notify": 26,
+    "analytics": 27,
 }
 # The Python module that runs each process.
 MODULES = {
@@ -61,6 +62,7 @@ MODULES = {
     "crm-link": "openlines.crm_link",
     "outbound": "openlines.outbound",
     "notify": "openlines.notify",
+    "analytics": "openlines.analytics",
 }
 
 
@@ -104,6 +106,7 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
             "crm-link",
             "outbound",
             "notify",
+            "analytics",
             "gateway",
         )
     ]

@@ -326,6 +326,16 @@ class Scope:
     def may_use_crm(self) -> bool:
         return self.crm is not CrmRights.NONE
 
+    # -- reports -------------------------------------------------------------------------
+
+    def sees_report_figure(self, line_id: str | None, operator_id: str | None) -> bool:
+        """A figure of the reports (analytics), by the line and the operator it belongs to:
+        supervisors and chat admins see those of the lines they supervise, an operator only
+        their own."""
+        if self.is_supervisor:
+            return self.supervises(line_id)
+        return operator_id == self.operator_id
+
 
 def visible_where(
     scope: Scope,
@@ -378,3 +388,15 @@ def readable_where(
     if scope.member_lines:
         reach.append(line_id.in_(sorted(scope.member_lines)))
     return or_(*reach)
+
+
+def report_visible_where(
+    scope: Scope, *, line_id: ColumnElement[str], operator_id: ColumnElement[str | None]
+) -> ColumnElement[bool]:
+    """SQL twin of `Scope.sees_report_figure` over a table's columns."""
+    if not scope.is_supervisor:
+        return operator_id == scope.operator_id
+    if scope.sees_all_lines:
+        return true()
+    supervised = sorted(scope.supervised_lines or ())
+    return line_id.in_(supervised) if supervised else false()

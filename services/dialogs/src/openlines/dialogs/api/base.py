@@ -108,7 +108,9 @@ class ApiBase:
     async def viewer(self, request: web.Request) -> Viewer:
         return Viewer.of(await require_principal(request), self.lines)
 
-    async def readable_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID) -> Row:
+    async def readable_row(
+        self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID
+    ) -> Row:
         """The dialog's row, if the caller may read it (*read*: possibly read-only)."""
         row = await queries.get_dialog(conn, dialog_id)
         if row is None or not viewer.can_read(row_facts(row)):

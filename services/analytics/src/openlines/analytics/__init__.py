@@ -1,0 +1,1 @@
+"""openlines analytics: the reporting read model (per-dialog metrics, SLA, CSAT) and reports."""

@@ -1,0 +1,3 @@
+from openlines.kit.db.alembic_env import run
+
+run()
