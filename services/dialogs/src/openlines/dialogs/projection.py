@@ -18,8 +18,9 @@ from sqlalchemy import Text, Update, bindparam, delete, func, select, text, upda
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.dialogs import search
 from openlines.dialogs.domain import Dialog, describe
-from openlines.dialogs.tables import dialogs, messages, read_model
+from openlines.dialogs.tables import SEARCH_COLUMNS, dialogs, messages, read_model
 from openlines.events.catalog import (
     DialogMessageEdited,
     Direction,
@@ -37,7 +38,11 @@ from openlines.kit.eventstore import EventStore
 _insert_dialog = insert(dialogs)
 UPSERT_DIALOG = _insert_dialog.on_conflict_do_update(
     index_elements=[dialogs.c.id],
-    set_={c.name: _insert_dialog.excluded[c.name] for c in dialogs.c if c.name != "id"},
+    set_={
+        c.name: _insert_dialog.excluded[c.name]
+        for c in dialogs.c
+        if c.name != "id" and c.name not in SEARCH_COLUMNS
+    },
     where=dialogs.c.version < _insert_dialog.excluded.version,
 )
 INSERT_MESSAGE = insert(messages).on_conflict_do_nothing(index_elements=["message_id"])
@@ -83,6 +88,29 @@ async def project(conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Env
     for env in envelopes:
         await _project_event(conn, dialog, env)
     await _upsert_dialog(conn, dialog)
+    await _update_search(conn, dialog, envelopes)
+
+
+async def _update_search(
+    conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Envelope]
+) -> None:
+    """After the dialog's row exists: fold the batch's new texts into its search vector, or
+    recompute it from the timeline when a message was edited or deleted (rare)."""
+    if not envelopes:
+        return
+    seq = envelopes[-1].stream_version
+    if any(isinstance(env.payload, DialogMessageEdited | MessageDeleted) for env in envelopes):
+        await search.recompute(conn, dialog.id, seq)
+        return
+    texts = [
+        env.payload.text
+        for env in envelopes
+        if isinstance(env.payload, MessageAppended)
+        and search.is_searched(env.payload.direction, env.payload.text)
+        and env.payload.text
+    ]
+    if texts:
+        await search.fold(conn, dialog.id, seq, texts)
 
 
 async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -> None:
@@ -160,13 +188,18 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "status": str(dialog.status),
         "customer_name": dialog.customer.name,
         "customer_external_id": dialog.customer.external_id,
+        "customer_username": dialog.customer.username,
+        "customer_phone": dialog.customer.phone,
+        "customer_email": dialog.customer.email,
         "assignee_id": dialog.assignee_id,
         "participants": list(dialog.participants),
         "title": dialog.title,
         "last_message_text": last.text if last else None,
         "last_message_direction": str(last.direction) if last else None,
         "last_message_at": last.at if last else None,
-        "unread_count": dialog.unread_count,
+        "inbound_count": dialog.inbound_count,
+        "read_marks": dict(dialog.read_marks),
+        "pinned_by": list(dialog.pinned_by),
         "waiting_since": dialog.waiting_since,
         "crm_customer_id": crm.customer_id,
         "crm_lead_id": crm.lead_id,

@@ -7,9 +7,10 @@ module and one base class below.
 
 from openlines.dialogs.api.base import ApiBase
 from openlines.dialogs.api.core import CoreEndpoints, outbound_message_id
+from openlines.dialogs.api.reading import ReadingEndpoints
 
 
-class DialogsApi(CoreEndpoints, ApiBase):
+class DialogsApi(CoreEndpoints, ReadingEndpoints, ApiBase):
     """Every endpoint of the dialogs service."""
 
 

@@ -64,7 +64,7 @@ class ApiBase:
         async def work(conn: AsyncConnection) -> Any:
             await self.execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
             # Same transaction: the answer shows the state this command produced.
-            return await queries.get_dialog(conn, dialog_id)
+            return await queries.get_dialog(conn, dialog_id, viewer)
 
         row = await self.write(work)
         return self.dialog_response(row, viewer)
@@ -101,7 +101,7 @@ class ApiBase:
         return Viewer.of(await require_principal(request), self.lines)
 
     async def visible_row(self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID) -> Row:
-        row = await queries.get_dialog(conn, dialog_id)
+        row = await queries.get_dialog(conn, dialog_id, viewer)
         if row is None or not can_see(
             viewer,
             status=row.status,

@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 4
 
 
 class SlaState(StrEnum):
@@ -110,7 +110,13 @@ class DialogState:
     assignee_id: str | None = None
     participants: list[str] = field(default_factory=list)
     waiting_since: datetime | None = None
-    unread_count: int = 0
+    inbound_count: int = 0
+    """Customer messages so far: what an operator has not read is this minus their mark."""
+    read_marks: dict[str, int] = field(default_factory=dict)
+    """Per operator: how many of the customer's messages they have read (unread is per
+    operator: one colleague's reading never clears another's count)."""
+    pinned_by: list[str] = field(default_factory=list)
+    """Operators who pinned the dialog in their own list."""
     last_message: LastMessage | None = None
     crm: CrmLink = CrmLink()
     created_at: datetime | None = None
@@ -148,6 +154,9 @@ class DialogState:
         found = self._by_client_id.get((author_id, client_message_id))
         return self.messages.get(found) if found else None
 
+    def unread_for(self, operator_id: str) -> int:
+        return self.inbound_count - self.read_marks.get(operator_id, 0)
+
     def is_on_dialog(self, operator_id: str) -> bool:
         return operator_id == self.assignee_id or operator_id in self.participants
 
@@ -172,7 +181,9 @@ class DialogState:
             "assignee_id": self.assignee_id,
             "participants": list(self.participants),
             "waiting_since": _iso(self.waiting_since),
-            "unread_count": self.unread_count,
+            "inbound_count": self.inbound_count,
+            "read_marks": dict(self.read_marks),
+            "pinned_by": list(self.pinned_by),
             "last_message": (
                 [last.text, last.direction.value, last.at.isoformat()] if last else None
             ),
@@ -219,7 +230,9 @@ class DialogState:
             assignee_id=data["assignee_id"],
             participants=list(data["participants"]),
             waiting_since=_at(data["waiting_since"]),
-            unread_count=data["unread_count"],
+            inbound_count=data["inbound_count"],
+            read_marks=dict(data["read_marks"]),
+            pinned_by=list(data["pinned_by"]),
             last_message=(
                 LastMessage(last[0], Direction(last[1]), datetime.fromisoformat(last[2]))
                 if last
@@ -270,12 +283,13 @@ class DialogState:
             # The SLA clock starts at the first message nobody has answered yet.
             if self.waiting_since is None:
                 self.waiting_since = e.sent_at
-            self.unread_count += 1
+            self.inbound_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:
                 self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
             self.waiting_since = None
-            self.unread_count = 0
+            if e.author_id is not None:  # whoever answers has read what they answer
+                self.read_marks[e.author_id] = self.inbound_count
         if e.direction in (Direction.IN, Direction.OUT):
             self.last_message = LastMessage(e.text, e.direction, e.sent_at)
 
@@ -309,8 +323,16 @@ class DialogState:
     def _linked(self, e: DialogLinkedToCrm) -> None:
         self.crm = CrmLink(**{k: getattr(e, k) for k in crm_fields(CrmLink())})
 
-    def _read(self, _: DialogRead) -> None:
-        self.unread_count = 0
+    def _read(self, e: DialogRead) -> None:
+        # `mark_read` names the latest customer message, so a DialogRead reads everything
+        # the customer wrote before it in the stream (`up_to_message_id` None says the same).
+        self.read_marks[e.operator_id] = self.inbound_count
+
+    def _pinned(self, e: DialogPinned) -> None:
+        if e.operator_id in self.pinned_by:
+            self.pinned_by.remove(e.operator_id)
+        if e.pinned:
+            self.pinned_by.append(e.operator_id)
 
     def _joined(self, e: ParticipantJoined) -> None:
         if e.operator_id not in self.participants:
@@ -342,7 +364,7 @@ _APPLIERS: dict[type[EventPayload], Callable[[DialogState, Any], None]] = {
     DialogRenamed: DialogState._renamed,
     DialogMessageEdited: DialogState._ignored,
     MessageDeleted: DialogState._ignored,
-    DialogPinned: DialogState._ignored,
+    DialogPinned: DialogState._pinned,
 }
 
 
