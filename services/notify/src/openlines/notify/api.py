@@ -14,18 +14,21 @@ from openlines.kit.access import Scope
 from openlines.kit.http import routes
 from openlines.kit.http.auth import require_principal
 from openlines.kit.http.errors import ApiError
+from openlines.notify.counters import LiveCounters
 from openlines.notify.hub import SessionHub
 
 _PONG = json.dumps({"type": "pong"})
 
 
-def _is_ping(data: str) -> bool:
-    """Application-level keepalive for clients that cannot send WebSocket pings."""
+def _request_type(data: str) -> str | None:
+    """A client frame's `type`: "ping" (application-level keepalive, for clients that cannot
+    send WebSocket pings) or "counters" (send my counters, and again whenever they change)."""
     try:
         message = json.loads(data)
     except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "ping"
+        return None
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 TOKEN_EXPIRED = 4001
@@ -49,8 +52,15 @@ class StreamQuery(routes.QueryModel):
 
 
 class StreamApi:
-    def __init__(self, hub: SessionHub, lines: LinesConfig, heartbeat_seconds: float) -> None:
+    def __init__(
+        self,
+        hub: SessionHub,
+        lines: LinesConfig,
+        heartbeat_seconds: float,
+        counters: LiveCounters,
+    ) -> None:
         self.hub = hub
+        self.counters = counters
         self.lines = lines
         self.heartbeat_seconds = heartbeat_seconds
 
@@ -65,7 +75,10 @@ class StreamApi:
             "Upgrade to a WebSocket. The first frame is `hello` {operator_id, lines, sees_all,"
             " supervised_lines};"
             " then one JSON frame per event the operator may see (the AsyncAPI document"
-            ' describes the events). `{"type": "ping"}` is answered with `pong`. Close'
+            ' describes the events). `{"type": "ping"}` is answered with `pong`.'
+            ' `{"type": "counters"}` is answered with `{"type": "counters", "unassigned",'
+            ' "unassigned_display", "unanswered", ..., "mine_active_display"}` (as'
+            " GET /api/v1/counters), pushed again whenever they change. Close"
             " code 4001: the token expired."
         ),
         query=StreamQuery,
@@ -100,8 +113,14 @@ class StreamApi:
         expiry = asyncio.create_task(_close_at_expiry(ws, principal.expires_at))
         try:
             async for message in ws:
-                if message.type is WSMsgType.TEXT and _is_ping(message.data):
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                kind = _request_type(message.data)
+                if kind == "ping":
                     session.offer(_PONG)
+                elif kind == "counters":
+                    session.wants_counters = True
+                    await self.counters.send(session, always=True)
         finally:
             expiry.cancel()
             await self.hub.close(session)

@@ -59,6 +59,9 @@ class Session:
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.overflowed = False
+        self.wants_counters = False
+        """The client asked for its counters (`LiveCounters`); the last ones it was sent:"""
+        self.counters: dict[str, int] | None = None
         self._closing: asyncio.Task[bool] | None = None
         self._writer = asyncio.create_task(self._write())
 
@@ -100,6 +103,8 @@ class SessionHub:
         self._by_supervised_line: dict[str, set[Session]] = defaultdict(set)
         self._all_seeing: set[Session] = set()
         self._sessions: set[Session] = set()
+        self._reached: set[Session] = set()
+        """Sessions pushed to since `take_reached` (whose counters may have moved)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -144,9 +149,14 @@ class SessionHub:
             reason = reason_for(session.scope, audience)
             if reason is not None and session.offer(notification.message(reason)):
                 delivered += 1
+                self._reached.add(session)
         if delivered:
             PUSHED.labels(notification.envelope.type).inc(delivered)
         return delivered
+
+    def take_reached(self) -> set[Session]:
+        reached, self._reached = self._reached, set()
+        return {s for s in reached if s in self._sessions}
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
         for session in list(self._sessions):
