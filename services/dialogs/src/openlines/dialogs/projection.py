@@ -96,11 +96,8 @@ async def _update_search(
 ) -> None:
     """After the dialog's row exists: fold the batch's new texts into its search vector, or
     recompute it from the timeline when a message was edited or deleted (rare)."""
-    if not envelopes:
-        return
-    seq = envelopes[-1].stream_version
     if any(isinstance(env.payload, DialogMessageEdited | MessageDeleted) for env in envelopes):
-        await search.recompute(conn, dialog.id, seq)
+        await search.recompute(conn, dialog.id)
         return
     texts = [
         env.payload.text
@@ -110,7 +107,7 @@ async def _update_search(
         and env.payload.text
     ]
     if texts:
-        await search.fold(conn, dialog.id, seq, texts)
+        await search.fold(conn, dialog.id, dialog.version, texts)
 
 
 async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -> None:

@@ -43,18 +43,18 @@ SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 _WORDS = text("SELECT tsvector_to_array(to_tsvector('simple', :q))")
 
-# A batch's new texts are folded in once per dialog; `search_seq` makes it idempotent. Core
-# statements (not text), so that a rebuild into another schema translates them.
+# A batch's new texts are folded in once per dialog, into the row its upsert just wrote (the
+# version check: never into a row some later write already moved on). Core statements, not
+# text, so that a rebuild into another schema translates them.
 FOLD_MESSAGES = (
     update(dialogs)
-    .where(dialogs.c.id == bindparam("d_id"), dialogs.c.search_seq < bindparam("seq"))
+    .where(dialogs.c.id == bindparam("d_id"), dialogs.c.version == bindparam("d_version"))
     .values(
         messages_search=func.strip(
             dialogs.c.messages_search.op("||")(
                 func.to_tsvector(SIMPLE, bindparam("texts", type_=Text))
             )
-        ),
-        search_seq=bindparam("seq"),
+        )
     )
 )
 
@@ -82,7 +82,7 @@ _TIMELINE_VECTOR = (
 RECOMPUTE_MESSAGES = (
     update(dialogs)
     .where(dialogs.c.id == bindparam("d_id"))
-    .values(messages_search=_TIMELINE_VECTOR, search_seq=bindparam("seq"))
+    .values(messages_search=_TIMELINE_VECTOR)
 )
 
 
@@ -90,12 +90,13 @@ def is_searched(direction: str, text_: str | None) -> bool:
     return direction in SEARCHED and bool(text_)
 
 
-async def fold(conn: AsyncConnection, dialog_id: object, seq: int, texts: list[str]) -> None:
-    await conn.execute(FOLD_MESSAGES, {"d_id": dialog_id, "seq": seq, "texts": " ".join(texts)})
+async def fold(conn: AsyncConnection, dialog_id: object, version: int, texts: list[str]) -> None:
+    params = {"d_id": dialog_id, "d_version": version, "texts": " ".join(texts)}
+    await conn.execute(FOLD_MESSAGES, params)
 
 
-async def recompute(conn: AsyncConnection, dialog_id: object, seq: int) -> None:
-    await conn.execute(RECOMPUTE_MESSAGES, {"d_id": dialog_id, "seq": seq})
+async def recompute(conn: AsyncConnection, dialog_id: object) -> None:
+    await conn.execute(RECOMPUTE_MESSAGES, {"d_id": dialog_id})
 
 
 def tsquery_text(words: list[str]) -> str | None:

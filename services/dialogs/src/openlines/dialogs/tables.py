@@ -28,7 +28,7 @@ read_model = MetaData()
 write_side = MetaData()
 
 # 'simple': no stemming and no stop words, so any language (and names, ids, e-mails) match
-# as typed. The phone also as digits only, so "0501" finds "+380 50 1...".
+# as typed. The phone also as digits only, so "38050" finds "+380 50 123...".
 PROFILE_SEARCH_SQL = (
     "to_tsvector('simple'::regconfig, coalesce(title, '') || ' ' || customer_name || ' '"
     " || customer_external_id || ' ' || coalesce(customer_username, '') || ' '"
@@ -75,13 +75,11 @@ dialogs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Full-text search (`q=`, see `search`): the title and the customer's fields, computed by
-    # Postgres from the row; and every message's text, folded in as messages are projected
-    # (`search_seq`: the stream version last folded in, so a replayed batch folds nothing).
+    # Postgres from the row; and every message's text, folded in as messages are projected.
     Column("profile_search", TSVECTOR, Computed(PROFILE_SEARCH_SQL, persisted=True)),
     Column("messages_search", TSVECTOR, nullable=False, server_default=""),
-    Column("search_seq", Integer, nullable=False, server_default="0"),
 )
-SEARCH_COLUMNS = frozenset({"profile_search", "messages_search", "search_seq"})
+SEARCH_COLUMNS = frozenset({"profile_search", "messages_search"})
 """Maintained apart from the dialog's row (`projection`), and never sent to a client."""
 
 # The timeline: customer, operator, note and system messages, with delivery per outbound one.

@@ -48,9 +48,6 @@ def upgrade() -> None:
     op.add_column(
         "dialogs", sa.Column("messages_search", TSVECTOR, nullable=False, server_default="")
     )
-    op.add_column(
-        "dialogs", sa.Column("search_seq", sa.Integer, nullable=False, server_default="0")
-    )
     op.execute(
         """
         UPDATE dialogs d SET
@@ -58,8 +55,7 @@ def upgrade() -> None:
             read_marks = CASE WHEN d.assignee_id IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object(d.assignee_id, greatest(m.inbound - d.unread_count, 0))
                 END,
-            messages_search = m.search,
-            search_seq = d.version
+            messages_search = m.search
         FROM (
             SELECT dialog_id,
                 count(*) FILTER (WHERE direction = 'in') AS inbound,
@@ -100,7 +96,6 @@ def downgrade() -> None:
         "dialogs", sa.Column("unread_count", sa.Integer, nullable=False, server_default="0")
     )
     for name in (
-        "search_seq",
         "messages_search",
         "profile_search",
         "pinned_by",
