@@ -192,7 +192,7 @@ async def test_search_finds_older_messages_and_the_customers_details(stack: Dial
         await stack.wait_handled(await stack.customer_writes("5401", f"later message {n}"))
     me = [str(dialog_id)]
     for q in ("XR-99812", "parcel", "parc", "PARCEL NUM", "Olena", "koval", "olena_k",
-              "+38050", "380501", "olena@example.com", "5401"):  # fmt: skip
+              "+38050", "380501", "olena@example.com", "5401", "olena parcel"):  # fmt: skip
         assert await _ids(stack, "sue", q=q) == me, q
     assert await _ids(stack, "sue", q="unrelated") == [str(other)]
     assert await _ids(stack, "sue", q="parcel unrelated") == []  # every word must match

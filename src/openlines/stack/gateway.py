@@ -62,6 +62,7 @@ ROUTES: tuple[Route, ...] = (
     Route(re.compile(r"/api/v1/dialogs/[^/]+/lead/?"), "crm-link"),
     Route(_prefix("/webhooks"), "ingest"),
     Route(_prefix("/api/v1/dialogs"), "dialogs"),
+    Route(_prefix("/api/v1/counters"), "dialogs"),
     Route(_prefix("/api/v1/operators"), "routing"),
     Route(_prefix("/api/v1/queues"), "routing"),
     Route(_prefix("/api/v1/crm"), "crm-link"),

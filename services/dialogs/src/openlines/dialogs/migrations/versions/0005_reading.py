@@ -68,11 +68,10 @@ def upgrade() -> None:
         """
     )
     op.drop_column("dialogs", "unread_count")
-    op.create_index(
-        "dialogs_profile_search_idx", "dialogs", ["profile_search"], postgresql_using="gin"
-    )
-    op.create_index(
-        "dialogs_messages_search_idx", "dialogs", ["messages_search"], postgresql_using="gin"
+    # One document per dialog: a query's words may match across the customer's details and
+    # the messages ("olena parcel"), so the index is on the two vectors together.
+    op.execute(
+        "CREATE INDEX dialogs_search_idx ON dialogs USING gin ((profile_search || messages_search))"
     )
     op.create_index("dialogs_created_idx", "dialogs", ["created_at", "id"])
     op.execute(f"CREATE INDEX dialogs_waiting_idx ON dialogs (({WAITING_KEY}), id)")
@@ -88,8 +87,7 @@ def downgrade() -> None:
         "dialogs_crm_customer_idx",
         "dialogs_waiting_idx",
         "dialogs_created_idx",
-        "dialogs_messages_search_idx",
-        "dialogs_profile_search_idx",
+        "dialogs_search_idx",
     ):
         op.drop_index(index, table_name="dialogs")
     op.add_column(
