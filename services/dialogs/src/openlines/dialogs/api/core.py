@@ -101,6 +101,8 @@ _FROM_LIST = {
 _FROM_DIALOG = {
     **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
     "Reopen": ("dialogs.reopen", {"id": _SAME}),
+    "Read": ("dialogs.read", {"id": _SAME}),
+    "History": ("dialogs.history", {"id": _SAME}),
     "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
 }
 
