@@ -50,7 +50,8 @@ def test_each_counter_by_example() -> None:
         "mine_active": True,  # a participant is on it too
     }
     closed = WorkFacts(DialogFacts("demo", "closed", "ann"), "in", 1, {})
-    assert matches(closed, "ann")["unanswered"] is False  # closing ends the wait
+    assert closed.unread_for("ann") == 1
+    assert not any(matches(closed, "ann").values())  # closing ends the wait, and the work
 
 
 def test_display_caps_at_99() -> None:

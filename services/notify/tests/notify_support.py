@@ -119,10 +119,12 @@ class Tab:
         await self.ws.send_json({"type": "counters"})
         return await self.next_counters()
 
-    async def next_counters(self) -> dict[str, Any]:
-        while (message := await self.next())["type"] != "counters":
-            pass
-        return message
+    async def next_counters(self, **wanted: int) -> dict[str, Any]:
+        """The next counters frame (with `wanted` values: a batch may move them in steps)."""
+        while True:
+            message = await self.next()
+            if message["type"] == "counters" and all(message[k] == v for k, v in wanted.items()):
+                return message
 
     async def take(self, count: int) -> list[tuple[str, str]]:
         """The next `count` pushes as (type, reason)."""

@@ -226,16 +226,17 @@ async def test_counters_are_sent_on_request_and_again_when_they_change(
 
         d = Dialog()
         await publisher.publish(DIALOGS, d.opened(), d.message("hello?"))
-        waiting = await ann.next_counters()
+        waiting = await ann.next_counters(unread=1)
         expected = {"unassigned": 1, "unanswered": 1, "unread": 1, "mine_active": 0}
         assert {k: waiting[k] for k in expected} == expected
         assert waiting["unassigned_display"] == "1"
-        assert (await bob.next_counters())["unread"] == 1
+        await bob.next_counters(unread=1)
 
         # ann reads: her unread goes, bob's stays (his count did not move: no frame for him).
         await publisher.publish(DIALOGS, d.read("ann"))
-        assert (await ann.next_counters())["unread"] == 0
+        await ann.next_counters(unread=0)
         await publisher.publish(DIALOGS, d.assigned("ann"))
-        taken = await ann.next_counters()
-        assert (taken["unassigned"], taken["mine_active"], taken["unanswered"]) == (0, 1, 1)
-        assert (await bob.next_counters())["unassigned"] == 0
+        taken = await ann.next_counters(mine_active=1)
+        assert (taken["unassigned"], taken["unanswered"], taken["unread"]) == (0, 1, 0)
+        gone = await bob.next_counters(unassigned=0)
+        assert (gone["unread"], gone["unanswered"]) == (0, 0)  # no longer his to see

@@ -5,9 +5,10 @@ The counters (Bitrix24's and Leeloo's badges) count the dialogs the caller may *
 
 - **unassigned**: waiting in a queue (`tab=unassigned`);
 - **unanswered**: open, and the last message is the customer's (`unanswered=true`);
-- **unread**: holding customer messages the caller has not read (`unread=true`): unread is per
-  operator, the customer's messages so far (`inbound_count`) minus the caller's read mark
-  (`read_marks[operator]`, set by reading and by replying);
+- **unread**: open, and holding customer messages the caller has not read (`unread=true`):
+  unread is per operator, the customer's messages so far (`inbound_count`) minus the caller's
+  read mark (`read_marks[operator]`, set by reading and by replying). A closed dialog keeps its
+  `unread_count`, but is no longer work waiting;
 - **mine_active**: active with the caller on it, as assignee or participant
   (`tab=active&participant=me`).
 
@@ -15,6 +16,9 @@ Each is written twice: in Python over `WorkFacts` (notify keeps these facts per 
 the events) and in SQL over `WorkColumns` (dialogs' read model and notify's view table both
 have these columns), for counting in one query and for the list's filters. The two are tested
 to agree on one table of cases (tests/test_counters.py), as `visible_where` is `can_see`'s twin.
+
+Every counter is about open dialogs, so the count reads only those (`status` is indexed): the
+closed ones, most of any table, are never scanned.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def matches(item: WorkFacts, operator_id: str) -> dict[str, bool]:
     return {
         "unassigned": dialog.status == DialogStatus.UNASSIGNED,
         "unanswered": dialog.is_open and item.last_direction == Direction.IN,
-        "unread": item.unread_for(operator_id) > 0,
+        "unread": dialog.is_open and item.unread_for(operator_id) > 0,
         "mine_active": dialog.status == DialogStatus.ACTIVE and dialog.has_member(operator_id),
     }
 
@@ -99,13 +103,13 @@ class WorkColumns:
         return or_(self.assignee_id == operator_id, literal(operator_id) == any_(self.participants))
 
     def unanswered(self) -> ColumnElement[bool]:
-        return and_(
-            self.status.in_([s.value for s in OPEN_STATUSES]),
-            self.last_direction == Direction.IN.value,
-        )
+        return and_(self.is_open(), self.last_direction == Direction.IN.value)
+
+    def is_open(self) -> ColumnElement[bool]:
+        return self.status.in_(sorted(s.value for s in OPEN_STATUSES))
 
     def unread(self, operator_id: str) -> ColumnElement[bool]:
-        return self.unread_for(operator_id) > 0
+        return and_(self.is_open(), self.unread_for(operator_id) > 0)
 
     def conditions(self, operator_id: str) -> dict[str, ColumnElement[bool]]:
         """`matches` in SQL."""

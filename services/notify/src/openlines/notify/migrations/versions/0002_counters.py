@@ -24,8 +24,11 @@ def upgrade() -> None:
     op.add_column(
         "dialog_views", sa.Column("read_marks", JSONB, nullable=False, server_default="{}")
     )
+    # The counters read open dialogs only: most views are of closed ones.
+    op.create_index("dialog_views_status_idx", "dialog_views", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_index("dialog_views_status_idx", table_name="dialog_views")
     for name in ("read_marks", "inbound_count", "last_direction"):
         op.drop_column("dialog_views", name)
