@@ -126,9 +126,8 @@ class WorkColumns:
 def count_query(scope: Scope, columns: WorkColumns) -> Select[*tuple[Any, ...]]:
     """`count` in SQL: one row with a column per counter, over the table of `columns`."""
     conditions = columns.conditions(scope.operator_id)
-    return select(*(func.count().filter(conditions[name]).label(name) for name in COUNTERS)).where(
-        columns.visible_to(scope)
-    )
+    counts = (func.count().filter(conditions[name]).label(name) for name in COUNTERS)
+    return select(*counts).where(columns.is_open(), columns.visible_to(scope))
 
 
 def display(value: int) -> str:

