@@ -5,7 +5,8 @@ COPY, shaped as the projection shapes them (the search vectors are computed by P
 the messages, with the projection's own configuration). Then each query the operator API runs
 is timed through the API's own query functions (`queries.list_dialogs`, `queries.counters`),
 one connection checkout per query as a request has, beside a same-run baseline: the
-primary-key lookup of one dialog (`GET /api/v1/dialogs/{id}`'s query).
+primary-key lookup of one dialog (`GET /api/v1/dialogs/{id}`'s query). The cases take turns,
+round by round, so that the machine's other load weighs on all of them alike.
 """
 
 from __future__ import annotations
@@ -269,18 +270,25 @@ async def _driver(conn: AsyncConnection) -> Any:  # psycopg.AsyncConnection
 # -- the measurements ----------------------------------------------------------------------
 
 
-async def _time(
-    engine: AsyncEngine, rounds: int, query: Callable[[AsyncConnection, int], Awaitable[int]]
-) -> tuple[list[float], float]:
-    samples, found = [], 0
+Query = Callable[[AsyncConnection, int], Awaitable[int]]
+
+
+async def _time_interleaved(
+    engine: AsyncEngine, rounds: int, cases: list[tuple[str, Query]]
+) -> list[Timing]:
+    """Every case once per round, in turn, so that a load spike from elsewhere on this shared
+    machine lands on all of them (the baseline too) rather than on whichever ran then."""
+    samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+    found: dict[str, int] = dict.fromkeys(samples, 0)
     for i in range(rounds + 5):
-        began = time.perf_counter()
-        async with engine.connect() as conn:
-            n = await query(conn, i)
-        if i >= 5:  # the first few warm the pool and the plan cache
-            samples.append(1000 * (time.perf_counter() - began))
-            found += n
-    return samples, found / rounds
+        for name, query in cases:
+            began = time.perf_counter()
+            async with engine.connect() as conn:
+                n = await query(conn, i)
+            if i >= 5:  # the first rounds warm the pool and the caches
+                samples[name].append(1000 * (time.perf_counter() - began))
+                found[name] += n
+    return [Timing(name, samples[name], found[name] / rounds) for name, _ in cases]
 
 
 async def run(
@@ -318,7 +326,7 @@ async def run(
             return int(await queries.get_dialog(conn, dialog_id, sue) is not None)
 
         common = _corpus(random.Random(20261130)).vocabulary[:20]  # the most frequent words
-        cases: list[tuple[str, Callable[[AsyncConnection, int], Awaitable[int]]]] = [
+        cases: list[tuple[str, Query]] = [
             ("baseline: primary-key lookup of one dialog", lookup),
             (
                 "list, operator, all tabs (first page of 50)",
@@ -388,10 +396,7 @@ async def run(
 
         cases.append(("counters, operator", await counters_of(operator)))
         cases.append(("counters, supervisor (every line)", await counters_of(lambda i: sue)))
-        timings = []
-        for name, query in cases:
-            samples, found = await _time(engine, rounds, query)
-            timings.append(Timing(name, samples, found))
+        timings = await _time_interleaved(engine, rounds, cases)
         return SearchReport(dialogs, dialogs * per_dialog, load_seconds, timings)
     finally:
         await engine.dispose()
