@@ -88,6 +88,8 @@ def upgrade() -> None:
         ],
         postgresql_where=sa.text("status IN ('unassigned', 'active')"),
     )
+    # "Mine" (`participant=me`, the counters' mine_active): the assignee's index or this one.
+    op.create_index("dialogs_participants_idx", "dialogs", ["participants"], postgresql_using="gin")
     op.create_index("dialogs_created_idx", "dialogs", ["created_at", "id"])
     op.execute(f"CREATE INDEX dialogs_waiting_idx ON dialogs (({WAITING_KEY}), id)")
     op.create_index("dialogs_crm_customer_idx", "dialogs", ["crm_customer_id"])
@@ -102,6 +104,7 @@ def downgrade() -> None:
         "dialogs_crm_customer_idx",
         "dialogs_waiting_idx",
         "dialogs_created_idx",
+        "dialogs_participants_idx",
         "dialogs_open_work_idx",
         "dialogs_search_idx",
     ):
