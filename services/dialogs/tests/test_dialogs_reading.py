@@ -241,3 +241,19 @@ async def test_history_lists_earlier_dialogs_readable_from_the_current_one(
     path = f"{LIST}/{second}/history/{outsider}/timeline"
     assert (await stack.get(path, "ann")).code == "not_found"
     assert (await stack.get(f"{LIST}/{first}/history", "bob")).body["items"] == []
+
+
+async def test_an_edited_message_is_found_by_its_new_words_only(stack: DialogsStack) -> None:
+    first = await stack.customer_writes("5601", "my colour is turquoise", external_message_id="7")
+    await stack.wait_handled(first)
+    dialog_id = opened_dialog_id(first.event_id)
+    assert await _ids(stack, "sue", q="turquoise") == [str(dialog_id)]
+    edit = factories.message_edited("7", "my colour is magenta", chat="5601")
+    await stack.wait_handled(
+        await stack.publish(INBOUND, edit, stream_id=edit.conversation_key, event_id=None)
+    )
+    assert await _ids(stack, "sue", q="turquoise") == []
+    assert await _ids(stack, "sue", q="magenta") == [str(dialog_id)]
+    # Later messages still fold into the recomputed document.
+    await stack.wait_handled(await stack.customer_writes("5601", "and ochre"))
+    assert await _ids(stack, "sue", q="magenta ochre") == [str(dialog_id)]

@@ -1,12 +1,14 @@
-"""Full-text search of the dialog list (`q=`): Postgres FTS, backed by GIN indexes.
+"""Full-text search of the dialog list (`q=`): Postgres FTS, backed by a GIN index.
 
 Each dialog row carries two vectors (`tables.dialogs`): `profile_search`, which Postgres
 computes from the title and the customer's name, username, external id, phone and e-mail; and
 `messages_search`, every customer, operator and note text of the dialog, folded in by the
-projection as messages arrive (and recomputed from the timeline when one is edited or
-deleted, so an old wording stops matching). One vector per dialog, not per message: a match is
-a dialog, so the list query filters and keyset-pages dialogs directly, with no join or
-DISTINCT over a million messages.
+dialog's upsert as messages arrive (`SEARCH_TEXTS`, no extra statement) and recomputed from
+the timeline when one is edited or deleted, so an old wording stops matching. Together they
+are the dialog's document, under one GIN index (`dialogs_search_idx` on
+`profile_search || messages_search`), so a query's words may match across them ("olena
+parcel"). One document per dialog, not per message: a match is a dialog, so the list query
+filters and keyset-pages dialogs directly, with no join or DISTINCT over a million messages.
 
 The 'simple' configuration (no stemming, no stop words) is language-neutral: Ukrainian,
 English and names all match as typed. Every word of the query is a prefix (`word:*`), so a
@@ -42,20 +44,19 @@ SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 _WORDS = text("SELECT tsvector_to_array(to_tsvector('simple', :q))")
 
-# A batch's new texts are folded in once per dialog, into the row its upsert just wrote (the
-# version check: never into a row some later write already moved on). Core statements, not
-# text, so that a rebuild into another schema translates them.
-FOLD_MESSAGES = (
-    update(dialogs)
-    .where(dialogs.c.id == bindparam("d_id"), dialogs.c.version == bindparam("d_version"))
-    .values(
-        messages_search=func.strip(
-            dialogs.c.messages_search.op("||")(
-                func.to_tsvector(SIMPLE, bindparam("texts", type_=Text))
-            )
-        )
-    )
-)
+SEARCH_TEXTS = bindparam("search_texts", type_=Text)
+"""The texts a projection batch adds to a dialog, joined (the dialog upsert's parameter)."""
+
+
+def vector_of(texts: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.strip(func.to_tsvector(SIMPLE, texts))
+
+
+def folded(added: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The row's messages vector with `added` folded in (positions stripped: only whether a
+    word occurs matters, and the vector stays small however long the dialog)."""
+    return func.strip(dialogs.c.messages_search.op("||")(added))
+
 
 _TIMELINE_VECTOR = (
     select(
@@ -87,11 +88,6 @@ RECOMPUTE_MESSAGES = (
 
 def is_searched(direction: str, text_: str | None) -> bool:
     return direction in SEARCHED and bool(text_)
-
-
-async def fold(conn: AsyncConnection, dialog_id: object, version: int, texts: list[str]) -> None:
-    params = {"d_id": dialog_id, "d_version": version, "texts": " ".join(texts)}
-    await conn.execute(FOLD_MESSAGES, params)
 
 
 async def recompute(conn: AsyncConnection, dialog_id: object) -> None:
