@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from openlines.dialogs.domain import Dialog
-from openlines.events.catalog import DialogPinned, DialogRead, Direction
+from openlines.events.catalog import CloseReason, DialogPinned, DialogRead, Direction
 
 from .test_dialogs_domain import T0, opened, received, record, reply
 
@@ -62,3 +63,13 @@ def test_replaying_the_events_gives_the_same_marks_and_pins() -> None:
         2,
     )
     assert restored.updated_at == T0
+
+
+def test_closed_at_is_when_it_last_stopped_being_open() -> None:
+    dialog = opened()
+    later = T0 + timedelta(minutes=5)
+    record(dialog, dialog.close("ann", CloseReason.OPERATOR), later)
+    assert dialog.closed_at == later
+    record(dialog, dialog.reopen("ann"), later + timedelta(minutes=1))
+    assert dialog.closed_at is None
+    assert Dialog.from_snapshot(dialog.to_snapshot()).closed_at is None

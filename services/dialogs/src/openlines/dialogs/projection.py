@@ -201,6 +201,7 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "crm_deal_id": crm.deal_id,
         "created_at": dialog.created_at,
         "updated_at": dialog.updated_at,
+        "closed_at": dialog.closed_at,
     }
 
 

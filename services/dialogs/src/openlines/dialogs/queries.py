@@ -255,7 +255,7 @@ async def history(conn: AsyncConnection, current: Row, limit: int) -> Sequence[R
             dialogs.c.status,
             dialogs.c.title,
             dialogs.c.created_at,
-            dialogs.c.updated_at,
+            dialogs.c.closed_at,
             _MESSAGE_COUNT.label("message_count"),
         )
         .where(

@@ -74,6 +74,7 @@ dialogs = Table(
     Column("crm_deal_id", UUID(as_uuid=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
     # Full-text search (`q=`, see `search`): the title and the customer's fields, computed by
     # Postgres from the row; and every message's text, folded in as messages are projected.
     Column("profile_search", TSVECTOR, Computed(PROFILE_SEARCH_SQL, persisted=True)),

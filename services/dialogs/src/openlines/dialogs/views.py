@@ -189,7 +189,6 @@ class ReplyAccepted(BaseModel):
 
 
 def history_item_json(row: Row) -> dict[str, Any]:
-    ended = row.status in (DialogStatus.CLOSED, DialogStatus.SPAM)
     return {
         "id": str(row.id),
         "line_id": row.line_id,
@@ -199,8 +198,7 @@ def history_item_json(row: Row) -> dict[str, Any]:
         "title": row.title,
         "message_count": row.message_count,
         "opened_at": _iso(row.created_at),
-        # Closing is a dialog's last event that moves it; what follows a close is quiet.
-        "closed_at": _iso(row.updated_at) if ended else None,
+        "closed_at": _iso(row.closed_at),
     }
 
 
@@ -215,6 +213,7 @@ class HistoryItemView(BaseModel):
     """Customer and operator messages (not notes or system lines)."""
     opened_at: datetime
     closed_at: datetime | None
+    """When it was closed (or marked spam); None while open."""
 
 
 class HistoryView(BaseModel):

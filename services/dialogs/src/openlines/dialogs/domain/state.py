@@ -121,6 +121,8 @@ class DialogState:
     crm: CrmLink = CrmLink()
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    """When it last stopped being open (closed or spam); None while open."""
     messages: dict[UUID, MessageState] = field(default_factory=dict)
     _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
     # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
@@ -190,6 +192,7 @@ class DialogState:
             "crm": [_str(v) for v in crm_fields(crm).values()],
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
+            "closed_at": _iso(self.closed_at),
             "messages": [
                 [
                     str(m.message_id),
@@ -241,6 +244,7 @@ class DialogState:
             crm=CrmLink(*(_uuid(v) for v in data["crm"])),
             created_at=_at(data["created_at"]),
             updated_at=_at(data["updated_at"]),
+            closed_at=_at(data["closed_at"]),
             messages={m.message_id: m for m in messages},
             _by_external_id={k: ids[i] for k, i in data["by_external_id"].items()},
             _by_provider_id={k: ids[i] for k, i in data["by_provider_id"].items()},
@@ -259,6 +263,10 @@ class DialogState:
             self.created_at = at
         if not isinstance(event, _QUIET):
             self.updated_at = at
+        if self.is_open:
+            self.closed_at = None
+        elif self.closed_at is None:
+            self.closed_at = at
 
     def _opened(self, e: DialogOpened) -> None:
         self.status = DialogStatus.UNASSIGNED

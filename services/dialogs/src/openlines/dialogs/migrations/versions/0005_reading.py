@@ -41,6 +41,7 @@ def upgrade() -> None:
     op.add_column(
         "dialogs", sa.Column("pinned_by", ARRAY(sa.Text), nullable=False, server_default="{}")
     )
+    op.add_column("dialogs", sa.Column("closed_at", sa.DateTime(timezone=True)))
     op.add_column(
         "dialogs",
         sa.Column("profile_search", TSVECTOR, sa.Computed(PROFILE_SEARCH_SQL, persisted=True)),
@@ -55,7 +56,8 @@ def upgrade() -> None:
             read_marks = CASE WHEN d.assignee_id IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object(d.assignee_id, greatest(m.inbound - d.unread_count, 0))
                 END,
-            messages_search = m.search
+            messages_search = m.search,
+            closed_at = CASE WHEN d.status IN ('closed', 'spam') THEN d.updated_at END
         FROM (
             SELECT dialog_id,
                 count(*) FILTER (WHERE direction = 'in') AS inbound,
@@ -115,6 +117,7 @@ def downgrade() -> None:
     for name in (
         "messages_search",
         "profile_search",
+        "closed_at",
         "pinned_by",
         "read_marks",
         "inbound_count",
