@@ -107,7 +107,7 @@ def test_inbound_opens_an_unassigned_dialog_with_the_customer_message() -> None:
     assert isinstance(events[1], MessageAppended) and events[1].direction == Direction.IN
     record(dialog, events)
     assert dialog.status == DialogStatus.UNASSIGNED
-    assert (dialog.version, dialog.unread_count, dialog.waiting_since) == (2, 1, T0)
+    assert (dialog.version, dialog.unread_for("ann"), dialog.waiting_since) == (2, 1, T0)
     assert dialog.title == "Carl"
     # Reprocessing the same inbound event opens nothing more.
     assert dialog.open_from_inbound(received(), message_id=uuid.uuid4(), line_id="demo") == []
@@ -119,7 +119,7 @@ def test_the_same_provider_message_is_appended_once() -> None:
     events = dialog.receive(received("2"), message_id=uuid.uuid4())
     assert len(events) == 1
     record(dialog, events)
-    assert dialog.unread_count == 2
+    assert dialog.inbound_count == 2
 
 
 def test_a_customer_quoting_our_message_or_theirs_keeps_reply_to() -> None:
@@ -237,7 +237,7 @@ def test_the_first_operator_to_answer_becomes_responsible() -> None:
     )
     assert (out.channel_id, out.conversation_key) == ("tg-demo", "tg-demo:42")
     record(dialog, events)
-    assert (dialog.assignee_id, dialog.waiting_since, dialog.unread_count) == ("ann", None, 0)
+    assert (dialog.assignee_id, dialog.waiting_since, dialog.unread_for("ann")) == ("ann", None, 0)
 
 
 def test_a_reply_is_idempotent_per_client_message_id() -> None:
@@ -463,10 +463,15 @@ def test_crm_link_is_mirrored_with_a_system_message_once() -> None:
 def test_mark_read_resets_unread_once() -> None:
     dialog = opened()
     events = dialog.mark_read("ann")
-    assert events == [DialogRead(dialog_id=dialog.id, operator_id="ann")]
+    assert len(events) == 1 and isinstance(events[0], DialogRead)
+    assert (events[0].operator_id, events[0].up_to_message_id) == ("ann", _last_inbound(dialog))
     record(dialog, events)
-    assert dialog.unread_count == 0
+    assert dialog.unread_for("ann") == 0
     assert dialog.mark_read("ann") == []
+
+
+def _last_inbound(dialog: Dialog) -> uuid.UUID:
+    return [m.message_id for m in dialog.messages.values() if m.direction == Direction.IN][-1]
 
 
 def test_replay_rebuilds_the_same_state() -> None:

@@ -315,7 +315,7 @@ def test_a_note_mentions_and_lets_the_mentioned_read() -> None:
     )
     assert dialog.mentioned == ["carl"]
     # A note is neither the customer's nor a reply: the SLA and unread stay as they were.
-    assert (dialog.unread_count, dialog.waiting_since) == (1, T0)
+    assert (dialog.unread_for("ann"), dialog.waiting_since) == (1, T0)
     require_readable(CARL, dialog)
     with pytest.raises(NotAllowed):
         require_actable(CARL, dialog)

@@ -82,7 +82,14 @@ async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack: DialogsStac
     ) == (400, "invalid_text")
 
     # Unknown parameters are refused, not ignored (they once gave an unfiltered list).
-    for params in ({"unanswered": "1"}, {"sort": "oldest"}, {"tab": "all", "limit": "5", "x": ""}):
+    for params in (
+        {"unanswered": "maybe"},
+        {"sort": "oldest"},
+        {"order": "up"},
+        {"participant": "you"},
+        {"sla": "ok"},
+        {"tab": "all", "limit": "5", "x": ""},
+    ):
         assert await code(stack.get(list_url, **params)) == (400, "invalid_query"), params
 
     assert await code(stack.get("/api/v1/dialogs/not-a-uuid")) == (404, "not_found")

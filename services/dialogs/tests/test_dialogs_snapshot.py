@@ -16,6 +16,7 @@ from openlines.events.catalog import (
     CloseReason,
     DeliveryStatus,
     DialogLinkedToCrm,
+    DialogPinned,
     MessageReceived,
 )
 from openlines.events.envelope import EventPayload
@@ -75,6 +76,9 @@ STEPS: dict[str, Step] = {
     "delivered": _delivered(DeliveryStatus.DELIVERED),
     "failed": _delivered(DeliveryStatus.FAILED),
     "read": lambda d, n: d.mark_read(OPERATORS[n % 2]),
+    "pinned": lambda d, n: [
+        DialogPinned(dialog_id=d.id, operator_id=OPERATORS[n % 2], pinned=n % 3 != 0)
+    ],
     "back to the queue": lambda d, n: d.return_to_queue("away"),
     "closed": lambda d, n: d.close(OPERATORS[n % 2], CloseReason.OPERATOR),
     "spam": lambda d, n: d.mark_spam(OPERATORS[n % 2]),

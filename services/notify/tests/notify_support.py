@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from openlines.events.catalog import AssignedBy, DeliveryStatus, Direction
+from openlines.events.catalog import AssignedBy, DeliveryStatus, DialogRead, Direction
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.testing import factories
 from openlines.kit.testing import auth
@@ -55,6 +55,15 @@ class Dialog:
 
     def delivery(self, status: DeliveryStatus) -> Envelope:
         return self.event(factories.message_delivery_updated(self.id, self.last_message_id, status))
+
+    def reply(self, text: str, author_id: str) -> Envelope:
+        appended = factories.message_appended(
+            self.id, text, direction=Direction.OUT, chat=self.chat, author_id=author_id
+        )
+        return self.event(appended)
+
+    def read(self, operator_id: str) -> Envelope:
+        return self.event(DialogRead(dialog_id=self.id, operator_id=operator_id))
 
     def joined(self, operator_id: str, actor_id: str) -> Envelope:
         return self.event(factories.participant_joined(self.id, operator_id, actor_id))
@@ -110,6 +119,19 @@ class Tab:
         while (message := await self.next())["type"] != "pong":
             pushed.append(message)
         return pushed
+
+    async def counters(self) -> dict[str, Any]:
+        """Ask for the counters; the answer (skipping pushes queued before it)."""
+        assert self.ws is not None
+        await self.ws.send_json({"type": "counters"})
+        return await self.next_counters()
+
+    async def next_counters(self, **wanted: int) -> dict[str, Any]:
+        """The next counters frame (with `wanted` values: a batch may move them in steps)."""
+        while True:
+            message = await self.next()
+            if message["type"] == "counters" and all(message[k] == v for k, v in wanted.items()):
+                return message
 
     async def take(self, count: int) -> list[tuple[str, str]]:
         """The next `count` pushes as (type, reason)."""

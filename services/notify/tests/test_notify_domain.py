@@ -152,3 +152,24 @@ def test_replicas_each_read_every_partition_into_their_own_projection() -> None:
         "notify.stream.notify-1",
         "notify_notify_1",
     )
+
+
+def test_views_keep_what_the_counters_need_per_operator() -> None:
+    d = Dialog()
+    view = _run(
+        d.opened().payload,
+        d.message("one").payload,
+        d.message("two").payload,
+        d.assigned("ann").payload,
+        d.read("bob").payload,
+        d.message("three").payload,
+    )
+    assert view is not None
+    work = view.work_facts()
+    assert (work.last_direction, work.inbound_count) == ("in", 3)
+    assert (work.unread_for("ann"), work.unread_for("bob")) == (3, 1)  # bob's read is his
+    replied = apply(view, d.reply("ok", author_id="ann").payload, 7)
+    assert replied is not None
+    assert replied.work_facts().unread_for("ann") == 0  # a reply reads for its author
+    assert replied.work_facts().unread_for("bob") == 1
+    assert replied.last_direction == "out"

@@ -211,3 +211,34 @@ async def test_the_stream_ends_when_its_token_expires(
     again = await http.ws_connect(f"{url}/api/v1/stream", params={"token": token("ann")})
     assert (await again.receive_json(timeout=10))["type"] == "hello"
     await again.close()
+
+
+# A notify of its own: the counters start from nothing only where no earlier test's
+# dialogs are waiting.
+async def test_counters_are_sent_on_request_and_again_when_they_change(
+    make_settings: Settings, publisher: Publisher, http: aiohttp.ClientSession
+) -> None:
+    async with running(build_service(make_settings())) as url:
+        ann, bob = Tab(http, url, "ann", "operator"), Tab(http, url, "bob", "operator")
+        await ann.open()
+        await bob.open()
+        zero = await ann.counters()
+        assert (zero["unassigned"], zero["unread"], zero["unread_display"]) == (0, 0, "0")
+        await bob.counters()
+
+        d = Dialog()
+        await publisher.publish(DIALOGS, d.opened(), d.message("hello?"))
+        waiting = await ann.next_counters(unread=1)
+        expected = {"unassigned": 1, "unanswered": 1, "unread": 1, "mine_active": 0}
+        assert {k: waiting[k] for k in expected} == expected
+        assert waiting["unassigned_display"] == "1"
+        await bob.next_counters(unread=1)
+
+        # ann reads: her unread goes, bob's stays (his count did not move: no frame for him).
+        await publisher.publish(DIALOGS, d.read("ann"))
+        await ann.next_counters(unread=0)
+        await publisher.publish(DIALOGS, d.assigned("ann"))
+        taken = await ann.next_counters(mine_active=1)
+        assert (taken["unassigned"], taken["unanswered"], taken["unread"]) == (0, 1, 0)
+        gone = await bob.next_counters(unassigned=0)
+        assert (gone["unread"], gone["unanswered"]) == (0, 0)  # no longer his to see

@@ -64,6 +64,7 @@ ROUTES: tuple[Route, ...] = (
     Route(_prefix("/webhooks"), "ingest"),
     Route(_prefix("/api/v1/dialogs"), "dialogs"),
     Route(_prefix("/api/v1/quick-replies"), "dialogs"),
+    Route(_prefix("/api/v1/counters"), "dialogs"),
     Route(_prefix("/api/v1/operators"), "routing"),
     Route(_prefix("/api/v1/queues"), "routing"),
     Route(_prefix("/api/v1/crm"), "crm-link"),

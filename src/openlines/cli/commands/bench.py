@@ -1,4 +1,4 @@
-"""`openlines bench kit|e2e|writer|all`: throughput figures, each beside a same-run baseline."""
+"""`openlines bench kit|e2e|writer|search|all`: figures, each beside a same-run baseline."""
 
 from __future__ import annotations
 
@@ -17,10 +17,18 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="run benchmarks (each beside a same-run baseline)")
-    parser.add_argument("suite", choices=["kit", "e2e", "writer", "all"], nargs="?", default="all")
+    parser.add_argument(
+        "suite", choices=["kit", "e2e", "writer", "search", "all"], nargs="?", default="all"
+    )
     parser.add_argument("--events", type=int, default=50_000, help="kit: events per measurement")
     parser.add_argument(
         "--messages", type=int, default=5000, help="writer: messages in the dialog replied to"
+    )
+    parser.add_argument(
+        "--dialogs", type=int, default=100_000, help="search: dialogs in the read model"
+    )
+    parser.add_argument(
+        "--messages-per-dialog", type=int, default=10, help="search: messages of each dialog"
     )
     parser.add_argument("--rate", type=int, default=100, help="e2e: new dialogs per second")
     parser.add_argument("--duration", type=float, default=30.0, help="e2e: seconds of load")
@@ -33,6 +41,8 @@ def _run(args: argparse.Namespace) -> int:
         _run_kit(args, console)
     if args.suite in ("writer", "all"):
         _run_writer(args, console)
+    if args.suite in ("search", "all"):
+        _run_search(args, console)
     if args.suite in ("e2e", "all"):
         _run_e2e(args, console)
     return 0
@@ -49,6 +59,34 @@ def _run_writer(args: argparse.Namespace, console: Console) -> None:
         table.add_column(col, justify="left" if col == "measurement" else "right")
     for t in report.timings:
         table.add_row(t.name, f"{t.mean:.1f}", f"{t.p50:.1f}", f"{t.worst:.1f}")
+    console.print(table)
+
+
+def _run_search(args: argparse.Namespace, console: Console) -> None:
+    from openlines.bench import search
+    from openlines.bench.infra import bench_infra
+
+    with bench_infra() as infra:
+        report = eventloop.run(
+            search.run(infra, dialogs=args.dialogs, per_dialog=args.messages_per_dialog)
+        )
+    table = Table(
+        title=f"the dialog list on {report.dialogs:,} dialogs / {report.messages:,} messages "
+        f"(loaded with COPY in {report.load_seconds:.0f}s); target p99 < "
+        f"{search.TARGET_P99_MS:.0f} ms"
+    )
+    for col in ("query", "p50 ms", "p99 ms", "p99 / baseline", "rows", "p99 < target"):
+        table.add_column(col, justify="left" if col == "query" else "right")
+    base = report.baseline.p99
+    for t in report.timings:
+        table.add_row(
+            t.name,
+            f"{t.p50:.1f}",
+            f"{t.p99:.1f}",
+            f"{t.p99 / base:.1f}",
+            f"{t.found:.1f}",
+            "yes" if t.p99 < search.TARGET_P99_MS else "NO",
+        )
     console.print(table)
 
 

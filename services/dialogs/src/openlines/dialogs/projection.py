@@ -18,8 +18,10 @@ from sqlalchemy import Text, Update, bindparam, delete, func, select, text, upda
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.dialogs import search
 from openlines.dialogs.domain import Dialog, describe
-from openlines.dialogs.tables import dialogs, messages, read_model
+from openlines.dialogs.search import SEARCH_TEXTS
+from openlines.dialogs.tables import SEARCH_COLUMNS, dialogs, messages, read_model
 from openlines.events.catalog import (
     DialogMessageEdited,
     Direction,
@@ -34,10 +36,19 @@ from openlines.kit.eventstore import EventStore
 
 # Built once: constructing an upsert of this size per call costs ~5x executing it (measured
 # 680 vs 136 us of CPU), so every statement below takes its values as parameters.
-_insert_dialog = insert(dialogs)
+# The batch's new message texts ride on the upsert (`search_texts`), folded into the row's
+# search vector in the same statement: no extra round trip per message.
+_insert_dialog = insert(dialogs).values(messages_search=search.vector_of(SEARCH_TEXTS))
 UPSERT_DIALOG = _insert_dialog.on_conflict_do_update(
     index_elements=[dialogs.c.id],
-    set_={c.name: _insert_dialog.excluded[c.name] for c in dialogs.c if c.name != "id"},
+    set_={
+        **{
+            c.name: _insert_dialog.excluded[c.name]
+            for c in dialogs.c
+            if c.name != "id" and c.name not in SEARCH_COLUMNS
+        },
+        "messages_search": search.folded(_insert_dialog.excluded.messages_search),
+    },
     where=dialogs.c.version < _insert_dialog.excluded.version,
 )
 INSERT_MESSAGE = insert(messages).on_conflict_do_nothing(index_elements=["message_id"])
@@ -83,7 +94,17 @@ def system_message_id(event_id: uuid.UUID) -> uuid.UUID:
 async def project(conn: AsyncConnection, dialog: Dialog, envelopes: Sequence[Envelope]) -> None:
     for env in envelopes:
         await _project_event(conn, dialog, env)
-    await _upsert_dialog(conn, dialog)
+    texts = [
+        env.payload.text
+        for env in envelopes
+        if isinstance(env.payload, MessageAppended)
+        and search.is_searched(env.payload.direction, env.payload.text)
+        and env.payload.text
+    ]
+    await conn.execute(UPSERT_DIALOG, {**dialog_row(dialog), "search_texts": " ".join(texts)})
+    if any(isinstance(env.payload, DialogMessageEdited | MessageDeleted) for env in envelopes):
+        # An edited or deleted message's old words must stop matching: from the timeline.
+        await search.recompute(conn, dialog.id)
 
 
 async def _project_event(conn: AsyncConnection, dialog: Dialog, env: Envelope) -> None:
@@ -163,6 +184,9 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "status": str(dialog.status),
         "customer_name": dialog.customer.name,
         "customer_external_id": dialog.customer.external_id,
+        "customer_username": dialog.customer.username,
+        "customer_phone": dialog.customer.phone,
+        "customer_email": dialog.customer.email,
         "assignee_id": dialog.assignee_id,
         "participants": list(dialog.participants),
         "pinned_to": dialog.pinned_to,
@@ -171,7 +195,8 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "last_message_text": last.text if last else None,
         "last_message_direction": str(last.direction) if last else None,
         "last_message_at": last.at if last else None,
-        "unread_count": dialog.unread_count,
+        "inbound_count": dialog.inbound_count,
+        "read_marks": dict(dialog.read_marks),
         "waiting_since": dialog.waiting_since,
         "crm_customer_id": crm.customer_id,
         "crm_lead_id": crm.lead_id,
@@ -180,11 +205,8 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "crm_deal_id": crm.deal_id,
         "created_at": dialog.created_at,
         "updated_at": dialog.updated_at,
+        "closed_at": dialog.closed_at,
     }
-
-
-async def _upsert_dialog(conn: AsyncConnection, dialog: Dialog) -> None:
-    await conn.execute(UPSERT_DIALOG, dialog_row(dialog))
 
 
 async def rebuild(conn: AsyncConnection, store: EventStore, *, into: str | None = None) -> int:

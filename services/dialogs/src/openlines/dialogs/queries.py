@@ -1,4 +1,10 @@
-"""Read-side queries: the dialog list (tabs, filters, keyset pages), one dialog, its timeline."""
+"""Read-side queries: the dialog list (tabs, filters, sorts, keyset pages), the caller's
+counters, one dialog, its timeline, and the customer's history.
+
+Every row is read for one caller: `unread_count` is theirs (`openlines.kit.counters`), and the
+list's filters that are counters (`unanswered`, `unread`, `participant=me`) use the counters'
+own SQL, so a badge and the list it opens always agree.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,67 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, TypeAdapter
-from sqlalchemy import ColumnElement, Row, and_, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openlines.dialogs import search
 from openlines.dialogs.access import Viewer
-from openlines.dialogs.tables import dialogs, messages
-from openlines.kit.access import visible_where
+from openlines.dialogs.domain import SlaState
+from openlines.dialogs.tables import SEARCH_COLUMNS, dialogs, messages
+from openlines.events.catalog import Direction
+from openlines.events.lines import LinesConfig, Sla
+from openlines.kit.counters import WorkColumns, count_query
 
 TABS = ("unassigned", "active", "closed", "spam", "all")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+Sort = Literal["updated", "waiting", "created"]
+Order = Literal["asc", "desc"]
+DEFAULT_ORDER: dict[str, Order] = {"updated": "desc", "created": "desc", "waiting": "asc"}
+"""Newest first, except `waiting`: who has waited longest first."""
+
+# Not waiting sorts after everyone waiting (ascending): a finite stand-in for "never", so that
+# the key is never NULL (a NULL breaks row comparisons) and fits a Python datetime in a cursor.
+NOT_WAITING = datetime(9999, 12, 31, tzinfo=UTC)
+WAITING_KEY = func.coalesce(dialogs.c.waiting_since, NOT_WAITING)
+SORT_KEYS: dict[str, ColumnElement[Any]] = {
+    "updated": dialogs.c.updated_at,
+    "waiting": WAITING_KEY,
+    "created": dialogs.c.created_at,
+}
+
+# The dialogs table as the counters see it (the same columns as notify's view table).
+WORK = WorkColumns(
+    line_id=dialogs.c.line_id,
+    status=dialogs.c.status,
+    assignee_id=dialogs.c.assignee_id,
+    participants=dialogs.c.participants,
+    last_direction=dialogs.c.last_message_direction,
+    inbound_count=dialogs.c.inbound_count,
+    read_marks=dialogs.c.read_marks,
+)
+_ROW = [c for c in dialogs.c if c.name not in SEARCH_COLUMNS]
+
+
+def row_columns(viewer: Viewer) -> list[ColumnElement[Any]]:
+    """A dialog's columns, with `unread_count` the caller's (never the search vectors)."""
+    return [*_ROW, WORK.unread_for(viewer.operator_id).label("unread_count")]
 
 
 class BadCursor(ValueError):
@@ -28,18 +81,21 @@ class BadCursor(ValueError):
 
 # A cursor is client input once it leaves: its decoded form is validated like any body
 # (a forged `[date, 1]`, a list, a dict, a float... are refused, not a 500).
-_CURSOR = TypeAdapter(tuple[AwareDatetime, UUID])
+_CURSOR = TypeAdapter(tuple[Sort, Order, AwareDatetime, UUID])
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Position after the last dialog of a page: (updated_at, id), newest first."""
+    """Position after the last dialog of a page: its sort key and id, for one sort and order
+    (a cursor of another sort or order is refused: its position means nothing there)."""
 
-    updated_at: datetime
+    sort: Sort
+    order: Order
+    key: datetime
     id: UUID
 
     def encode(self) -> str:
-        raw = json.dumps([self.updated_at.isoformat(), str(self.id)]).encode()
+        raw = json.dumps([self.sort, self.order, self.key.isoformat(), str(self.id)]).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -47,10 +103,10 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             # Strict: in JSON a datetime and a UUID are strings, nothing else.
-            updated_at, dialog_id = _CURSOR.validate_json(raw, strict=True)
+            sort, order, key, dialog_id = _CURSOR.validate_json(raw, strict=True)
         except ValueError as exc:  # binascii.Error and ValidationError are ValueErrors
             raise BadCursor("cursor is not one this API returned") from exc
-        return cls(updated_at, dialog_id)
+        return cls(sort, order, key, dialog_id)
 
 
 @dataclass(frozen=True)
@@ -60,31 +116,55 @@ class ListQuery:
     channel: str | None = None
     assignee: str | None = None
     q: str | None = None
+    unanswered: bool | None = None
+    unread: bool | None = None
+    pinned: bool | None = None
+    participant_me: bool = False
+    sla: Literal["warning", "breach"] | None = None
+    sort: Sort = "updated"
+    order: Order | None = None
     cursor: Cursor | None = None
     limit: int = DEFAULT_LIMIT
+
+    @property
+    def direction(self) -> Order:
+        return self.order or DEFAULT_ORDER[self.sort]
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     """The policy's SQL twin of `Scope.can_see`, over the dialogs table."""
-    return visible_where(
-        viewer,
-        line_id=dialogs.c.line_id,
-        status=dialogs.c.status,
-        assignee_id=dialogs.c.assignee_id,
-        participants=dialogs.c.participants,
-    )
+    return WORK.visible_to(viewer)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _flag(condition: ColumnElement[bool], wanted: bool | None) -> ColumnElement[bool] | None:
+    if wanted is None:
+        return None
+    return condition if wanted else not_(condition)
+
+
+def sla_where(lines: LinesConfig, state: SlaState, now: datetime) -> ColumnElement[bool]:
+    """`sla_state(...) == state` in SQL: each line's thresholds (the defaults for a line
+    missing from the config), against the same `now` the JSON's `sla.state` is computed with."""
+
+    def at(sla: Sla) -> ColumnElement[bool]:
+        breach_from = now - timedelta(seconds=sla.breach_seconds)
+        if state is SlaState.BREACH:
+            return dialogs.c.waiting_since <= breach_from
+        warning_from = now - timedelta(seconds=sla.warning_seconds)
+        return and_(dialogs.c.waiting_since <= warning_from, dialogs.c.waiting_since > breach_from)
+
+    known = [line.id for line in lines.lines]
+    per_line = [and_(dialogs.c.line_id == line.id, at(line.sla)) for line in lines.lines]
+    per_line.append(and_(dialogs.c.line_id.not_in(known), at(Sla())))
+    return or_(*per_line)
 
 
 async def list_dialogs(
-    conn: AsyncConnection, viewer: Viewer, query: ListQuery
+    conn: AsyncConnection, viewer: Viewer, query: ListQuery, lines: LinesConfig, now: datetime
 ) -> tuple[Sequence[Row], Cursor | None]:
-    """A page of visible dialogs, newest update first, and the cursor of the next page."""
-    conditions: list[ColumnElement[bool]] = [visible_to(viewer)]
+    """A page of dialogs the caller may list, in the query's order, and the next page's cursor."""
+    me = viewer.operator_id
+    conditions: list[ColumnElement[bool] | None] = [visible_to(viewer)]
     if query.tab != "all":
         # For operators "active" is "mine": visibility already limits it to their dialogs.
         conditions.append(dialogs.c.status == query.tab)
@@ -94,24 +174,26 @@ async def list_dialogs(
         conditions.append(dialogs.c.channel_id == query.channel)
     if query.assignee:
         conditions.append(dialogs.c.assignee_id == query.assignee)
+    conditions.append(_flag(WORK.unanswered(), query.unanswered))
+    conditions.append(_flag(WORK.unread(me), query.unread))
+    conditions.append(_flag(dialogs.c.pinned_to == me, query.pinned))
+    if query.participant_me:
+        conditions.append(WORK.is_member(me))
+    if query.sla is not None:
+        conditions.append(sla_where(lines, SlaState(query.sla), now))
     if query.q:
-        pattern = _like(query.q)
-        conditions.append(
-            or_(
-                dialogs.c.title.ilike(pattern, escape="\\"),
-                dialogs.c.customer_name.ilike(pattern, escape="\\"),
-                dialogs.c.last_message_text.ilike(pattern, escape="\\"),
-            )
-        )
+        conditions.append(await search.matching(conn, query.q))
+    key = SORT_KEYS[query.sort]
+    ascending = query.direction == "asc"
     if query.cursor is not None:
-        conditions.append(
-            tuple_(dialogs.c.updated_at, dialogs.c.id)
-            < tuple_(query.cursor.updated_at, query.cursor.id)
-        )
+        position = tuple_(key, dialogs.c.id)
+        after = tuple_(literal(query.cursor.key), literal(query.cursor.id))
+        conditions.append(position > after if ascending else position < after)
+    order_by = (key.asc(), dialogs.c.id.asc()) if ascending else (key.desc(), dialogs.c.id.desc())
     result = await conn.execute(
-        select(dialogs)
-        .where(and_(*conditions))
-        .order_by(dialogs.c.updated_at.desc(), dialogs.c.id.desc())
+        select(*row_columns(viewer), key.label("sort_key"))
+        .where(and_(*(c for c in conditions if c is not None)))
+        .order_by(*order_by)
         .limit(query.limit + 1)
     )
     rows = result.all()
@@ -119,11 +201,16 @@ async def list_dialogs(
         return rows, None
     page = rows[: query.limit]
     last = page[-1]
-    return page, Cursor(last.updated_at, last.id)
+    return page, Cursor(query.sort, query.direction, last.sort_key, last.id)
 
 
-async def get_dialog(conn: AsyncConnection, dialog_id: UUID) -> Row | None:
-    result = await conn.execute(select(dialogs).where(dialogs.c.id == dialog_id))
+async def counters(conn: AsyncConnection, viewer: Viewer) -> dict[str, int]:
+    row = (await conn.execute(count_query(viewer, WORK))).one()
+    return dict(row._mapping)
+
+
+async def get_dialog(conn: AsyncConnection, dialog_id: UUID, viewer: Viewer) -> Row | None:
+    result = await conn.execute(select(*row_columns(viewer)).where(dialogs.c.id == dialog_id))
     return result.first()
 
 
@@ -141,3 +228,61 @@ async def get_message(conn: AsyncConnection, dialog_id: UUID, message_id: UUID) 
         )
     )
     return result.first()
+
+
+def _same_customer(current: Row) -> ColumnElement[bool]:
+    """The CRM customer when known (all their channels), else the same channel account."""
+    if current.crm_customer_id is not None:
+        return dialogs.c.crm_customer_id == current.crm_customer_id
+    return and_(
+        dialogs.c.channel_id == current.channel_id,
+        dialogs.c.customer_external_id == current.customer_external_id,
+    )
+
+
+_MESSAGE_COUNT = (
+    select(func.count())
+    .where(
+        messages.c.dialog_id == dialogs.c.id,
+        messages.c.direction.in_([Direction.IN.value, Direction.OUT.value]),
+    )
+    .correlate(dialogs)
+    .scalar_subquery()
+)
+
+
+async def history(conn: AsyncConnection, current: Row, limit: int) -> Sequence[Row]:
+    """The customer's dialogs opened before `current`, newest first. Whoever may read the
+    current dialog may read these (Bitrix24's "history including past dialogs")."""
+    result = await conn.execute(
+        select(
+            dialogs.c.id,
+            dialogs.c.line_id,
+            dialogs.c.channel_id,
+            dialogs.c.channel_type,
+            dialogs.c.status,
+            dialogs.c.title,
+            dialogs.c.created_at,
+            dialogs.c.closed_at,
+            _MESSAGE_COUNT.label("message_count"),
+        )
+        .where(
+            _same_customer(current),
+            dialogs.c.id != current.id,
+            tuple_(dialogs.c.created_at, dialogs.c.id) < tuple_(current.created_at, current.id),
+        )
+        .order_by(dialogs.c.created_at.desc(), dialogs.c.id.desc())
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def in_history_of(conn: AsyncConnection, current: Row, earlier_id: UUID) -> bool:
+    found = await conn.execute(
+        select(dialogs.c.id).where(
+            dialogs.c.id == earlier_id,
+            _same_customer(current),
+            tuple_(dialogs.c.created_at, dialogs.c.id) < tuple_(current.created_at, current.id),
+        )
+    )
+    return found.first() is not None

@@ -19,17 +19,28 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Computed,
     DateTime,
     Integer,
     MetaData,
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 read_model = MetaData()
 write_side = MetaData()
 workspace = MetaData()
+
+# 'simple': no stemming and no stop words, so any language (and names, ids, e-mails) match
+# as typed. The phone also as digits only, so "38050" finds "+380 50 123...".
+PROFILE_SEARCH_SQL = (
+    "to_tsvector('simple'::regconfig, coalesce(title, '') || ' ' || customer_name || ' '"
+    " || customer_external_id || ' ' || coalesce(customer_username, '') || ' '"
+    " || coalesce(customer_phone, '') || ' '"
+    " || regexp_replace(coalesce(customer_phone, ''), '[^0-9]', '', 'g') || ' '"
+    " || coalesce(customer_email, ''))"
+)
 
 # -- the read model -------------------------------------------------------------------------
 
@@ -46,6 +57,9 @@ dialogs = Table(
     Column("status", Text, nullable=False),
     Column("customer_name", Text, nullable=False),
     Column("customer_external_id", Text, nullable=False),
+    Column("customer_username", Text),
+    Column("customer_phone", Text),
+    Column("customer_email", Text),
     Column("assignee_id", Text),
     Column("participants", ARRAY(Text), nullable=False),
     Column("pinned_to", Text),
@@ -55,7 +69,10 @@ dialogs = Table(
     Column("last_message_text", Text),
     Column("last_message_direction", Text),
     Column("last_message_at", DateTime(timezone=True)),
-    Column("unread_count", Integer, nullable=False),
+    # Unread is per operator: customer messages so far minus the caller's read mark
+    # (`openlines.kit.counters`).
+    Column("inbound_count", Integer, nullable=False),
+    Column("read_marks", JSONB, nullable=False),
     Column("waiting_since", DateTime(timezone=True)),
     Column("crm_customer_id", UUID(as_uuid=True)),
     Column("crm_lead_id", UUID(as_uuid=True)),
@@ -64,7 +81,14 @@ dialogs = Table(
     Column("crm_deal_id", UUID(as_uuid=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    # Full-text search (`q=`, see `search`): the title and the customer's fields, computed by
+    # Postgres from the row; and every message's text, folded in as messages are projected.
+    Column("profile_search", TSVECTOR, Computed(PROFILE_SEARCH_SQL, persisted=True)),
+    Column("messages_search", TSVECTOR, nullable=False, server_default=""),
 )
+SEARCH_COLUMNS = frozenset({"profile_search", "messages_search"})
+"""Maintained apart from the dialog's row (`projection`), and never sent to a client."""
 
 # The timeline: customer, operator, note and system messages, with delivery per outbound one.
 messages = Table(

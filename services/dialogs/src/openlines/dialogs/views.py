@@ -39,7 +39,13 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
         "channel_id": row.channel_id,
         "channel_type": row.channel_type,
         "status": row.status,
-        "customer": {"name": row.customer_name, "external_id": row.customer_external_id},
+        "customer": {
+            "name": row.customer_name,
+            "external_id": row.customer_external_id,
+            "username": row.customer_username,
+            "phone": row.customer_phone,
+            "email": row.customer_email,
+        },
         "assignee_id": row.assignee_id,
         "participants": list(row.participants),
         "pinned_to": row.pinned_to,
@@ -98,6 +104,9 @@ def message_json(row: Row) -> dict[str, Any]:
 class CustomerView(BaseModel):
     name: str
     external_id: str
+    username: str | None
+    phone: str | None
+    email: str | None
 
 
 class LastMessageView(BaseModel):
@@ -135,6 +144,7 @@ class DialogView(BaseModel):
     title: str
     last_message: LastMessageView | None
     unread_count: int
+    """The caller's: customer messages they have not read (reading and replying read)."""
     sla: SlaView
     crm: CrmView
     created_at: datetime
@@ -188,3 +198,61 @@ class ReplyAccepted(BaseModel):
 
     message_id: UUID
     status: str | None
+
+
+def history_item_json(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "line_id": row.line_id,
+        "channel_id": row.channel_id,
+        "channel_type": row.channel_type,
+        "status": row.status,
+        "title": row.title,
+        "message_count": row.message_count,
+        "opened_at": _iso(row.created_at),
+        "closed_at": _iso(row.closed_at),
+    }
+
+
+class HistoryItemView(BaseModel):
+    id: UUID
+    line_id: str
+    channel_id: str
+    channel_type: str
+    status: DialogStatus
+    title: str
+    message_count: int
+    """Customer and operator messages (not notes or system lines)."""
+    opened_at: datetime
+    closed_at: datetime | None
+    """When it was closed (or marked spam); None while open."""
+
+
+class HistoryView(BaseModel):
+    """The customer's earlier dialogs (same CRM customer on any channel, else the same
+    channel account), newest first; `.../history/{earlier_id}/timeline` reads each."""
+
+    dialog_id: UUID
+    items: list[HistoryItemView]
+
+
+class CountersView(BaseModel):
+    """The caller's badges: dialogs they may list that are unassigned, unanswered (the
+    customer wrote last), unread by them, and active with them on it. Each also as the
+    badge's text (`"99+"` above 99). The WebSocket pushes the same body as
+    `{"type": "counters", ...}` whenever it changes."""
+
+    unassigned: int
+    unassigned_display: str
+    unanswered: int
+    unanswered_display: str
+    unread: int
+    unread_display: str
+    mine_active: int
+    mine_active_display: str
+
+
+class ReadAllView(BaseModel):
+    """How many dialogs were marked read for the caller."""
+
+    read: int

@@ -66,8 +66,11 @@ class StreamApi:
             ' other staff who see it as `{"type": "typing", "dialog_id", "operator_id"}`, at'
             " most once per operator and dialog every few seconds; it is not stored. A frame"
             ' that is neither gets `{"type": "error", "error": {"code", "message"}}`'
-            " (bad_frame, not_found, not_allowed, unavailable). Close code 4001: the token"
-            " expired."
+            " (bad_frame, not_found, not_allowed, unavailable)."
+            ' `{"type": "counters"}` is answered with `{"type": "counters", "unassigned",'
+            ' "unassigned_display", "unanswered", ..., "mine_active_display"}` (as'
+            " GET /api/v1/counters), pushed again whenever they change. Close"
+            " code 4001: the token expired."
         ),
         query=StreamQuery,
         responses={101: "switching to the WebSocket protocol", 426: "upgrade_required"},

@@ -9,6 +9,7 @@ from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
 from openlines.notify.api import StreamApi
+from openlines.notify.counters import LiveCounters
 from openlines.notify.frames import ClientFrames, Throttle
 from openlines.notify.hub import SessionHub
 from openlines.notify.projection import StreamProjection
@@ -21,14 +22,17 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
     settings = settings or NotifySettings()
     lines = load_lines(settings.lines_file)
     hub = SessionHub(queue_size=settings.session_queue_size)
-    projection = StreamProjection(hub, settings.push_max_age_seconds)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS, runs_relay=False)
+    counters = LiveCounters(lambda: runtime.engine)
+    projection = StreamProjection(hub, settings.push_max_age_seconds, counters)
     events: Subscription = Subscription.configured(
         settings.consumer_group, [DIALOGS, ROUTING], settings, after_commit=projection.after_commit
     )
     # Every event of both topics may concern a session (its view or its audience).
     events.on(*TOPICS[DIALOGS].event_types, *TOPICS[ROUTING].event_types)(projection.handle)
     runtime.subscribe(events)
-    frames = ClientFrames(hub, lambda: runtime.engine, Throttle(settings.typing_throttle_seconds))
+    frames = ClientFrames(
+        hub, lambda: runtime.engine, Throttle(settings.typing_throttle_seconds), counters
+    )
     runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds, frames).install)
     return runtime

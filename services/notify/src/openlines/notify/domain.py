@@ -31,6 +31,7 @@ from openlines.events.catalog.common import DialogStatus
 from openlines.events.envelope import EventPayload
 from openlines.events.topics import DIALOGS, TOPICS
 from openlines.kit.access import DialogFacts, Scope
+from openlines.kit.counters import WorkFacts
 
 
 class Reason(StrEnum):
@@ -60,6 +61,13 @@ class DialogView:
     participants: frozenset[str] = frozenset()
     version: int = 0
     """Last applied stream version of the dialog (DIALOGS events only)."""
+    # What the counters need besides the access facts (`openlines.kit.counters`).
+    last_direction: str | None = None
+    inbound_count: int = 0
+    read_marks: Mapping[str, int] = field(default_factory=dict)
+
+    def work_facts(self) -> WorkFacts:
+        return WorkFacts(self.facts, self.last_direction, self.inbound_count, self.read_marks)
 
     @property
     def members(self) -> frozenset[str]:
@@ -110,13 +118,29 @@ def _transition(view: DialogView | None, p: EventPayload) -> DialogView | None:
         view = DialogView(line_id=getattr(p, "line_id", None), status=DialogStatus.UNASSIGNED)
     # Line, status, assignee and participants move as the access policy's facts do (kit).
     facts = view.facts.after(p)
-    return replace(
+    view = replace(
         view,
         line_id=facts.line_id or None,
         status=DialogStatus(facts.status),
         assignee=facts.assignee_id,
         participants=frozenset(facts.participants),
     )
+    return _counted(view, p)
+
+
+def _counted(view: DialogView, p: EventPayload) -> DialogView:
+    """The counters' facts after `p`, as dialogs' state keeps them (a reply reads for its
+    author; a DialogRead reads every customer message before it in the stream)."""
+    if isinstance(p, MessageAppended) and p.direction is Direction.IN:
+        return replace(view, last_direction=p.direction.value, inbound_count=view.inbound_count + 1)
+    if isinstance(p, MessageAppended) and p.direction is Direction.OUT:
+        marks = dict(view.read_marks)
+        if p.author_id is not None:
+            marks[p.author_id] = view.inbound_count
+        return replace(view, last_direction=p.direction.value, read_marks=marks)
+    if isinstance(p, DialogRead):
+        return replace(view, read_marks={**view.read_marks, p.operator_id: view.inbound_count})
+    return view
 
 
 @dataclass(frozen=True)

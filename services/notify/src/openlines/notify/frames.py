@@ -1,4 +1,5 @@
-"""What a client may send on its stream: `ping` (answered with `pong`) and `typing`.
+"""What a client may send on its stream: `ping` (answered with `pong`), `counters` (its
+counters now, and again whenever they change: `counters.LiveCounters`) and `typing`.
 
 `{"type": "typing", "dialog_id"}` tells the other staff who see the dialog (the push policy:
 `domain.watchers`, `SessionHub.relay`) that this operator is writing in it: they get
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openlines.notify import views
+from openlines.notify.counters import LiveCounters
 from openlines.notify.domain import watchers
 from openlines.notify.hub import Session, SessionHub
 
@@ -34,27 +36,36 @@ class Ping(BaseModel):
     type: Literal["ping"]
 
 
+class Counters(BaseModel):
+    """Send my counters (as GET /api/v1/counters), and again whenever they change."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["counters"]
+
+
 class Typing(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["typing"]
     dialog_id: UUID
 
 
-ClientFrame = Annotated[Ping | Typing, Field(discriminator="type")]
-_FRAME: TypeAdapter[Ping | Typing] = TypeAdapter(ClientFrame)
+ClientFrame = Annotated[Ping | Counters | Typing, Field(discriminator="type")]
+_FRAME: TypeAdapter[Ping | Counters | Typing] = TypeAdapter(ClientFrame)
 
 
 class BadFrame(ValueError):
     pass
 
 
-def parse(data: str) -> Ping | Typing:
+def parse(data: str) -> Ping | Counters | Typing:
     try:
         return _FRAME.validate_json(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or "frame"
-        raise BadFrame(f"{where}: {error['msg']} (frames: ping, typing {{dialog_id}})") from None
+        raise BadFrame(
+            f"{where}: {error['msg']} (frames: ping, counters, typing {{dialog_id}})"
+        ) from None
 
 
 def error_frame(code: str, message: str) -> str:
@@ -91,11 +102,16 @@ class ClientFrames:
     """Answers the frames of every session of this process."""
 
     def __init__(
-        self, hub: SessionHub, engine: Callable[[], AsyncEngine], throttle: Throttle
+        self,
+        hub: SessionHub,
+        engine: Callable[[], AsyncEngine],
+        throttle: Throttle,
+        counters: LiveCounters,
     ) -> None:
         self.hub = hub
         self._engine = engine
         self.throttle = throttle
+        self.counters = counters
 
     async def handle(self, session: Session, data: str) -> None:
         try:
@@ -105,6 +121,9 @@ class ClientFrames:
             return
         if isinstance(frame, Ping):
             session.offer(PONG)
+        elif isinstance(frame, Counters):
+            session.wants_counters = True
+            await self.counters.send(session, always=True)
         else:
             await self.typing(session, frame.dialog_id)
 

@@ -59,6 +59,9 @@ class Session:
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.overflowed = False
+        self.wants_counters = False
+        """The client asked for its counters (`LiveCounters`); the last ones it was sent:"""
+        self.counters: dict[str, int] | None = None
         self._closing: asyncio.Task[bool] | None = None
         self._writer = asyncio.create_task(self._write())
 
@@ -100,6 +103,8 @@ class SessionHub:
         self._by_supervised_line: dict[str, set[Session]] = defaultdict(set)
         self._all_seeing: set[Session] = set()
         self._sessions: set[Session] = set()
+        self._pushed: set[Session] = set()
+        """Sessions pushed to since `take_pushed` (whose counters may have moved)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -135,6 +140,7 @@ class SessionHub:
         for session, reason in self._reached(notification.audience):
             if session.offer(notification.message(reason)):
                 delivered += 1
+                self._pushed.add(session)
         if delivered:
             PUSHED.labels(notification.envelope.type).inc(delivered)
         return delivered
@@ -166,6 +172,11 @@ class SessionHub:
             if reason is not None:
                 reached.append((session, reason))
         return reached
+
+    def take_pushed(self) -> set[Session]:
+        """The open sessions pushed to since the last call (whose counters may have moved)."""
+        pushed, self._pushed = self._pushed, set()
+        return {s for s in pushed if s in self._sessions}
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> None:
         for session in list(self._sessions):

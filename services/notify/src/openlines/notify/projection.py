@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openlines.events.envelope import Envelope
 from openlines.kit.log import get_logger
 from openlines.notify import views
+from openlines.notify.counters import LiveCounters
 from openlines.notify.domain import apply, audience_for, is_stale
 from openlines.notify.hub import Notification, SessionHub
 
@@ -23,8 +24,11 @@ log = get_logger(__name__)
 
 
 class StreamProjection:
-    def __init__(self, hub: SessionHub, push_max_age_seconds: float) -> None:
+    def __init__(
+        self, hub: SessionHub, push_max_age_seconds: float, counters: LiveCounters
+    ) -> None:
         self.hub = hub
+        self.counters = counters
         self.push_max_age_seconds = push_max_age_seconds
         # Audiences of the batch in hand, by event id; a retried batch overwrites them.
         self._pending: dict[UUID, Notification] = {}
@@ -54,5 +58,6 @@ class StreamProjection:
                 if age > self.push_max_age_seconds:
                     continue  # history (a replay or a long outage), not news
                 self.hub.publish(notification)
+            await self.counters.refresh(self.hub.take_pushed())
         finally:
             self._pending.clear()

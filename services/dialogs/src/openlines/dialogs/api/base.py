@@ -65,7 +65,7 @@ class ApiBase:
         async def work(conn: AsyncConnection) -> Any:
             await self.execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
             # Same transaction: the answer shows the state this command produced.
-            return await queries.get_dialog(conn, dialog_id)
+            return await queries.get_dialog(conn, dialog_id, viewer)
 
         row = await self.write(work)
         return self.dialog_response(row, viewer)
@@ -112,7 +112,7 @@ class ApiBase:
         self, conn: AsyncConnection, viewer: Viewer, dialog_id: uuid.UUID
     ) -> Row:
         """The dialog's row, if the caller may read it (*read*: possibly read-only)."""
-        row = await queries.get_dialog(conn, dialog_id)
+        row = await queries.get_dialog(conn, dialog_id, viewer)
         if row is None or not viewer.can_read(row_facts(row)):
             raise not_found("dialog")
         return row

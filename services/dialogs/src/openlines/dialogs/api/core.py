@@ -1,5 +1,5 @@
 """The core of the operator API: the list, a dialog, its timeline, and the commands an
-operator has always had (take, reply, close, reopen, spam, read)."""
+operator has always had (take, reply, close, reopen, spam; reading is in `reading`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id
 from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
 from openlines.dialogs.domain import Dialog, Load
-from openlines.dialogs.queries import BadCursor, Cursor, ListQuery
+from openlines.dialogs.queries import DEFAULT_ORDER, BadCursor, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
     DialogPage,
@@ -45,7 +45,31 @@ class ListParams(routes.QueryModel):
     channel: str | None = Field(default=None, max_length=MAX_FILTER)
     assignee: str | None = Field(default=None, max_length=MAX_FILTER)
     q: str | None = Field(
-        default=None, max_length=MAX_FILTER, description="in title, name, last message"
+        default=None,
+        max_length=MAX_FILTER,
+        description=(
+            "full-text, every word a prefix: all of the dialog's messages and notes, its"
+            " title, the customer's name, username, external id, phone and e-mail"
+        ),
+    )
+    unanswered: bool | None = Field(
+        default=None, description="open, and the last message is the customer's (or not)"
+    )
+    unread: bool | None = Field(
+        default=None, description="holds customer messages the caller has not read (or not)"
+    )
+    pinned: bool | None = Field(default=None, description="pinned by the caller (or not)")
+    participant: Literal["me"] | None = Field(
+        default=None, description="the caller is on it (assignee or participant)"
+    )
+    sla: Literal["warning", "breach"] | None = Field(
+        default=None, description="the `sla.state` of the dialog JSON, at the same instant"
+    )
+    sort: queries.Sort = Field(
+        default="updated", description="last update, waiting since (not waiting last), opening"
+    )
+    order: queries.Order | None = Field(
+        default=None, description="default: desc, but asc for `waiting` (longest first)"
     )
     # No length bound of its own: aiohttp bounds the request line, and any cursor this API
     # did not return is 400 bad_cursor, whatever its length.
@@ -97,6 +121,8 @@ _FROM_DIALOG = {
     "Join": ("dialogs.join", {"id": _SAME}),
     "Leave": ("dialogs.leave", {"id": _SAME}),
     "Note": ("dialogs.add_note", {"id": _SAME}),
+    "Read": ("dialogs.read", {"id": _SAME}),
+    "History": ("dialogs.history", {"id": _SAME}),
     "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
 }
 
@@ -128,9 +154,9 @@ class CoreEndpoints(ApiBase):
     async def list_dialogs(self, request: web.Request, *, query: ListParams) -> web.Response:
         viewer = await self.viewer(request)
         wanted = _list_query(query)
+        now = utc_now()  # one instant for the `sla` filter and every item's `sla.state`
         async with self._engine().connect() as conn:
-            rows, next_cursor = await queries.list_dialogs(conn, viewer, wanted)
-        now = utc_now()
+            rows, next_cursor = await queries.list_dialogs(conn, viewer, wanted, self.lines, now)
         return web.json_response(
             {
                 "items": [self.dialog_json(row, viewer, now) for row in rows],
@@ -233,7 +259,7 @@ class CoreEndpoints(ApiBase):
                 return dialog.reopen(viewer.operator_id, latest_dialog_id=latest, load=load)
 
             await self.execute(conn, viewer, dialog_id, decide)
-            return await queries.get_dialog(conn, dialog_id)
+            return await queries.get_dialog(conn, dialog_id, viewer)
 
         row = await self.write(work)
         return self.dialog_response(row, viewer)
@@ -247,18 +273,6 @@ class CoreEndpoints(ApiBase):
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
             require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
-
-        return await self.act(request, decide)
-
-    @routes.post(
-        BASE + "/{id}/read",
-        summary="Mark the dialog's messages read",
-        responses={200: DialogView, **DIALOG_REFUSALS},
-    )
-    async def read(self, request: web.Request) -> web.Response:
-        def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
-            return dialog.mark_read(viewer.operator_id)
 
         return await self.act(request, decide)
 
@@ -329,12 +343,21 @@ def _list_query(params: ListParams) -> ListQuery:
             cursor = Cursor.decode(params.cursor)
         except BadCursor as exc:
             raise ApiError(400, "bad_cursor", str(exc)) from exc
+        if (cursor.sort, cursor.order) != (params.sort, params.order or DEFAULT_ORDER[params.sort]):
+            raise ApiError(400, "bad_cursor", "the cursor is of another sort or order")
     return ListQuery(
         tab=params.tab,
         line=params.line or None,
         channel=params.channel or None,
         assignee=params.assignee or None,
         q=params.q or None,
+        unanswered=params.unanswered,
+        unread=params.unread,
+        pinned=params.pinned,
+        participant_me=params.participant == "me",
+        sla=params.sla,
+        sort=params.sort,
+        order=params.order,
         cursor=cursor,
         limit=params.limit,
     )

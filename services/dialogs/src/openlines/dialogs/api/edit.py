@@ -87,7 +87,7 @@ async def close_and_open_new(api: ApiBase, request: web.Request) -> web.Response
             new_id,
             lambda d, load: d.open_after(closed, viewer.operator_id, load=load),
         )
-        return await queries.get_dialog(conn, new_id)
+        return await queries.get_dialog(conn, new_id, viewer)
 
     row = await api.write(work)
     return api.dialog_response(row, viewer, status=201)

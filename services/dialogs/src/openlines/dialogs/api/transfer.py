@@ -160,7 +160,7 @@ class TransferEndpoints(ApiBase):
 
         async def work(conn: AsyncConnection) -> Any:
             await self.execute(conn, viewer, dialog_id, decide, load_of=target)
-            return await queries.get_dialog(conn, dialog_id)
+            return await queries.get_dialog(conn, dialog_id, viewer)
 
         # The caller may have lost access by this transfer: the answer still shows the result.
         row = await self.write(work)

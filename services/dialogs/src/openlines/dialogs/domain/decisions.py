@@ -963,10 +963,16 @@ class Dialog(DialogState):
         ]
 
     def mark_read(self, operator_id: str) -> list[EventPayload]:
+        """Read for `operator_id` alone, up to the customer's latest message; nothing to
+        record when they have read it all (a colleague's unread count is theirs)."""
         self._require_exists()
-        if self.unread_count == 0:
+        if self.unread_for(operator_id) <= 0:
             return []
-        return [DialogRead(dialog_id=self.id, operator_id=operator_id)]
+        latest = next(
+            (m.message_id for m in reversed(self.messages.values()) if m.direction == Direction.IN),
+            None,
+        )
+        return [DialogRead(dialog_id=self.id, operator_id=operator_id, up_to_message_id=latest)]
 
     def _require_exists(self) -> None:
         if not self.exists:

@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 4
+SNAPSHOT_FORMAT = 5
 
 
 class SlaState(StrEnum):
@@ -119,11 +119,17 @@ class DialogState:
     mentioned: list[str] = field(default_factory=list)
     """Operators @mentioned in its notes: they may read it (the access policy's facts)."""
     waiting_since: datetime | None = None
-    unread_count: int = 0
+    inbound_count: int = 0
+    """Customer messages so far: what an operator has not read is this minus their mark."""
+    read_marks: dict[str, int] = field(default_factory=dict)
+    """Per operator: how many of the customer's messages they have read (unread is per
+    operator: one colleague's reading never clears another's count)."""
     last_message: LastMessage | None = None
     crm: CrmLink = CrmLink()
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    """When it last stopped being open (closed or spam); None while open."""
     messages: dict[UUID, MessageState] = field(default_factory=dict)
     _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
     # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
@@ -157,6 +163,9 @@ class DialogState:
         found = self._by_client_id.get((author_id, client_message_id))
         return self.messages.get(found) if found else None
 
+    def unread_for(self, operator_id: str) -> int:
+        return self.inbound_count - self.read_marks.get(operator_id, 0)
+
     def is_on_dialog(self, operator_id: str) -> bool:
         return operator_id == self.assignee_id or operator_id in self.participants
 
@@ -183,13 +192,15 @@ class DialogState:
             "pinned_to": self.pinned_to,
             "mentioned": list(self.mentioned),
             "waiting_since": _iso(self.waiting_since),
-            "unread_count": self.unread_count,
+            "inbound_count": self.inbound_count,
+            "read_marks": dict(self.read_marks),
             "last_message": (
                 [last.text, last.direction.value, last.at.isoformat()] if last else None
             ),
             "crm": [_str(v) for v in crm_fields(crm).values()],
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
+            "closed_at": _iso(self.closed_at),
             "messages": [
                 [
                     str(m.message_id),
@@ -242,7 +253,8 @@ class DialogState:
             pinned_to=data["pinned_to"],
             mentioned=list(data["mentioned"]),
             waiting_since=_at(data["waiting_since"]),
-            unread_count=data["unread_count"],
+            inbound_count=data["inbound_count"],
+            read_marks=dict(data["read_marks"]),
             last_message=(
                 LastMessage(last[0], Direction(last[1]), datetime.fromisoformat(last[2]))
                 if last
@@ -251,6 +263,7 @@ class DialogState:
             crm=CrmLink(*(_uuid(v) for v in data["crm"])),
             created_at=_at(data["created_at"]),
             updated_at=_at(data["updated_at"]),
+            closed_at=_at(data["closed_at"]),
             messages={m.message_id: m for m in messages},
             _by_external_id={k: ids[i] for k, i in data["by_external_id"].items()},
             _by_provider_id={k: ids[i] for k, i in data["by_provider_id"].items()},
@@ -269,6 +282,10 @@ class DialogState:
             self.created_at = at
         if not isinstance(event, _QUIET):
             self.updated_at = at
+        if self.is_open:
+            self.closed_at = None
+        elif self.closed_at is None:
+            self.closed_at = at
 
     def _opened(self, e: DialogOpened) -> None:
         self.status = DialogStatus.UNASSIGNED
@@ -295,12 +312,13 @@ class DialogState:
             # The SLA clock starts at the first message nobody has answered yet.
             if self.waiting_since is None:
                 self.waiting_since = e.sent_at
-            self.unread_count += 1
+            self.inbound_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:
                 self._by_client_id[(e.author_id, e.client_message_id)] = e.message_id
             self.waiting_since = None
-            self.unread_count = 0
+            if e.author_id is not None:  # whoever answers has read what they answer
+                self.read_marks[e.author_id] = self.inbound_count
         elif e.direction == Direction.NOTE:
             self.mentioned += [m for m in e.mentions if m not in self.mentioned]
         if e.direction in (Direction.IN, Direction.OUT):
@@ -345,8 +363,10 @@ class DialogState:
     def _linked(self, e: DialogLinkedToCrm) -> None:
         self.crm = CrmLink(**{k: getattr(e, k) for k in crm_fields(CrmLink())})
 
-    def _read(self, _: DialogRead) -> None:
-        self.unread_count = 0
+    def _read(self, e: DialogRead) -> None:
+        # `mark_read` names the latest customer message, so a DialogRead reads everything
+        # the customer wrote before it in the stream (`up_to_message_id` None says the same).
+        self.read_marks[e.operator_id] = self.inbound_count
 
     def _joined(self, e: ParticipantJoined) -> None:
         if e.operator_id not in self.participants:

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 revision = "dialogs0006"
-down_revision = "dialogs0004"
+down_revision = "dialogs0005"
 branch_labels = None
 depends_on = None
 
