@@ -86,7 +86,7 @@ _QUIET = (MessageDeliveryUpdated, DialogRead, DialogPinned, DialogMessageEdited,
 
 
 def sla_state(
-    waiting_since: datetime | None, now: datetime, warning_seconds: int, breach_seconds: int
+    waiting_since: datetime | None, now: datetime, warning_seconds: float, breach_seconds: float
 ) -> SlaState:
     """The RetailCRM marker: how long the customer's unanswered message has waited."""
     if waiting_since is None:
@@ -292,9 +292,8 @@ class DialogState:
         if e.direction == Direction.IN:
             if e.external_message_id is not None:
                 self._by_external_id[e.external_message_id] = e.message_id
-            # The SLA clock starts at the first message nobody has answered yet.
-            if self.waiting_since is None:
-                self.waiting_since = e.sent_at
+            # RetailCRM's SLA counts from the customer's last message while it is unanswered.
+            self.waiting_since = e.sent_at
             self.unread_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:
