@@ -308,3 +308,19 @@ async def test_a_timer_armed_before_a_restart_fires_after_it(
         warning = await wait_for(after, "routing_events", SlaWarningReached, dialog.id)
         assert warning.threshold_seconds == 30
         assert len(markers(after, SlaWarningReached, dialog.id)) == 1
+
+
+async def test_a_reroute_goes_back_to_the_same_operator_only_when_nobody_else_has_room(
+    timed: Routing, clock: TravelClock
+) -> None:
+    assert (await timed.presence("ann", "online"))[0] == 200  # bob is offline
+    dialog = await Dialog(timed, clock).open()
+    assert (await timed.commands.commands(1))[0].operator_id == "ann"
+    await dialog.assigned("ann")
+    await dialog.says()
+    await dialog.settled()
+    clock.advance(90)
+    await wait_for(timed, "commands", ReturnToQueue, dialog.id)
+    await dialog.publish(returned_for_no_answer(dialog.id, "ann"))
+    again = (await timed.commands.commands(2))[1]
+    assert (again.dialog_id, again.operator_id) == (dialog.id, "ann")
