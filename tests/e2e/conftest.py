@@ -100,6 +100,14 @@ REPORTS_CHANNEL, REPORTS_SECRET = "tg-reports", "reports-secret"
 REPORTS_OPERATORS = {"rp1": "Report Ann", "rp2": "Report Bob"}
 
 
+# A line of its own for the timers test (test_timers.py): SLA 30/60 s, re-route after 90 s,
+# auto-close after 150 s of inactivity, all on a test-only time scale of 0.1 (3/6/9/15 s), so
+# that the stack's real clocks reach them within the test.
+TIMERS_CHANNEL, TIMERS_SECRET = "tg-timers", "timers-secret"
+TIMERS_OPERATORS = {"tm1": "Timer One", "tm2": "Timer Two"}
+TIMERS_SCALE = 0.1
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -110,8 +118,10 @@ def _telegram_line(
     max_dialogs: int,
     auto_lead: bool = False,
     routing: str = "round_robin",
+    **settings: Any,
 ) -> None:
-    """Add a line with one sandbox Telegram channel and its own operators."""
+    """Add a line with one sandbox Telegram channel and its own operators (`settings`: more
+    keys of the line, e.g. its sla)."""
     config["operators"] += [
         {"id": op, "name": name, "role": "operator", "max_dialogs": max_dialogs}
         for op, name in operators.items()
@@ -133,6 +143,7 @@ def _telegram_line(
             "operators": list(operators),
             "routing": routing,
             "auto_lead": auto_lead,
+            **settings,
         }
     )
 
@@ -166,6 +177,18 @@ def e2e_lines(directory: Path) -> Path:
     )
     _telegram_line(
         config, "reports", REPORTS_CHANNEL, REPORTS_SECRET, REPORTS_OPERATORS, max_dialogs=2
+    )
+    _telegram_line(
+        config,
+        "timers",
+        TIMERS_CHANNEL,
+        TIMERS_SECRET,
+        TIMERS_OPERATORS,
+        max_dialogs=2,
+        sla={"warning_seconds": 30, "breach_seconds": 60},
+        reroute_after_seconds=90,
+        auto_close={"inactive_seconds": 150, "unassigned_seconds": 300},
+        test_time_scale=TIMERS_SCALE,
     )
     return write_lines(directory, config)
 

@@ -63,6 +63,13 @@ def test_unknown_operator_duplicate_channel_and_bad_sla_are_rejected(tmp_path: P
         load_lines(
             write(tmp_path, "lines: [{id: l, channels: [], sla: {warning_seconds: 45}}]"), env={}
         )
+    with pytest.raises(ValidationError, match="at least 30: warning_seconds=0"):
+        load_lines(
+            write(tmp_path, "lines: [{id: l, channels: [], sla: {warning_seconds: 0}}]"), env={}
+        )
+    bad_channel = "{id: c, type: email, sla: {warning_seconds: 60, breach_seconds: 45}}"
+    with pytest.raises(ValidationError, match="breach_seconds=45"):
+        load_lines(write(tmp_path, f"lines: [{{id: l, channels: [{bad_channel}]}}]"), env={})
     with pytest.raises(ValueError, match="MISSING"):
         load_lines(write(tmp_path, "lines: [{id: l, name: '${MISSING}', channels: []}]"), env={})
 
@@ -97,3 +104,19 @@ def test_a_channel_type_is_the_catalogs_channel_type(tmp_path: Path) -> None:
     assert config.lines[0].channels[0].type is ChannelType.VIBER
     with pytest.raises(ValidationError, match=r"channels\.0\.type"):
         load_lines(write(tmp_path, "lines: [{id: l, channels: [{id: c, type: fax}]}]"), env={})
+
+
+def test_a_channel_may_override_the_lines_sla(tmp_path: Path) -> None:
+    mail = "{id: mail, type: email, sla: {warning_seconds: 600, breach_seconds: 1200}}"
+    chat = "{id: chat, type: telegram}"
+    config = load_lines(
+        write(
+            tmp_path,
+            f"lines: [{{id: l, channels: [{mail}, {chat}], sla: {{warning_seconds: 30,"
+            " breach_seconds: 60}, test_time_scale: 0.5}]",
+        ),
+        env={},
+    )
+    line = config.lines[0]
+    assert (line.sla_of("mail").warning_seconds, line.sla_of("chat").warning_seconds) == (600, 30)
+    assert line.sla_seconds("mail") == (300.0, 600.0)  # as they elapse, on the test scale

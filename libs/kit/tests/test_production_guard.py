@@ -230,3 +230,11 @@ async def test_a_query_token_is_refused_on_rest_and_accepted_on_the_stream(
     resp = await client.get("/api/v1/stream", params={"token": too_long})
     assert resp.status == 401
     assert (await resp.json())["error"]["code"] == "token_lifetime_too_long"
+
+
+def test_a_production_service_does_not_start_with_a_test_time_scale(tmp_path: Path) -> None:
+    lines = tmp_path / "lines.yaml"
+    lines.write_text("lines: [{id: fast, channels: [], test_time_scale: 0.1}]\n")
+    with pytest.raises(ProductionGuardError, match="test_time_scale"):
+        KitSettings(env="production", lines_file=str(lines), jwt_secret=SECRET)
+    assert KitSettings(lines_file=str(lines)).env == "development"  # tests run on it

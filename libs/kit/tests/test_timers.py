@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from openlines.kit.testing.clock import TravelClock
 from openlines.kit.testing.waiting import eventually
 from openlines.kit.timers import Timer, TimerWorker, cancel, schedule
 
@@ -111,3 +112,16 @@ async def test_failing_timer_is_retried_then_parked(engine: AsyncEngine) -> None
         row = (await conn.execute(text("SELECT attempts, dead, last_error FROM timers"))).one()
     assert calls == 2
     assert row.attempts == 2 and row.dead and "boom" in row.last_error
+
+
+async def test_the_worker_fires_on_its_own_clock(engine: AsyncEngine) -> None:
+    """Time travel: a timer an hour away fires once the worker's clock is moved past it."""
+    await _setup(engine)
+    clock = TravelClock()
+    async with engine.begin() as conn:
+        await schedule(conn, "sla", "later", clock.now() + timedelta(hours=1))
+    worker = TimerWorker(engine, {"sla": recorder("w")}, clock=clock)
+    assert await worker.fire_due() == 0
+    clock.advance(3600)
+    assert await worker.fire_due() == 1
+    assert await _fired(engine) == [("later", "w")]

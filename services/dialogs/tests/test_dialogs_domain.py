@@ -14,6 +14,7 @@ from openlines.dialogs.domain import (
     AlreadyAssigned,
     AtCapacity,
     Dialog,
+    DialogChanged,
     DialogIsClosed,
     DialogNotClosed,
     DialogNotFound,
@@ -48,6 +49,8 @@ from openlines.events.catalog import (
     MessageDeliveryUpdated,
     MessageReceived,
     ParticipantJoined,
+    SlaBreached,
+    SlaWarningReached,
 )
 from openlines.events.envelope import EventPayload
 from openlines.events.testing.factories import dialog_assigned, message_received
@@ -291,20 +294,77 @@ def test_a_reply_on_a_closed_dialog_is_refused() -> None:
 # -- SLA -----------------------------------------------------------------------------------
 
 
-def test_sla_waits_from_the_first_unanswered_message_through_reassignment() -> None:
+def test_sla_waits_from_the_last_unanswered_message_through_reassignment() -> None:
     dialog = opened(T0)
-    record(
-        dialog, dialog.receive(received("2", at=T0 + timedelta(minutes=1)), message_id=uuid.uuid4())
-    )
-    assert dialog.waiting_since == T0
+    second = T0 + timedelta(minutes=1)
+    record(dialog, dialog.receive(received("2", at=second), message_id=uuid.uuid4()))
+    assert dialog.waiting_since == second  # RetailCRM: from the customer's last message
     record(dialog, dialog.assign_by_routing("ann", line_id="demo"))
     record(dialog, dialog.take("sue", may_take_over=True))
-    assert dialog.waiting_since == T0  # reassignment does not reset it
+    assert dialog.waiting_since == second  # reassignment does not reset it
     record(dialog, reply(dialog, actor="sue"))
     assert dialog.waiting_since is None  # an operator reply clears it
     later = T0 + timedelta(minutes=5)
     record(dialog, dialog.receive(received("3", at=later), message_id=uuid.uuid4()))
     assert dialog.waiting_since == later
+
+
+def test_a_timers_command_is_ignored_once_the_dialog_changed() -> None:
+    dialog = assigned_to("ann")
+    decided_at = dialog.version
+    record(dialog, dialog.mark_read("ann"))  # anything recorded since the timer decided
+    with pytest.raises(DialogChanged):
+        dialog.require_version(decided_at)
+    dialog.require_version(dialog.version)  # unchanged: the command applies
+    dialog.require_version(None)  # an operator's command carries no version
+
+
+def sla_marker(
+    dialog: Dialog, kind: type[SlaWarningReached | SlaBreached] = SlaWarningReached
+) -> SlaWarningReached | SlaBreached:
+    assert dialog.waiting_since is not None
+    return kind(
+        dialog_id=dialog.id,
+        line_id="demo",
+        operator_id="ann",
+        waiting_since=dialog.waiting_since,
+        threshold_seconds=30 if kind is SlaWarningReached else 60,
+    )
+
+
+def test_an_sla_marker_shows_in_the_timeline_while_the_message_waits() -> None:
+    dialog = assigned_to("ann")
+    line_id = uuid.uuid4()
+    events = dialog.note_sla(sla_marker(dialog), system_message_id=line_id, now=T0)
+    assert [(e.direction, e.text) for e in events if isinstance(e, MessageAppended)] == [
+        (
+            Direction.SYSTEM,
+            "SLA warning: the customer's message has waited 30 s without an answer (ann)",
+        )
+    ]
+    record(dialog, events)
+    assert dialog.note_sla(sla_marker(dialog), system_message_id=line_id, now=T0) == []
+    stale = sla_marker(dialog, SlaBreached)
+    record(dialog, reply(dialog))  # answered before the marker arrived: no line
+    assert dialog.note_sla(stale, system_message_id=uuid.uuid4(), now=T0) == []
+
+
+def test_timer_closes_and_reroutes_say_why_in_the_timeline() -> None:
+    closed = DialogClosed(
+        dialog_id=uuid.uuid4(), reason=CloseReason.AUTO_INACTIVE, line_id="demo", operator_id="ann"
+    )
+    assert describe(closed) == (
+        "Closed automatically: no message for the line's inactivity time (auto_inactive)"
+    )
+    returned = DialogTransferred(
+        dialog_id=uuid.uuid4(),
+        from_operator_id="ann",
+        to_line_id="demo",
+        from_line_id="demo",
+        reason="no_answer",
+        actor_id="routing",
+    )
+    assert describe(returned) == "Returned to the queue: ann did not answer in time"
 
 
 def test_sla_state_thresholds() -> None:

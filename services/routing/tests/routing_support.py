@@ -34,6 +34,7 @@ from openlines.kit.testing.kafka import TopicReader
 from openlines.kit.testing.publish import Publisher
 from openlines.kit.testing.service import isolated_settings, serving
 from openlines.kit.testing.waiting import eventually
+from openlines.kit.timers import Clock, wall_clock
 from openlines.routing.app import build_service
 from openlines.routing.settings import RoutingSettings
 
@@ -215,8 +216,10 @@ class Routing:
 
 
 @asynccontextmanager
-async def routing_running(settings: RoutingSettings) -> AsyncIterator[Routing]:
-    runtime = build_service(settings)
+async def routing_running(
+    settings: RoutingSettings, clock: Clock = wall_clock
+) -> AsyncIterator[Routing]:
+    runtime = build_service(settings, clock=clock)
     ns = settings.topic_namespace
     bootstrap = settings.kafka_bootstrap
     commands = CommandReader(bootstrap, f"{ns}{DIALOG_COMMANDS}", DIALOG_COMMANDS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,25 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Sla(_Model):
+    """RetailCRM's markers: how long the customer's last unanswered message may wait."""
+
+    warning_seconds: int = 120
+    breach_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _multiples_of_30(self) -> Sla:
+        for name in ("warning_seconds", "breach_seconds"):
+            value = getattr(self, name)
+            if value < 30 or value % 30:
+                raise ValueError(
+                    f"SLA thresholds are multiples of 30 seconds, at least 30: {name}={value}"
+                )
+        if self.breach_seconds <= self.warning_seconds:
+            raise ValueError("breach must come after warning")
+        return self
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -53,6 +73,8 @@ class Channel(_Model):
     api_base: str = ""
     # At most the catalog's bound on message text, so a reply within it is a legal event.
     max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
+    # The channel's own SLA thresholds (e.g. e-mail waits longer than chat); None: the line's.
+    sla: Sla | None = None
 
 
 class Operator(_Model):
@@ -63,23 +85,11 @@ class Operator(_Model):
     skills: tuple[str, ...] = ()
 
 
-class Sla(_Model):
-    warning_seconds: int = 120
-    breach_seconds: int = 300
-
-    @model_validator(mode="after")
-    def _multiples_of_30(self) -> Sla:
-        for value in (self.warning_seconds, self.breach_seconds):
-            if value % 30:
-                raise ValueError("SLA thresholds are multiples of 30 seconds")
-        if self.breach_seconds <= self.warning_seconds:
-            raise ValueError("breach must come after warning")
-        return self
-
-
 class AutoClose(_Model):
-    inactive_seconds: int | None = 24 * 3600
-    unassigned_seconds: int = 30 * 24 * 3600
+    # An assigned dialog closes after this long without a message (None: never).
+    inactive_seconds: int | None = Field(default=24 * 3600, ge=1)
+    # An unassigned one after this long without a message.
+    unassigned_seconds: int = Field(default=30 * 24 * 3600, ge=1)
 
 
 class Consent(_Model):
@@ -102,6 +112,31 @@ class Line(_Model):
     # max_dialogs. Off by default: the manual take respects it as routing does. Supervisors and
     # admins are never limited.
     manual_take_beyond_capacity: bool = False
+    # Re-route on no answer: an assignee who has not answered the customer's message this long
+    # after it came (or after they got the dialog) loses it to another operator. None: never.
+    reroute_after_seconds: int | None = Field(default=None, ge=1)
+    # TEST ONLY: every timer of the line (SLA, auto-close, re-route) runs on this fraction of
+    # its configured time, so that an end-to-end test sees 30/60 s markers in 3/6 s with 0.1.
+    # The production guard refuses any value but 1.
+    test_time_scale: float = Field(default=1.0, gt=0, le=1)
+
+    def sla_of(self, channel_id: str | None = None) -> Sla:
+        """The thresholds of a dialog of this line that came through `channel_id`."""
+        channel = next((c for c in self.channels if c.id == channel_id), None)
+        return channel.sla if channel is not None and channel.sla is not None else self.sla
+
+    def duration(self, seconds: float) -> timedelta:
+        """How long a configured number of seconds lasts on this line (see test_time_scale)."""
+        return timedelta(seconds=seconds * self.test_time_scale)
+
+    def sla_seconds(self, channel_id: str | None = None) -> tuple[float, float]:
+        """The (warning, breach) thresholds as they elapse: what the timers and the dialog
+        JSON's `sla.state` both count with."""
+        sla = self.sla_of(channel_id)
+        return (
+            self.duration(sla.warning_seconds).total_seconds(),
+            self.duration(sla.breach_seconds).total_seconds(),
+        )
 
 
 class LinesConfig(_Model):

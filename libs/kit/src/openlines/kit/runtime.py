@@ -36,7 +36,7 @@ from openlines.kit.log import get_logger, setup_logging
 from openlines.kit.relay import OutboxRelay
 from openlines.kit.settings import KitSettings
 from openlines.kit.telemetry import setup_tracing
-from openlines.kit.timers import TimerHandler, TimerWorker
+from openlines.kit.timers import Clock, TimerHandler, TimerWorker, wall_clock
 from openlines.kit.topics import TopicNames
 
 log = get_logger(__name__)
@@ -50,8 +50,11 @@ class ServiceRuntime:
         migrations: Path | None = None,
         uses_database: bool = True,
         runs_relay: bool = True,
+        clock: Clock = wall_clock,
     ) -> None:
         self.settings = settings
+        # What the timer worker calls "now" (tests inject a clock they move: no sleeping).
+        self.clock = clock
         self.migrations = migrations
         self.uses_database = uses_database
         self.runs_relay = runs_relay and uses_database
@@ -186,7 +189,7 @@ class ServiceRuntime:
             runner.bind(self.engine, self.producer)
             tasks.append(runner.watch(self.stop))
         if self.timer_handlers:
-            worker = TimerWorker(self.engine, self.timer_handlers)
+            worker = TimerWorker(self.engine, self.timer_handlers, clock=self.clock)
             self.health.live["timers"] = lambda: time.monotonic() - worker.last_tick_at < 60
             tasks.append(worker.run(self.stop))
         tasks.extend(loop(self.stop) for loop in self.background)

@@ -149,6 +149,11 @@ def refuse_unsafe_production(settings: KitSettings) -> None:
     if not path.is_file():
         return  # nothing to check; a service that needs the file fails to load it anyway
     for line in load_lines(path).lines:
+        if line.test_time_scale != 1:
+            raise ProductionGuardError(
+                f"OPENLINES_ENV=production refuses line {line.id!r}'s test_time_scale "
+                f"({line.test_time_scale}): it is for tests only ({path})"
+            )
         for channel in line.channels:
             for field, kind in (("secret", "SECRET"), ("token", "TOKEN")):
                 if getattr(channel, field) in DEMO_SECRETS:

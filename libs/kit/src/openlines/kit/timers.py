@@ -3,6 +3,9 @@
 A timer fires at most once per schedule because the claim, the handler's effect and the delete
 share one transaction; a crash before commit leaves the row for the next worker. Scheduling the
 same (name, key) again moves the existing timer (SLA and auto-close timers are re-armed often).
+
+"Now" is the worker's `clock` (the wall clock unless a test injects one), never the database's:
+a test travels in time by moving its clock instead of sleeping for the minutes a timer waits.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ class Timer:
 
 
 TimerHandler = Callable[[AsyncConnection, Timer], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 # Statements built once: per-call construction costs more CPU than executing them.
@@ -71,9 +79,23 @@ async def cancel(conn: AsyncConnection, name: str, key: str) -> None:
     await conn.execute(CANCEL, {"name": name, "key": key})
 
 
+_LOCK_KEY = text(
+    "SELECT id FROM timers WHERE key = :key AND name = ANY(:names) ORDER BY id FOR UPDATE"
+)
+
+
+async def lock_key(conn: AsyncConnection, names: list[str], key: str) -> None:
+    """Wait for a worker firing one of these timers of `key`, and keep them until commit.
+
+    For a writer that re-arms timers from facts a timer handler also writes: taking the timer
+    rows before the facts is the order the worker takes them in (claim, then handler), so the
+    two never deadlock."""
+    await conn.execute(_LOCK_KEY, {"key": key, "names": names})
+
+
 _CLAIM = text(
     "SELECT id, name, key, due_at, payload, attempts FROM timers "
-    "WHERE NOT dead AND due_at <= now() AND name = ANY(:names) "
+    "WHERE NOT dead AND due_at <= :now AND name = ANY(:names) "
     "ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 
@@ -87,8 +109,10 @@ class TimerWorker:
         batch_size: int = 100,
         poll_interval: float = 0.5,
         max_attempts: int = 5,
+        clock: Clock = wall_clock,
     ) -> None:
         self.engine = engine
+        self.clock = clock
         self.handlers = handlers
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -114,7 +138,10 @@ class TimerWorker:
         """Fire the timers that are due now; returns how many were claimed."""
         async with self.engine.begin() as conn:
             rows = (
-                await conn.execute(_CLAIM, {"names": list(self.handlers), "limit": self.batch_size})
+                await conn.execute(
+                    _CLAIM,
+                    {"names": list(self.handlers), "limit": self.batch_size, "now": self.clock()},
+                )
             ).all()
             for row in rows:
                 timer = Timer(**row._mapping)
@@ -149,6 +176,6 @@ class TimerWorker:
                     attempts=attempts,
                     dead=dead,
                     last_error=repr(exc)[:2000],
-                    due_at=datetime.now(UTC) + timedelta(seconds=2**attempts),
+                    due_at=self.clock() + timedelta(seconds=2**attempts),
                 )
             )

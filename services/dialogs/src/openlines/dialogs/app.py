@@ -9,7 +9,7 @@ from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
 from openlines.dialogs.writer import DialogWriter
 from openlines.events.lines import load_lines
-from openlines.events.topics import CRM, DIALOG_COMMANDS, DIALOGS, INBOUND, OUTBOUND
+from openlines.events.topics import CRM, DIALOG_COMMANDS, DIALOGS, INBOUND, OUTBOUND, ROUTING
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
 
@@ -24,7 +24,7 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     handlers = Handlers(writer, lines)
 
     inputs: Subscription = Subscription.configured(
-        "dialogs", [INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM], settings
+        "dialogs", [INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM, ROUTING], settings
     )
     handlers.subscribe(inputs)
     runtime.subscribe(inputs)

@@ -9,7 +9,7 @@ writer and look up or lock through `store` (the write side's tables); no SQL her
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 from uuid import UUID
 
@@ -29,6 +29,8 @@ from openlines.events.catalog import (
     MessageDispatchFailed,
     MessageReceived,
     ReturnToQueue,
+    SlaBreached,
+    SlaWarningReached,
 )
 from openlines.events.envelope import Envelope, EventPayload, utc_now
 from openlines.events.lines import LinesConfig
@@ -84,10 +86,24 @@ class Handlers:
         sub.on(DialogLinkedToCrm)(with_payload(self._linked_to_crm))
         sub.on(MessageDispatchFailed)(with_payload(self._dispatch_failed))
         sub.on(AssignDialog, CloseDialog, ReturnToQueue)(self._decided)
+        sub.on(SlaWarningReached, SlaBreached)(self._sla_reached)
 
     async def _decided(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
         await self._execute_or_log(conn, event.dialog_id, _decision(event), env)
+
+    async def _sla_reached(self, conn: AsyncConnection, env: Envelope) -> None:
+        """Routing's SLA marker, shown in the timeline (staff only)."""
+        reached: SlaWarningReached | SlaBreached = env.payload
+        now = utc_now()
+        await self._execute_or_log(
+            conn,
+            reached.dialog_id,
+            lambda d: d.note_sla(
+                reached, system_message_id=uuid.uuid5(env.event_id, "sla"), now=now
+            ),
+            env,
+        )
 
     # -- openlines.inbound.v1 -------------------------------------------------------------
 
@@ -302,10 +318,24 @@ def _decision(event: AssignDialog | CloseDialog | ReturnToQueue | MessageDispatc
             expected_operator_id=event.expected_operator_id,
         )
     if isinstance(event, CloseDialog):
-        return lambda d: d.close(event.actor_id, event.reason)
+        return _guarded(event.expected_version, lambda d: d.close(event.actor_id, event.reason))
     if isinstance(event, ReturnToQueue):
-        return lambda d: d.return_to_queue(event.reason, operator_id=event.operator_id)
+        return _guarded(
+            event.expected_version,
+            lambda d: d.return_to_queue(event.reason, operator_id=event.operator_id),
+        )
     return lambda d: d.update_delivery(event.message_id, DeliveryStatus.FAILED, reason=event.reason)
+
+
+def _guarded(expected_version: int | None, decide: Decide) -> Decide:
+    """A timer's command: nothing if the dialog changed since the timer decided (routing
+    re-arms the timer from that change)."""
+
+    def decide_if_unchanged(d: Dialog) -> Sequence[EventPayload]:
+        d.require_version(expected_version)
+        return decide(d)
+
+    return decide_if_unchanged
 
 
 def _delivery(

@@ -143,20 +143,46 @@ def _flag(condition: ColumnElement[bool], wanted: bool | None) -> ColumnElement[
 
 
 def sla_where(lines: LinesConfig, state: SlaState, now: datetime) -> ColumnElement[bool]:
-    """`sla_state(...) == state` in SQL: each line's thresholds (the defaults for a line
-    missing from the config), against the same `now` the JSON's `sla.state` is computed with."""
+    """`sla_state(...) == state` in SQL: each line's thresholds as they elapse, a channel's
+    own where it overrides them (`Line.sla_seconds`, what the timers and the JSON's
+    `sla.state` count with; the defaults for a line missing from the config), against the
+    same `now` the JSON's `sla.state` is computed with."""
 
-    def at(sla: Sla) -> ColumnElement[bool]:
-        breach_from = now - timedelta(seconds=sla.breach_seconds)
+    def at(thresholds: tuple[float, float]) -> ColumnElement[bool]:
+        warning_seconds, breach_seconds = thresholds
+        breach_from = now - timedelta(seconds=breach_seconds)
         if state is SlaState.BREACH:
             return dialogs.c.waiting_since <= breach_from
-        warning_from = now - timedelta(seconds=sla.warning_seconds)
+        warning_from = now - timedelta(seconds=warning_seconds)
         return and_(dialogs.c.waiting_since <= warning_from, dialogs.c.waiting_since > breach_from)
 
     known = [line.id for line in lines.lines]
-    per_line = [and_(dialogs.c.line_id == line.id, at(line.sla)) for line in lines.lines]
-    per_line.append(and_(dialogs.c.line_id.not_in(known), at(Sla())))
-    return or_(*per_line)
+    cases: list[ColumnElement[bool]] = []
+    for line in lines.lines:
+        own = [c.id for c in line.channels if c.sla is not None]
+        cases += [
+            and_(
+                dialogs.c.line_id == line.id,
+                dialogs.c.channel_id == channel_id,
+                at(line.sla_seconds(channel_id)),
+            )
+            for channel_id in own
+        ]
+        cases.append(
+            and_(
+                dialogs.c.line_id == line.id,
+                dialogs.c.channel_id.not_in(own),
+                at(line.sla_seconds()),
+            )
+        )
+    default = Sla()
+    cases.append(
+        and_(
+            dialogs.c.line_id.not_in(known),
+            at((float(default.warning_seconds), float(default.breach_seconds))),
+        )
+    )
+    return or_(*cases)
 
 
 async def list_dialogs(

@@ -25,7 +25,12 @@ def _str(value: object | None) -> str | None:
 def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool) -> dict[str, Any]:
     """`can_write`: may the caller write to it (false: opened read-only, join to write)."""
     line = lines.line(row.line_id)
-    sla = line.sla if line is not None else Sla()
+    # The channel's thresholds, as the line's timers count them (routing's SLA markers).
+    warning, breach = (
+        line.sla_seconds(row.channel_id)
+        if line is not None
+        else (Sla().warning_seconds, Sla().breach_seconds)
+    )
     last_message = None
     if row.last_message_at is not None:
         last_message = {
@@ -54,9 +59,7 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
         "unread_count": row.unread_count,
         "sla": {
             # Computed at read time: the state changes with the clock, not with events.
-            "state": str(
-                sla_state(row.waiting_since, now, sla.warning_seconds, sla.breach_seconds)
-            ),
+            "state": str(sla_state(row.waiting_since, now, warning, breach)),
             "waiting_since": _iso(row.waiting_since),
         },
         "crm": {

@@ -33,6 +33,9 @@ class DialogSlot:
     line_id: str
     status: SlotStatus
     operator_id: str | None = None
+    passed_over: str | None = None
+    """Who did not answer it in time (re-route): it goes to someone else while others have
+    room."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,11 @@ def transferred(
     dialog_id: UUID,
     to_operator_id: str | None,
     to_line_id: str | None,
+    *,
+    passed_over: str | None = None,
 ) -> DialogSlot | None:
-    """To an operator: the load moves. To a line only: the dialog waits in that line's queue."""
+    """To an operator: the load moves. To a line only: the dialog waits in that line's queue
+    (`passed_over`: the assignee it was taken from because they did not answer)."""
     if current is None:
         if to_line_id is None:
             return None  # nothing known about the dialog, and no line to queue it in
@@ -139,7 +145,7 @@ def transferred(
         return replace(current, line_id=line, operator_id=to_operator_id or current.operator_id)
     if to_operator_id is not None:
         return DialogSlot(dialog_id, line, SlotStatus.ACTIVE, to_operator_id)
-    return DialogSlot(dialog_id, line, SlotStatus.QUEUED)
+    return DialogSlot(dialog_id, line, SlotStatus.QUEUED, passed_over=passed_over)
 
 
 def reservation_expired(current: DialogSlot | None, operator_id: str) -> DialogSlot | None:

@@ -34,7 +34,9 @@ from openlines.kit import timers
 from openlines.kit.log import get_logger
 from openlines.kit.outbox import Outbox
 from openlines.kit.subscription import Subscription
+from openlines.kit.timers import Clock, wall_clock
 from openlines.routing import domain, metrics, store
+from openlines.routing.clocks import NO_ANSWER
 from openlines.routing.domain import DialogSlot, LoadChange, SlotStatus
 
 log = get_logger(__name__)
@@ -58,7 +60,13 @@ TRANSITIONS: dict[type[EventPayload], tuple[Transition, str]] = {
         "new",
     ),
     DialogTransferred: (
-        lambda before, e: domain.transferred(before, e.dialog_id, e.to_operator_id, e.to_line_id),
+        lambda before, e: domain.transferred(
+            before,
+            e.dialog_id,
+            e.to_operator_id,
+            e.to_line_id,
+            passed_over=e.from_operator_id if e.reason == NO_ANSWER else None,
+        ),
         "transferred",
     ),
 }
@@ -73,7 +81,9 @@ class Router:
         schema: str,
         producer: str,
         reservation_timeout: timedelta,
+        clock: Clock = wall_clock,
     ) -> None:
+        self.clock = clock
         self.lines = lines
         self.outbox = outbox
         self.schema = schema
@@ -213,7 +223,7 @@ class Router:
             position=position,
             reason=reason,
         )
-        await self._emit(conn, ROUTING, str(slot.dialog_id), queued, cause)
+        await self.emit(conn, ROUTING, str(slot.dialog_id), queued, cause)
         metrics.QUEUED.labels(slot.line_id, reason).inc()
 
     # -- the queue ----------------------------------------------------------------------------
@@ -259,7 +269,7 @@ class Router:
             waiting = await store.next_waiting(conn, line.id)
             if waiting is None:
                 return handed
-            operator_id = await self._reserve_someone(conn, line)
+            operator_id = await self._reserve_someone(conn, line, waiting.passed_over)
             if operator_id is None:
                 return handed
             await self._offer(conn, line, waiting, operator_id, cause)
@@ -283,14 +293,14 @@ class Router:
             conn,
             RESERVATION_TIMER,
             str(waiting.dialog_id),
-            datetime.now(UTC) + self.reservation_timeout,
+            self.clock() + self.reservation_timeout,
             {"operator_id": operator_id},
         )
         strategy = PINNED_STRATEGY if pinned else line.routing
         command = AssignDialog(
             dialog_id=waiting.dialog_id, operator_id=operator_id, line_id=line.id, strategy=strategy
         )
-        await self._emit(conn, DIALOG_COMMANDS, str(waiting.dialog_id), command, cause)
+        await self.emit(conn, DIALOG_COMMANDS, str(waiting.dialog_id), command, cause)
         metrics.ASSIGN_COMMANDS.labels(line.id, strategy).inc()
         log.info(
             "dialog offered",
@@ -300,7 +310,17 @@ class Router:
             strategy=strategy,
         )
 
-    async def _reserve_someone(self, conn: AsyncConnection, line: Line) -> str | None:
+    async def _reserve_someone(
+        self, conn: AsyncConnection, line: Line, passed_over: str | None = None
+    ) -> str | None:
+        """Reserve room with the operator the strategy picks; `passed_over` (who did not
+        answer the dialog in time) only when nobody else has room."""
+        if passed_over is not None:
+            others = await self._reserve_someone(
+                conn, line.model_copy(update={"operators": _without(line.operators, passed_over)})
+            )
+            if others is not None:
+                return others
         lost: set[str] = set()
         while True:
             pool = [op for op in line.operators if op not in lost]
@@ -332,14 +352,14 @@ class Router:
                 previous_status=previous,
                 line_ids=tuple(line_ids),
             )
-            await self._emit(conn, ROUTING, operator_id, changed, cause=None)
+            await self.emit(conn, ROUTING, operator_id, changed, cause=None)
         if status is PresenceStatus.ONLINE:
             await self._drain(conn, line_ids, cause=None)
         return previous
 
     # -- output -------------------------------------------------------------------------------
 
-    async def _emit(
+    async def emit(
         self,
         conn: AsyncConnection,
         topic: str,
@@ -351,3 +371,7 @@ class Router:
             payload, stream_id=key, stream_version=0, producer=self.producer, cause=cause
         )
         await self.outbox.enqueue(conn, topic, [envelope])
+
+
+def _without(operators: tuple[str, ...], operator_id: str) -> tuple[str, ...]:
+    return tuple(op for op in operators if op != operator_id)

@@ -10,7 +10,7 @@ parameter named like a column into a SET of that column.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.events.catalog import PresenceStatus
 from openlines.events.lines import LinesConfig
+from openlines.routing.clocks import DialogClock, SlaMarker
 from openlines.routing.domain import Candidate, DialogSlot, LoadChange, SlotStatus
-from openlines.routing.tables import dialog_slots, operators, pins, stale_offers
+from openlines.routing.tables import dialog_clocks, dialog_slots, operators, pins, stale_offers
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 
@@ -242,6 +243,7 @@ def _slot(row: object) -> DialogSlot:
         line_id=row.line_id,  # type: ignore[attr-defined]
         status=SlotStatus(row.status),  # type: ignore[attr-defined]
         operator_id=row.operator_id,  # type: ignore[attr-defined]
+        passed_over=row.passed_over,  # type: ignore[attr-defined]
     )
 
 
@@ -264,12 +266,14 @@ def _save_slot_stmt(*, restart_wait: bool) -> Insert:
         queued_at=bindparam("queued_at"),
         priority=0,
         updated_at=func.now(),
+        passed_over=bindparam("passed_over"),
     )
     set_ = {
         "line_id": stmt.excluded.line_id,
         "status": stmt.excluded.status,
         "operator_id": stmt.excluded.operator_id,
         "updated_at": stmt.excluded.updated_at,
+        "passed_over": stmt.excluded.passed_over,
     }
     if restart_wait:
         set_["queued_at"] = stmt.excluded.queued_at
@@ -293,6 +297,7 @@ async def save_slot(
             "status": slot.status.value,
             "operator_id": slot.operator_id,
             "queued_at": queued_at,
+            "passed_over": slot.passed_over,
         },
     )
 
@@ -414,3 +419,35 @@ async def pinned_to(conn: AsyncConnection, line_id: str, key: str) -> str | None
     """The operator the conversation is pinned to on the line, if any."""
     found = await conn.execute(_PINNED_TO, {"line_id": line_id, "key": key})
     return found.scalar_one_or_none()
+
+
+# -- dialog clocks (the timers' facts) --------------------------------------------------------
+
+_LOAD_CLOCK = (
+    select(dialog_clocks)
+    .where(dialog_clocks.c.dialog_id == bindparam("dialog_id"))
+    .with_for_update()
+)
+_save_clock = insert(dialog_clocks).values(
+    {c.name: bindparam(f"v_{c.name}") for c in dialog_clocks.columns}
+)
+_SAVE_CLOCK = _save_clock.on_conflict_do_update(
+    index_elements=[dialog_clocks.c.dialog_id],
+    set_={c.name: _save_clock.excluded[c.name] for c in dialog_clocks.columns if not c.primary_key},
+)
+
+
+async def load_clock(conn: AsyncConnection, dialog_id: UUID) -> DialogClock | None:
+    """The dialog's clock, locked until commit."""
+    row = (await conn.execute(_LOAD_CLOCK, {"dialog_id": dialog_id})).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    marker = values.pop("sla_reached")
+    return DialogClock(**values, sla_reached=SlaMarker(marker) if marker else None)
+
+
+async def save_clock(conn: AsyncConnection, clock: DialogClock) -> None:
+    values = {f"v_{k}": v for k, v in asdict(clock).items()}
+    values["v_sla_reached"] = clock.sla_reached.value if clock.sla_reached else None
+    await conn.execute(_SAVE_CLOCK, values)

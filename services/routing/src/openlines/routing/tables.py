@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import UUID
 
 metadata = MetaData()
@@ -34,6 +34,8 @@ dialog_slots = Table(
     Column("priority", Integer, nullable=False),
     Column("queued_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # A dialog re-routed because its assignee did not answer goes to someone else first.
+    Column("passed_over", Text),
 )
 
 # A reservation that expired unanswered still holds a unit of its operator's capacity: the
@@ -56,4 +58,22 @@ pins = Table(
     Column("conversation_key", Text, primary_key=True),
     Column("operator_id", Text, nullable=False),
     Column("pinned_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the SLA, auto-close and re-route timers of a dialog count from, folded from every event
+# of its stream (see clocks.py); `version` is the last one applied, which the commands the
+# timers send carry so that dialogs ignores them once the dialog has changed.
+dialog_clocks = Table(
+    "dialog_clocks",
+    metadata,
+    Column("dialog_id", UUID(as_uuid=True), primary_key=True),
+    Column("line_id", Text, nullable=False),
+    Column("channel_id", Text),
+    Column("version", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("assignee_id", Text),
+    Column("assigned_at", DateTime(timezone=True)),
+    Column("waiting_since", DateTime(timezone=True)),
+    Column("last_message_at", DateTime(timezone=True), nullable=False),
+    Column("sla_reached", Text),
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from openlines.events.catalog.common import CloseReason
 from openlines.events.envelope import EventPayload
 from openlines.events.limits import Id, Reason
@@ -40,6 +42,9 @@ class CloseDialog(EventPayload):
     dialog_id: UUID
     reason: CloseReason
     actor_id: Id | None = None
+    expected_version: int | None = Field(default=None, ge=1)
+    """The dialog's stream version the sender decided on (timers): dialogs ignores the
+    command if the dialog has changed since."""
 
 
 class ReturnToQueue(EventPayload):
@@ -51,3 +56,5 @@ class ReturnToQueue(EventPayload):
     reason: Reason
     operator_id: Id | None = None
     """The assignee being removed."""
+    expected_version: int | None = Field(default=None, ge=1)
+    """As ``CloseDialog.expected_version``."""

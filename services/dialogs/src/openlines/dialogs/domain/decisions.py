@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from openlines.dialogs.domain.descriptions import describe_crm_link
+from openlines.dialogs.domain.descriptions import describe_crm_link, describe_sla
 from openlines.dialogs.domain.state import (
     CrmLink,
     DialogState,
@@ -43,6 +43,8 @@ from openlines.events.catalog import (
     MessageReceived,
     ParticipantJoined,
     ParticipantLeft,
+    SlaBreached,
+    SlaWarningReached,
 )
 from openlines.events.envelope import EventPayload
 
@@ -214,6 +216,13 @@ class AssigneeChanged(DomainError):
 
 class LastOperator(DomainError):
     code = "last_operator"
+
+
+class DialogChanged(DomainError):
+    """A timer's command decided on an older version of the dialog: something happened since
+    (the sender re-arms its timer from that)."""
+
+    code = "dialog_changed"
 
 
 class LoadNeeded(Exception):
@@ -960,6 +969,35 @@ class Dialog(DialogState):
                 conversation_key=self.conversation_key,
                 sent_at=now,
             ),
+        ]
+
+    def require_version(self, expected: int | None) -> None:
+        """Refuse a command decided on another version of the dialog (timers' commands)."""
+        if expected is not None and self.version != expected:
+            raise DialogChanged(
+                f"the dialog is at version {self.version}, the command was decided at {expected}"
+            )
+
+    def note_sla(
+        self, reached: SlaWarningReached | SlaBreached, *, system_message_id: UUID, now: datetime
+    ) -> list[EventPayload]:
+        """Routing's SLA marker as a staff-only line of the timeline, while it still holds
+        (the customer's message it counts from is still the unanswered one)."""
+        self._require_exists()
+        if not self.is_open or self.waiting_since != reached.waiting_since:
+            return []
+        if system_message_id in self.messages:
+            return []
+        return [
+            MessageAppended(
+                dialog_id=self.id,
+                message_id=system_message_id,
+                direction=Direction.SYSTEM,
+                text=describe_sla(reached),
+                channel_id=self.channel_id,
+                conversation_key=self.conversation_key,
+                sent_at=now,
+            )
         ]
 
     def mark_read(self, operator_id: str) -> list[EventPayload]:

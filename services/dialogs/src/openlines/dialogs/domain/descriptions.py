@@ -15,6 +15,8 @@ from openlines.events.catalog import (
     MessageDeleted,
     ParticipantJoined,
     ParticipantLeft,
+    SlaBreached,
+    SlaWarningReached,
 )
 from openlines.events.envelope import EventPayload
 
@@ -29,6 +31,22 @@ def describe_crm_link(e: DialogLinkedToCrm) -> str:
         if value is not None:
             return f"Linked to CRM {label} {value}"
     return f"Linked to CRM customer {e.customer_id}"
+
+
+# Why a dialog was closed by a timer (auto-close), in the timeline's words.
+_AUTO_CLOSED = {
+    CloseReason.AUTO_INACTIVE: "Closed automatically: no message for the line's inactivity time",
+    CloseReason.AUTO_UNASSIGNED: "Closed automatically: unassigned for the line's time limit",
+}
+
+
+def describe_sla(reached: SlaWarningReached | SlaBreached) -> str:
+    what = "SLA warning" if isinstance(reached, SlaWarningReached) else "SLA breached"
+    who = f" ({reached.operator_id})" if reached.operator_id else ""
+    return (
+        f"{what}: the customer's message has waited {reached.threshold_seconds} s"
+        f" without an answer{who}"
+    )
 
 
 def describe(event: EventPayload) -> str | None:
@@ -47,6 +65,8 @@ def describe(event: EventPayload) -> str | None:
             line != source and line is not None and source is not None
         ):
             return f"{event.actor_id} moved the dialog to line {line}{_why(event.reason)}"
+        case DialogTransferred(to_operator_id=None, reason="no_answer"):
+            return f"Returned to the queue: {event.from_operator_id} did not answer in time"
         case DialogTransferred(to_operator_id=None):
             return f"Returned to the queue ({event.reason or 'no reason'})"
         case DialogTransferred(from_operator_id=str() as previous):
@@ -68,6 +88,8 @@ def describe(event: EventPayload) -> str | None:
             return f"Marked as spam by {event.actor_id}"
         case DialogClosed(actor_id=str() as actor):
             return f"Closed by {actor}"
+        case DialogClosed(reason=CloseReason.AUTO_INACTIVE | CloseReason.AUTO_UNASSIGNED):
+            return f"{_AUTO_CLOSED[event.reason]} ({event.reason})"
         case DialogClosed():
             return f"Closed automatically ({event.reason})"
         case DialogReopened():

@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 5
+SNAPSHOT_FORMAT = 6
 
 
 class SlaState(StrEnum):
@@ -86,7 +86,7 @@ _QUIET = (MessageDeliveryUpdated, DialogRead, DialogPinned, DialogMessageEdited,
 
 
 def sla_state(
-    waiting_since: datetime | None, now: datetime, warning_seconds: int, breach_seconds: int
+    waiting_since: datetime | None, now: datetime, warning_seconds: float, breach_seconds: float
 ) -> SlaState:
     """The RetailCRM marker: how long the customer's unanswered message has waited."""
     if waiting_since is None:
@@ -309,9 +309,8 @@ class DialogState:
         if e.direction == Direction.IN:
             if e.external_message_id is not None:
                 self._by_external_id[e.external_message_id] = e.message_id
-            # The SLA clock starts at the first message nobody has answered yet.
-            if self.waiting_since is None:
-                self.waiting_since = e.sent_at
+            # RetailCRM's SLA counts from the customer's last message while it is unanswered.
+            self.waiting_since = e.sent_at
             self.inbound_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:
