@@ -10,6 +10,7 @@ import duckdb
 
 from openlines.events.catalog import Attachment, AttachmentKind
 from openlines.events.codec import encode
+from openlines.events.envelope import Envelope
 from openlines.events.testing import factories
 from openlines.events.topics import DIALOGS, INBOUND, TOPICS
 from openlines.kit.kafka.admin import ensure_topics
@@ -25,7 +26,7 @@ async def test_every_produced_event_is_in_the_parquet_file_of_its_type(
     names = TopicNames(f"exp{uuid.uuid4().hex[:8]}.")
     await ensure_topics(kafka_bootstrap, [names.physical(t) for t in TOPICS])
     dialog_ids = [uuid.uuid4() for _ in range(5)]
-    dialogs = [
+    dialogs: list[Envelope] = [
         factories.envelope(factories.dialog_opened(d, chat=f"c{i}"), stream_version=1)
         for i, d in enumerate(dialog_ids)
     ]
