@@ -77,6 +77,11 @@ async def test_replay_and_export_after_a_restart_include_everything_from_before(
         replay = _openlines("replay", "dialogs", *servers, home=home)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "differences: none" in replay.stdout, replay.stdout
+        # The other read models rebuild from the restored topics alike.
+        for model in ("crm-link", "notify"):
+            other = _openlines("replay", model, *servers, home=home)
+            assert other.returncode == 0, other.stdout + other.stderr
+            assert "differences: none" in other.stdout, other.stdout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             body = await json_if_ok(http, f"{stack.url}/api/v1/dialogs?tab=all", sue)
         assert sorted(d["id"] for d in body["items"]) == before

@@ -26,6 +26,7 @@ from openlines.events.envelope import Envelope
 from openlines.events.topics import CRM, DIALOGS
 from openlines.kit.eventstore import EventStore
 from openlines.kit.replay import BatchHandler
+from openlines.replay.batching import StatementBatcher
 from openlines.replay.registry import Pass, ReadModel, RebuildContext, register
 
 # -- dialogs -----------------------------------------------------------------------------------
@@ -48,6 +49,7 @@ class DialogsReplay:
         by_stream: dict[str, list[Envelope]] = {}
         for env in envelopes:
             by_stream.setdefault(env.stream_id, []).append(env)
+        batcher = StatementBatcher(conn)
         for stream_id, batch in by_stream.items():
             dialog = self.dialogs.get(stream_id)
             if dialog is None:
@@ -57,7 +59,8 @@ class DialogsReplay:
             for env in fresh:
                 dialog.apply(env.payload, env.occurred_at)  # type: ignore[attr-defined]
             if fresh:
-                await project(conn, dialog, fresh)  # type: ignore[arg-type]
+                await project(batcher.stream(), dialog, fresh)  # type: ignore[arg-type]
+        await batcher.flush()
 
     async def _start(self, stream_id: str, first: Envelope) -> object:
         dialog = self._new(uuid.UUID(stream_id))
