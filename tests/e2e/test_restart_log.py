@@ -82,6 +82,10 @@ async def test_replay_and_export_after_a_restart_include_everything_from_before(
             other = _openlines("replay", model, *servers, home=home)
             assert other.returncode == 0, other.stdout + other.stderr
             assert "differences: none" in other.stdout, other.stdout
+        # The switch from the console: the API then lists the same dialogs from the new tables.
+        switched = _openlines("replay", "dialogs", "--switch", *servers, home=home)
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        assert "switched" in switched.stdout, switched.stdout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             body = await json_if_ok(http, f"{stack.url}/api/v1/dialogs?tab=all", sue)
         assert sorted(d["id"] for d in body["items"]) == before
