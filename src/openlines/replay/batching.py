@@ -7,9 +7,11 @@ replay batch: writes (INSERT / UPDATE / DELETE with a parameter dict) are record
 then `flush` sends them as executemany calls (psycopg pipelines them: one round trip, not one
 per row), taking the same statement from the head of every stream's queue at once. A plain
 INSERT [ON CONFLICT DO NOTHING] of many rows goes by COPY into a temporary table and one
-INSERT ... SELECT with the statement's own conflict clause (`_copy_insert`). Measured on 5,000
-dialog events: 1.0 s one statement per event, 0.59 s batched, 0.37-0.44 s with COPY. (Making
-an INSERT return its key so that SQLAlchemy sends multi-row VALUES was 4x slower.)
+INSERT ... SELECT with the statement's own conflict clause (`_copy_insert`). Measured (a busy
+2-core machine): the dialogs rebuild ran 1,053 events/s with one statement per event and
+2,094/s batched in the same conditions; applying 5,000 dialog events took 0.59 s batched and
+0.37-0.44 s with COPY. (Making an INSERT return its key, so that SQLAlchemy sends multi-row
+VALUES, was 4x slower.)
 
 Why this is the same projection, not a second one: each stream's statements run in the order
 the projection issued them; only statements of *different* streams are interleaved, which is
