@@ -7,7 +7,8 @@ tables meanwhile: nothing of the rebuild touches them.
 
 **How the services learn of a switch: they do not need to.** The switch moves the tables,
 not the services: in one transaction it locks the live tables, brings the copy level with them
-(the topics' tail, then the model's own catch-up, e.g. dialogs' events not relayed yet), moves
+(waits for the service's relay to empty its outbox, then reads the topics' tail, then runs
+the model's own catch-up, e.g. dialogs' events still not relayed), moves
 the live tables out to a schema of their own and moves the copy's tables in under the same
 names (`ALTER TABLE ... SET SCHEMA`), renaming the copy's indexes to the live names. A service's
 next statement resolves its table names to the new tables (PostgreSQL re-resolves a name
@@ -240,6 +241,7 @@ async def switch(
                 async with live.begin() as conn:
                     await _lock(conn, live_schema, model.tables)
                     locked = time.perf_counter()
+                    await _outbox_drained(conn)
                     caught_up += await tail()
                     streams = await model.catch_up(conn, new) if model.catch_up else 0
                     await _move_tables(conn, model.tables, live_schema, new, trash)
@@ -271,6 +273,21 @@ async def _lock(conn: AsyncConnection, schema: str, tables: tuple[str, ...]) -> 
     tables taken one by one against a writer taking them in the other order deadlock)."""
     names = ", ".join(f'"{schema}"."{t}"' for t in tables)
     await conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE NOWAIT"))
+
+
+async def _outbox_drained(conn: AsyncConnection, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the service's relay has published what its writers committed.
+
+    With the read-model tables locked no writer of this service can commit new events (each
+    projects in the transaction that appends), so the outbox only shrinks; once it is empty,
+    the topics' tail holds every event the live model has seen. Past the timeout the model's
+    own catch-up (dialogs: from the event store) covers the rest.
+    """
+    deadline = time.monotonic() + timeout
+    while await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM outbox)")):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.02)
 
 
 async def _move_tables(
