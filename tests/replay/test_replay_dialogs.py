@@ -22,9 +22,9 @@ from openlines.kit.testing.auth import bearer
 from openlines.kit.testing.service import Served, isolated_settings, serving
 from openlines.kit.testing.waiting import eventually
 from openlines.kit.topics import TopicNames
+from openlines.replay.models import read_models
 from openlines.replay.progress import EventProgress
 from openlines.replay.rebuild import compare, drop_copy, rebuild, switch
-from openlines.replay.registry import read_models
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "replay-test-secret-of-at-least-32-bytes"

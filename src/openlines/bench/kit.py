@@ -326,9 +326,6 @@ async def run(infra: Infra, n: int = 50_000) -> list[Result]:
     try:
         results = [await bench_relay(infra, engine, schema, n)]
         results += await bench_projections(infra, engine, n_live=min(n, 10_000), n_replay=n)
-        from openlines.bench.replay import bench_replay_and_export
-
-        results += await bench_replay_and_export(infra, n)
         return results
     finally:
         await engine.dispose()

@@ -62,8 +62,8 @@ async def _publish(infra: Infra, topic: str, n: int) -> int:
 
 async def bench_replay_and_export(infra: Infra, n: int) -> list[Result]:
     from openlines.dialogs.app import MIGRATIONS
+    from openlines.replay.models import read_models
     from openlines.replay.rebuild import compare, drop_copy, rebuild
-    from openlines.replay.registry import read_models
 
     names = TopicNames(f"benchr{uuid.uuid4().hex[:6]}.")
     topic = names.physical(DIALOGS)
@@ -123,3 +123,10 @@ async def bench_replay_and_export(infra: Infra, n: int) -> list[Result]:
             {"ceiling": "what a reader on aiokafka reaches before doing any work"},
         ),
     ]
+
+
+async def run_with_kit(infra: Infra, n: int) -> list[Result]:
+    """`openlines bench kit`: the kit's figures, then replay and export."""
+    from openlines.bench import kit
+
+    return await kit.run(infra, n) + await bench_replay_and_export(infra, n)

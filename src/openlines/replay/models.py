@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +28,14 @@ from openlines.events.topics import CRM, DIALOGS
 from openlines.kit.eventstore import EventStore
 from openlines.kit.replay import BatchHandler
 from openlines.replay.batching import StatementBatcher
-from openlines.replay.registry import Pass, ReadModel, RebuildContext, register
+from openlines.replay.registry import (
+    ENTRY_POINT_GROUP,
+    Pass,
+    ReadModel,
+    RebuildContext,
+    register,
+    registered,
+)
 
 # -- dialogs -----------------------------------------------------------------------------------
 
@@ -186,3 +194,13 @@ register(
         passes=(Pass((DIALOGS,), _notify_views),),
     )
 )
+
+
+def read_models() -> dict[str, ReadModel]:
+    """Every known read model: the built-in ones above and those of installed entry points."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in registered():
+            loaded = ep.load()
+            if isinstance(loaded, ReadModel):
+                register(loaded)
+    return dict(sorted(registered().items()))

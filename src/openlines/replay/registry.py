@@ -2,9 +2,10 @@
 
 A read model is a set of tables in its service's schema, derived from events alone, and the
 projection that keeps them current: the SAME projection the live service runs, handed to the
-kit's batched replay. Built-in models are declared in `models.py`; another package adds its
-own with an entry point in the `openlines.read_models` group that names a `ReadModel` (or
-calls `register`). Analytics, for one, declares in its pyproject:
+kit's batched replay. Built-in models are declared in `models.py`, which also lists them all
+(`read_models`); another package adds its own with an entry point in the
+`openlines.read_models` group that names a `ReadModel` (or calls `register`). Analytics,
+for one, declares in its pyproject:
 
     [project.entry-points."openlines.read_models"]
     analytics = "openlines.analytics.replay:READ_MODEL"
@@ -15,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.kit.replay import BatchHandler
 
 ENTRY_POINT_GROUP = "openlines.read_models"
+"""The entry point group `openlines.replay.models.read_models` loads (it lists them all)."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,5 @@ def register(model: ReadModel) -> ReadModel:
     return model
 
 
-def read_models() -> dict[str, ReadModel]:
-    """Every known read model: the built-in ones and those of installed entry points."""
-    from openlines.replay import models  # noqa: F401  (registers the built-in ones)
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTERED:
-            loaded = ep.load()
-            if isinstance(loaded, ReadModel):
-                register(loaded)
-    return dict(sorted(_REGISTERED.items()))
+def registered() -> dict[str, ReadModel]:
+    return dict(_REGISTERED)

@@ -45,7 +45,7 @@ def parse_time(value: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openlines.replay.registry import read_models
+    from openlines.replay.models import read_models
 
     models = read_models()
     if args.read_model == "list":
