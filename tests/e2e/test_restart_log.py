@@ -77,11 +77,15 @@ async def test_replay_and_export_after_a_restart_include_everything_from_before(
         replay = _openlines("replay", "dialogs", *servers, home=home)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "differences: none" in replay.stdout, replay.stdout
-        # The other read models rebuild from the restored topics alike.
+        # The other read models rebuild from the restored topics alike, and switch.
         for model in ("crm-link", "notify"):
             other = _openlines("replay", model, *servers, home=home)
             assert other.returncode == 0, other.stdout + other.stderr
             assert "differences: none" in other.stdout, other.stdout
+            switched = _openlines("replay", model, "--switch", *servers, home=home)
+            assert switched.returncode == 0, switched.stdout + switched.stderr
+            again = _openlines("replay", model, *servers, home=home)
+            assert "differences: none" in again.stdout, again.stdout
         # The switch from the console: the API then lists the same dialogs from the new tables.
         switched = _openlines("replay", "dialogs", "--switch", *servers, home=home)
         assert switched.returncode == 0, switched.stdout + switched.stderr
