@@ -133,6 +133,10 @@ async def rebuild(
             )
             result.stats.append(stats)
             result.positions.append(stats.positions)
+    except BaseException:
+        await target.dispose()
+        await drop_copy(live, new)  # a half-built copy is of no use to anyone
+        raise
     finally:
         await target.dispose()
         await live.dispose()
