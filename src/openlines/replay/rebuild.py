@@ -69,7 +69,7 @@ class TableDigest:
 
 
 def new_schema_name(live_schema: str, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%f")  # two at once never clash
     return check_schema_name(f"{live_schema}_r{stamp}")
 
 
