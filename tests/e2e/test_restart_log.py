@@ -13,7 +13,7 @@ import aiohttp
 import duckdb
 import psycopg
 
-from .conftest import _openlines, start_stack, stop_stack
+from .conftest import Stack, _openlines, start_stack, stop_stack
 from .steps import customer_says, eventually, json_if_ok
 
 CHATS = [4101, 4102, 4103]
@@ -42,8 +42,10 @@ def _outboxes_empty(database_url: str) -> bool:
 
 async def test_replay_and_export_after_a_restart_include_everything_from_before() -> None:
     home = Path(tempfile.mkdtemp(prefix="ol-restart-", dir="/tmp"))
+    running: list[Stack] = []  # stopped in the end, also after a failure
     try:
         stack = start_stack(home)
+        running.append(stack)
         database_url = str(stack.state["postgres"]["url"])  # type: ignore[index]
         sue = stack.auth("sue", "supervisor")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -64,9 +66,10 @@ async def test_replay_and_export_after_a_restart_include_everything_from_before(
             await eventually(drained, "the relays to publish everything", timeout=60)
         stored = _stored_events(database_url)
         assert stored["openlines.dialogs.v1"] and stored["openlines.crm.v1"]
-        stop_stack(stack)
+        stop_stack(running.pop())
 
         stack = start_stack(home)
+        running.append(stack)
         # The new stack's servers (this process's environment names the tests' own).
         servers = [
             "--database-url",
@@ -107,6 +110,7 @@ async def test_replay_and_export_after_a_restart_include_everything_from_before(
                 ).fetchall()
             }
             assert ids <= exported, f"{topic}: {len(ids - exported)} events missing"
-        stop_stack(stack)
     finally:
+        for left in running:
+            stop_stack(left)
         shutil.rmtree(home, ignore_errors=True)
