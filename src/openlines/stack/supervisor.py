@@ -28,6 +28,7 @@ from openlines.kit.embedded import EmbeddedKafka, EmbeddedPostgres, StartupError
 from openlines.kit.embedded.ports import port_is_free
 from openlines.kit.embedded.processes import log_tail
 from openlines.kit.kafka.admin import ensure_topics
+from openlines.stack.restore import restore_topics
 from openlines.stack.services import RunningService, ServiceSpec, default_services
 from openlines.stack.state import (
     AlreadyRunning,
@@ -159,6 +160,7 @@ class Supervisor:
             raise StartupError(f"port {port} is in use; pick another with --kafka-port (0: any)")
         database_url = self._start_postgres()
         bootstrap = self._start_kafka(port)
+        self._restore_topics(database_url, bootstrap)
         env = {"OPENLINES_KAFKA_BOOTSTRAP": bootstrap, "OPENLINES_DATABASE_URL": database_url}
         self._start_services(env)
         self.state["status"] = "ready"
@@ -192,6 +194,19 @@ class Supervisor:
         self._step("topics", lambda: asyncio.run(ensure_topics(kafka.bootstrap, topics)))
         self.state["topics"] = [t.name for t in topics]
         return kafka.bootstrap
+
+    def _restore_topics(self, database_url: str, bootstrap: str) -> None:
+        """Before any consumer starts: the topics the (in-memory) broker lacks get back what
+        the event stores hold (restore.py says why the topics, and what is not restored)."""
+        restored = []
+        self._step(
+            "restore",
+            lambda: restored.extend(asyncio.run(restore_topics(database_url, bootstrap))),
+        )
+        for r in restored:
+            self.console.print(
+                f"  [dim]restored {r.events:,} events of {r.topic} from {r.schema}'s event store[/]"
+            )
 
     def _start_services(self, env: dict[str, str]) -> None:
         # All start at once, then each is awaited: start-up times overlap.

@@ -153,12 +153,12 @@ def _print_cpu(report: E2eReport, console: Console) -> None:
 
 
 def _run_kit(args: argparse.Namespace, console: Console) -> None:
-    from openlines.bench import kit
+    from openlines.bench import replay
     from openlines.bench.infra import bench_infra
 
     with bench_infra() as infra:
         console.print(f"broker {infra.kafka_bootstrap}, database {infra.database_url}")
-        results = eventloop.run(kit.run(infra, n=args.events))
+        results = eventloop.run(replay.run_with_kit(infra, n=args.events))
     table = Table(title=f"openlines kit benchmark ({args.events} events)")
     for col in ("measurement", "events/s", "baseline", "baseline/s", "ratio"):
         table.add_column(col, justify="right" if col.endswith(("/s", "ratio")) else "left")

@@ -35,6 +35,21 @@ log = get_logger(__name__)
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 BatchHandler = Callable[[AsyncConnection, Sequence[Envelope]], Awaitable[None]]
+Positions = dict[tuple[str, int], int]
+"""Next offset to read, by (physical topic, partition)."""
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """What a progress display needs after each fetched batch."""
+
+    done: int
+    """Records read so far."""
+    total: int
+    """Records between the start and the end offsets seen at start."""
+    lag: int
+    """Records between the reader and the live end of the topics (it moves while live
+    writers go on)."""
 
 
 @dataclass
@@ -49,6 +64,8 @@ class ReplayStats:
     phases: dict[str, float] = field(
         default_factory=lambda: {"fetch": 0.0, "decode": 0.0, "apply": 0.0, "commit": 0.0}
     )
+    positions: Positions = field(default_factory=dict)
+    """Where each partition stopped: a later catch-up replay starts there."""
 
     @property
     def rate(self) -> float:
@@ -67,11 +84,17 @@ async def replay(
     group: str | None = None,
     names: TopicNames | None = None,
     only: Collection[tuple[str, int]] | None = None,
+    start: Positions | None = None,
+    progress: Callable[[ReplayProgress], None] | None = None,
+    record_inbox: bool = True,
 ) -> ReplayStats:
     """Replay the LOGICAL `topics` (mapped to physical names by `names`) into `apply_batch`.
 
     `only` limits the replay to these (physical topic, partition) pairs: a share of the work
-    in a parallel replay.
+    in a parallel replay. `start` continues where an earlier replay stopped (its
+    `stats.positions`) and wins over `since`. `progress` is called after every fetch.
+    `record_inbox=False` leaves the inbox alone (a rebuild into another schema, whose events
+    no live consumer must skip).
     """
     if not _PLAIN_NAME.match(consumer_name):
         raise ValueError(f"consumer name must match {_PLAIN_NAME.pattern}: {consumer_name!r}")
@@ -91,19 +114,32 @@ async def replay(
             if only is None or (topic, p) in only
         ]
         consumer.assign(partitions)
-        await _seek_start(consumer, partitions, since)
+        await _seek_start(consumer, partitions, since, start)
+        first = {tp: await consumer.position(tp) for tp in partitions}
+        ends = await consumer.end_offsets(partitions)
+        total = sum(max(0, ends[tp] - first[tp]) for tp in partitions)
+        done = 0
         seen: set[int] = set()  # ints, not UUIDs: untracked by the cyclic GC
         # Two stages overlap: this loop fetches and decodes (our CPU) while the writer task
         # streams the previous batch into Postgres (mostly the server's CPU).
         queue: asyncio.Queue[list[Envelope] | None] = asyncio.Queue(maxsize=2)
         writer = asyncio.create_task(
-            _write_batches(engine, queue, consumer_name, apply_batch, stats)
+            _write_batches(
+                engine, queue, consumer_name if record_inbox else None, apply_batch, stats
+            )
         )
         try:
             while pending := await unfinished(consumer, partitions):
                 t0 = time.perf_counter()
                 batch = await consumer.getmany(*pending, timeout_ms=500, max_records=batch_size)
                 t1 = time.perf_counter()
+                if progress is not None:
+                    done += sum(len(records) for records in batch.values())
+                    lag = await _lag(consumer, partitions)
+                    # The end moves: live writers go on, and Tansu's ListOffsets can trail
+                    # the high watermark that fetches report (see `unfinished`).
+                    total = max(total, done + lag)
+                    progress(ReplayProgress(done, total, lag))
                 envelopes: list[Envelope] = []
                 for records in batch.values():
                     for rec in records:
@@ -127,6 +163,9 @@ async def replay(
             if not writer.done():
                 await queue.put(None)
             await writer
+        stats.positions = {
+            (tp.topic, tp.partition): await consumer.position(tp) for tp in partitions
+        }
         if group:
             await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
     finally:
@@ -189,10 +228,19 @@ async def partitions_of(
     ]
 
 
+async def _lag(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> int:
+    lag = 0
+    for tp in partitions:
+        high = consumer.highwater(tp)
+        if high is not None:
+            lag += max(0, high - await consumer.position(tp))
+    return lag
+
+
 async def _write_batches(
     engine: AsyncEngine,
     queue: asyncio.Queue[list[Envelope] | None],
-    consumer_name: str,
+    consumer_name: str | None,
     apply_batch: BatchHandler,
     stats: ReplayStats,
 ) -> None:
@@ -201,15 +249,27 @@ async def _write_batches(
         async with engine.begin() as conn:
             await apply_batch(conn, envelopes)
             t1 = time.perf_counter()
-            await _record_applied(conn, consumer_name, envelopes)
+            if consumer_name is not None:
+                await _record_applied(conn, consumer_name, envelopes)
         stats.phases["apply"] += t1 - t0
         stats.phases["commit"] += time.perf_counter() - t1
         stats.events += len(envelopes)
 
 
 async def _seek_start(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], since: datetime | None
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    since: datetime | None,
+    start: Positions | None = None,
 ) -> None:
+    if start is not None:
+        fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in start]
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+        for tp in partitions:
+            if (tp.topic, tp.partition) in start:
+                consumer.seek(tp, start[(tp.topic, tp.partition)])
+        return
     if since is None:
         await consumer.seek_to_beginning(*partitions)
         return

@@ -67,15 +67,7 @@ class CrmLink:
         await projection.follow_dialog(conn, env.payload)
 
     async def link_dialog(self, conn: AsyncConnection, env: Envelope, opened: DialogOpened) -> None:
-        dialog = DialogFacts(
-            dialog_id=opened.dialog_id,
-            line_id=opened.line_id,
-            channel_id=opened.channel_id,
-            channel_type=opened.channel_type,
-            external_user_id=opened.external_user_id,
-            customer_name=opened.customer.name,
-            title=opened.title,
-        )
+        dialog = dialog_facts(opened)
         await projection.record_dialog(conn, dialog, env.occurred_at)
         line = self.lines.line(dialog.line_id)
         auto_lead = line.auto_lead if line is not None else False
@@ -110,3 +102,29 @@ class CrmLink:
         cause: Envelope | None,
     ) -> None:
         await self.customers.execute(conn, str(customer_id), decide, cause=cause)
+
+
+def dialog_facts(opened: DialogOpened) -> DialogFacts:
+    return DialogFacts(
+        dialog_id=opened.dialog_id,
+        line_id=opened.line_id,
+        channel_id=opened.channel_id,
+        channel_type=opened.channel_type,
+        external_user_id=opened.external_user_id,
+        customer_name=opened.customer.name,
+        title=opened.title,
+    )
+
+
+async def project_dialog_event(conn: AsyncConnection, env: Envelope) -> None:
+    """The read-model half of what the DIALOGS consumer does with `env`, deciding nothing
+    (no customer stream is appended to): what `openlines replay crm-link` runs. The links
+    themselves come from the CRM topic (`projection.apply`)."""
+    event = env.payload
+    if isinstance(event, DialogOpened):
+        await projection.record_dialog(conn, dialog_facts(event), env.occurred_at)
+    elif isinstance(event, MessageAppended):
+        if event.direction in projection.ACTIVITY:
+            await projection.touch_dialog(conn, event)
+    elif isinstance(event, FACT_EVENTS):
+        await projection.follow_dialog(conn, event)

@@ -17,7 +17,7 @@ from openlines.events.envelope import Envelope
 from openlines.kit.log import get_logger
 from openlines.notify import views
 from openlines.notify.counters import LiveCounters
-from openlines.notify.domain import apply, audience_for, is_stale
+from openlines.notify.domain import DialogView, apply, audience_for, is_stale
 from openlines.notify.hub import Notification, SessionHub
 
 log = get_logger(__name__)
@@ -34,17 +34,11 @@ class StreamProjection:
         self._pending: dict[UUID, Notification] = {}
 
     async def handle(self, conn: AsyncConnection, envelope: Envelope) -> None:
-        payload = envelope.payload
-        dialog_id = getattr(payload, "dialog_id", None)
-        before = after = None
-        if isinstance(dialog_id, UUID):
-            before = await views.load(conn, dialog_id)
-            if is_stale(before, payload, envelope.stream_version):
-                return
-            after = apply(before, payload, envelope.stream_version)
-            if after is not None and after != before:
-                await views.save(conn, dialog_id, after)
-        audience = audience_for(payload, before, after)
+        moved = await project_view(conn, envelope)
+        if moved is None:
+            return  # seen before: nothing to push again
+        before, after = moved
+        audience = audience_for(envelope.payload, before, after)
         self._pending[envelope.event_id] = Notification(envelope, audience)
 
     async def after_commit(self, applied: list[Envelope]) -> None:
@@ -61,3 +55,23 @@ class StreamProjection:
             await self.counters.refresh(self.hub.take_pushed())
         finally:
             self._pending.clear()
+
+
+async def project_view(
+    conn: AsyncConnection, envelope: Envelope
+) -> tuple[DialogView | None, DialogView | None] | None:
+    """Move the dialog's view by one event: the read model's one projection, used live and by
+    `openlines replay notify`. Returns the view before and after (both None for an event of no
+    dialog), or None when the event was applied before (a redelivery or a replay over live
+    data)."""
+    payload = envelope.payload
+    dialog_id = getattr(payload, "dialog_id", None)
+    if not isinstance(dialog_id, UUID):
+        return None, None
+    before = await views.load(conn, dialog_id)
+    if is_stale(before, payload, envelope.stream_version):
+        return None
+    after = apply(before, payload, envelope.stream_version)
+    if after is not None and after != before:
+        await views.save(conn, dialog_id, after)
+    return before, after
