@@ -75,8 +75,11 @@ async def _answers(
     status, page = await get_json(http, f"{base}/api/v1/dialogs?limit=200", who.auth)
     assert status == 200, page
     answers = {"dialogs see": dialog_id in [d["id"] for d in page["items"]]}
-    status, body = await post_json(http, f"{base}/api/v1/dialogs/{dialog_id}/read", who.auth)
-    # 404: may not read it; 403: reads it but may not write.
+    # *write*, probed with the caller's draft (marking read only needs *read*): 404: may not
+    # read it; 403: reads it but may not write.
+    status, body = await post_json(
+        http, f"{base}/api/v1/dialogs/{dialog_id}/draft", who.auth, {"text": "probe"}, "PUT"
+    )
     assert (status, (body.get("error") or {}).get("code")) in (
         (200, None),
         (404, "not_found"),

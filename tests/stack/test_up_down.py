@@ -24,6 +24,7 @@ from openlines.kit.embedded import StartupError, reserve_port
 from openlines.kit.embedded.ports import ephemeral_range
 from openlines.kit.embedded.tansu import kafka_answers
 from openlines.kit.kafka.admin import admin_client
+from openlines.kit.testing.waiting import eventually
 from openlines.stack.services import PYTHON, ServiceSpec, reserve_port_base, stack_ports
 from openlines.stack.state import StackPaths, exclusive, read_state
 from openlines.stack.supervisor import StackConfig, Supervisor
@@ -166,11 +167,16 @@ def test_services_start_get_the_urls_and_stop(home: Path, tmp_path: Path) -> Non
                 "env-dump",
             ]
             pids = [s["pid"] for s in state["services"]]
+            # env-dump has no port to be ready on: its marker is the line it prints, which a
+            # loaded machine may take a while to get to.
+            dump = home / "logs" / "env-dump.log"
+            dumped = asyncio.run(
+                eventually(lambda: dump.read_text() or None, timeout=30, what="env-dump's line")
+            )
         finally:
             supervisor.stop()
     assert _alive([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]) == []
     assert _mentioning(home) == []
-    dumped = (home / "logs" / "env-dump.log").read_text()
     assert state["kafka"]["bootstrap"] in dumped and "/openlines?host=" in dumped
 
 

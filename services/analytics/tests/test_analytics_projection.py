@@ -84,3 +84,19 @@ async def test_a_replay_builds_the_model_and_a_second_one_changes_nothing(
     async with engine.begin() as conn:  # the same topics replayed over the live model
         await projection.apply_batch(conn, events)
     assert await snapshot(engine) == built
+
+
+async def test_an_sla_marker_read_before_its_dialog_opened_still_counts(
+    engine: AsyncEngine,
+) -> None:
+    # Routing's topic and the dialogs topic have no order between them: the breach may be
+    # consumed before the dialog's opening.
+    dialog_id = uuid.uuid4()
+    opened, said, assigned, breach, *_ = history(dialog_id)
+    async with engine.begin() as conn:
+        await projection.apply_batch(conn, [breach])
+    async with engine.begin() as conn:
+        await projection.apply_batch(conn, [opened, said, assigned, breach])
+    rows, facts = await snapshot(engine)
+    assert [row.sla_breaches for row in rows] == [1]
+    assert [f.kind for f in facts].count("sla_breach") == 1

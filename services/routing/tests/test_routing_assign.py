@@ -17,6 +17,7 @@ from openlines.events.catalog import (
 )
 from openlines.kit.testing.lines import write_lines
 from openlines.kit.testing.waiting import wait_handled
+from openlines.routing.app import CONSUMER
 from openlines.routing.settings import RoutingSettings
 
 from .routing_support import (
@@ -231,7 +232,8 @@ async def test_transfer_and_reopen_move_the_load(routing: Routing) -> None:
         )
     )
     settled = await routing.dialogs.publish(assigned(dialog, "bob", AssignedBy.SUPERVISOR))
-    await wait_handled(routing.runtime.engine, settled.event_id)
+    # The assignment's consumer, not the timers' (which also records every dialog event).
+    await wait_handled(routing.runtime.engine, settled.event_id, consumer=CONSUMER)
     loads = await routing.load()
     assert (loads["ann"], loads["bob"]) == ((0, 0, 2), (1, 0, 2))  # one unit moved, once
 

@@ -10,14 +10,21 @@ dialog's: the fact each one yields is the mark that it was applied.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.analytics.metrics import DIALOG_EVENTS, SLA_EVENTS, DialogMetrics, Fact, step
+from openlines.analytics.metrics import (
+    DIALOG_EVENTS,
+    SLA_EVENTS,
+    DialogMetrics,
+    Fact,
+    FactKind,
+    step,
+)
 from openlines.analytics.tables import dialog_metrics, report_facts
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import DIALOGS, ROUTING, TOPICS
@@ -49,6 +56,16 @@ _SAVE = _insert.on_conflict_do_update(
 )
 _SEEN = select(report_facts.c.id).where(report_facts.c.event_id == bindparam("seen_event_id"))
 _RECORD_FACTS = insert(report_facts).on_conflict_do_nothing(constraint="report_facts_once")
+# SLA markers recorded before their dialog's row existed (routing's topic and the dialogs topic
+# have no order between them): the row, once opened, counts them.
+_EARLY_SLA = (
+    select(report_facts.c.kind, func.count())
+    .where(
+        report_facts.c.dialog_id == bindparam("early_dialog_id"),
+        report_facts.c.kind.in_([FactKind.SLA_WARNING.value, FactKind.SLA_BREACH.value]),
+    )
+    .group_by(report_facts.c.kind)
+)
 
 
 async def apply(conn: AsyncConnection, envelope: Envelope[Any]) -> None:
@@ -65,6 +82,8 @@ async def apply(conn: AsyncConnection, envelope: Envelope[Any]) -> None:
     ):
         return  # an SLA event has no dialog version to go by, but its fact shows it was applied
     after, facts = step(before, payload, envelope.occurred_at)
+    if after is not None and before is None:
+        after = await _with_early_sla(conn, after, payload.dialog_id)
     if after is not None:
         if from_dialog:
             version = envelope.stream_version
@@ -80,6 +99,20 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Envelope[Any]]) -> 
     for envelope in batch:
         if isinstance(envelope.payload, APPLIED):
             await apply(conn, envelope)
+
+
+async def _with_early_sla(
+    conn: AsyncConnection, metrics: DialogMetrics, dialog_id: Any
+) -> DialogMetrics:
+    rows = (await conn.execute(_EARLY_SLA, {"early_dialog_id": dialog_id})).all()
+    counts: dict[str, int] = {kind: count for kind, count in rows}
+    if not counts:
+        return metrics
+    return replace(
+        metrics,
+        sla_warnings=metrics.sla_warnings + counts.get(FactKind.SLA_WARNING.value, 0),
+        sla_breaches=metrics.sla_breaches + counts.get(FactKind.SLA_BREACH.value, 0),
+    )
 
 
 def _metrics(row: Any) -> DialogMetrics:

@@ -65,11 +65,13 @@ async def eventually(
         ) from None
 
 
-async def handled(engine: AsyncEngine, event_id: UUID) -> bool:
-    """Has a consumer of this service recorded the event in its inbox?"""
+async def handled(engine: AsyncEngine, event_id: UUID, consumer: str | None = None) -> bool:
+    """Has a consumer of this service (`consumer`, where a service has several: each records
+    the events it handled) recorded the event in its inbox?"""
+    where = "event_id = :id" + (" AND consumer = :consumer" if consumer is not None else "")
     async with engine.connect() as conn:
         found = await conn.execute(
-            text("SELECT 1 FROM inbox WHERE event_id = :id"), {"id": event_id}
+            text(f"SELECT 1 FROM inbox WHERE {where}"), {"id": event_id, "consumer": consumer}
         )
         return found.first() is not None
 
@@ -82,5 +84,9 @@ async def outbox_drained(engine: AsyncEngine) -> bool:
         return bool(left.scalar_one())
 
 
-async def wait_handled(engine: AsyncEngine, event_id: UUID, *, timeout: float = 30.0) -> None:
-    await eventually(lambda: handled(engine, event_id), timeout=timeout, what=f"event {event_id}")
+async def wait_handled(
+    engine: AsyncEngine, event_id: UUID, *, timeout: float = 30.0, consumer: str | None = None
+) -> None:
+    await eventually(
+        lambda: handled(engine, event_id, consumer), timeout=timeout, what=f"event {event_id}"
+    )
