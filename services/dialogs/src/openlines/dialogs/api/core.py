@@ -17,8 +17,9 @@ from openlines.dialogs.access import Viewer, require_actable, require_takeable, 
 from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
 from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
+from openlines.dialogs.cursors import BadCursor, bad_cursor
 from openlines.dialogs.domain import Dialog, Load
-from openlines.dialogs.queries import DEFAULT_ORDER, BadCursor, Cursor, ListQuery
+from openlines.dialogs.queries import DEFAULT_ORDER, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
     DialogPage,
@@ -30,7 +31,6 @@ from openlines.dialogs.views import (
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
 from openlines.kit.http import routes
-from openlines.kit.http.errors import ApiError
 
 MAX_CLIENT_MESSAGE_ID = 200
 
@@ -207,10 +207,9 @@ class CoreEndpoints(ApiBase):
     )
     async def take(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
-            require_takeable(viewer, dialog)
             return dialog.take(viewer.operator_id, may_take_over=viewer.is_supervisor, load=load)
 
-        return await self.act(request, decide)
+        return await self.act(request, decide, require=require_takeable)
 
     @routes.post(
         BASE + "/{id}/close",
@@ -228,7 +227,6 @@ class CoreEndpoints(ApiBase):
             return await close_and_open_new(self, request)
 
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             # An operator accepts an unassigned dialog and closes it: it stays theirs. A
             # supervisor's close leaves it unassigned (they see every dialog anyway).
             return dialog.close(
@@ -271,7 +269,6 @@ class CoreEndpoints(ApiBase):
     )
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
 
         return await self.act(request, decide)
@@ -342,9 +339,9 @@ def _list_query(params: ListParams) -> ListQuery:
         try:
             cursor = Cursor.decode(params.cursor)
         except BadCursor as exc:
-            raise ApiError(400, "bad_cursor", str(exc)) from exc
+            raise bad_cursor(exc) from exc
         if (cursor.sort, cursor.order) != (params.sort, params.order or DEFAULT_ORDER[params.sort]):
-            raise ApiError(400, "bad_cursor", "the cursor is of another sort or order")
+            raise bad_cursor("the cursor is of another sort or order")
     return ListQuery(
         tab=params.tab,
         line=params.line or None,

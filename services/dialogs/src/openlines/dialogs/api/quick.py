@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import workspace
 from openlines.dialogs.access import Viewer, require_actable
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of, path_uuid
+from openlines.dialogs.cursors import BadCursor, bad_cursor
 from openlines.dialogs.domain import Dialog, QuickReplyNotForLine, UnknownQuickReply
 from openlines.dialogs.domain.templates import (
     PLACEHOLDERS,
@@ -33,7 +34,7 @@ from openlines.dialogs.domain.templates import (
     render,
     validate,
 )
-from openlines.dialogs.workspace import BadCursor, QuickReplyCursor, QuickReplyQuery
+from openlines.dialogs.workspace import QuickReplyCursor, QuickReplyQuery
 from openlines.events.envelope import utc_now
 from openlines.events.limits import ID_MAX, TEXT_MAX
 from openlines.events.lines import LinesConfig
@@ -221,7 +222,7 @@ class QuickEndpoints(ApiBase):
         try:
             cursor = QuickReplyCursor.decode(query.cursor) if query.cursor else None
         except BadCursor as exc:
-            raise ApiError(400, "bad_cursor", str(exc)) from exc
+            raise bad_cursor(exc) from exc
         wanted = QuickReplyQuery(
             q=query.q or None,
             category=query.category or None,
@@ -456,7 +457,4 @@ def _title_of(text: str) -> str:
 
 
 def _reply_id_of(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise not_found("quick reply") from None
+    return path_uuid(request, "id", not_found("quick reply"))
