@@ -12,8 +12,6 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from openlines.kit.http.errors import ApiError
-
 T = TypeVar("T")
 
 
@@ -34,8 +32,3 @@ def decode_cursor(token: str, shape: TypeAdapter[T]) -> T:
         return shape.validate_json(raw, strict=True)
     except ValueError as exc:  # binascii.Error and ValidationError are ValueErrors
         raise BadCursor("cursor is not one this API returned") from exc
-
-
-def bad_cursor(exc: BadCursor | str) -> ApiError:
-    """The API's answer to a cursor it cannot use."""
-    return ApiError(400, "bad_cursor", str(exc))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from sqlalchemy import Row
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, require_actable, row_facts
 from openlines.dialogs.capacity import limit_applies, locked_load
+from openlines.dialogs.cursors import BadCursor
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.views import dialog_json
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
@@ -40,6 +41,18 @@ Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
 Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
 # The access policy's check a command needs (`openlines.dialogs.access.require_*`).
 Requirement = Callable[[Viewer, Dialog], None]
+
+# OpenAPI links: where a client (and the contract fuzz) goes next with an id it was given.
+Links = dict[str, tuple[str, dict[str, str]]]
+SAME_ID = "$response.body#/id"
+FIRST_ID = "$response.body#/items/0/id"
+
+
+def links(source: str, **operations: str) -> Links:
+    """Links named as the keywords, each to the dialogs operation (its handler's name) whose
+    path `id` is the answer's id at `source`."""
+    return {name: (f"dialogs.{handler}", {"id": source}) for name, handler in operations.items()}
+
 
 DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
     404: "not_found: no such dialog, or not visible to the caller",
@@ -141,6 +154,35 @@ class ApiBase:
     def max_text_length(self, channel_id: str) -> int:
         found = self.lines.channel(channel_id)
         return found[1].max_text_length if found is not None else DEFAULT_MAX_TEXT
+
+
+class Position(Protocol):
+    """A page's cursor (`openlines.dialogs.cursors`)."""
+
+    def encode(self) -> str: ...
+
+
+P = TypeVar("P", bound=Position)
+BAD_CURSOR: routes.ResponseSpec = "bad_cursor: a cursor this API did not return"
+
+
+def read_cursor(token: str | None, decode: Callable[[str], P]) -> P | None:
+    """The page position a client sent back (None: the first page); 400 if it is not one."""
+    if not token:
+        return None
+    try:
+        return decode(token)
+    except BadCursor as exc:
+        raise bad_cursor(str(exc)) from exc
+
+
+def bad_cursor(why: str) -> ApiError:
+    return ApiError(400, "bad_cursor", why)
+
+
+def page_json(items: list[dict[str, Any]], after: Position | None) -> dict[str, Any]:
+    """A page of a list, and the cursor of the next one (None: this is the last)."""
+    return {"items": items, "next_cursor": after.encode() if after else None}
 
 
 def dialog_id_of(request: web.Request) -> uuid.UUID:

@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, facts, require_readable
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of, path_uuid
+from openlines.dialogs.api.base import (
+    BASE,
+    DIALOG_REFUSALS,
+    SAME_ID,
+    ApiBase,
+    dialog_id_of,
+    links,
+    path_uuid,
+)
 from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.tables import dialogs
 from openlines.dialogs.views import (
@@ -38,8 +46,6 @@ READ_ALL_BATCH = 100
 """Dialogs marked read per transaction by `read-all` (each is its own stream)."""
 HISTORY_LIMIT = 100
 
-_SAME = "$response.body#/id"
-
 
 class HistoryParams(routes.QueryModel):
     limit: int = Field(default=HISTORY_LIMIT, ge=1, le=HISTORY_LIMIT)
@@ -50,7 +56,7 @@ class ReadingEndpoints(ApiBase):
         BASE + "/{id}/read",
         summary="Mark the dialog read for the caller (only the caller's unread count changes)",
         responses={200: DialogView, 404: DIALOG_REFUSALS[404], 503: DIALOG_REFUSALS[503]},
-        links={"History": ("dialogs.history", {"id": _SAME})},
+        links=links(SAME_ID, History="history"),
     )
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:

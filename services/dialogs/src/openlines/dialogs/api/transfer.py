@@ -20,7 +20,15 @@ from openlines.dialogs.access import (
     require_readable,
     require_transferable,
 )
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of, refusal
+from openlines.dialogs.api.base import (
+    BASE,
+    DIALOG_REFUSALS,
+    SAME_ID,
+    ApiBase,
+    dialog_id_of,
+    links,
+    refusal,
+)
 from openlines.dialogs.domain import (
     Dialog,
     Load,
@@ -87,19 +95,16 @@ class NoteAdded(BaseModel):
     mentions: list[str]
 
 
-_SAME = "$response.body#/id"
-# Where a client (and the contract fuzz) goes next with the dialog a transfer or join answers.
-_FROM_DIALOG = {
-    name: (f"dialogs.{target}", {"id": _SAME})
-    for name, target in (
-        ("GetDialog", "get_dialog"),
-        ("Timeline", "timeline"),
-        ("Transfer", "transfer"),
-        ("Join", "join"),
-        ("Leave", "leave"),
-        ("Note", "add_note"),
-    )
-}
+# Where a client goes next with the dialog a transfer or join answers.
+_FROM_DIALOG = links(
+    SAME_ID,
+    GetDialog="get_dialog",
+    Timeline="timeline",
+    Transfer="transfer",
+    Join="join",
+    Leave="leave",
+    Note="add_note",
+)
 
 
 def note_message_id(
