@@ -57,15 +57,7 @@ SORT_KEYS: dict[str, ColumnElement[Any]] = {
 }
 
 # The dialogs table as the counters see it (the same columns as notify's view table).
-WORK = WorkColumns(
-    line_id=dialogs.c.line_id,
-    status=dialogs.c.status,
-    assignee_id=dialogs.c.assignee_id,
-    participants=dialogs.c.participants,
-    last_direction=dialogs.c.last_message_direction,
-    inbound_count=dialogs.c.inbound_count,
-    read_marks=dialogs.c.read_marks,
-)
+WORK = WorkColumns.of(dialogs, last_direction="last_message_direction")
 _ROW = [c for c in dialogs.c if c.name not in SEARCH_COLUMNS]
 
 
