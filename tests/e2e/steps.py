@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -35,17 +36,69 @@ def telegram_update(chat_id: int, name: str, text: str) -> dict[str, Any]:
     }
 
 
-async def customer_says(
-    http: aiohttp.ClientSession, base: str, chat_id: int, name: str, text: str
+async def post_update(
+    http: aiohttp.ClientSession,
+    base: str,
+    update: dict[str, Any],
+    *,
+    channel: str = CHANNEL,
+    secret: str = SECRET,
 ) -> dict[str, Any]:
+    """Telegram delivers `update` to the channel's webhook; ingest's 200 answer."""
     async with http.post(
-        f"{base}/webhooks/telegram/{CHANNEL}",
-        json=telegram_update(chat_id, name, text),
-        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        f"{base}/webhooks/telegram/{channel}",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
     ) as resp:
-        body = await resp.json()
-        assert resp.status == 200, body
-        return dict(body)
+        text = await resp.text()
+        assert resp.status == 200, text
+        return dict(json.loads(text))
+
+
+async def customer_says(
+    http: aiohttp.ClientSession,
+    base: str,
+    chat_id: int,
+    name: str,
+    text: str,
+    *,
+    channel: str = CHANNEL,
+    secret: str = SECRET,
+) -> dict[str, Any]:
+    update = telegram_update(chat_id, name, text)
+    return await post_update(http, base, update, channel=channel, secret=secret)
+
+
+async def set_presence(
+    http: aiohttp.ClientSession, base: str, headers: dict[str, str], operator: str, status: str
+) -> None:
+    """`headers`: the operator's own, or a supervisor's."""
+    url = f"{base}/api/v1/operators/{operator}/presence"
+    code, body = await post_json(http, url, headers, {"status": status}, method="PUT")
+    assert code == 200, body
+
+
+async def dialog_of_chat(
+    http: aiohttp.ClientSession,
+    base: str,
+    headers: dict[str, str],
+    chat_id: int,
+    *,
+    query: str = "tab=all",
+    where: Callable[[dict[str, Any]], object] = lambda _: True,
+    what: str = "the customer's dialog",
+) -> dict[str, Any]:
+    """Poll the caller's list (`query`) until it shows a dialog of this Telegram chat (and
+    `where` holds for it)."""
+
+    async def found() -> dict[str, Any] | None:
+        body = await json_if_ok(http, f"{base}/api/v1/dialogs?{query}", headers)
+        for dialog in (body or {}).get("items", []):
+            if dialog["customer"]["external_id"] == str(chat_id) and where(dialog):
+                return dict(dialog)
+        return None
+
+    return await eventually(found, what)
 
 
 async def get_json(
@@ -100,6 +153,15 @@ async def next_ws_event(
                 return dict(data)
 
 
+async def pushed(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """Everything queued for this session so far: a ping's pong is queued behind it."""
+    await ws.send_json({"type": "ping"})
+    frames = []
+    while (message := await next_ws_event(ws, lambda _: True))["type"] != "pong":
+        frames.append(message)
+    return frames
+
+
 async def unassigned_dialog(
     http: aiohttp.ClientSession,
     url: str,
@@ -111,22 +173,9 @@ async def unassigned_dialog(
     """A dialog nobody is online to take: ann and bob go offline first, then the customer
     writes; returns the dialog's id once the supervisor sees it in the Unassigned tab."""
     for op in ("ann", "bob"):
-        await post_json(
-            http,
-            f"{url}/api/v1/operators/{op}/presence",
-            supervisor,
-            {"status": "offline"},
-            method="PUT",
-        )
+        await set_presence(http, url, supervisor, op, "offline")
     await customer_says(http, url, chat, name, text)
-
-    async def found() -> str | None:
-        body = await json_if_ok(http, f"{url}/api/v1/dialogs?tab=unassigned", supervisor)
-        ids = [
-            d["id"]
-            for d in (body or {}).get("items", [])
-            if d["customer"]["external_id"] == str(chat)
-        ]
-        return ids[0] if ids else None
-
-    return await eventually(found, "the unassigned dialog")
+    found = await dialog_of_chat(
+        http, url, supervisor, chat, query="tab=unassigned", what="the unassigned dialog"
+    )
+    return str(found["id"])

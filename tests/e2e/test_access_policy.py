@@ -19,7 +19,15 @@ from openlines.kit.http.auth import issue_token
 from openlines.kit.settings import DEV_JWT_SECRET
 
 from .conftest import Stack
-from .steps import customer_says, eventually, get_json, json_if_ok, next_ws_event, post_json
+from .steps import (
+    customer_says,
+    eventually,
+    get_json,
+    json_if_ok,
+    next_ws_event,
+    post_json,
+    pushed,
+)
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
@@ -49,15 +57,6 @@ def principals() -> list[Who]:
         Who("sue@demo", "sue", "supervisor", ["demo"]),
         Who("sue@vip", "sue", "supervisor", ["vip"]),
     ]
-
-
-async def _pushed(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    """Everything queued for this session so far: a ping's pong is queued behind it."""
-    await ws.send_json({"type": "ping"})
-    pushed = []
-    while (message := await next_ws_event(ws, lambda _: True))["type"] != "pong":
-        pushed.append(message)
-    return pushed
 
 
 async def _answers(
@@ -106,7 +105,7 @@ async def _answers(
         m["type"] == "MessageAppended"
         and m["dialog_id"] == dialog_id
         and m["event"]["payload"]["text"] == customer_text
-        for m in await _pushed(who.ws)
+        for m in await pushed(who.ws)
     )
     return answers
 

@@ -19,7 +19,15 @@ import aiohttp
 import pytest
 
 from .conftest import REPORTS_CHANNEL, REPORTS_SECRET, Stack
-from .steps import eventually, get_json, json_if_ok, post_json, telegram_update
+from .steps import (
+    customer_says,
+    dialog_of_chat,
+    eventually,
+    get_json,
+    json_if_ok,
+    post_json,
+    set_presence,
+)
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
@@ -44,26 +52,20 @@ async def test_a_dialog_shows_in_the_summary_and_the_csv(
 
     # rp1 is the line's only operator online: routing gives the dialog to rp1.
     for who, presence in (("rp1", "online"), ("rp2", "offline")):
-        url = f"{base}/api/v1/operators/{who}/presence"
-        answer = await post_json(http, url, stack.auth(who), {"status": presence}, method="PUT")
-        assert answer[0] == 200, answer
-    async with http.post(
-        f"{base}/webhooks/telegram/{REPORTS_CHANNEL}",
-        json=telegram_update(chat, "Rita Reports", "How long does delivery take?"),
-        headers={"X-Telegram-Bot-Api-Secret-Token": REPORTS_SECRET},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
-
-    async def assigned() -> str | None:
-        body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=active", rp1)
-        ids = [
-            d["id"]
-            for d in (body or {}).get("items", [])
-            if d["customer"]["external_id"] == str(chat)
-        ]
-        return ids[0] if ids else None
-
-    dialog_id = await eventually(assigned, "the dialog assigned to rp1")
+        await set_presence(http, base, stack.auth(who), who, presence)
+    await customer_says(
+        http,
+        base,
+        chat,
+        "Rita Reports",
+        "How long does delivery take?",
+        channel=REPORTS_CHANNEL,
+        secret=REPORTS_SECRET,
+    )
+    assigned = await dialog_of_chat(
+        http, base, rp1, chat, query="tab=active", what="the dialog assigned to rp1"
+    )
+    dialog_id = assigned["id"]
     status, reply = await post_json(
         http,
         f"{base}/api/v1/dialogs/{dialog_id}/messages",

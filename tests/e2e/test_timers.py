@@ -16,7 +16,15 @@ import aiohttp
 import pytest
 
 from .conftest import TIMERS_CHANNEL, TIMERS_SECRET, Stack
-from .steps import eventually, get_json, json_if_ok, next_ws_event, post_json, telegram_update
+from .steps import (
+    customer_says,
+    dialog_of_chat,
+    eventually,
+    get_json,
+    json_if_ok,
+    next_ws_event,
+    set_presence,
+)
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
@@ -39,34 +47,27 @@ async def test_sla_markers_reroute_and_auto_close(
     base, sue = stack.url, stack.auth("sue", "supervisor")
     chat = random.randint(10**6, 10**7)
     for who in ("tm1", "tm2"):
-        answer = await post_json(
-            http,
-            f"{base}/api/v1/operators/{who}/presence",
-            stack.auth(who),
-            {"status": "online"},
-            method="PUT",
-        )
-        assert answer[0] == 200, answer
+        await set_presence(http, base, stack.auth(who), who, "online")
 
     ws = await http.ws_connect(f"{base}/api/v1/stream?token={stack.token('sue', 'supervisor')}")
     try:
-        async with http.post(
-            f"{base}/webhooks/telegram/{TIMERS_CHANNEL}",
-            json=telegram_update(chat, "Tim Waiting", "Is anybody there?"),
-            headers={"X-Telegram-Bot-Api-Secret-Token": TIMERS_SECRET},
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-
-        async def assigned() -> dict[str, Any] | None:
-            body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=all", sue)
-            found = [
-                d
-                for d in (body or {}).get("items", [])
-                if d["customer"]["external_id"] == str(chat) and d["assignee_id"]
-            ]
-            return found[0] if found else None
-
-        dialog = await eventually(assigned, "the dialog assigned to tm1 or tm2")
+        await customer_says(
+            http,
+            base,
+            chat,
+            "Tim Waiting",
+            "Is anybody there?",
+            channel=TIMERS_CHANNEL,
+            secret=TIMERS_SECRET,
+        )
+        dialog = await dialog_of_chat(
+            http,
+            base,
+            sue,
+            chat,
+            where=lambda d: d["assignee_id"],
+            what="the dialog assigned to tm1 or tm2",
+        )
         dialog_id, holder = dialog["id"], dialog["assignee_id"]
         other = "tm2" if holder == "tm1" else "tm1"
 

@@ -12,7 +12,16 @@ import aiohttp
 import pytest
 
 from .conftest import EDIT_CHANNEL, EDIT_SECRET, Stack
-from .steps import eventually, get_json, json_if_ok, post_json, telegram_update
+from .steps import (
+    dialog_of_chat,
+    eventually,
+    get_json,
+    json_if_ok,
+    post_json,
+    post_update,
+    set_presence,
+    telegram_update,
+)
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
@@ -22,23 +31,11 @@ DIALOGS = "/api/v1/dialogs"
 async def presence(http: aiohttp.ClientSession, stack: Stack, **statuses: str) -> None:
     sue = stack.auth("sue", "supervisor")
     for operator, status in statuses.items():
-        code, body = await post_json(
-            http,
-            f"{stack.url}/api/v1/operators/{operator}/presence",
-            sue,
-            {"status": status},
-            method="PUT",
-        )
-        assert code == 200, body
+        await set_presence(http, stack.url, sue, operator, status)
 
 
 async def webhook(http: aiohttp.ClientSession, stack: Stack, update: dict[str, Any]) -> None:
-    async with http.post(
-        f"{stack.url}/webhooks/telegram/{EDIT_CHANNEL}",
-        json=update,
-        headers={"X-Telegram-Bot-Api-Secret-Token": EDIT_SECRET},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
+    await post_update(http, stack.url, update, channel=EDIT_CHANNEL, secret=EDIT_SECRET)
 
 
 async def customer_says(
@@ -54,16 +51,15 @@ async def dialog_of(
     http: aiohttp.ClientSession, stack: Stack, chat: int, *, status: str = "active", but: Any = ()
 ) -> dict[str, Any]:
     """The customer's dialog in `status` (not one of `but`), once the supervisor sees it."""
-    sue = stack.auth("sue", "supervisor")
-
-    async def found() -> dict[str, Any] | None:
-        body = await json_if_ok(http, f"{stack.url}{DIALOGS}?line=edit&tab={status}", sue)
-        for dialog in (body or {}).get("items", []):
-            if dialog["customer"]["external_id"] == str(chat) and dialog["id"] not in but:
-                return dict(dialog)
-        return None
-
-    return await eventually(found, f"a {status} dialog of {chat}")
+    return await dialog_of_chat(
+        http,
+        stack.url,
+        stack.auth("sue", "supervisor"),
+        chat,
+        query=f"line=edit&tab={status}",
+        where=lambda d: d["id"] not in but,
+        what=f"a {status} dialog of {chat}",
+    )
 
 
 async def timeline(

@@ -16,7 +16,16 @@ import aiohttp
 import pytest
 
 from .conftest import QUICK_CHANNEL, QUICK_SECRET, Stack
-from .steps import eventually, get_json, json_if_ok, next_ws_event, post_json, telegram_update
+from .steps import (
+    customer_says,
+    eventually,
+    get_json,
+    json_if_ok,
+    next_ws_event,
+    post_json,
+    pushed,
+    set_presence,
+)
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
@@ -24,27 +33,11 @@ pytestmark = pytest.mark.infra  # runs servers or processes of its own
 async def _customer_says(
     http: aiohttp.ClientSession, base: str, chat: int, name: str, text: str
 ) -> None:
-    async with http.post(
-        f"{base}/webhooks/telegram/{QUICK_CHANNEL}",
-        json=telegram_update(chat, name, text),
-        headers={"X-Telegram-Bot-Api-Secret-Token": QUICK_SECRET},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
-
-
-async def _pushed(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    """Everything queued for this session so far: a ping's pong is queued behind it."""
-    await ws.send_json({"type": "ping"})
-    pushed = []
-    while (message := await next_ws_event(ws, lambda _: True))["type"] != "pong":
-        pushed.append(message)
-    return pushed
+    await customer_says(http, base, chat, name, text, channel=QUICK_CHANNEL, secret=QUICK_SECRET)
 
 
 async def _presence(http: aiohttp.ClientSession, stack: Stack, who: str, status: str) -> None:
-    url = f"{stack.url}/api/v1/operators/{who}/presence"
-    answer = await post_json(http, url, stack.auth(who), {"status": status}, method="PUT")
-    assert answer[0] == 200, answer
+    await set_presence(http, stack.url, stack.auth(who), who, status)
 
 
 async def test_quick_reply_draft_and_typing(stack: Stack, http: aiohttp.ClientSession) -> None:
@@ -103,8 +96,8 @@ async def test_quick_reply_draft_and_typing(stack: Stack, http: aiohttp.ClientSe
             sue_ws, lambda e: e["type"] == "typing" and e["dialog_id"] == dialog_id
         )
         assert typing == {"type": "typing", "dialog_id": dialog_id, "operator_id": "qa"}
-        assert [m for m in await _pushed(qb_ws) if m["type"] == "typing"] == []
-        assert [m for m in await _pushed(qa_ws) if m["type"] in ("typing", "error")] == []
+        assert [m for m in await pushed(qb_ws) if m["type"] == "typing"] == []
+        assert [m for m in await pushed(qa_ws) if m["type"] in ("typing", "error")] == []
 
         # The quick reply goes out rendered; a retry is the same message.
         send = {"quick_reply_id": created["id"], "client_message_id": f"qr-{chat}"}

@@ -14,9 +14,9 @@ import pytest
 from .conftest import Stack
 from .steps import (
     customer_says,
+    dialog_of_chat,
     eventually,
     get_json,
-    json_if_ok,
     next_ws_event,
     post_json,
     unassigned_dialog,
@@ -107,16 +107,16 @@ async def test_reading_counters_search_and_history(
         assert (await post_json(http, f"{api}/dialogs/{dialog_id}/close", ann))[0] == 200
         await customer_says(http, base, chat, "Rita Reader", "me again")
 
-        async def second_dialog() -> str | None:
-            body = await json_if_ok(http, f"{api}/dialogs?tab=unassigned&limit=200", sue)
-            ids = [
-                d["id"]
-                for d in (body or {}).get("items", [])
-                if d["customer"]["external_id"] == str(chat) and d["id"] != dialog_id
-            ]
-            return ids[0] if ids else None
-
-        second = await eventually(second_dialog, "the customer's second dialog")
+        second_dialog = await dialog_of_chat(
+            http,
+            base,
+            sue,
+            chat,
+            query="tab=unassigned&limit=200",
+            where=lambda d: d["id"] != dialog_id,
+            what="the customer's second dialog",
+        )
+        second = second_dialog["id"]
         status, history = await get_json(http, f"{api}/dialogs/{second}/history", ann)
         assert status == 200, history
         [earlier] = history["items"]

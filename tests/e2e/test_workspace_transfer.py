@@ -15,12 +15,13 @@ import pytest
 
 from .conftest import TRANSFER_CHANNEL, TRANSFER_SECRET, Stack
 from .steps import (
+    customer_says,
+    dialog_of_chat,
     eventually,
     get_json,
     json_if_ok,
     next_ws_event,
     post_json,
-    telegram_update,
     unassigned_dialog,
 )
 
@@ -116,23 +117,24 @@ async def test_two_supervisors_transferring_at_once_one_wins_and_capacity_stays_
     base, chat = stack.url, random.randint(10**8, 10**9)
     sue, boss = stack.auth("sue", "supervisor"), stack.auth("boss", "supervisor")
     # The transfer line routes by hand: the dialog waits until tr1 takes it.
-    async with http.post(
-        f"{base}/webhooks/telegram/{TRANSFER_CHANNEL}",
-        json=telegram_update(chat, "Rex Race", "who has my dialog?"),
-        headers={"X-Telegram-Bot-Api-Secret-Token": TRANSFER_SECRET},
-    ) as resp:
-        assert resp.status == 200
-
-    async def waiting() -> str | None:
-        body = await json_if_ok(http, f"{base}/api/v1/dialogs?tab=unassigned&line=transfer", sue)
-        found = [
-            d["id"]
-            for d in (body or {}).get("items", [])
-            if d["customer"]["external_id"] == str(chat)
-        ]
-        return found[0] if found else None
-
-    dialog_id = await eventually(waiting, "the dialog in the transfer line's queue")
+    await customer_says(
+        http,
+        base,
+        chat,
+        "Rex Race",
+        "who has my dialog?",
+        channel=TRANSFER_CHANNEL,
+        secret=TRANSFER_SECRET,
+    )
+    waiting = await dialog_of_chat(
+        http,
+        base,
+        sue,
+        chat,
+        query="tab=unassigned&line=transfer",
+        what="the dialog in the transfer line's queue",
+    )
+    dialog_id = waiting["id"]
     url = f"{base}/api/v1/dialogs/{dialog_id}"
 
     async def loads_are(expected: dict[str, int]) -> bool:

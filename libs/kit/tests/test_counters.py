@@ -75,15 +75,7 @@ async def test_the_sql_counts_agree_with_python(engine: AsyncEngine) -> None:
         Column("read_marks", JSONB),
         prefixes=["TEMPORARY"],
     )
-    columns = WorkColumns(
-        line_id=table.c.line_id,
-        status=table.c.status,
-        assignee_id=table.c.assignee_id,
-        participants=table.c.participants,
-        last_direction=table.c.last_direction,
-        inbound_count=table.c.inbound_count,
-        read_marks=table.c.read_marks,
-    )
+    columns = WorkColumns.of(table)
     async with engine.begin() as conn:
         await conn.run_sync(table.create)
         await conn.execute(

@@ -85,6 +85,20 @@ async def outcome_of_change(
     return found
 
 
+async def sent(dialogs: Dialogs, topic: OutboundTopic, reply: Envelope) -> Envelope:
+    """Publish the reply and wait for its send's outcome."""
+    await dialogs.publish(reply)
+    return await topic.outcome_of(reply.payload.message_id)
+
+
+async def changed(dialogs: Dialogs, topic: OutboundTopic, change: Envelope) -> Envelope:
+    """Publish an edit (`edited`) or a deletion (`deleted`) and wait for its outcome."""
+    await dialogs.publish(change)
+    is_edit = isinstance(change.payload, DialogMessageEdited)
+    kind = MessageChange.EDIT if is_edit else MessageChange.DELETE
+    return await outcome_of_change(topic, change.payload.message_id, kind)
+
+
 # -- the provider's answers (pure) ---------------------------------------------------------
 
 
@@ -173,14 +187,10 @@ async def test_a_refused_deletion_is_reported_with_the_providers_reason(
 ) -> None:
     reply = reply_event("Too old to take back", chat="42")
     async with running(build_service(make_settings())):
-        await dialogs.publish(reply)
-        await outbound_topic.outcome_of(reply.payload.message_id)
+        await sent(dialogs, outbound_topic, reply)
         why = "Bad Request: message can't be deleted for everyone"
         await sandbox.fault(status=400, description=why)
-        await dialogs.publish(deleted(reply))
-        outcome = await outcome_of_change(
-            outbound_topic, reply.payload.message_id, MessageChange.DELETE
-        )
+        outcome = await changed(dialogs, outbound_topic, deleted(reply))
 
     assert isinstance(outcome.payload, MessageDispatchFailed)
     assert (outcome.payload.reason, outcome.payload.retryable) == (why, False)
@@ -195,14 +205,10 @@ async def test_an_edit_whose_answer_was_lost_is_applied_once(
 ) -> None:
     reply = reply_event("Helo", chat="42")
     async with running(build_service(make_settings())):
-        await dialogs.publish(reply)
-        await outbound_topic.outcome_of(reply.payload.message_id)
+        await sent(dialogs, outbound_topic, reply)
         # Telegram applies the edit and the answer is lost: the retry's "not modified" is done.
         await sandbox.fault(status=200, disconnect=True)
-        await dialogs.publish(edited(reply, "Hello"))
-        outcome = await outcome_of_change(
-            outbound_topic, reply.payload.message_id, MessageChange.EDIT
-        )
+        outcome = await changed(dialogs, outbound_topic, edited(reply, "Hello"))
 
     assert isinstance(outcome.payload, MessageDispatched)
     assert outcome.payload.attempts == 2
@@ -218,13 +224,9 @@ async def test_an_edit_of_a_message_that_never_went_out_is_reported(
     reply = reply_event("Lost", chat="42")
     async with running(build_service(make_settings())):
         await sandbox.fault(status=403)  # the customer blocked the bot: the send fails
-        await dialogs.publish(reply)
-        failed = await outbound_topic.outcome_of(reply.payload.message_id)
+        failed = await sent(dialogs, outbound_topic, reply)
         assert isinstance(failed.payload, MessageDispatchFailed) and failed.payload.change is None
-        await dialogs.publish(edited(reply, "Found"))
-        outcome = await outcome_of_change(
-            outbound_topic, reply.payload.message_id, MessageChange.EDIT
-        )
+        outcome = await changed(dialogs, outbound_topic, edited(reply, "Found"))
 
     assert isinstance(outcome.payload, MessageDispatchFailed)
     assert outcome.payload.reason == NOT_SENT

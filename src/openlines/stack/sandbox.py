@@ -21,7 +21,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,7 +193,11 @@ class Sandbox:
 
     # -- Telegram Bot API -------------------------------------------------------------------
 
-    async def telegram_send_message(self, request: web.Request) -> web.Response:
+    async def _telegram_call(
+        self, request: web.Request
+    ) -> tuple[ChannelMailbox, dict[str, Any], int | str] | web.Response:
+        """What every Telegram method checks first: the bot token, the parameters, the chat;
+        the channel's mailbox, the parameters and the chat id, or Telegram's refusal."""
         channel_id = request.match_info["channel_id"]
         expected = self.tokens.get(channel_id)
         if expected is not None and request.match_info["token"] != expected:
@@ -204,6 +208,13 @@ class Sandbox:
         chat_id = _chat_id(params.get("chat_id"))
         if chat_id is None:
             return _telegram_error(400, "Bad Request: chat_id is empty")
+        return self.mailbox(channel_id), params, chat_id
+
+    async def telegram_send_message(self, request: web.Request) -> web.Response:
+        call = await self._telegram_call(request)
+        if isinstance(call, web.Response):
+            return call
+        mailbox, params, chat_id = call
         text = params.get("text")
         if not isinstance(text, str) or not text.strip():
             return _telegram_error(400, "Bad Request: message text is empty")
@@ -213,14 +224,9 @@ class Sandbox:
             reply_to = _reply_to(params)
         except ValueError:
             return _telegram_error(400, "Bad Request: invalid reply_to_message_id")
-        mailbox = self.mailbox(channel_id)
-        fault = mailbox.next_fault()
-        if fault is not None:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status != 200:
-                mailbox.rejected += 1
-                return _drop(request) if fault.disconnect else _telegram_fault(fault)
+        fault, refused = await _scripted_fault(mailbox, request, _telegram_fault)
+        if refused is not None:
+            return refused
         message = mailbox.record(chat_id, text, reply_to, "telegram")
         if fault is not None and fault.disconnect:
             return _drop(request)
@@ -244,16 +250,10 @@ class Sandbox:
     async def _telegram_change(self, request: web.Request, *, edit: bool) -> web.Response:
         """`editMessageText` / `deleteMessage` of a message this sandbox sent, with Telegram's
         answers for a message it does not have and for an edit that changes nothing."""
-        channel_id = request.match_info["channel_id"]
-        expected = self.tokens.get(channel_id)
-        if expected is not None and request.match_info["token"] != expected:
-            return _telegram_error(401, "Unauthorized")
-        params = await _telegram_params(request)
-        if params is None:
-            return _telegram_error(400, "Bad Request: can't parse JSON object")
-        chat_id = _chat_id(params.get("chat_id"))
-        if chat_id is None:
-            return _telegram_error(400, "Bad Request: chat_id is empty")
+        call = await self._telegram_call(request)
+        if isinstance(call, web.Response):
+            return call
+        mailbox, params, chat_id = call
         try:
             message_id = _positive_integer(params.get("message_id"))
         except ValueError:
@@ -264,14 +264,9 @@ class Sandbox:
                 return _telegram_error(400, "Bad Request: message text is empty")
             if len(text) > TELEGRAM_TEXT_LIMIT:
                 return _telegram_error(400, "Bad Request: MESSAGE_TOO_LONG")
-        mailbox = self.mailbox(channel_id)
-        fault = mailbox.next_fault()
-        if fault is not None:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status != 200:
-                mailbox.rejected += 1
-                return _drop(request) if fault.disconnect else _telegram_fault(fault)
+        fault, refused = await _scripted_fault(mailbox, request, _telegram_fault)
+        if refused is not None:
+            return refused
         answer = self._apply_change(mailbox, chat_id, message_id, text if edit else None)
         # A 200 disconnect: applied, and the answer lost on the way back.
         return _drop(request) if fault is not None and fault.disconnect else answer
@@ -328,16 +323,9 @@ class Sandbox:
         context = body.get("context") if isinstance(body, dict) else None
         reply_to = context.get("message_id") if isinstance(context, dict) else None
         mailbox = self.mailbox(channel_id)
-        fault = mailbox.next_fault()
-        if fault is not None:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status != 200:
-                mailbox.rejected += 1
-                if fault.disconnect:
-                    return _drop(request)
-                code = 130429 if fault.status == 429 else 131000
-                return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
+        fault, refused = await _scripted_fault(mailbox, request, _whatsapp_fault)
+        if refused is not None:
+            return refused
         message = mailbox.record(to, text_body, reply_to, "whatsapp")
         if fault is not None and fault.disconnect:
             return _drop(request)
@@ -445,6 +433,23 @@ def _positive_integer(value: Any) -> int:
     return value
 
 
+async def _scripted_fault(
+    mailbox: ChannelMailbox, request: web.Request, answer: Callable[[Fault], web.Response]
+) -> tuple[Fault | None, web.Response | None]:
+    """The channel's next scripted fault, after its delay, and the answer to give instead of
+    acting (its error, or a dropped connection), or None: act (a 200 fault that disconnects
+    drops the answer after acting)."""
+    fault = mailbox.next_fault()
+    if fault is None:
+        return None, None
+    if fault.delay_seconds:
+        await asyncio.sleep(fault.delay_seconds)
+    if fault.status == 200:
+        return fault, None
+    mailbox.rejected += 1
+    return fault, _drop(request) if fault.disconnect else answer(fault)
+
+
 def _drop(request: web.Request) -> web.Response:
     """Close the connection without an answer; the response returned is never written."""
     if request.transport is not None:
@@ -471,6 +476,11 @@ def _telegram_fault(fault: Fault) -> web.Response:
 def _whatsapp_error(status: int, code: int, message: str) -> web.Response:
     error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "sandbox"}
     return web.json_response({"error": error}, status=status)
+
+
+def _whatsapp_fault(fault: Fault) -> web.Response:
+    code = 130429 if fault.status == 429 else 131000
+    return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
 
 
 def _describe(exc: ValidationError) -> str:

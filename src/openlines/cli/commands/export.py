@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 
 from openlines.cli.commands.replay import parse_time
+from openlines.cli.commands.tail import add_broker_arguments
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,13 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="topics",
         help="e.g. dialogs or openlines.dialogs.v1 (repeatable; default: all)",
     )
-    events.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
-    events.add_argument(
-        "--namespace",
-        default=os.environ.get("OPENLINES_TOPIC_NAMESPACE", ""),
-        help="physical topic prefix (default $OPENLINES_TOPIC_NAMESPACE)",
-    )
-    events.add_argument("--home", default=None, help="stack home, as given to `openlines up`")
+    add_broker_arguments(events)
     parser.set_defaults(handler=run)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from datetime import UTC, datetime
+
+from openlines.cli.commands.tail import add_broker_arguments
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,13 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--keep", action="store_true", help="keep the copy (without --switch)")
     parser.add_argument("--schema", default=None, help="the live schema (default: the model's)")
     parser.add_argument("--database-url", default=None, help="libpq URL of the services' database")
-    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("OPENLINES_TOPIC_NAMESPACE", ""),
-        help="physical topic prefix (default $OPENLINES_TOPIC_NAMESPACE)",
-    )
-    parser.add_argument("--home", default=None, help="stack home, as given to `openlines up`")
+    add_broker_arguments(parser)
     parser.set_defaults(handler=run)
 
 

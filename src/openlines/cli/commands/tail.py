@@ -32,12 +32,6 @@ _TOPIC_STYLES = {
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("tail", help="pretty-print live events from all topics")
-    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("OPENLINES_TOPIC_NAMESPACE", ""),
-        help="physical topic prefix (default $OPENLINES_TOPIC_NAMESPACE)",
-    )
     parser.add_argument(
         "--topic",
         action="append",
@@ -46,8 +40,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--from-beginning", action="store_true", help="replay what is stored")
     parser.add_argument("--max", type=int, default=None, help="exit after this many events")
-    parser.add_argument("--home", default=None, help="stack home, as given to `openlines up`")
+    add_broker_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the topics are: --bootstrap (else the environment, else the stack at --home) and
+    --namespace (the physical topic prefix)."""
+    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("OPENLINES_TOPIC_NAMESPACE", ""),
+        help="physical topic prefix (default $OPENLINES_TOPIC_NAMESPACE)",
+    )
+    parser.add_argument("--home", default=None, help="stack home, as given to `openlines up`")
 
 
 def resolve_bootstrap(explicit: str | None, home: str | None = None) -> str:

@@ -24,13 +24,14 @@ closed ones, most of any table, are never scanned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Table,
     Text,
     and_,
     cast,
@@ -96,6 +97,11 @@ class WorkColumns:
     last_direction: ColumnElement[Any]
     inbound_count: ColumnElement[Any]
     read_marks: ColumnElement[Any]
+
+    @classmethod
+    def of(cls, table: Table, **renamed: str) -> WorkColumns:
+        """`table`'s columns named as the fields, but for the `renamed` ones (field="column")."""
+        return cls(**{f.name: table.c[renamed.get(f.name, f.name)] for f in fields(cls)})
 
     def visible_to(self, scope: Scope) -> ColumnElement[bool]:
         return visible_where(

@@ -37,7 +37,9 @@ from openlines.events.catalog import (
     SlaBreached,
     SlaWarningReached,
 )
+from openlines.events.catalog.common import OPEN_STATUSES
 from openlines.events.envelope import Envelope, EventPayload
+from openlines.kit.access import DialogFacts
 
 # The CSAT hook: issue 14 §3 adds `DialogRated {score, by: customer|operator}` to the dialogs
 # catalog. Until then no event has this type; `step` reads any payload of this TYPE, so
@@ -173,34 +175,34 @@ def _message(m: DialogMetrics, event: MessageAppended, at: datetime) -> Step:
     return m, (m.fact(FactKind.NEXT_RESPONSE, at, event.author_id, waited),)
 
 
+def _held(m: DialogMetrics, event: EventPayload) -> DialogMetrics:
+    """Status, responsible operator and line after `event`, moved by the access policy's own
+    rules (`openlines.kit.access.follow`), so a report and the policy never disagree."""
+    held = DialogFacts(line_id=m.line_id, status=m.status, assignee_id=m.operator_id).after(event)
+    return replace(m, status=held.status, operator_id=held.assignee_id, line_id=held.line_id)
+
+
 def _assigned(m: DialogMetrics, event: DialogAssigned, at: datetime) -> Step:
-    return _hand_to(m, event.operator_id, event.line_id, at), ()
+    return _hand_to(m, event, at), ()
 
 
 def _transferred(m: DialogMetrics, event: DialogTransferred, at: datetime) -> Step:
     # The transfer is the transferring operator's; the wait (if any) runs on.
     fact = m.fact(FactKind.TRANSFER, at, event.from_operator_id or m.operator_id)
-    moved = _hand_to(m, event.to_operator_id, event.to_line_id or m.line_id, at)
+    moved = _hand_to(m, event, at)
     return replace(moved, transfers=m.transfers + 1), (fact,)
 
 
 def _hand_to(
-    m: DialogMetrics, operator_id: str | None, line_id: str, at: datetime
+    m: DialogMetrics, event: DialogAssigned | DialogTransferred, at: datetime
 ) -> DialogMetrics:
-    if m.status not in (DialogStatus.UNASSIGNED, DialogStatus.ACTIVE):
+    moved = _held(m, event)
+    if m.status not in OPEN_STATUSES:
         # Reassigning a closed dialog does not reopen it (DESIGN §9): no queue clock.
-        return replace(m, operator_id=operator_id, line_id=line_id)
-    if operator_id is None:  # back to a queue
-        return replace(
-            m,
-            operator_id=None,
-            line_id=line_id,
-            status=DialogStatus.UNASSIGNED,
-            queued_since=m.queued_since or at,
-        )
-    return replace(
-        _leave_queue(m, at), operator_id=operator_id, line_id=line_id, status=DialogStatus.ACTIVE
-    )
+        return moved
+    if moved.operator_id is None:  # back to a queue
+        return replace(moved, queued_since=m.queued_since or at)
+    return _leave_queue(moved, at)
 
 
 def _leave_queue(m: DialogMetrics, at: datetime) -> DialogMetrics:
@@ -215,7 +217,7 @@ def _closed(m: DialogMetrics, event: DialogClosed, at: datetime) -> Step:
     holder = event.operator_id or m.operator_id
     # A close ends the queue clock and the wait (an unanswered wait is not a response).
     m = replace(
-        _leave_queue(m, at),
+        _held(_leave_queue(m, at), event),
         waiting_since=None,
         closed_at=at,
         close_reason=event.reason.value,
@@ -223,9 +225,9 @@ def _closed(m: DialogMetrics, event: DialogClosed, at: datetime) -> Step:
         line_id=event.line_id,
     )
     if event.reason is CloseReason.SPAM:
-        return replace(m, status=DialogStatus.SPAM), ()
+        return m, ()
     resolved = seconds(m.opened_at, at)
-    m = replace(m, status=DialogStatus.CLOSED, resolution_seconds=resolved)
+    m = replace(m, resolution_seconds=resolved)
     return m, (
         m.fact(FactKind.CLOSED, at, holder),
         m.fact(FactKind.RESOLUTION, at, holder, resolved),
@@ -236,10 +238,7 @@ def _reopened(m: DialogMetrics, event: DialogReopened, at: datetime) -> Step:
     # Reopened with an operator: no queue clock. Resolution is measured again at the next
     # close, still from the opening; no clock starts until the customer writes.
     return replace(
-        m,
-        status=DialogStatus.ACTIVE,
-        operator_id=event.operator_id,
-        line_id=event.line_id or m.line_id,
+        _held(m, event),
         reopens=m.reopens + 1,
         closed_at=None,
         close_reason=None,

@@ -8,8 +8,6 @@ own SQL, so a badge and the list it opens always agree.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import search
 from openlines.dialogs.access import Viewer
+from openlines.dialogs.cursors import decode_cursor, encode_cursor
 from openlines.dialogs.domain import SlaState
 from openlines.dialogs.tables import SEARCH_COLUMNS, dialogs, messages
 from openlines.events.catalog import Direction
@@ -58,15 +57,7 @@ SORT_KEYS: dict[str, ColumnElement[Any]] = {
 }
 
 # The dialogs table as the counters see it (the same columns as notify's view table).
-WORK = WorkColumns(
-    line_id=dialogs.c.line_id,
-    status=dialogs.c.status,
-    assignee_id=dialogs.c.assignee_id,
-    participants=dialogs.c.participants,
-    last_direction=dialogs.c.last_message_direction,
-    inbound_count=dialogs.c.inbound_count,
-    read_marks=dialogs.c.read_marks,
-)
+WORK = WorkColumns.of(dialogs, last_direction="last_message_direction")
 _ROW = [c for c in dialogs.c if c.name not in SEARCH_COLUMNS]
 
 
@@ -75,12 +66,6 @@ def row_columns(viewer: Viewer) -> list[ColumnElement[Any]]:
     return [*_ROW, WORK.unread_for(viewer.operator_id).label("unread_count")]
 
 
-class BadCursor(ValueError):
-    pass
-
-
-# A cursor is client input once it leaves: its decoded form is validated like any body
-# (a forged `[date, 1]`, a list, a dict, a float... are refused, not a 500).
 _CURSOR = TypeAdapter(tuple[Sort, Order, AwareDatetime, UUID])
 
 
@@ -95,18 +80,11 @@ class Cursor:
     id: UUID
 
     def encode(self) -> str:
-        raw = json.dumps([self.sort, self.order, self.key.isoformat(), str(self.id)]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor([self.sort, self.order, self.key.isoformat(), str(self.id)])
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            # Strict: in JSON a datetime and a UUID are strings, nothing else.
-            sort, order, key, dialog_id = _CURSOR.validate_json(raw, strict=True)
-        except ValueError as exc:  # binascii.Error and ValidationError are ValueErrors
-            raise BadCursor("cursor is not one this API returned") from exc
-        return cls(sort, order, key, dialog_id)
+        return cls(*decode_cursor(token, _CURSOR))
 
 
 @dataclass(frozen=True)

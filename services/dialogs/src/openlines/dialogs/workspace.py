@@ -7,8 +7,6 @@ read or write a row is the API's question (the access policy), not this module's
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +19,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs.access import Viewer
+from openlines.dialogs.cursors import decode_cursor, encode_cursor
 from openlines.dialogs.tables import drafts, messages, quick_replies
 from openlines.kit.access import lines_visible_where
 
 _qr = quick_replies.c
-
-
-class BadCursor(ValueError):
-    pass
 
 
 _CURSOR = TypeAdapter(tuple[str, UUID])
@@ -42,17 +37,11 @@ class QuickReplyCursor:
     id: UUID
 
     def encode(self) -> str:
-        raw = json.dumps([self.title, str(self.id)]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor([self.title, str(self.id)])
 
     @classmethod
     def decode(cls, token: str) -> QuickReplyCursor:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            title, reply_id = _CURSOR.validate_json(raw, strict=True)
-        except ValueError as exc:  # binascii.Error and ValidationError are ValueErrors
-            raise BadCursor("cursor is not one this API returned") from exc
-        return cls(title, reply_id)
+        return cls(*decode_cursor(token, _CURSOR))
 
 
 @dataclass(frozen=True)

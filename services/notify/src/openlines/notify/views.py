@@ -45,15 +45,7 @@ dialog_views = Table(
     Column("inbound_count", Integer),
     Column("read_marks", JSONB),
 )
-WORK = WorkColumns(
-    line_id=dialog_views.c.line_id,
-    status=dialog_views.c.status,
-    assignee_id=dialog_views.c.assignee,
-    participants=dialog_views.c.participants,
-    last_direction=dialog_views.c.last_direction,
-    inbound_count=dialog_views.c.inbound_count,
-    read_marks=dialog_views.c.read_marks,
-)
+WORK = WorkColumns.of(dialog_views, assignee_id="assignee")
 
 
 async def counters(conn: AsyncConnection, scope: Scope) -> dict[str, int]:

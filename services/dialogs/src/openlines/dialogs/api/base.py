@@ -11,15 +11,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from openlines.dialogs import queries
-from openlines.dialogs.access import Viewer, row_facts
+from openlines.dialogs.access import Viewer, require_actable, row_facts
 from openlines.dialogs.capacity import limit_applies, locked_load
+from openlines.dialogs.cursors import BadCursor
 from openlines.dialogs.domain import NO_LIMIT, Dialog, DomainError, Load, LoadNeeded
 from openlines.dialogs.views import dialog_json
 from openlines.dialogs.writer import DialogWriter, TooMuchContention
@@ -38,6 +39,20 @@ DEFAULT_MAX_TEXT = 4096
 # `Load | None`: the caller's load for the max_dialogs rule (see `ApiBase.execute`).
 Action = Callable[[Viewer, Dialog, Load | None], Sequence[EventPayload]]
 Decision = Callable[[Dialog, Load | None], Sequence[EventPayload]]
+# The access policy's check a command needs (`openlines.dialogs.access.require_*`).
+Requirement = Callable[[Viewer, Dialog], None]
+
+# OpenAPI links: where a client (and the contract fuzz) goes next with an id it was given.
+Links = dict[str, tuple[str, dict[str, str]]]
+SAME_ID = "$response.body#/id"
+FIRST_ID = "$response.body#/items/0/id"
+
+
+def links(source: str, **operations: str) -> Links:
+    """Links named as the keywords, each to the dialogs operation (its handler's name) whose
+    path `id` is the answer's id at `source`."""
+    return {name: (f"dialogs.{handler}", {"id": source}) for name, handler in operations.items()}
+
 
 DIALOG_REFUSALS: dict[int, routes.ResponseSpec] = {
     404: "not_found: no such dialog, or not visible to the caller",
@@ -57,13 +72,26 @@ class ApiBase:
     def install(self, app: web.Application) -> None:
         routes.install(app, self)
 
-    async def act(self, request: web.Request, action: Action) -> web.Response:
-        """Decide `action` on the path's dialog and answer with the dialog as it now is."""
+    async def act(
+        self,
+        request: web.Request,
+        action: Action,
+        *,
+        require: Requirement = require_actable,
+        load_of: str | None = None,
+    ) -> web.Response:
+        """Decide `action` on the path's dialog, once `require` (the access policy's check for
+        the command) lets the caller, and answer with the dialog as it now is. `load_of`: as
+        for `execute`."""
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
 
+        def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
+            require(viewer, dialog)
+            return action(viewer, dialog, load)
+
         async def work(conn: AsyncConnection) -> Any:
-            await self.execute(conn, viewer, dialog_id, lambda d, load: action(viewer, d, load))
+            await self.execute(conn, viewer, dialog_id, decide, load_of=load_of)
             # Same transaction: the answer shows the state this command produced.
             return await queries.get_dialog(conn, dialog_id, viewer)
 
@@ -101,7 +129,7 @@ class ApiBase:
         try:
             return await run_in_transaction(self._engine(), work, attempts=3)
         except DomainError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from exc
+            raise refusal(exc) from exc
         except TooMuchContention as exc:
             raise ApiError(503, "busy", str(exc)) from exc
 
@@ -128,8 +156,48 @@ class ApiBase:
         return found[1].max_text_length if found is not None else DEFAULT_MAX_TEXT
 
 
-def dialog_id_of(request: web.Request) -> uuid.UUID:
+class Position(Protocol):
+    """A page's cursor (`openlines.dialogs.cursors`)."""
+
+    def encode(self) -> str: ...
+
+
+P = TypeVar("P", bound=Position)
+BAD_CURSOR: routes.ResponseSpec = "bad_cursor: a cursor this API did not return"
+
+
+def read_cursor(token: str | None, decode: Callable[[str], P]) -> P | None:
+    """The page position a client sent back (None: the first page); 400 if it is not one."""
+    if not token:
+        return None
     try:
-        return uuid.UUID(request.match_info["id"])
+        return decode(token)
+    except BadCursor as exc:
+        raise bad_cursor(str(exc)) from exc
+
+
+def bad_cursor(why: str) -> ApiError:
+    return ApiError(400, "bad_cursor", why)
+
+
+def page_json(items: list[dict[str, Any]], after: Position | None) -> dict[str, Any]:
+    """A page of a list, and the cursor of the next one (None: this is the last)."""
+    return {"items": items, "next_cursor": after.encode() if after else None}
+
+
+def dialog_id_of(request: web.Request) -> uuid.UUID:
+    return path_uuid(request, "id", not_found("dialog"))
+
+
+def path_uuid(request: web.Request, name: str, unknown: ApiError) -> uuid.UUID:
+    """The path's `name` as a UUID; a malformed one names nothing either, so it gets the
+    answer an unknown one gets (`unknown`)."""
+    try:
+        return uuid.UUID(request.match_info[name])
     except ValueError:
-        raise not_found("dialog") from None  # a malformed id names no dialog either
+        raise unknown from None
+
+
+def refusal(error: DomainError) -> ApiError:
+    """A refusal as the API answers it (also one found before any dialog is loaded)."""
+    return ApiError(error.status, error.code, error.message)

@@ -14,11 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries, workspace
 from openlines.dialogs.access import Viewer, require_actable, require_takeable, row_facts
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import (
+    BAD_CURSOR,
+    BASE,
+    DIALOG_REFUSALS,
+    FIRST_ID,
+    SAME_ID,
+    ApiBase,
+    bad_cursor,
+    dialog_id_of,
+    links,
+    page_json,
+    read_cursor,
+)
 from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
 from openlines.dialogs.domain import Dialog, Load
-from openlines.dialogs.queries import DEFAULT_ORDER, BadCursor, Cursor, ListQuery
+from openlines.dialogs.queries import DEFAULT_ORDER, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
     DialogPage,
@@ -30,7 +42,6 @@ from openlines.dialogs.views import (
 from openlines.events.catalog import CloseReason
 from openlines.events.envelope import EventPayload, utc_now
 from openlines.kit.http import routes
-from openlines.kit.http.errors import ApiError
 
 MAX_CLIENT_MESSAGE_ID = 200
 
@@ -98,32 +109,30 @@ class ReplyBody(routes.StrictModel):
         return self
 
 
-_FIRST = "$response.body#/items/0/id"
-_SAME = "$response.body#/id"
-# Where a client (and the contract fuzz) goes next with a dialog id it was given.
-_FROM_LIST = {
-    name: (f"dialogs.{target}", {"id": _FIRST})
-    for name, target in (
-        ("GetDialog", "get_dialog"),
-        ("Timeline", "timeline"),
-        ("Take", "take"),
-        ("Reply", "send_message"),
-        ("Close", "close"),
-    )
+_DIALOG_OPERATIONS = {
+    "GetDialog": "get_dialog",
+    "Timeline": "timeline",
+    "Take": "take",
+    "Reply": "send_message",
+    "Close": "close",
 }
+_FROM_LIST = links(FIRST_ID, **_DIALOG_OPERATIONS)
 _FROM_DIALOG = {
-    **{name: (target, {"id": _SAME}) for name, (target, _) in _FROM_LIST.items()},
-    "Reopen": ("dialogs.reopen", {"id": _SAME}),
-    "Rename": ("dialogs.rename", {"id": _SAME}),
-    "Pin": ("dialogs.pin", {"id": _SAME}),
-    "Unpin": ("dialogs.unpin", {"id": _SAME}),
-    "Transfer": ("dialogs.transfer", {"id": _SAME}),
-    "Join": ("dialogs.join", {"id": _SAME}),
-    "Leave": ("dialogs.leave", {"id": _SAME}),
-    "Note": ("dialogs.add_note", {"id": _SAME}),
-    "Read": ("dialogs.read", {"id": _SAME}),
-    "History": ("dialogs.history", {"id": _SAME}),
-    "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": _SAME}),
+    **links(
+        SAME_ID,
+        **_DIALOG_OPERATIONS,
+        Reopen="reopen",
+        Rename="rename",
+        Pin="pin",
+        Unpin="unpin",
+        Transfer="transfer",
+        Join="join",
+        Leave="leave",
+        Note="add_note",
+        Read="read",
+        History="history",
+    ),
+    "CreateLead": ("crm_link.post_dialog_lead", {"dialog_id": SAME_ID}),
 }
 
 _FROM_TIMELINE = {
@@ -148,7 +157,7 @@ class CoreEndpoints(ApiBase):
         BASE,
         summary="List the dialogs the caller may see",
         query=ListParams,
-        responses={200: DialogPage, 400: "bad_cursor: a cursor this API did not return"},
+        responses={200: DialogPage, 400: BAD_CURSOR},
         links=_FROM_LIST,
     )
     async def list_dialogs(self, request: web.Request, *, query: ListParams) -> web.Response:
@@ -157,12 +166,8 @@ class CoreEndpoints(ApiBase):
         now = utc_now()  # one instant for the `sla` filter and every item's `sla.state`
         async with self._engine().connect() as conn:
             rows, next_cursor = await queries.list_dialogs(conn, viewer, wanted, self.lines, now)
-        return web.json_response(
-            {
-                "items": [self.dialog_json(row, viewer, now) for row in rows],
-                "next_cursor": next_cursor.encode() if next_cursor else None,
-            }
-        )
+        items = [self.dialog_json(row, viewer, now) for row in rows]
+        return web.json_response(page_json(items, next_cursor))
 
     @routes.get(
         BASE + "/{id}",
@@ -207,10 +212,9 @@ class CoreEndpoints(ApiBase):
     )
     async def take(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
-            require_takeable(viewer, dialog)
             return dialog.take(viewer.operator_id, may_take_over=viewer.is_supervisor, load=load)
 
-        return await self.act(request, decide)
+        return await self.act(request, decide, require=require_takeable)
 
     @routes.post(
         BASE + "/{id}/close",
@@ -228,7 +232,6 @@ class CoreEndpoints(ApiBase):
             return await close_and_open_new(self, request)
 
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             # An operator accepts an unassigned dialog and closes it: it stays theirs. A
             # supervisor's close leaves it unassigned (they see every dialog anyway).
             return dialog.close(
@@ -271,7 +274,6 @@ class CoreEndpoints(ApiBase):
     )
     async def spam(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             return dialog.mark_spam(viewer.operator_id, take_first=not viewer.is_supervisor)
 
         return await self.act(request, decide)
@@ -337,14 +339,10 @@ class CoreEndpoints(ApiBase):
 
 
 def _list_query(params: ListParams) -> ListQuery:
-    cursor = None
-    if params.cursor:
-        try:
-            cursor = Cursor.decode(params.cursor)
-        except BadCursor as exc:
-            raise ApiError(400, "bad_cursor", str(exc)) from exc
-        if (cursor.sort, cursor.order) != (params.sort, params.order or DEFAULT_ORDER[params.sort]):
-            raise ApiError(400, "bad_cursor", "the cursor is of another sort or order")
+    cursor = read_cursor(params.cursor, Cursor.decode)
+    order = params.order or DEFAULT_ORDER[params.sort]
+    if cursor is not None and (cursor.sort, cursor.order) != (params.sort, order):
+        raise bad_cursor("the cursor is of another sort or order")
     return ListQuery(
         tab=params.tab,
         line=params.line or None,

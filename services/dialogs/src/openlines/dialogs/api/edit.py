@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, require_actable
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of, path_uuid
 from openlines.dialogs.domain import Dialog, Load, NewerDialogExists
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import DialogView, MessageView, message_json
@@ -102,7 +102,6 @@ class EditEndpoints(ApiBase):
     )
     async def rename(self, request: web.Request, *, body: RenameBody) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             return dialog.rename(viewer.operator_id, body.title)
 
         return await self.act(request, decide)
@@ -114,7 +113,6 @@ class EditEndpoints(ApiBase):
     )
     async def pin(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             return dialog.pin(viewer.operator_id, is_supervisor=viewer.is_supervisor)
 
         return await self.act(request, decide)
@@ -126,7 +124,6 @@ class EditEndpoints(ApiBase):
     )
     async def unpin(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_actable(viewer, dialog)
             return dialog.unpin(viewer.operator_id, is_supervisor=viewer.is_supervisor)
 
         return await self.act(request, decide)
@@ -187,8 +184,4 @@ class EditEndpoints(ApiBase):
 
 
 def _message_id_of(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["message_id"])
-    except ValueError:
-        # A malformed id names no message either (404 like an unknown one).
-        raise ApiError(404, "message_not_found", "no such message") from None
+    return path_uuid(request, "message_id", ApiError(404, "message_not_found", "no such message"))

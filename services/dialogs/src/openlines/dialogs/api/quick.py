@@ -24,7 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import workspace
 from openlines.dialogs.access import Viewer, require_actable
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import (
+    BAD_CURSOR,
+    BASE,
+    DIALOG_REFUSALS,
+    FIRST_ID,
+    SAME_ID,
+    ApiBase,
+    dialog_id_of,
+    links,
+    page_json,
+    path_uuid,
+    read_cursor,
+)
 from openlines.dialogs.domain import Dialog, QuickReplyNotForLine, UnknownQuickReply
 from openlines.dialogs.domain.templates import (
     PLACEHOLDERS,
@@ -33,7 +45,7 @@ from openlines.dialogs.domain.templates import (
     render,
     validate,
 )
-from openlines.dialogs.workspace import BadCursor, QuickReplyCursor, QuickReplyQuery
+from openlines.dialogs.workspace import QuickReplyCursor, QuickReplyQuery
 from openlines.events.envelope import utc_now
 from openlines.events.limits import ID_MAX, TEXT_MAX
 from openlines.events.lines import LinesConfig
@@ -141,19 +153,13 @@ class DraftView(BaseModel):
     updated_at: datetime
 
 
-_ONE = "$response.body#/id"
-_FROM_REPLY = {
-    name: (f"dialogs.{target}", {"id": _ONE})
-    for name, target in (
-        ("GetQuickReply", "get_quick_reply"),
-        ("UpdateQuickReply", "update_quick_reply"),
-        ("DeleteQuickReply", "delete_quick_reply"),
-    )
+_REPLY_OPERATIONS = {
+    "GetQuickReply": "get_quick_reply",
+    "UpdateQuickReply": "update_quick_reply",
+    "DeleteQuickReply": "delete_quick_reply",
 }
-_FIRST = {
-    name: (target, {"id": "$response.body#/items/0/id"})
-    for name, (target, _) in _FROM_REPLY.items()
-}
+_FROM_REPLY = links(SAME_ID, **_REPLY_OPERATIONS)
+_FIRST = links(FIRST_ID, **_REPLY_OPERATIONS)
 _REPLY_REFUSALS: dict[int, routes.ResponseSpec] = {
     404: "not_found: no such quick reply, or not one of the caller's lines",
     403: "not_allowed: only supervisors and chat admins of all its lines may change it",
@@ -211,17 +217,14 @@ class QuickEndpoints(ApiBase):
         QUICK_REPLIES,
         summary="The quick replies of the caller's lines, by title",
         query=QuickReplyParams,
-        responses={200: QuickReplyPage, 400: "bad_cursor: a cursor this API did not return"},
+        responses={200: QuickReplyPage, 400: BAD_CURSOR},
         links=_FIRST,
     )
     async def list_quick_replies(
         self, request: web.Request, *, query: QuickReplyParams
     ) -> web.Response:
         viewer = await self.viewer(request)
-        try:
-            cursor = QuickReplyCursor.decode(query.cursor) if query.cursor else None
-        except BadCursor as exc:
-            raise ApiError(400, "bad_cursor", str(exc)) from exc
+        cursor = read_cursor(query.cursor, QuickReplyCursor.decode)
         wanted = QuickReplyQuery(
             q=query.q or None,
             category=query.category or None,
@@ -231,12 +234,7 @@ class QuickEndpoints(ApiBase):
         )
         async with self._engine().connect() as conn:
             rows, next_cursor = await workspace.list_quick_replies(conn, viewer, wanted)
-        return web.json_response(
-            {
-                "items": [quick_reply_json(row) for row in rows],
-                "next_cursor": next_cursor.encode() if next_cursor else None,
-            }
-        )
+        return web.json_response(page_json([quick_reply_json(r) for r in rows], next_cursor))
 
     @routes.post(
         QUICK_REPLIES,
@@ -456,7 +454,4 @@ def _title_of(text: str) -> str:
 
 
 def _reply_id_of(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise not_found("quick reply") from None
+    return path_uuid(request, "id", not_found("quick reply"))

@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import queries
 from openlines.dialogs.access import Viewer, facts, require_readable
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import (
+    BASE,
+    DIALOG_REFUSALS,
+    SAME_ID,
+    ApiBase,
+    dialog_id_of,
+    links,
+    path_uuid,
+)
 from openlines.dialogs.domain import Dialog, Load
 from openlines.dialogs.tables import dialogs
 from openlines.dialogs.views import (
@@ -38,8 +46,6 @@ READ_ALL_BATCH = 100
 """Dialogs marked read per transaction by `read-all` (each is its own stream)."""
 HISTORY_LIMIT = 100
 
-_SAME = "$response.body#/id"
-
 
 class HistoryParams(routes.QueryModel):
     limit: int = Field(default=HISTORY_LIMIT, ge=1, le=HISTORY_LIMIT)
@@ -50,14 +56,13 @@ class ReadingEndpoints(ApiBase):
         BASE + "/{id}/read",
         summary="Mark the dialog read for the caller (only the caller's unread count changes)",
         responses={200: DialogView, 404: DIALOG_REFUSALS[404], 503: DIALOG_REFUSALS[503]},
-        links={"History": ("dialogs.history", {"id": _SAME})},
+        links=links(SAME_ID, History="history"),
     )
     async def read(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_readable(viewer, dialog)
             return dialog.mark_read(viewer.operator_id)
 
-        return await self.act(request, decide)
+        return await self.act(request, decide, require=require_readable)
 
     @routes.post(
         BASE + "/read-all",
@@ -131,10 +136,7 @@ class ReadingEndpoints(ApiBase):
     async def history_timeline(self, request: web.Request) -> web.Response:
         viewer = await self.viewer(request)
         dialog_id = dialog_id_of(request)
-        try:
-            earlier_id = uuid.UUID(request.match_info["earlier_id"])
-        except ValueError:
-            raise not_found("dialog") from None
+        earlier_id = path_uuid(request, "earlier_id", not_found("dialog"))
         async with self._engine().connect() as conn:
             current = await self.readable_row(conn, viewer, dialog_id)
             if not await queries.in_history_of(conn, current, earlier_id):

@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, NoReturn
+from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.dialogs import queries
 from openlines.dialogs.access import (
     Viewer,
     facts,
@@ -21,10 +20,17 @@ from openlines.dialogs.access import (
     require_readable,
     require_transferable,
 )
-from openlines.dialogs.api.base import BASE, DIALOG_REFUSALS, ApiBase, dialog_id_of
+from openlines.dialogs.api.base import (
+    BASE,
+    DIALOG_REFUSALS,
+    SAME_ID,
+    ApiBase,
+    dialog_id_of,
+    links,
+    refusal,
+)
 from openlines.dialogs.domain import (
     Dialog,
-    DomainError,
     Load,
     NotAllowed,
     UnknownLine,
@@ -34,7 +40,6 @@ from openlines.dialogs.views import DialogView
 from openlines.events.envelope import EventPayload, utc_now
 from openlines.events.limits import ID_MAX, MENTIONS_MAX, REASON_MAX, TEXT_MAX
 from openlines.kit.http import routes
-from openlines.kit.http.errors import ApiError
 
 # `@ann` in a note's text; an id of the lines config may hold dots and dashes, but a sentence's
 # full stop after the name is not part of it.
@@ -90,19 +95,16 @@ class NoteAdded(BaseModel):
     mentions: list[str]
 
 
-_SAME = "$response.body#/id"
-# Where a client (and the contract fuzz) goes next with the dialog a transfer or join answers.
-_FROM_DIALOG = {
-    name: (f"dialogs.{target}", {"id": _SAME})
-    for name, target in (
-        ("GetDialog", "get_dialog"),
-        ("Timeline", "timeline"),
-        ("Transfer", "transfer"),
-        ("Join", "join"),
-        ("Leave", "leave"),
-        ("Note", "add_note"),
-    )
-}
+# Where a client goes next with the dialog a transfer or join answers.
+_FROM_DIALOG = links(
+    SAME_ID,
+    GetDialog="get_dialog",
+    Timeline="timeline",
+    Transfer="transfer",
+    Join="join",
+    Leave="leave",
+    Note="add_note",
+)
 
 
 def note_message_id(
@@ -128,14 +130,11 @@ class TransferEndpoints(ApiBase):
         links=_FROM_DIALOG,
     )
     async def transfer(self, request: web.Request, *, body: TransferBody) -> web.Response:
-        viewer = await self.viewer(request)
-        dialog_id = dialog_id_of(request)
-        if body.to_line is not None and self.lines.line(body.to_line) is None:
-            refuse(UnknownLine(f"no line {body.to_line!r}"))
         target = body.to_operator
 
-        def decide(dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
-            require_transferable(viewer, dialog)
+        def decide(viewer: Viewer, dialog: Dialog, load: Load | None) -> Sequence[EventPayload]:
+            if body.to_line is not None and self.lines.line(body.to_line) is None:
+                raise UnknownLine(f"no line {body.to_line!r}")
             expected, reason = body.expected_assignee, body.reason
             if target is not None:
                 line = self.lines.line(dialog.line_id)
@@ -158,13 +157,8 @@ class TransferEndpoints(ApiBase):
                 viewer.operator_id, reason=reason, expected_assignee=expected
             )
 
-        async def work(conn: AsyncConnection) -> Any:
-            await self.execute(conn, viewer, dialog_id, decide, load_of=target)
-            return await queries.get_dialog(conn, dialog_id, viewer)
-
         # The caller may have lost access by this transfer: the answer still shows the result.
-        row = await self.write(work)
-        return self.dialog_response(row, viewer)
+        return await self.act(request, decide, require=require_transferable, load_of=target)
 
     @routes.post(
         BASE + "/{id}/join",
@@ -182,7 +176,6 @@ class TransferEndpoints(ApiBase):
         invited = body.operator
 
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_readable(viewer, dialog)
             if invited is None or invited == viewer.operator_id:
                 if not viewer.can_join(facts(dialog)):
                     raise NotAllowed("only an operator or a supervisor of its line may join")
@@ -193,7 +186,7 @@ class TransferEndpoints(ApiBase):
                 raise UnknownOperator(f"no operator {invited!r} in the lines config")
             return dialog.join(invited, actor_id=viewer.operator_id)
 
-        return await self.act(request, decide)
+        return await self.act(request, decide, require=require_readable)
 
     @routes.post(
         BASE + "/{id}/leave",
@@ -207,10 +200,9 @@ class TransferEndpoints(ApiBase):
     )
     async def leave(self, request: web.Request) -> web.Response:
         def decide(viewer: Viewer, dialog: Dialog, _: Load | None) -> Sequence[EventPayload]:
-            require_readable(viewer, dialog)
             return dialog.leave(viewer.operator_id)
 
-        return await self.act(request, decide)
+        return await self.act(request, decide, require=require_readable)
 
     @routes.post(
         BASE + "/{id}/notes",
@@ -253,7 +245,7 @@ class TransferEndpoints(ApiBase):
         of the text that names one; in order, once each."""
         for operator_id in explicit:
             if self.lines.operator(operator_id) is None:
-                refuse(UnknownOperator(f"no operator {operator_id!r} in the lines config"))
+                raise refusal(UnknownOperator(f"no operator {operator_id!r} in the lines config"))
         found = list(explicit)
         for match in _MENTION.finditer(text):
             name = match.group(1)
@@ -262,8 +254,3 @@ class TransferEndpoints(ApiBase):
                     found.append(candidate)
                     break
         return list(dict.fromkeys(found))[:MENTIONS_MAX]
-
-
-def refuse(error: DomainError) -> NoReturn:
-    """A refusal found before any dialog is loaded, answered as the writer's would be."""
-    raise ApiError(error.status, error.code, error.message)

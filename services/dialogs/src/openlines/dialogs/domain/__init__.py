@@ -1,15 +1,13 @@
 """The Dialog aggregate, pure: `state` (what its events say), `decisions` (what a command
-records, or why it is refused) and `descriptions` (the timeline's system lines)."""
+records; `refusals`: why it is refused) and `descriptions` (the timeline's system lines)."""
 
-from openlines.dialogs.domain.decisions import (
-    CHANGE_WINDOWS,
-    NO_LIMIT,
+from openlines.dialogs.domain.decisions import Dialog
+from openlines.dialogs.domain.descriptions import describe, describe_crm_link
+from openlines.dialogs.domain.refusals import (
     AlreadyAssigned,
     AssigneeChanged,
     AtCapacity,
     ChangeNotSupported,
-    ChangeWindows,
-    Dialog,
     DialogChanged,
     DialogIsClosed,
     DialogNotClosed,
@@ -19,7 +17,6 @@ from openlines.dialogs.domain.decisions import (
     EmptyMessage,
     EmptyTitle,
     LastOperator,
-    Load,
     LoadNeeded,
     MessageIsDeleted,
     MessageNotFound,
@@ -40,10 +37,15 @@ from openlines.dialogs.domain.decisions import (
     UnknownQuickReply,
     UnknownVariable,
     WindowExpired,
+)
+from openlines.dialogs.domain.rules import (
+    CHANGE_WINDOWS,
+    NO_LIMIT,
+    ChangeWindows,
+    Load,
     delivery_advances,
     validate_text,
 )
-from openlines.dialogs.domain.descriptions import describe, describe_crm_link
 from openlines.dialogs.domain.state import (
     OPEN_STATUSES,
     CrmLink,

@@ -16,7 +16,7 @@ from functools import lru_cache
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from openlines.dialogs.domain.decisions import TemplateNotAllowed, TemplateSyntax, UnknownVariable
+from openlines.dialogs.domain.refusals import TemplateNotAllowed, TemplateSyntax, UnknownVariable
 
 VARIABLES: tuple[str, ...] = (
     "customer.name",
