@@ -12,9 +12,12 @@ from pathlib import Path
 import aiohttp
 import duckdb
 import psycopg
+import pytest
 
 from .conftest import Stack, _openlines, start_stack, stop_stack
 from .steps import customer_says, eventually, json_if_ok
+
+pytestmark = pytest.mark.infra  # starts a whole stack of its own, twice
 
 CHATS = [4101, 4102, 4103]
 
