@@ -95,6 +95,31 @@ def test_transfer_to_another_line_reaches_that_line_and_tells_the_previous_assig
     assert reason_for(SUE_OTHER, audience_for(message, after, after)) is Reason.ALL_LINES
 
 
+def test_a_transfer_to_an_operator_tells_each_operator_once() -> None:
+    # dialogs records DialogTransferred, then DialogAssigned naming the previous assignee.
+    d = Dialog()
+    held = _run(d.opened().payload, d.assigned("ann").payload)
+    transfer = DialogTransferred(
+        dialog_id=d.id, from_operator_id="ann", to_operator_id="bob", actor_id="sue"
+    )
+    moved = apply(held, transfer, 3)
+    first = audience_for(transfer, held, moved)
+    assert (reason_for(ANN, first), reason_for(BOB, first)) == (
+        Reason.TAKEN_FROM_YOU,
+        Reason.ASSIGNED_TO_YOU,
+    )
+    assigned = d.assigned("bob", previous="ann").payload
+    second = audience_for(assigned, moved, apply(moved, assigned, 4))
+    # ann is told nothing more (the dialog is no longer hers); bob hears of it as his dialog.
+    assert (reason_for(ANN, second), reason_for(BOB, second)) == (None, Reason.YOUR_DIALOG)
+    # A take-over on its own still tells both.
+    taken = audience_for(assigned, held, apply(held, assigned, 3))
+    assert (reason_for(ANN, taken), reason_for(BOB, taken)) == (
+        Reason.TAKEN_FROM_YOU,
+        Reason.ASSIGNED_TO_YOU,
+    )
+
+
 def test_messages_reach_members_mentions_and_unassigned_lines() -> None:
     d = Dialog()
     unassigned = _run(d.opened().payload)

@@ -177,9 +177,13 @@ def audience_for(
     lines = frozenset(v.line_id for v in views if v.status is DialogStatus.UNASSIGNED and v.line_id)
     dialog_lines = frozenset(v.line_id for v in views if v.line_id)
     if isinstance(payload, DialogAssigned):
-        if payload.previous_operator_id and payload.previous_operator_id != payload.operator_id:
-            personal[payload.previous_operator_id] = Reason.TAKEN_FROM_YOU
-        personal[payload.operator_id] = Reason.ASSIGNED_TO_YOU
+        # Who held it just before this event: after a transfer's DialogTransferred (which told
+        # both operators already) the assignment that follows it changes hands no more.
+        held_by = before.assignee if before is not None else payload.previous_operator_id
+        if held_by and held_by != payload.operator_id:
+            personal[held_by] = Reason.TAKEN_FROM_YOU
+        if held_by != payload.operator_id:
+            personal[payload.operator_id] = Reason.ASSIGNED_TO_YOU
     elif isinstance(payload, DialogTransferred):
         if payload.from_operator_id and payload.from_operator_id != payload.to_operator_id:
             personal[payload.from_operator_id] = Reason.TAKEN_FROM_YOU
