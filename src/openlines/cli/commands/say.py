@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     lines = load_lines_config(args.lines_file, required=args.secret is None)
     found = lines.channel(args.channel) if lines is not None else None
     if found is not None and found[1].type == "email":
-        from openlines.cli.commands.say_mail import send_mail
+        from openlines.cli.mail import send_mail
 
         return send_mail(args, found[1])
     if args.chat is None:
