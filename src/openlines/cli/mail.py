@@ -9,6 +9,7 @@ import argparse
 import smtplib
 import sys
 import uuid
+from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import TYPE_CHECKING
@@ -64,7 +65,7 @@ def send_mail(args: argparse.Namespace, channel: Channel) -> int:
             if code == 250:
                 code, reply = smtp.rcpt(channel.email.address)
             if code in (250, 251):
-                code, reply = smtp.data(mail.as_bytes())
+                code, reply = smtp.data(mail.as_bytes(policy=policy.SMTP))
     except (OSError, smtplib.SMTPException) as exc:
         print(f"cannot reach smtp://{host}:{port}: {exc} (is the stack running?)", file=sys.stderr)
         return 1

@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from openlines.stack.sandbox import ChannelMailbox, Fault, Sandbox
+if TYPE_CHECKING:  # sandbox.py installs the relay: no import back at run time
+    from openlines.stack.sandbox import ChannelMailbox, Fault, Sandbox
 
 _FAULT_REPLIES = {
     400: "550 5.1.1 Mailbox unavailable",
@@ -45,10 +46,15 @@ def mail_json(raw: bytes, envelope_to: list[str]) -> dict[str, Any]:
         "subject": str(message.get("Subject", "")),
         "in_reply_to": str(message.get("In-Reply-To", "")) or None,
         "references": str(message.get("References", "")).split(),
-        "text": text.get_content() if text is not None else None,
-        "html": html.get_content() if html is not None else None,
+        "text": _lines(text.get_content()) if text is not None else None,
+        "html": _lines(html.get_content()) if html is not None else None,
         "at": time.time(),
     }
+
+
+def _lines(content: str) -> str:
+    """As a mail client shows it: SMTP's CRLF line ends as newlines."""
+    return content.replace("\r\n", "\n")
 
 
 class SandboxRelay:
