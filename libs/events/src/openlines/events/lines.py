@@ -113,8 +113,9 @@ class Channel(_Model):
 
     @model_validator(mode="after")
     def _type_block(self) -> Channel:
-        if (self.type == ChannelType.EMAIL) != (self.email is not None):
-            raise ValueError("a channel of type email, and only one, has an `email` block")
+        # An email channel without one only has no mailbox yet (no SMTP endpoint, no relay).
+        if self.email is not None and self.type != ChannelType.EMAIL:
+            raise ValueError(f"an `email` block on a {self.type} channel")
         return self
 
 
