@@ -60,7 +60,11 @@ class EmailProvider:
         if relay is None:
             return Rejected("no smtp_relay configured for the channel")
         key = conversation_key(channel.id, message.chat_id)
-        thread = await self.threads.get(key)
+        try:
+            thread = await self.threads.get(key)
+        except Exception as exc:
+            # Nothing left yet: worth another attempt once the database answers.
+            return Transient(f"mail thread not readable: {type(exc).__name__}")
         mail = reply_mail(channel, message, thread, message_id=message.message_id)
         message_id = str(mail["Message-ID"])
         client = aiosmtplib.SMTP(
