@@ -12,6 +12,7 @@ stack allows private addresses (`webhook_allow_private_addresses`) for its demo 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 
@@ -23,6 +24,10 @@ from openlines.notify.webhooks.domain import UrlRefused, is_public, url_host
 
 class AddressNotAllowed(OSError):
     """The receiver's host is, or resolves to, a private or loopback address."""
+
+    def __init__(self, message: str) -> None:
+        # With an errno, `strerror` is set: the HTTP client quotes it in its own error.
+        super().__init__(errno.EACCES, message)
 
 
 def _literal(host: str) -> str | None:
