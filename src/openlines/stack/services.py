@@ -91,11 +91,17 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
             {name: address for name, address in url.items() if name != "gateway"}
         )
     }
+    # The demo's webhook receiver (`openlines webhooks listen`) runs on this machine.
+    notify_env = {"OPENLINES_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"}
     return [
         ServiceSpec(
             name,
             [PYTHON, "-m", MODULES[name]],
-            env={**common, **(gateway_env if name == "gateway" else {})},
+            env={
+                **common,
+                **(gateway_env if name == "gateway" else {}),
+                **(notify_env if name == "notify" else {}),
+            },
             port=ports[name],
         )
         for name in (
