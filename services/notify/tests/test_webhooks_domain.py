@@ -181,3 +181,19 @@ def test_the_line_comes_from_the_event_else_the_dialog_else_the_channel() -> Non
     assert (received.line_id, received.moves_dialog) == ("demo", False)  # its channel's
     presence = line_hint(OperatorPresenceChanged(operator_id="ann", status="online"), LINES)
     assert presence.line_id is None and presence.fallback is None
+
+
+def test_the_readmes_verification_snippet_verifies_what_notify_signs() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    after = readme.split("<!-- webhook-verify-snippet -->", 1)[1]
+    code = after.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    readme_verify = namespace["verify"]
+    assert callable(readme_verify)
+    header = sign(SECRET, BODY)
+    assert readme_verify(SECRET, BODY, header) is True
+    assert readme_verify("another-secret-0000", BODY, header) is False
+    assert readme_verify(SECRET, BODY + b"x", header) is False
+    assert readme_verify(SECRET, BODY, sign(SECRET, BODY, timestamp=1000)) is False  # stale
+    assert readme_verify(SECRET, BODY, "garbage") is False
