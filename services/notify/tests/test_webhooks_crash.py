@@ -93,7 +93,7 @@ async def test_no_delivery_is_lost_across_a_sigkill(
                 ).scalar_one()
             await receiver.until_delivered(len(events), timeout=90)
             async with restarted.engine.connect() as conn:
-                states = dict(
+                states: dict[str, int] = dict(
                     (
                         await conn.execute(
                             text("SELECT state, count(*) FROM webhook_deliveries GROUP BY 1")
