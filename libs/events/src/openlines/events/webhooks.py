@@ -6,7 +6,8 @@ Each delivery is a POST of the event envelope (the same JSON bytes as the Kafka 
 - `X-Openlines-Delivery`: the event id; a receiver dedupes by it (delivery is at least once);
 - `X-Openlines-Signature`: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed by the
   subscription's secret (Stripe's scheme). Signing the time with the body lets a receiver
-  refuse a replayed old request; several `v1=` may appear while a secret is rotated.
+  refuse a replayed old request. Notify sends one `v1=`; `verify` accepts any of several, so
+  that a receiver stays correct if a rotation ever signs with two secrets.
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ class NotifySettings(KitSettings):
     # A delivery left `delivering` this long (its dispatcher died) is sent again.
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    # Delivered rows are listed this long, then deleted (dead letters are kept).
+    webhook_keep_delivered_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     @model_validator(mode="after")
     def _lease_outlives_a_call(self) -> NotifySettings:

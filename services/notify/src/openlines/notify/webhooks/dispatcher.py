@@ -141,6 +141,7 @@ class Dispatcher:
         self._next_requeue = now + min(lease / 4, 5.0)
         async with self.runtime.engine.begin() as conn:
             count = await store.requeue_expired(conn, lease)
+            await store.forget_delivered(conn, self.settings.webhook_keep_delivered_seconds)
         if count:
             log.warning("webhook deliveries of a lost dispatcher queued again", count=count)
 

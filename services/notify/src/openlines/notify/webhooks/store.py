@@ -233,6 +233,19 @@ _REQUEUE = text(
 )
 
 
+# Delivered rows are history: kept a while for the deliveries list, then dropped in batches.
+# Dead letters stay until redelivered or their subscription is deleted.
+_FORGET = text(
+    "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries"
+    " WHERE state = 'delivered' AND delivered_at < now() - make_interval(secs => :keep)"
+    " LIMIT :limit)"
+)
+
+
+async def forget_delivered(conn: AsyncConnection, keep_seconds: float, limit: int = 1000) -> int:
+    return (await conn.execute(_FORGET, {"keep": keep_seconds, "limit": limit})).rowcount
+
+
 async def claim(conn: AsyncConnection, limit: int, per_subscription: int) -> list[Claimed]:
     if limit <= 0:
         return []

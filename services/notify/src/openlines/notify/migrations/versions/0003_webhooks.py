@@ -84,6 +84,12 @@ def upgrade() -> None:
         postgresql_where=sa.text("state IN ('pending', 'delivering')"),
     )
     op.create_index(
+        "webhook_deliveries_delivered_idx",
+        "webhook_deliveries",
+        ["delivered_at"],
+        postgresql_where=sa.text("state = 'delivered'"),
+    )
+    op.create_index(
         "webhook_deliveries_by_state_idx", "webhook_deliveries", ["subscription_id", "state", "seq"]
     )
     op.create_table(
