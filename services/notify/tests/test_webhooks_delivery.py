@@ -144,9 +144,10 @@ async def test_a_dead_receiver_slows_neither_other_subscriptions_nor_the_stream(
         assert dead.most_in_flight <= 2
         assert dead.delivered_ids() == [] or len(dead.received) <= 4
     print(f"\nwebhook figures [dead neighbour]: healthy got {len(events)} events in {took:.2f} s")
-    # One dead call takes 3 s: had the healthy queue waited behind it, 40 events would take
-    # minutes. They all arrive well within the time of a few dead calls.
-    assert took < 9
+    # One dead call takes 3 s, two at a time: had the healthy queue shared the dead one's
+    # pace, its 40 events would take a minute. (About 2 s here; the bound leaves room for a
+    # loaded machine.)
+    assert took < 20
 
 
 async def test_dead_letters_are_listed_and_redelivered(
