@@ -479,3 +479,22 @@ async def test_the_report_sql_twin_agrees_with_sees_report_figure(engine: AsyncE
             )
             found = set((await conn.execute(select(table.c.id).where(where))).scalars())
             assert found == {k for k, v in cases.items() if s.sees_report_figure(*v)}, s
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "lines", "manage"),
+    [
+        ("admin", None, [], T),  # every line, and events of no line
+        ("admin", None, ["demo", "gone"], T),
+        ("admin", ["demo"], ["demo"], T),
+        ("admin", ["demo"], ["demo", "vip"], F),  # the token narrows the admin
+        ("admin", ["demo"], [], F),  # every line needs every line
+        ("supervisor", None, [], F),  # webhooks are the chat admin's only
+        ("supervisor", None, ["demo"], F),
+        ("operator", None, ["demo"], F),
+    ],
+)
+def test_webhooks_are_managed_by_the_chat_admin_only(
+    role: str, token: list[str] | None, lines: list[str], manage: bool
+) -> None:
+    assert scope(role, token).may_manage_webhooks(lines) is manage

@@ -26,6 +26,7 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
     from openlines.ingest.api import WebhookApi
     from openlines.kit.http.app import KIT_OPERATIONS
     from openlines.notify.api import StreamApi
+    from openlines.notify.webhooks.api import WebhooksApi
     from openlines.routing import api as routing
 
     return [
@@ -36,6 +37,7 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
         ("routing", operations(routing)),
         ("crm-link", operations(crm_link)),
         ("notify", operations(StreamApi)),
+        ("notify", operations(WebhooksApi)),
         ("analytics", operations(analytics)),
     ]
 

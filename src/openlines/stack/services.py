@@ -102,6 +102,8 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
             {name: address for name, address in url.items() if name != "gateway"}
         )
     }
+    # The demo's webhook receiver (`openlines webhooks listen`) runs on this machine.
+    notify_env = {"OPENLINES_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"}
     return [
         ServiceSpec(
             name,
@@ -110,6 +112,7 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
                 **common,
                 **(gateway_env if name == "gateway" else {}),
                 **({"OPENLINES_SMTP_PORT": str(smtp[name])} if name in smtp else {}),
+                **(notify_env if name == "notify" else {}),
             },
             port=ports[name],
             smtp_port=smtp.get(name),

@@ -315,6 +315,22 @@ class Scope:
         wanted = list(line_ids)
         return self.is_supervisor and bool(wanted) and all(map(self.supervises, wanted))
 
+    # -- outgoing webhooks (notify) ---------------------------------------------------------
+
+    @property
+    def manages_webhooks(self) -> bool:
+        """Some webhook subscriptions at all (the API answers 403 to anyone else)."""
+        return self.role is Role.ADMIN
+
+    def may_manage_webhooks(self, line_ids: Iterable[str]) -> bool:
+        """Create, read, change a webhook subscription of these lines (none: every line, and
+        the events of no line): the chat admin only, of every line it names; a webhook of
+        every line needs every line (a token's `lines` claim narrows the admin)."""
+        if not self.manages_webhooks:
+            return False
+        wanted = list(line_ids)
+        return all(map(self.supervises, wanted)) if wanted else self.sees_all_lines
+
     # -- CRM -----------------------------------------------------------------------------
 
     def can_see_lead(self, dialogs: Iterable[DialogFacts]) -> bool:

@@ -1,1 +1,1 @@
-"""openlines notify: live operator streams over WebSocket."""
+"""openlines notify: live operator streams over WebSocket, and signed outgoing webhooks."""

@@ -1,10 +1,12 @@
-"""Composition root: the projection consumer, the session hub and the stream endpoint."""
+"""Composition root: the projection consumer, the session hub and the stream endpoint; the
+webhook fan-out consumer, its dispatcher and `/api/v1/webhooks`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from openlines.events.lines import load_lines
+from openlines.events.lines import LinesConfig, load_lines
 from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
@@ -14,6 +16,11 @@ from openlines.notify.frames import ClientFrames, Throttle
 from openlines.notify.hub import SessionHub
 from openlines.notify.projection import StreamProjection
 from openlines.notify.settings import NotifySettings
+from openlines.notify.webhooks.addresses import ReceiverAddresses
+from openlines.notify.webhooks.api import WebhooksApi
+from openlines.notify.webhooks.dispatcher import Dispatcher
+from openlines.notify.webhooks.domain import WEBHOOK_EVENT_CLASSES, WEBHOOK_TOPICS
+from openlines.notify.webhooks.fanout import WebhookFanout
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,4 +42,25 @@ def build_service(settings: NotifySettings | None = None) -> ServiceRuntime:
         hub, lambda: runtime.engine, Throttle(settings.typing_throttle_seconds), counters
     )
     runtime.routes(StreamApi(hub, lines, settings.ws_heartbeat_seconds, frames).install)
+    install_webhooks(runtime, settings, lines)
     return runtime
+
+
+def install_webhooks(runtime: ServiceRuntime, settings: NotifySettings, lines: LinesConfig) -> None:
+    dispatcher = Dispatcher(runtime, settings)
+    fanout = WebhookFanout(lines, settings.webhook_retry_for_seconds, dispatcher.wake)
+    deliveries: Subscription = Subscription.configured(
+        settings.webhooks_group, WEBHOOK_TOPICS, settings, after_commit=fanout.after_commit
+    )
+    deliveries.on(*WEBHOOK_EVENT_CLASSES)(fanout.handle)
+    runtime.subscribe(deliveries)
+    runtime.run_in_background(dispatcher.run)
+    runtime.health.live["webhooks"] = lambda: time.monotonic() - dispatcher.last_round_at < 60
+    api = WebhooksApi(
+        lambda: runtime.engine,
+        lines,
+        ReceiverAddresses(settings.webhook_allow_private_addresses),
+        settings.webhook_retry_for_seconds,
+        dispatcher.wake,
+    )
+    runtime.routes(api.install)

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended, MessageChange
 from openlines.events.lines import Channel
+from openlines.kit.backoff import RetryPolicy as RetryPolicy  # shared with notify's webhooks
 
 if TYPE_CHECKING:
     import aiohttp
@@ -314,25 +315,6 @@ def classify_telegram_change(
 
 
 # -- retries ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    base_seconds: float = 0.5
-    max_seconds: float = 30.0
-    retry_after_cap_seconds: float = 300.0
-    rate_limited_attempts: int = 20
-    """Attempts beyond `max_attempts` allowed while the provider answers "retry after": its
-    flood control says when to come back, so waiting it out is no failure of ours."""
-
-    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
-        """Seconds before attempt `attempt + 1`; `jitter` is uniform in [0, 1)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap_seconds)
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        # "Equal jitter": never less than half the backoff, spread over the other half.
-        return ceiling / 2 + ceiling / 2 * jitter
 
 
 @dataclass(frozen=True)
