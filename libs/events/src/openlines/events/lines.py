@@ -5,8 +5,9 @@ library (no aiohttp, sqlalchemy or aiokafka); reading the file is `load_lines`' 
 
 Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
-`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`. Values may also refer to
-the environment as `${NAME}` or `${NAME:-default}`.
+`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`;
+`OPENLINES_VERIFY_TOKEN_<CHANNEL_ID>` overrides a WhatsApp channel's `whatsapp.verify_token`.
+Values may also refer to the environment as `${NAME}` or `${NAME:-default}`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ __all__ = [
     "Operator",
     "RoutingStrategy",
     "Sla",
+    "WhatsApp",
+    "WhatsAppTemplate",
     "load_lines",
 ]
 
@@ -63,6 +66,43 @@ class Sla(_Model):
         return self
 
 
+class WhatsAppTemplate(_Model):
+    """A message template approved for the WhatsApp Business account: what an operator may send
+    outside the 24-hour customer-service window. `text` is its body as approved, with Meta's
+    numbered placeholders `{{1}}`, `{{2}}`...; the timeline shows it filled in."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: str = Field(default="en", min_length=2, max_length=15)
+    text: str = Field(min_length=1, max_length=1024)
+
+    @property
+    def variable_count(self) -> int:
+        numbers = {int(n) for n in re.findall(r"\{\{\s*(\d+)\s*\}\}", self.text)}
+        return max(numbers, default=0)
+
+    def render(self, variables: tuple[str, ...]) -> str:
+        def value(match: re.Match[str]) -> str:
+            index = int(match.group(1)) - 1
+            return variables[index] if 0 <= index < len(variables) else match.group(0)
+
+        return re.sub(r"\{\{\s*(\d+)\s*\}\}", value, self.text)
+
+
+class WhatsApp(_Model):
+    """What a `whatsapp` channel needs beyond the shared fields (`secret`: the Meta app secret
+    that signs webhooks; `token`: the access token; `api_base`: https://graph.facebook.com).
+    Other channel types add their own block beside it, so their settings never collide."""
+
+    phone_number_id: str = Field(pattern=r"^[0-9]{1,32}$")
+    verify_token: str = ""
+    """The token Meta's webhook subscription handshake echoes (`hub.verify_token`)."""
+    api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    templates: tuple[WhatsAppTemplate, ...] = ()
+
+    def template(self, name: str, language: str) -> WhatsAppTemplate | None:
+        return next((t for t in self.templates if t.name == name and t.language == language), None)
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -75,6 +115,14 @@ class Channel(_Model):
     max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
     # The channel's own SLA thresholds (e.g. e-mail waits longer than chat); None: the line's.
     sla: Sla | None = None
+    # Per-type settings (None for other types).
+    whatsapp: WhatsApp | None = None
+
+    @model_validator(mode="after")
+    def _type_settings(self) -> Channel:
+        if self.type == ChannelType.WHATSAPP and self.whatsapp is None:
+            raise ValueError(f"channel {self.id}: a whatsapp channel needs a `whatsapp` block")
+        return self
 
 
 class Operator(_Model):
@@ -204,4 +252,7 @@ def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConf
                 override = env.get(_env_name(kind, str(channel.get("id", ""))))
                 if override:
                     channel[field] = override
+            verify = env.get(_env_name("VERIFY_TOKEN", str(channel.get("id", ""))))
+            if verify and isinstance(channel.get("whatsapp"), dict):
+                channel["whatsapp"]["verify_token"] = verify
     return LinesConfig.model_validate(data)
