@@ -55,6 +55,7 @@ lines:
       - {{id: {CHANNEL}, type: telegram, secret: s, token: "{TOKEN}",
           api_base: "{provider.url}/{CHANNEL}"}}
       - {{id: wa-test, type: whatsapp, secret: s, token: t, api_base: "{provider.url}/wa"}}
+      - {{id: vb-test, type: viber, secret: s, token: t, api_base: "{provider.url}/vb"}}
     operators: [ann]
 """,
     )

@@ -115,14 +115,9 @@ class Channel(_Model):
     max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
     # The channel's own SLA thresholds (e.g. e-mail waits longer than chat); None: the line's.
     sla: Sla | None = None
-    # Per-type settings (None for other types).
+    # Per-type settings. A whatsapp channel without its block cannot send (no phone number
+    # id) nor pass the webhook handshake (no verify token).
     whatsapp: WhatsApp | None = None
-
-    @model_validator(mode="after")
-    def _type_settings(self) -> Channel:
-        if self.type == ChannelType.WHATSAPP and self.whatsapp is None:
-            raise ValueError(f"channel {self.id}: a whatsapp channel needs a `whatsapp` block")
-        return self
 
 
 class Operator(_Model):
