@@ -661,9 +661,20 @@ def _whatsapp_error(status: int, code: int, message: str) -> web.Response:
     return web.json_response({"error": error}, status=status)
 
 
+# The Graph API error each status the sandbox can be told to fail with stands for.
+WHATSAPP_FAULTS = {
+    400: (100, "(#100) Invalid parameter"),
+    403: (131031, "Account has been locked"),
+    429: (130429, "Rate limit hit"),
+    500: (131000, "Something went wrong"),
+    502: (131000, "Something went wrong"),
+    503: (131000, "Something went wrong"),
+}
+
+
 def _whatsapp_fault(fault: Fault) -> web.Response:
-    code = 130429 if fault.status == 429 else 131000
-    return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
+    code, message = WHATSAPP_FAULTS[fault.status]
+    return _whatsapp_error(fault.status, code, fault.description or message)
 
 
 def _describe(exc: ValidationError) -> str:
