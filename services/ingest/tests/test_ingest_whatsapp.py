@@ -236,14 +236,15 @@ def test_another_phone_numbers_updates_are_ignored() -> None:
 
 
 def test_not_a_whatsapp_notification_is_invalid() -> None:
-    for data in (
+    invalid: tuple[object, ...] = (
         [],
         {"object": "page", "entry": [{}]},
         {"object": "whatsapp_business_account", "entry": []},
         _body(_value(messages=[_message("text", "wamid.\x1f", text={"body": "x"})])),
         _body(_value(messages=[{**_message("text", text={"body": "x"}), "from": "+49"}])),
         _body(_value(messages=[{**_message("text", text={"body": "x"}), "timestamp": "soon"}])),
-    ):
+    )
+    for data in invalid:
         try:
             ADAPTER.normalise(data, LINE, CHANNEL)
         except InvalidUpdate:

@@ -78,12 +78,3 @@ class ChannelAdapter(Protocol):
     def normalise(self, data: object, line: Line, channel: Channel) -> Outcome:
         """The event (or events) for a parsed webhook body; raises InvalidUpdate."""
         ...
-
-
-class HandshakeAdapter(ChannelAdapter, Protocol):
-    """A channel type whose provider checks the webhook URL with a GET before it posts to it
-    (WhatsApp's `hub.challenge`)."""
-
-    def handshake(self, channel: Channel, query: Mapping[str, str]) -> str | None:
-        """The text to echo when the provider's verification request is right, else None."""
-        ...

@@ -8,6 +8,7 @@ document shows WhatsApp's own body and its text/plain handshake answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 from openlines.events.catalog import ChannelType
 from openlines.events.lines import LinesConfig
 from openlines.ingest.domain import ChannelAdapter
-from openlines.ingest.whatsapp import WaNotification, WhatsAppAdapter
+from openlines.ingest.whatsapp import WhatsAppAdapter
 from openlines.kit.http import routes
 from openlines.kit.http.errors import ApiError
 
@@ -32,6 +33,18 @@ class HubVerification(routes.QueryModel):
         description="the channel's `whatsapp.verify_token`",
     )
     challenge: str = Field(alias="hub.challenge", max_length=_HUB_MAX, description="echoed")
+
+
+class WhatsAppNotification(BaseModel):
+    """The body Meta posts (documented to its first level: ingest validates the fields it
+    maps, `whatsapp.WaNotification`, and ignores the rest)."""
+
+    object: Literal["whatsapp_business_account"]
+    entry: list[dict[str, Any]] = Field(
+        min_length=1,
+        description='`{id, changes: [{field: "messages", value: {metadata: {phone_number_id},'
+        " contacts, messages, statuses}}]}`, as documented by Meta",
+    )
 
 
 class WhatsAppAnswer(BaseModel):
@@ -90,7 +103,7 @@ class WhatsAppRoutes:
             " app secret>`. Every entry, change, message and status of the body becomes its"
             " own event (`event_ids`); fields ingest does not map are ignored, never refused."
         ),
-        body=WaNotification,
+        body=WhatsAppNotification,
         body_read_by_handler=True,
         responses={
             200: WhatsAppAnswer,
