@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openlines.events.limits import Id, Name, Reason, Url
+from openlines.events.limits import Id, Name, Url
 
 __all__ = [
     "OPEN_STATUSES",
@@ -132,7 +132,8 @@ class Attachment(_Value):
     """Download URL when the provider gives one; it may expire."""
 
 
-TEMPLATE_VARIABLES_MAX = 32
+# WhatsApp caps a template's whole body at 1024 characters: a few short values fill it.
+TEMPLATE_VARIABLES_MAX = 16
 
 
 class MessageTemplate(_Value):
@@ -142,7 +143,7 @@ class MessageTemplate(_Value):
 
     name: Name
     language: Name
-    variables: tuple[Reason, ...] = Field(default=(), max_length=TEMPLATE_VARIABLES_MAX)
+    variables: tuple[Name, ...] = Field(default=(), max_length=TEMPLATE_VARIABLES_MAX)
     """The values of its numbered placeholders `{{1}}`, `{{2}}`..., in order."""
 
 

@@ -94,8 +94,8 @@ class TemplateBody(routes.StrictModel):
 
     name: str = Field(min_length=1, max_length=512)
     language: str = Field(min_length=1, max_length=15)
-    variables: list[Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=list, max_length=32, description="values of {{1}}, {{2}}... in order"
+    variables: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=16, description="values of {{1}}, {{2}}... in order"
     )
 
 
