@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -30,7 +32,9 @@ lines:
   - id: cli-line
     channels:
       - {id: tg-cli, type: telegram, secret: cli-secret, token: "1:t", api_base: http://x}
-      - {id: wa-cli, type: whatsapp, secret: s, token: t, api_base: http://x}
+      - {id: wa-cli, type: whatsapp, secret: wa-cli-secret, token: t, api_base: http://x,
+         whatsapp: {phone_number_id: "555"}}
+      - {id: vb-cli, type: viber, secret: s, token: t, api_base: http://x}
     operators: [ann]
 """
 
@@ -75,6 +79,7 @@ async def capture() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     app = web.Application()
     app.router.add_post("/webhooks/telegram/{channel}", webhook)
+    app.router.add_post("/webhooks/whatsapp/{channel}", webhook)
     server = TestServer(app)
     await server.start_server()
     try:
@@ -119,6 +124,28 @@ async def test_say_sends_a_signed_telegram_update(
     assert second["body"]["message"]["message_id"] > message["message_id"]
 
 
+async def test_say_sends_a_signed_whatsapp_notification(
+    capture: tuple[str, list[dict[str, Any]]], lines_file: Path
+) -> None:
+    url, seen = capture
+    argv = ["--url", url, "--channel", "wa-cli", "--chat", "4917000", "--name", "Ann Lee"]
+    code, out, _ = await _say(*argv, "hallo", lines_file=lines_file)
+    assert code == 0, out
+
+    (posted,) = seen
+    assert posted["path"] == "/webhooks/whatsapp/wa-cli"
+    body = posted["body"]
+    raw = json.dumps(body).encode()  # the CLI sends compact JSON with json.dumps' defaults
+    expected = "sha256=" + hmac.new(b"wa-cli-secret", raw, hashlib.sha256).hexdigest()
+    assert posted["headers"]["X-Hub-Signature-256"] == expected
+    value = body["entry"][0]["changes"][0]["value"]
+    assert value["metadata"]["phone_number_id"] == "555"
+    assert value["contacts"] == [{"profile": {"name": "Ann Lee"}, "wa_id": "4917000"}]
+    (message,) = value["messages"]
+    assert message["from"] == "4917000" and message["text"] == {"body": "hallo"}
+    assert message["id"].startswith("wamid.")
+
+
 async def test_say_fails_clearly(
     capture: tuple[str, list[dict[str, Any]]], lines_file: Path
 ) -> None:
@@ -127,9 +154,9 @@ async def test_say_fails_clearly(
         "--url", url, "--channel", "nope", "--chat", "1", "x", lines_file=lines_file
     )
     assert code == 2
-    assert "no telegram channel 'nope'" in err
+    assert "no telegram or whatsapp channel 'nope'" in err
     code, _, err = await _say(
-        "--url", url, "--channel", "wa-cli", "--chat", "1", "x", lines_file=lines_file
+        "--url", url, "--channel", "vb-cli", "--chat", "1", "x", lines_file=lines_file
     )
     assert code == 2
     dead = f"http://127.0.0.1:{reserve_port()}"

@@ -110,6 +110,16 @@ def test_production_settings_pass_once_every_published_secret_is_replaced(
     with pytest.raises(ProductionGuardError, match="channel 'mail-demo'"):
         KitSettings()
     monkeypatch.setenv("OPENLINES_SECRET_MAIL_DEMO", "a-real-thread-secret")
+    # wa-demo: its app secret, access token and verify token, in turn.
+    with pytest.raises(ProductionGuardError, match="demo secret of channel 'wa-demo'"):
+        KitSettings()
+    monkeypatch.setenv("OPENLINES_SECRET_WA_DEMO", "a-real-app-secret")
+    with pytest.raises(ProductionGuardError, match="demo token of channel 'wa-demo'"):
+        KitSettings()
+    monkeypatch.setenv("OPENLINES_TOKEN_WA_DEMO", "a-real-access-token")
+    with pytest.raises(ProductionGuardError, match="demo verify token of channel 'wa-demo'"):
+        KitSettings()
+    monkeypatch.setenv("OPENLINES_VERIFY_TOKEN_WA_DEMO", "a-real-verify-token")
     assert KitSettings().env == "production"
     # Development, the default, runs on the demo values.
     monkeypatch.delenv("OPENLINES_ENV")
@@ -138,7 +148,14 @@ def test_demo_secrets_cover_every_credential_of_the_demo_lines_file() -> None:
         for field in ("secret", "token")
         if channel.get(field)
     }
+    verify_tokens = {
+        channel["whatsapp"]["verify_token"]
+        for line in data["lines"]
+        for channel in line["channels"]
+        if channel.get("whatsapp", {}).get("verify_token")
+    }
     assert published and published <= DEMO_SECRETS
+    assert verify_tokens <= DEMO_SECRETS
 
 
 # -- token rules ---------------------------------------------------------------------------

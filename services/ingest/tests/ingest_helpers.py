@@ -17,6 +17,7 @@ from openlines.kit.embedded import reserve_port
 from openlines.kit.testing.kafka import Record, read_topic
 
 SECRET = "tg-test-secret"
+WA_SECRET, WA_PHONE, WA_VERIFY = "wa-secret", "100200", "wa-verify"
 
 LINES_YAML = f"""
 operators:
@@ -26,7 +27,8 @@ lines:
     channels:
       - {{id: tg-test, type: telegram, secret: {SECRET}, token: "1:t", api_base: http://x}}
       - {{id: tg-nosecret, type: telegram, token: "2:t", api_base: http://x}}
-      - {{id: wa-test, type: whatsapp, secret: wa-secret, token: t, api_base: http://x}}
+      - {{id: wa-test, type: whatsapp, secret: {WA_SECRET}, token: t, api_base: http://x,
+         whatsapp: {{phone_number_id: "{WA_PHONE}", verify_token: {WA_VERIFY}}}}}
     operators: [ann]
 """
 

@@ -54,7 +54,10 @@ lines:
     channels:
       - {{id: {CHANNEL}, type: telegram, secret: s, token: "{TOKEN}",
           api_base: "{provider.url}/{CHANNEL}"}}
-      - {{id: wa-test, type: whatsapp, secret: s, token: t, api_base: "{provider.url}/wa"}}
+      - {{id: wa-test, type: whatsapp, secret: s, token: wa-token,
+          api_base: "{provider.url}/wa-test",
+          whatsapp: {{phone_number_id: "100200", api_version: v21.0}}}}
+      - {{id: vb-test, type: viber, secret: s, token: t, api_base: "{provider.url}/vb"}}
     operators: [ann]
 """,
     )

@@ -203,11 +203,11 @@ async def test_unknown_channel_and_unsupported_channel_fail_without_a_call(
     outbound_topic: OutboundTopic,
 ) -> None:
     unknown = reply_event("lost", channel="tg-gone")
-    whatsapp = reply_event("not yet", channel="wa-test")
+    viber = reply_event("not yet", channel="vb-test")
     async with running(build_service(make_settings())):
-        await dialogs.publish(unknown, whatsapp)
+        await dialogs.publish(unknown, viber)
         lost = await outbound_topic.outcome_of(unknown.payload.message_id)
-        unsupported = await outbound_topic.outcome_of(whatsapp.payload.message_id)
+        unsupported = await outbound_topic.outcome_of(viber.payload.message_id)
 
     assert isinstance(lost.payload, MessageDispatchFailed)
     assert lost.payload.reason == "unknown_channel"

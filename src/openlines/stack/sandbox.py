@@ -6,7 +6,11 @@ what a real provider would do:
 
 - `POST /sandbox/{channel_id}/bot{token}/sendMessage`   Telegram Bot API
 - `POST /sandbox/{channel_id}/bot{token}/editMessageText` and `.../deleteMessage`   the same
-- `POST /sandbox/{channel_id}/{version}/{phone_number_id}/messages`   WhatsApp Cloud API
+- `POST /sandbox/{channel_id}/{version}/{phone_number_id}/messages`   WhatsApp Cloud API (text,
+  template, image/document/audio/video/sticker); each accepted message is followed by its
+  `sent`, `delivered` and `read` status webhooks, signed with the channel's app secret, posted
+  to `{status_webhook_base}/webhooks/whatsapp/{channel_id}` (`failed` instead when a fault
+  with `delivery_failure` is queued)
 - `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted: `sent`, `edited`, `deleted`
   (DELETE forgets it)
 - `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
@@ -18,6 +22,8 @@ A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -26,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -55,6 +62,8 @@ class SandboxSettings(KitSettings):
     # The SMTP relay of the email channels (0: none); the local stack runs it on port base + 11.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0
+    # Where WhatsApp status webhooks go (the gateway, as Meta would post to it); empty: none.
+    status_webhook_base: str = ""
 
 
 class FaultRequest(BaseModel):
@@ -82,6 +91,11 @@ class FaultRequest(BaseModel):
     smtp_code: int | None = Field(
         default=None, ge=400, le=599, description="the SMTP relay's reply code instead of the usual"
     )
+    delivery_failure: bool = Field(
+        default=False,
+        description="WhatsApp, with status 200: the message is accepted, then its status"
+        " webhook says `failed` (error 131026, undeliverable) instead of delivered and read",
+    )
 
     @model_validator(mode="after")
     def _known_status(self) -> FaultRequest:
@@ -99,6 +113,7 @@ class Fault:
     disconnect: bool = False
     description: str | None = None
     smtp_code: int | None = None
+    delivery_failure: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,12 +121,16 @@ class SentMessage:
     message_id: int
     chat_id: int | str
     text: str
-    reply_to_message_id: int | None
+    reply_to_message_id: int | str | None
     at: float
     api: str
+    type: str = "text"
+    """WhatsApp's message type (text, template, image...)."""
+    body: dict[str, Any] | None = None
+    """WhatsApp: the request body as the sandbox got it."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        json: dict[str, Any] = {
             "message_id": self.message_id,
             "chat_id": self.chat_id,
             "text": self.text,
@@ -119,6 +138,13 @@ class SentMessage:
             "at": self.at,
             "api": self.api,
         }
+        if self.api == "whatsapp":
+            json |= {"type": self.type, "body": self.body, "wamid": self.wamid}
+        return json
+
+    @property
+    def wamid(self) -> str:
+        return f"wamid.sandbox.{self.message_id}"
 
 
 @dataclass(frozen=True)
@@ -147,13 +173,26 @@ class ChannelMailbox:
     faults: deque[Fault] = field(default_factory=deque)
     rejected: int = 0  # calls answered with a forced failure
     mails: list[dict[str, Any]] = field(default_factory=list)  # e-mail: headers and parts
+    status_webhooks: list[dict[str, Any]] = field(default_factory=list)
+    """WhatsApp: the status webhooks posted back, with ingest's answer."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_fault(self) -> Fault | None:
         return self.faults.popleft() if self.faults else None
 
-    def record(self, chat_id: int | str, text: str, reply_to: int | None, api: str) -> SentMessage:
-        message = SentMessage(next(self._ids), chat_id, text, reply_to, time.time(), api)
+    def record(
+        self,
+        chat_id: int | str,
+        text: str,
+        reply_to: int | str | None,
+        api: str,
+        *,
+        type: str = "text",
+        body: dict[str, Any] | None = None,
+    ) -> SentMessage:
+        message = SentMessage(
+            next(self._ids), chat_id, text, reply_to, time.time(), api, type=type, body=body
+        )
         self.sent.append(message)
         return message
 
@@ -171,11 +210,21 @@ class ChannelMailbox:
 
 
 class Sandbox:
-    def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, str] | None = None,
+        *,
+        app_secrets: Mapping[str, str] | None = None,
+        status_webhook_base: str = "",
+    ) -> None:
         # Known channels' bot tokens: a wrong one is 401, as Telegram answers. Channels not
         # listed accept any token (tests make up channel ids).
         self.tokens = dict(tokens or {})
+        # WhatsApp channels' app secrets: their status webhooks are signed with them.
+        self.app_secrets = dict(app_secrets or {})
+        self.status_webhook_base = status_webhook_base.rstrip("/")
         self.mailboxes: dict[str, ChannelMailbox] = {}
+        self._posting: set[asyncio.Task[None]] = set()
 
     def mailbox(self, channel_id: str) -> ChannelMailbox:
         return self.mailboxes.setdefault(channel_id, ChannelMailbox())
@@ -324,27 +373,77 @@ class Sandbox:
             body = await request.json()
         except ValueError:
             body = None
-        to = body.get("to") if isinstance(body, dict) else None
-        text = body.get("text") if isinstance(body, dict) else None
-        text_body = text.get("body") if isinstance(text, dict) else None
-        if not isinstance(to, str) or not to or not isinstance(text_body, str) or not text_body:
+        if not isinstance(body, dict):
             return _whatsapp_error(400, 100, "(#100) Invalid parameter")
-        context = body.get("context") if isinstance(body, dict) else None
+        to = body.get("to")
+        content = _whatsapp_content(body)
+        if not isinstance(to, str) or not to or content is None:
+            return _whatsapp_error(400, 100, "(#100) Invalid parameter")
+        kind, text = content
+        if len(text) > WHATSAPP_TEXT_LIMIT:
+            return _whatsapp_error(400, 100, "(#100) Param text['body'] must be at most 4096")
+        context = body.get("context")
         reply_to = context.get("message_id") if isinstance(context, dict) else None
         mailbox = self.mailbox(channel_id)
         fault, refused = await _scripted_fault(mailbox, request, _whatsapp_fault)
         if refused is not None:
             return refused
-        message = mailbox.record(to, text_body, reply_to, "whatsapp")
+        message = mailbox.record(
+            to,
+            text,
+            reply_to if isinstance(reply_to, str) else None,
+            "whatsapp",
+            type=kind,
+            body=body,
+        )
+        failed = fault is not None and fault.delivery_failure
+        self._post_statuses(channel_id, request.match_info["phone_number_id"], message, failed)
         if fault is not None and fault.disconnect:
             return _drop(request)
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": to, "wa_id": to}],
-                "messages": [{"id": f"wamid.sandbox.{channel_id}.{message.message_id}"}],
+                "messages": [{"id": message.wamid}],
             }
         )
+
+    def _post_statuses(
+        self, channel_id: str, phone_number_id: str, message: SentMessage, failed: bool
+    ) -> None:
+        """Report the message's fate to ingest as Meta does, in the background: sent, then
+        delivered and read (or failed)."""
+        secret = self.app_secrets.get(channel_id)
+        if not self.status_webhook_base or not secret:
+            return
+        statuses = ["sent", "failed"] if failed else ["sent", "delivered", "read"]
+        task = asyncio.create_task(
+            self._report(channel_id, phone_number_id, message, statuses, secret)
+        )
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
+
+    async def _report(
+        self,
+        channel_id: str,
+        phone_number_id: str,
+        message: SentMessage,
+        statuses: list[str],
+        secret: str,
+    ) -> None:
+        url = f"{self.status_webhook_base}/webhooks/whatsapp/{channel_id}"
+        mailbox = self.mailbox(channel_id)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            for status in statuses:
+                body = json.dumps(
+                    whatsapp_status_notification(
+                        phone_number_id, message.wamid, str(message.chat_id), status
+                    )
+                ).encode()
+                answer = await _post_signed(http, url, body, secret)
+                mailbox.status_webhooks.append(
+                    {"wamid": message.wamid, "status": status, "answer": answer}
+                )
 
     # -- control ----------------------------------------------------------------------------
 
@@ -358,6 +457,7 @@ class Sandbox:
                 "rejected": mailbox.rejected,
                 "faults_pending": len(mailbox.faults),
                 "mails": mailbox.mails,
+                "status_webhooks": mailbox.status_webhooks,
             }
         )
 
@@ -367,6 +467,7 @@ class Sandbox:
         mailbox.edited.clear()
         mailbox.deleted.clear()
         mailbox.mails.clear()
+        mailbox.status_webhooks.clear()
         mailbox.rejected = 0
         return web.json_response({"ok": True})
 
@@ -383,6 +484,7 @@ class Sandbox:
             fault.disconnect,
             fault.description,
             fault.smtp_code,
+            fault.delivery_failure,
         )
         mailbox.faults.extend([queued] * fault.times)
         return web.json_response({"ok": True, "faults_pending": len(mailbox.faults)})
@@ -485,14 +587,106 @@ def _telegram_fault(fault: Fault) -> web.Response:
     return _telegram_error(fault.status, description)
 
 
+WHATSAPP_TEXT_LIMIT = 4096
+_WHATSAPP_MEDIA = ("image", "document", "audio", "video", "sticker")
+
+
+def _whatsapp_content(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(type, what the customer reads) of a Cloud API message body, None if it is not one:
+    text, template (name and filled-in variables) or media (by id or link; its caption)."""
+    kind = body.get("type", "text")
+    if kind == "text":
+        text = body.get("text")
+        value = text.get("body") if isinstance(text, dict) else None
+        return ("text", value) if isinstance(value, str) and value.strip() else None
+    if kind == "template":
+        template = body.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+            return None
+        language = template.get("language")
+        if not isinstance(language, dict) or not isinstance(language.get("code"), str):
+            return None
+        values = [
+            str(p.get("text"))
+            for c in template.get("components") or []
+            if isinstance(c, dict)
+            for p in c.get("parameters") or []
+            if isinstance(p, dict)
+        ]
+        return "template", " | ".join([template["name"], *values])
+    if kind in _WHATSAPP_MEDIA:
+        media = body.get(kind)
+        if not isinstance(media, dict) or not (media.get("id") or media.get("link")):
+            return None
+        caption = media.get("caption")
+        return kind, caption if isinstance(caption, str) else ""
+    return None
+
+
+def whatsapp_status_notification(
+    phone_number_id: str, wamid: str, recipient_id: str, status: str
+) -> dict[str, Any]:
+    """A Cloud API status webhook body (`entry[].changes[].value.statuses`)."""
+    entry: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient_id,
+    }
+    if status == "failed":
+        entry["errors"] = [
+            {"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable"}
+        ]
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+        "statuses": [entry],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "sandbox-waba", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+async def _post_signed(
+    http: aiohttp.ClientSession, url: str, body: bytes, secret: str, attempts: int = 6
+) -> int | str:
+    """POST a webhook signed as Meta signs it, retrying as Meta does while ingest cannot take
+    it (5xx, no connection); ingest's status, or the last error."""
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    answer: int | str = "not sent"
+    for attempt in range(attempts):
+        try:
+            async with http.post(url, data=body, headers=headers) as response:
+                answer = response.status
+                if response.status < 500:
+                    return answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            answer = type(exc).__name__
+        await asyncio.sleep(0.2 * 2**attempt)
+    return answer
+
+
 def _whatsapp_error(status: int, code: int, message: str) -> web.Response:
     error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "sandbox"}
     return web.json_response({"error": error}, status=status)
 
 
+# The Graph API error each status the sandbox can be told to fail with stands for.
+WHATSAPP_FAULTS = {
+    400: (100, "(#100) Invalid parameter"),
+    403: (131031, "Account has been locked"),
+    429: (130429, "Rate limit hit"),
+    500: (131000, "Something went wrong"),
+    502: (131000, "Something went wrong"),
+    503: (131000, "Something went wrong"),
+}
+
+
 def _whatsapp_fault(fault: Fault) -> web.Response:
-    code = 130429 if fault.status == 429 else 131000
-    return _whatsapp_error(fault.status, code, FAULT_DESCRIPTIONS[fault.status])
+    code, message = WHATSAPP_FAULTS[fault.status]
+    return _whatsapp_error(fault.status, code, fault.description or message)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -504,12 +698,15 @@ def create_sandbox_app(
     settings: KitSettings | None = None,
     tokens: Mapping[str, str] | None = None,
     mail_channels: Mapping[str, str] | None = None,
+    *,
+    app_secrets: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit);
     `mail_channels` (address -> channel id) are relayed by its SMTP server when it has a port."""
     settings = settings or SandboxSettings()
+    base = settings.status_webhook_base if isinstance(settings, SandboxSettings) else ""
     app = create_app(settings)
-    sandbox = Sandbox(tokens)
+    sandbox = Sandbox(tokens, app_secrets=app_secrets, status_webhook_base=base)
     sandbox.install(app)
     if isinstance(settings, SandboxSettings) and settings.smtp_port:
         from openlines.stack.sandbox_mail import install_relay

@@ -97,6 +97,8 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         "OPENLINES_SANDBOX_URL": url["sandbox"],
         "OPENLINES_SANDBOX_SMTP_PORT": str(smtp["sandbox"]),
     }
+    # The sandbox posts WhatsApp status webhooks where Meta would: the public base URL.
+    sandbox_env = {"OPENLINES_STATUS_WEBHOOK_BASE": url["gateway"]}
     gateway_env = {
         "OPENLINES_GATEWAY_UPSTREAMS": json.dumps(
             {name: address for name, address in url.items() if name != "gateway"}
@@ -113,6 +115,7 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
                 **(gateway_env if name == "gateway" else {}),
                 **({"OPENLINES_SMTP_PORT": str(smtp[name])} if name in smtp else {}),
                 **(notify_env if name == "notify" else {}),
+                **(sandbox_env if name == "sandbox" else {}),
             },
             port=ports[name],
             smtp_port=smtp.get(name),

@@ -1,7 +1,10 @@
 """`openlines say --chat 42 --name Ann "text"`: a sandbox customer writes.
 
 Builds a Telegram Update and posts it to the gateway's `/webhooks/telegram/<channel>` with the
-channel's webhook secret from the lines config, exactly as Telegram would.
+channel's webhook secret from the lines config, exactly as Telegram would. For a WhatsApp
+channel (`--channel wa-demo`) it posts a Cloud API notification to
+`/webhooks/whatsapp/<channel>`, signed with the channel's app secret as Meta signs it
+(`--chat` is then the customer's WhatsApp id, their phone number in digits).
 
 `openlines say --channel mail-demo --from ann@example.com "text"` sends a real e-mail instead,
 over SMTP to ingest's endpoint (the stack's port base + 28, or `--smtp host:port`).
@@ -10,6 +13,8 @@ over SMTP to ingest's endpoint (the stack's port base + 28, or `--smtp host:port
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -24,24 +29,33 @@ if TYPE_CHECKING:
     from openlines.events.lines import LinesConfig
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
 _REPO_LINES = Path(__file__).resolve().parents[4] / "config" / "demo.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("say", help="a sandbox customer writes (Telegram webhook)")
+    parser = subparsers.add_parser(
+        "say", help="a sandbox customer writes (Telegram or WhatsApp webhook)"
+    )
     parser.add_argument("text", help="what the customer writes")
     parser.add_argument(
         "--url",
         default=os.environ.get("OPENLINES_URL", "http://127.0.0.1:8080"),
         help="base URL of the gateway (default $OPENLINES_URL or http://127.0.0.1:8080)",
     )
-    parser.add_argument("--channel", default="tg-demo", help="channel id (telegram or email)")
-    parser.add_argument("--chat", type=int, default=None, help="Telegram chat id (telegram)")
+    parser.add_argument(
+        "--channel", default="tg-demo", help="channel id (telegram, whatsapp or email)"
+    )
+    parser.add_argument(
+        "--chat", type=int, default=None, help="Telegram chat id, or WhatsApp id (digits)"
+    )
     parser.add_argument("--name", default="Customer", help="the customer's name")
     parser.add_argument("--user-id", type=int, default=None, help="default: the chat id")
     parser.add_argument("--username", default=None)
     parser.add_argument("--message-id", type=int, default=None, help="default: time-based")
-    parser.add_argument("--reply-to", type=int, default=None, help="message id replied to")
+    parser.add_argument(
+        "--reply-to", type=int, default=None, help="message id replied to (Telegram)"
+    )
     parser.add_argument("--secret", default=None, help="default: the channel's, from config")
     parser.add_argument("--lines-file", default=None, help="default: $OPENLINES_LINES_FILE")
     email = parser.add_argument_group("e-mail channels")
@@ -105,6 +119,38 @@ def telegram_update(
     return {"update_id": unique_id(), "message": message}
 
 
+def whatsapp_notification(
+    *,
+    phone_number_id: str,
+    wa_id: str,
+    text: str,
+    name: str,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """A Cloud API webhook body carrying one text message from `wa_id`."""
+    message = {
+        "from": wa_id,
+        "id": message_id or f"wamid.say.{unique_id()}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": text},
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": phone_number_id, "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [message],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "say", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def hub_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def run(args: argparse.Namespace) -> int:
     lines = load_lines_config(args.lines_file, required=args.secret is None)
     found = lines.channel(args.channel) if lines is not None else None
@@ -113,40 +159,51 @@ def run(args: argparse.Namespace) -> int:
 
         return send_mail(args, found[1])
     if args.chat is None:
-        print("--chat is required for a telegram channel", file=sys.stderr)
+        print("--chat is required for a telegram or whatsapp channel", file=sys.stderr)
         return 2
-    secret = args.secret
-    if secret is None:
-        lines = load_lines_config(args.lines_file)
-        assert lines is not None
-        found = lines.channel(args.channel)
-        if found is None or found[1].type != "telegram":
-            print(f"no telegram channel {args.channel!r} in the lines config", file=sys.stderr)
-            return 2
-        secret = found[1].secret
-    update = telegram_update(
-        chat_id=args.chat,
-        text=args.text,
-        name=args.name,
-        user_id=args.user_id,
-        username=args.username,
-        message_id=args.message_id,
-        reply_to=args.reply_to,
-    )
-    url = f"{args.url.rstrip('/')}/webhooks/telegram/{args.channel}"
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(update).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", SECRET_HEADER: secret},
-    )
+    channel_type = found[1].type if found is not None else "telegram"
+    if args.secret is None and (found is None or channel_type not in ("telegram", "whatsapp")):
+        print(
+            f"no telegram or whatsapp channel {args.channel!r} in the lines config",
+            file=sys.stderr,
+        )
+        return 2
+    secret = args.secret if args.secret is not None else found[1].secret if found else ""
+    headers = {"Content-Type": "application/json"}
+    if channel_type == "whatsapp":
+        assert found is not None
+        settings = found[1].whatsapp
+        body = json.dumps(
+            whatsapp_notification(
+                phone_number_id=settings.phone_number_id if settings else "",
+                wa_id=str(args.chat),
+                text=args.text,
+                name=args.name,
+                message_id=f"wamid.say.{args.message_id}" if args.message_id else None,
+            )
+        ).encode()
+        headers[SIGNATURE_HEADER] = hub_signature(secret, body)
+    else:
+        update = telegram_update(
+            chat_id=args.chat,
+            text=args.text,
+            name=args.name,
+            user_id=args.user_id,
+            username=args.username,
+            message_id=args.message_id,
+            reply_to=args.reply_to,
+        )
+        body = json.dumps(update).encode()
+        headers[SECRET_HEADER] = secret
+    url = f"{args.url.rstrip('/')}/webhooks/{channel_type}/{args.channel}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, response.read().decode()
+            status, answer = response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read().decode()
+        status, answer = exc.code, exc.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         print(f"cannot reach {url}: {exc} (is the stack running? `openlines up`)", file=sys.stderr)
         return 1
-    print(f"{status} {body}")
+    print(f"{status} {answer}")
     return 0 if 200 <= status < 300 else 1

@@ -8,6 +8,9 @@ Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`; an e-mail channel's relay
 password comes from OPENLINES_SMTP_PASSWORD_<CHANNEL_ID> the same way. Values may also refer to
 the environment as `${NAME}` or `${NAME:-default}`.
+`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`;
+`OPENLINES_VERIFY_TOKEN_<CHANNEL_ID>` overrides a WhatsApp channel's `whatsapp.verify_token`.
+Values may also refer to the environment as `${NAME}` or `${NAME:-default}`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = [
     "RoutingStrategy",
     "Sla",
     "SmtpRelay",
+    "WhatsApp",
+    "WhatsAppTemplate",
     "load_lines",
 ]
 
@@ -95,6 +100,43 @@ class EmailSettings(_Model):
         return self.address.rpartition("@")[2].lower()
 
 
+class WhatsAppTemplate(_Model):
+    """A message template approved for the WhatsApp Business account: what an operator may send
+    outside the 24-hour customer-service window. `text` is its body as approved, with Meta's
+    numbered placeholders `{{1}}`, `{{2}}`...; the timeline shows it filled in."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: str = Field(default="en", min_length=2, max_length=15)
+    text: str = Field(min_length=1, max_length=1024)
+
+    @property
+    def variable_count(self) -> int:
+        numbers = {int(n) for n in re.findall(r"\{\{\s*(\d+)\s*\}\}", self.text)}
+        return max(numbers, default=0)
+
+    def render(self, variables: tuple[str, ...]) -> str:
+        def value(match: re.Match[str]) -> str:
+            index = int(match.group(1)) - 1
+            return variables[index] if 0 <= index < len(variables) else match.group(0)
+
+        return re.sub(r"\{\{\s*(\d+)\s*\}\}", value, self.text)
+
+
+class WhatsApp(_Model):
+    """What a `whatsapp` channel needs beyond the shared fields (`secret`: the Meta app secret
+    that signs webhooks; `token`: the access token; `api_base`: https://graph.facebook.com).
+    Other channel types add their own block beside it, so their settings never collide."""
+
+    phone_number_id: str = Field(pattern=r"^[0-9]{1,32}$")
+    verify_token: str = ""
+    """The token Meta's webhook subscription handshake echoes (`hub.verify_token`)."""
+    api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    templates: tuple[WhatsAppTemplate, ...] = ()
+
+    def template(self, name: str, language: str) -> WhatsAppTemplate | None:
+        return next((t for t in self.templates if t.name == name and t.language == language), None)
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -110,12 +152,18 @@ class Channel(_Model):
     # Type-specific settings (type email). For e-mail, `secret` signs the thread tag of the
     # Message-IDs of replies, so that a customer's answer finds its dialog again.
     email: EmailSettings | None = None
+    # A whatsapp channel without its block cannot send (no phone number id) nor pass the
+    # webhook handshake (no verify token).
+    whatsapp: WhatsApp | None = None
 
     @model_validator(mode="after")
     def _type_block(self) -> Channel:
-        # An email channel without one only has no mailbox yet (no SMTP endpoint, no relay).
+        # A channel without its type's block only lacks that type's endpoint (no mailbox, no
+        # phone number); a block of another type is a mistake in the file.
         if self.email is not None and self.type != ChannelType.EMAIL:
             raise ValueError(f"an `email` block on a {self.type} channel")
+        if self.whatsapp is not None and self.type != ChannelType.WHATSAPP:
+            raise ValueError(f"a `whatsapp` block on a {self.type} channel")
         return self
 
 
@@ -250,4 +298,7 @@ def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConf
             relay = (channel.get("email") or {}).get("smtp_relay")
             if password and isinstance(relay, dict):
                 relay["password"] = password
+            verify = env.get(_env_name("VERIFY_TOKEN", str(channel.get("id", ""))))
+            if verify and isinstance(channel.get("whatsapp"), dict):
+                channel["whatsapp"]["verify_token"] = verify
     return LinesConfig.model_validate(data)

@@ -22,7 +22,17 @@ DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
 # The published credentials of config/demo.yaml (webhook secret, sandbox bot token): anyone
 # who read the repository knows them, so no production channel may use them. This is the one
 # list; a kit test checks that it covers every secret and token of config/demo.yaml.
-DEMO_SECRETS = frozenset({"demo-secret", "123456:demo-bot-token", "demo-mail-secret"})
+DEMO_SECRETS = frozenset(
+    {
+        "demo-secret",
+        "123456:demo-bot-token",
+        "demo-mail-secret",
+        # wa-demo: the app secret, the access token and the webhook verify token
+        "demo-app-secret",
+        "demo-whatsapp-access-token",
+        "demo-verify-token",
+    }
+)
 
 Environment = Literal["development", "production"]
 
@@ -162,3 +172,9 @@ def refuse_unsafe_production(settings: KitSettings) -> None:
                         f"OPENLINES_ENV=production refuses the demo {field} of channel "
                         f"{channel.id!r} ({path}): set {env_name} or change the lines file"
                     )
+            if channel.whatsapp is not None and channel.whatsapp.verify_token in DEMO_SECRETS:
+                env_name = "OPENLINES_VERIFY_TOKEN_" + channel.id.upper().replace("-", "_")
+                raise ProductionGuardError(
+                    f"OPENLINES_ENV=production refuses the demo verify token of channel "
+                    f"{channel.id!r} ({path}): set {env_name} or change the lines file"
+                )

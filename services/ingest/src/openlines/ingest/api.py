@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from openlines.events import INBOUND, Envelope
 from openlines.events.lines import LinesConfig
-from openlines.ingest.domain import Accepted, ChannelAdapter, InvalidUpdate
+from openlines.ingest.domain import Accepted, Batch, ChannelAdapter, InvalidUpdate
 from openlines.ingest.telegram import TgUpdate
+from openlines.ingest.whatsapp_routes import WhatsAppRoutes
 from openlines.kit import metrics
 from openlines.kit.http import routes
 from openlines.kit.http.errors import ApiError
@@ -35,14 +36,18 @@ Publish = Callable[[str, Envelope], Awaitable[None]]
 
 
 class WebhookAnswer(BaseModel):
-    """Accepted (the event is on the broker) or ignored (an update kind not mapped yet)."""
+    """Accepted (the event is on the broker) or ignored (an update kind not mapped yet).
+    A body carrying several updates (WhatsApp) lists the ids of all its events."""
 
     ok: bool
     event_id: UUID | None = None
+    event_ids: list[UUID] | None = None
     ignored: str | None = None
 
 
-class WebhookApi:
+# Provider-specific routes (a mixin each) come first in the class: installed before the
+# generic route below, they are the ones aiohttp matches for their channel type.
+class WebhookApi(WhatsAppRoutes):
     def __init__(
         self,
         *,
@@ -81,19 +86,23 @@ class WebhookApi:
         auth="webhook_secret",
     )
     async def receive(self, request: web.Request) -> web.Response:
+        return await self.accept_webhook(request, request.match_info["channel_type"])
+
+    async def accept_webhook(self, request: web.Request, channel_type: str) -> web.Response:
         channel_id = request.match_info["channel_id"]
         # Only configured channel ids become label values: bounded metric cardinality.
         label = channel_id if self.lines.channel(channel_id) is not None else "unknown"
         try:
-            response = await self._receive(request, channel_id)
+            response = await self._receive(request, channel_type, channel_id)
         except ApiError as exc:
             metrics.child(WEBHOOKS, label, exc.code).inc()
             raise
         metrics.child(WEBHOOKS, label, "ignored" if "ignored" in response else "accepted").inc()
         return web.json_response(response)
 
-    async def _receive(self, request: web.Request, channel_id: str) -> dict[str, object]:
-        channel_type = request.match_info["channel_type"]
+    async def _receive(
+        self, request: web.Request, channel_type: str, channel_id: str
+    ) -> dict[str, object]:
         adapter = self.adapters.get(channel_type)
         if adapter is None:
             raise ApiError(404, "unknown_channel_type", f"no webhooks for {channel_type!r}")
@@ -111,10 +120,27 @@ class WebhookApi:
             outcome = adapter.normalise(data, line, channel)
         except InvalidUpdate as exc:
             raise ApiError(400, "invalid_update", f"not a {channel_type} update: {exc}") from None
+        if isinstance(outcome, Batch):
+            for ignored in outcome.ignored:
+                log.info("webhook update ignored", channel=channel_id, kind=ignored.kind)
+            envelopes = [self._envelope(accepted) for accepted in outcome.accepted]
+            await self._publish(channel_id, envelopes)
+            answer: dict[str, object] = {
+                "ok": True,
+                "event_ids": [str(e.event_id) for e in envelopes],
+            }
+            if not envelopes:
+                answer["ignored"] = ",".join(sorted({i.kind for i in outcome.ignored}))
+            return answer
         if not isinstance(outcome, Accepted):
             log.info("webhook ignored", channel=channel_id, kind=outcome.kind)
             return {"ok": True, "ignored": outcome.kind}
-        envelope = Envelope.new(
+        envelope = self._envelope(outcome)
+        await self._publish(channel_id, [envelope])
+        return {"ok": True, "event_id": str(envelope.event_id)}
+
+    def _envelope(self, outcome: Accepted) -> Envelope:
+        return Envelope.new(
             outcome.payload,
             stream_id=outcome.conversation_key,
             stream_version=0,
@@ -122,9 +148,23 @@ class WebhookApi:
             event_id=outcome.event_id,
             occurred_at=outcome.occurred_at,
         )
+
+    async def _publish(self, channel_id: str, envelopes: list[Envelope]) -> None:
+        """All of them on the broker, or an error: a provider retry of the whole body then
+        republishes those that made it, with the same ids (consumers dedupe them)."""
+        by_key: dict[str, list[Envelope]] = {}
+        for envelope in envelopes:
+            by_key.setdefault(envelope.stream_id, []).append(envelope)
+
+        async def in_order(conversation: list[Envelope]) -> None:
+            # One conversation's events keep the body's order (a customer's two messages).
+            for envelope in conversation:
+                await self.publish(INBOUND, envelope)
+
         try:
             async with asyncio.timeout(self.publish_timeout):
-                await self.publish(INBOUND, envelope)
+                # Conversations concurrently: the producer batches them into few round trips.
+                await asyncio.gather(*(in_order(c) for c in by_key.values()))
         except MessageSizeTooLargeError:
             # Never retryable: 413, not 503, or the provider would retry it forever. Capped
             # fields keep any real update far below the record limit (README: Limits).
@@ -137,7 +177,6 @@ class WebhookApi:
             raise ApiError(
                 503, "broker_unavailable", "event not acknowledged by the broker; retry"
             ) from None
-        return {"ok": True, "event_id": str(envelope.event_id)}
 
 
 async def _read_body(request: web.Request) -> bytes:

@@ -14,12 +14,13 @@ from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
 from openlines.ingest.smtp import MailEndpoint, MailHandler, email_channels
 from openlines.ingest.telegram import TelegramAdapter
+from openlines.ingest.whatsapp import WhatsAppAdapter
 from openlines.kit.runtime import ServiceRuntime
 
 
 def channel_adapters() -> Mapping[str, ChannelAdapter]:
-    """One adapter per channel type that has webhooks (whatsapp and widget come next)."""
-    return {ChannelType.TELEGRAM: TelegramAdapter()}
+    """One adapter per channel type that has webhooks (widget comes next)."""
+    return {ChannelType.TELEGRAM: TelegramAdapter(), ChannelType.WHATSAPP: WhatsAppAdapter()}
 
 
 def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:

@@ -1,7 +1,9 @@
 """The pure core of ingest: what a provider webhook becomes.
 
 Each channel type has an adapter that checks a webhook's signature and turns the provider's
-payload into one inbound event, or says which kind of update it ignores. Adapters do no I/O:
+payload into one inbound event, or says which kind of update it ignores; a provider that
+batches (WhatsApp: several entries, messages and statuses in one body) answers a `Batch` of
+those. Adapters do no I/O:
 the HTTP edge (api.py) reads the request, calls them and publishes the result.
 """
 
@@ -43,7 +45,23 @@ class Ignored:
     kind: str
 
 
-Outcome = Accepted | Ignored
+@dataclass(frozen=True)
+class Batch:
+    """One webhook body that carries several updates: each becomes its event (or is ignored),
+    and the webhook is answered once all of its events are on the broker."""
+
+    outcomes: tuple[Accepted | Ignored, ...]
+
+    @property
+    def accepted(self) -> tuple[Accepted, ...]:
+        return tuple(o for o in self.outcomes if isinstance(o, Accepted))
+
+    @property
+    def ignored(self) -> tuple[Ignored, ...]:
+        return tuple(o for o in self.outcomes if isinstance(o, Ignored))
+
+
+Outcome = Accepted | Ignored | Batch
 
 
 class InvalidUpdate(ValueError):
@@ -58,5 +76,5 @@ class ChannelAdapter(Protocol):
         ...
 
     def normalise(self, data: object, line: Line, channel: Channel) -> Outcome:
-        """The event for a parsed webhook body; raises InvalidUpdate."""
+        """The event (or events) for a parsed webhook body; raises InvalidUpdate."""
         ...

@@ -40,7 +40,7 @@ from openlines.events.catalog import (
 from openlines.events.limits import ATTACHMENTS_MAX, ID_MAX, NAME_MAX, TEXT_MAX
 from openlines.events.lines import Channel, Line
 from openlines.events.mail import MESSAGE_ID_MAX, conversation_of
-from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate, Outcome
+from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate
 
 _MSG_ID = re.compile(r"<[^<>\s]{1,998}>")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
@@ -48,7 +48,9 @@ _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _ROBOT_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 
 
-def parse_mail(raw: bytes, line: Line, channel: Channel, *, received_at: datetime) -> Outcome:
+def parse_mail(
+    raw: bytes, line: Line, channel: Channel, *, received_at: datetime
+) -> Accepted | Ignored:
     """The outcome of a mail delivered to `channel`; InvalidUpdate when it is not one."""
     assert channel.email is not None, "an email channel"
     try:
@@ -64,7 +66,7 @@ def parse_mail(raw: bytes, line: Line, channel: Channel, *, received_at: datetim
 
 def _outcome(
     message: EmailMessage, raw: bytes, line: Line, channel: Channel, received_at: datetime
-) -> Outcome:
+) -> Accepted | Ignored:
     assert channel.email is not None
     robot = _robot(message)
     if robot is not None:

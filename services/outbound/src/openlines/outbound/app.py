@@ -19,14 +19,15 @@ from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
 from openlines.outbound.smtp import EmailProvider
 from openlines.outbound.telegram import TelegramProvider
+from openlines.outbound.whatsapp import WhatsAppProvider
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def providers() -> Mapping[str, Provider]:
-    """One provider per channel type outbound sends to (whatsapp and widget come next), as
-    ingest's `channel_adapters` has one adapter per channel type it hears from."""
-    return {ChannelType.TELEGRAM: TelegramProvider()}
+    """One provider per channel type outbound sends to (widget comes next), as ingest's
+    `channel_adapters` has one adapter per channel type it hears from."""
+    return {ChannelType.TELEGRAM: TelegramProvider(), ChannelType.WHATSAPP: WhatsAppProvider()}
 
 
 def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended, MessageChange
+from openlines.events.catalog import (
+    ChannelType,
+    DeliveryStatus,
+    Direction,
+    MessageAppended,
+    MessageChange,
+    MessageTemplate,
+)
 from openlines.events.lines import Channel
 from openlines.kit.backoff import RetryPolicy as RetryPolicy  # shared with notify's webhooks
 
@@ -37,6 +44,8 @@ OUTCOME_UNKNOWN_AFTER_RESTART = "outcome_unknown_after_restart"
 # An edit or deletion of a message the provider has no id for: its send failed, or its
 # outcome is unknown (the customer may have it, but it cannot be named to the provider).
 NOT_SENT = "message_not_sent"
+# A provider template for a channel type that has none (only WhatsApp's have).
+TEMPLATES_NOT_SUPPORTED = "templates_not_supported"
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class SendJob:
     """Set for an edit or deletion of `target_message_id` (`text`: the new text); None for
     the send of the message itself."""
     target_message_id: UUID | None = None
+    template: MessageTemplate | None = None
+    """Send as this approved template (WhatsApp); `text` is it filled in."""
 
 
 def change_job_id(event_id: UUID) -> UUID:
@@ -90,6 +101,7 @@ def send_job_for(
         reply_to=message.reply_to,
         source_event_id=event_id,
         correlation_id=correlation_id,
+        template=message.template,
     )
 
 
@@ -102,6 +114,8 @@ def precheck(job: SendJob, channel: Channel | None, sends_to: Container[str]) ->
         return UNSUPPORTED_CHANNEL_TYPE
     if job.chat_id is None:
         return INVALID_CONVERSATION_KEY
+    if job.template is not None and channel.type != ChannelType.WHATSAPP:
+        return TEMPLATES_NOT_SUPPORTED
     if job.change is MessageChange.DELETE:
         return None
     if not job.text or not job.text.strip():
@@ -112,20 +126,42 @@ def precheck(job: SendJob, channel: Channel | None, sends_to: Container[str]) ->
 
 
 @dataclass(frozen=True)
+class OutgoingMedia:
+    """A file to send with a message: by the provider's media id (uploaded before) or by a
+    link the provider fetches. (The sender does not make these yet: operators' files come
+    with the attachments issue; the providers already know how to send them.)"""
+
+    kind: str
+    """image, document, audio, video or sticker (WhatsApp's message types)."""
+    media_id: str | None = None
+    link: str | None = None
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """What a provider sends: an operator's text to one chat, as a reply to one of the chat's
-    messages when the provider's own id for it is known."""
+    messages when the provider's own id for it is known; as an approved template, or with a
+    file (`text` its caption), where the provider has them."""
 
     chat_id: str
     text: str
     reply_to: str | None = None
     message_id: UUID | None = None
     """Our id of the message (e-mail derives the Message-ID of the reply from it)."""
+    template: MessageTemplate | None = None
+    media: OutgoingMedia | None = None
 
 
 def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
     assert job.chat_id is not None and job.text is not None, "precheck first"
-    return Outgoing(job.chat_id, job.text, reply_to_provider_id, message_id=job.message_id)
+    return Outgoing(
+        job.chat_id,
+        job.text,
+        reply_to_provider_id,
+        message_id=job.message_id,
+        template=job.template,
+    )
 
 
 @dataclass(frozen=True)
@@ -394,3 +430,71 @@ class ChannelPacer:
         """The provider said "retry after": no send to the channel (the bot) before `until`,
         whichever chat it is for; sending anyway would prolong its flood ban."""
         self._held_until[channel_id] = max(until, self._held_until.get(channel_id, until))
+
+
+# -- WhatsApp Cloud API ------------------------------------------------------------------------
+
+
+def whatsapp_message(message: Outgoing) -> dict[str, Any]:
+    """The Cloud API `POST /{phone_number_id}/messages` body: text, a template, or a media
+    message (the text as its caption), quoting `reply_to` (a wamid) when given."""
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": message.chat_id,
+    }
+    if message.reply_to is not None:
+        body["context"] = {"message_id": message.reply_to}
+    if message.template is not None:
+        template: dict[str, Any] = {
+            "name": message.template.name,
+            "language": {"code": message.template.language},
+        }
+        if message.template.variables:
+            parameters = [{"type": "text", "text": v} for v in message.template.variables]
+            template["components"] = [{"type": "body", "parameters": parameters}]
+        return body | {"type": "template", "template": template}
+    if message.media is not None:
+        media = message.media
+        fields: dict[str, Any] = {"id": media.media_id} if media.media_id else {"link": media.link}
+        if message.text and media.kind in ("image", "document", "video"):
+            fields["caption"] = message.text
+        if media.file_name and media.kind == "document":
+            fields["filename"] = media.file_name
+        return body | {"type": media.kind, media.kind: fields}
+    return body | {"type": "text", "text": {"body": message.text, "preview_url": False}}
+
+
+# Graph API error codes that mean "too many, slow down": the app's or the number's rate
+# limits, spam protection, and the pair rate limit between two numbers.
+_WHATSAPP_THROTTLED = frozenset({4, 80007, 130429, 131048, 131056})
+# Codes worth another attempt though the status is a 4xx: a temporary service error.
+_WHATSAPP_TEMPORARY = frozenset({1, 2, 131000, 133004})
+
+
+def classify_whatsapp(status: int, body: object) -> ProviderOutcome:
+    """Map a Cloud API answer to an outcome (`{"messages": [{"id"}]}`, or
+    `{"error": {"code", "message", "error_data": {"details"}}}`)."""
+    data = body if isinstance(body, dict) else {}
+    error = data.get("error") if isinstance(data.get("error"), dict) else None
+    if error is not None or status >= 400:
+        error = error or {}
+        code = error.get("code")
+        details = error.get("error_data")
+        detail = details.get("details") if isinstance(details, dict) else None
+        text = str(error.get("message") or f"HTTP {status}")
+        reason = f"whatsapp {code}: {text}" if code is not None else text
+        if detail:
+            reason = f"{reason} ({detail})"
+        if status == 429 or code in _WHATSAPP_THROTTLED:
+            return Transient(reason)
+        if status >= 500 or code in _WHATSAPP_TEMPORARY:
+            return Transient(reason)
+        return Rejected(reason)
+    messages = data.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    wamid = first.get("id") if isinstance(first, dict) else None
+    if 200 <= status < 300 and isinstance(wamid, str) and wamid:
+        return Accepted(wamid)
+    # A 2xx we cannot read: the message may well be out, so it must not be sent again.
+    return Unknown(f"unreadable provider answer (HTTP {status})")

@@ -20,6 +20,7 @@ __all__ = [
     "DialogStatus",
     "Direction",
     "MessageChange",
+    "MessageTemplate",
     "PresenceStatus",
     "SlaMetric",
     "conversation_key",
@@ -129,6 +130,21 @@ class Attachment(_Value):
     """Audio, video and voice only."""
     url: Url | None = None
     """Download URL when the provider gives one; it may expire."""
+
+
+# WhatsApp caps a template's whole body at 1024 characters: a few short values fill it.
+TEMPLATE_VARIABLES_MAX = 16
+
+
+class MessageTemplate(_Value):
+    """A template the provider approved beforehand (WhatsApp's), sent instead of free text
+    where the provider allows nothing else (outside WhatsApp's 24-hour customer-service
+    window); the message's `text` is the template filled in, as the customer reads it."""
+
+    name: Name
+    language: Name
+    variables: tuple[Name, ...] = Field(default=(), max_length=TEMPLATE_VARIABLES_MAX)
+    """The values of its numbered placeholders `{{1}}`, `{{2}}`..., in order."""
 
 
 class Customer(_Value):

@@ -19,6 +19,7 @@ from openlines.events.catalog.common import (
     Customer,
     DeliveryStatus,
     Direction,
+    MessageTemplate,
 )
 from openlines.events.envelope import EventPayload, UtcDatetime
 from openlines.events.limits import ATTACHMENTS_MAX, MENTIONS_MAX, Id, Name, Reason, Text
@@ -88,6 +89,8 @@ class MessageAppended(EventPayload):
     channel_id: Id
     conversation_key: Id
     sent_at: UtcDatetime
+    template: MessageTemplate | None = None
+    """An operator's message sent as the provider's approved template (`text`: filled in)."""
 
 
 class DialogAssigned(EventPayload):

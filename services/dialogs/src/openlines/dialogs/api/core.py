@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -30,6 +30,7 @@ from openlines.dialogs.api.base import (
 from openlines.dialogs.api.edit import CloseBody, close_and_open_new
 from openlines.dialogs.api.quick import quick_reply_text
 from openlines.dialogs.domain import Dialog, Load
+from openlines.dialogs.domain.window import filled_template
 from openlines.dialogs.queries import DEFAULT_ORDER, Cursor, ListQuery
 from openlines.dialogs.store import lock_conversation
 from openlines.dialogs.views import (
@@ -88,8 +89,18 @@ class ListParams(routes.QueryModel):
     limit: int = Field(default=queries.DEFAULT_LIMIT, ge=1, le=queries.MAX_LIMIT)
 
 
+class TemplateBody(routes.StrictModel):
+    """One of the channel's approved WhatsApp templates (lines config `whatsapp.templates`)."""
+
+    name: str = Field(min_length=1, max_length=512)
+    language: str = Field(min_length=1, max_length=15)
+    variables: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=16, description="values of {{1}}, {{2}}... in order"
+    )
+
+
 class ReplyBody(routes.StrictModel):
-    """Exactly one of `text` and `quick_reply_id`."""
+    """Exactly one of `text`, `quick_reply_id` and `template`."""
 
     text: str | None = Field(default=None, description="empty only with attachments")
     quick_reply_id: uuid.UUID | None = Field(
@@ -101,11 +112,17 @@ class ReplyBody(routes.StrictModel):
         description="the client's id: a retry with the same id is the same message",
     )
     reply_to: uuid.UUID | None = Field(default=None, description="a message of this dialog")
+    template: TemplateBody | None = Field(
+        default=None,
+        description="a WhatsApp template: the only message allowed 24 hours after the"
+        " customer's last one (free text is then 409 window_closed)",
+    )
 
     @model_validator(mode="after")
     def _one_content(self) -> Self:
-        if (self.text is None) == (self.quick_reply_id is None):
-            raise ValueError("give exactly one of text and quick_reply_id")
+        given = [self.text, self.quick_reply_id, self.template]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of text, quick_reply_id and template")
         return self
 
 
@@ -285,8 +302,11 @@ class CoreEndpoints(ApiBase):
         responses={
             202: ReplyAccepted,
             **DIALOG_REFUSALS,
+            409: "window_closed: WhatsApp, 24 hours after the customer's last message (send a"
+            " template); dialog_closed, not_assigned...",
             422: "empty_message, text_too_long, unknown_message (reply_to),"
-            " unknown_quick_reply, quick_reply_not_for_line",
+            " unknown_quick_reply, quick_reply_not_for_line, unknown_template,"
+            " invalid_template_variables, templates_not_supported",
         },
     )
     async def send_message(self, request: web.Request, *, body: ReplyBody) -> web.Response:
@@ -302,8 +322,17 @@ class CoreEndpoints(ApiBase):
             if dialog.message_by_client_id(viewer.operator_id, client_message_id) is not None:
                 return []  # a retry: the same message, whatever became of its quick reply
             text = body.text or ""
+            template = None
             if body.quick_reply_id is not None:
                 text = quick_reply_text(quick_reply, dialog, viewer, self.lines)
+            if body.template is not None:
+                found = self.lines.channel(dialog.channel_id)
+                text, template = filled_template(
+                    found[1] if found else None,
+                    body.template.name,
+                    body.template.language,
+                    body.template.variables,
+                )
             return dialog.reply(
                 viewer.operator_id,
                 text,
@@ -314,6 +343,7 @@ class CoreEndpoints(ApiBase):
                 reply_to=reply_to,
                 is_supervisor=viewer.is_supervisor,
                 load=load,
+                template=template,
             )
 
         async def work(conn: AsyncConnection) -> Dialog:

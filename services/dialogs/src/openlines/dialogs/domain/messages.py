@@ -28,6 +28,7 @@ from openlines.dialogs.domain.rules import (
     validate_text,
 )
 from openlines.dialogs.domain.state import MessageState
+from openlines.dialogs.domain.window import require_window_open
 from openlines.events.catalog import (
     Attachment,
     DeliveryStatus,
@@ -40,6 +41,7 @@ from openlines.events.catalog import (
     MessageDeleted,
     MessageDeliveryUpdated,
     MessageReceived,
+    MessageTemplate,
     SlaBreached,
     SlaWarningReached,
 )
@@ -112,15 +114,20 @@ class Messages(Handover):
         reply_to: UUID | None = None,
         is_supervisor: bool = False,
         load: Load | None = NO_LIMIT,
+        template: MessageTemplate | None = None,
     ) -> list[EventPayload]:
         """An operator's message to the customer; the first to answer an unassigned dialog
-        becomes responsible for it (a take: `load` as for `take`)."""
+        becomes responsible for it (a take: `load` as for `take`). `template`: sent as the
+        provider's approved template (`text` is it filled in), which the customer-service
+        window does not limit."""
         self._require_exists()
         if self.message_by_client_id(actor_id, client_message_id) is not None:
             return []  # a client retry: the message is already recorded
         validate_text(text, max_text_length)
         if not self.is_open:
             raise DialogIsClosed("the dialog is closed")
+        if template is None:
+            require_window_open(self.channel_type, self.last_inbound_at, now)
         if reply_to is not None and reply_to not in self.messages:
             raise UnknownMessage("reply_to is not a message of this dialog")
         events: list[EventPayload] = []
@@ -143,6 +150,7 @@ class Messages(Handover):
                 channel_id=self.channel_id,
                 conversation_key=self.conversation_key,
                 sent_at=now,
+                template=template,
             )
         )
         return events

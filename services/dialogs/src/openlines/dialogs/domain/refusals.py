@@ -142,3 +142,21 @@ class QuickReplyNotForLine(DomainError, code="quick_reply_not_for_line", status=
 class TemplateNotAllowed(DomainError, code="template_not_allowed", status=422):
     """A template construct beyond plain text and the known variables (filters, calls,
     loops, item access...): quick replies are text with placeholders, never code."""
+
+
+# -- provider templates and the customer-service window (WhatsApp) --------------------------
+class WindowClosed(DomainError, code="window_closed"):
+    """WhatsApp takes free-form messages only within 24 hours of the customer's last message;
+    outside it, only an approved template."""
+
+
+class UnknownProviderTemplate(DomainError, code="unknown_template", status=422):
+    """No such template (name and language) among the channel's configured ones."""
+
+
+class TemplateVariables(DomainError, code="invalid_template_variables", status=422):
+    """The variables do not fill the template's placeholders one for one."""
+
+
+class TemplatesNotSupported(DomainError, code="templates_not_supported", status=422):
+    """The dialog's channel has no provider templates (only WhatsApp's have)."""

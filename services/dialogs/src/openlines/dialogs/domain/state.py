@@ -40,7 +40,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 6
+SNAPSHOT_FORMAT = 7
 
 
 class SlaState(StrEnum):
@@ -119,6 +119,8 @@ class DialogState:
     mentioned: list[str] = field(default_factory=list)
     """Operators @mentioned in its notes: they may read it (the access policy's facts)."""
     waiting_since: datetime | None = None
+    last_inbound_at: datetime | None = None
+    """When the customer last wrote (WhatsApp's customer-service window counts from it)."""
     inbound_count: int = 0
     """Customer messages so far: what an operator has not read is this minus their mark."""
     read_marks: dict[str, int] = field(default_factory=dict)
@@ -192,6 +194,7 @@ class DialogState:
             "pinned_to": self.pinned_to,
             "mentioned": list(self.mentioned),
             "waiting_since": _iso(self.waiting_since),
+            "last_inbound_at": _iso(self.last_inbound_at),
             "inbound_count": self.inbound_count,
             "read_marks": dict(self.read_marks),
             "last_message": (
@@ -253,6 +256,7 @@ class DialogState:
             pinned_to=data["pinned_to"],
             mentioned=list(data["mentioned"]),
             waiting_since=_at(data["waiting_since"]),
+            last_inbound_at=_at(data["last_inbound_at"]),
             inbound_count=data["inbound_count"],
             read_marks=dict(data["read_marks"]),
             last_message=(
@@ -311,6 +315,7 @@ class DialogState:
                 self._by_external_id[e.external_message_id] = e.message_id
             # RetailCRM's SLA counts from the customer's last message while it is unanswered.
             self.waiting_since = e.sent_at
+            self.last_inbound_at = max(e.sent_at, self.last_inbound_at or e.sent_at)
             self.inbound_count += 1
         elif e.direction == Direction.OUT:
             if e.client_message_id is not None:

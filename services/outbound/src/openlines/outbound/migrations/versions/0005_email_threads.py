@@ -4,16 +4,16 @@ Filled from the customers' MessageReceived (their subject and Message-IDs) and f
 outbound sent (their Message-IDs), so that a reply carries `Re: <subject>`, `In-Reply-To` and
 `References`.
 
-Revision ID: outbound0006
-Revises: outbound0003
+Revision ID: outbound0005
+Revises: outbound0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision = "outbound0006"
-down_revision = "outbound0003"
+revision = "outbound0005"
+down_revision = "outbound0004"
 branch_labels = None
 depends_on = None
 
