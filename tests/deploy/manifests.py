@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ from types import ModuleType
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import yaml
+from kubernetes_validate.utils import schema_contents
+from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -81,20 +83,35 @@ def validate(manifest: Manifest) -> None:
     kind = manifest.get("kind", "")
     name = f"{kind} {manifest.get('metadata', {}).get('name')}"
     if group in BUILT_IN_GROUPS:
-        try:
-            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
-            raise InvalidManifest(f"{name}: {e}") from e
+        validator = built_in_validator(str(manifest["apiVersion"]), kind)
     elif group in CRD_GROUPS:
-        schema = crd_schema(group, version, kind)
-        errors = sorted(
-            jsonschema.Draft7Validator(schema).iter_errors(manifest), key=lambda e: e.path
-        )
-        if errors:
-            detail = "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
-            raise InvalidManifest(f"{name}: {detail}")
-    elif (group, kind) not in UNSCHEMED:
+        validator = jsonschema.Draft7Validator(crd_schema(group, version, kind))
+    elif (group, kind) in UNSCHEMED:
+        return
+    else:
         raise InvalidManifest(f"{name}: no schema known for {manifest['apiVersion']}")
+    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    if errors:
+        detail = "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+        raise InvalidManifest(f"{name}: {detail}")
+
+
+@functools.cache
+def built_in_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """kubernetes-validate's schemas and lookup (its `validate`, strict), loaded once: the
+    library reads 1.5 MB of definitions on every call."""
+    directory = f"kubernetes-json-schema/v{K8S_VERSION}-local-strict"
+    # apps/v1 -> apps-v1, networking.k8s.io/v1 -> networking-v1, v1 -> v1
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = schema_contents(f"{directory}/{kind.lower()}-{api}.json", K8S_VERSION)
+    except FileNotFoundError as e:
+        raise InvalidManifest(f"no Kubernetes {K8S_VERSION} schema for {api_version} {kind}") from e
+    definitions = schema_contents(f"{directory}/_definitions.json", K8S_VERSION)
+    registry: Registry[Any] = Resource.from_contents(definitions) @ (
+        Resource.from_contents(schema) @ Registry()
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def of_kind(manifests: tuple[Manifest, ...] | list[Manifest], kind: str) -> list[Manifest]:

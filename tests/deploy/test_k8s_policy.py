@@ -410,7 +410,10 @@ def test_prod_has_a_service_monitor_per_service_and_an_otlp_endpoint() -> None:
     services = by_name(of_kind(manifests, "Service"))
     assert set(monitors) == set(services)
     for name, monitor in monitors.items():
-        assert monitor["spec"]["selector"]["matchLabels"] == services[name]["spec"]["selector"]
+        # A ServiceMonitor selects Services by their labels.
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= services[name]["metadata"]["labels"].items()
+        assert selector["app.kubernetes.io/name"] == name
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     assert env_config("prod")["OPENLINES_OTLP_ENDPOINT"].startswith("http")
