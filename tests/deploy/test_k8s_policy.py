@@ -427,3 +427,25 @@ def test_the_settings_configmap_names_only_real_settings() -> None:
     for key in keys:
         if key.startswith("OPENLINES_"):
             assert key.removeprefix("OPENLINES_").lower() in fields, key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replication_fits_the_brokers_and_survives_one_down_in_prod(overlay: str) -> None:
+    manifests = render(overlay)
+    brokers = sum(
+        p["spec"]["replicas"]
+        for p in of_kind(manifests, "KafkaNodePool")
+        if "broker" in p["spec"]["roles"]
+    )
+    (kafka,) = of_kind(manifests, "Kafka")
+    config = kafka["spec"]["kafka"]["config"]
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert config[key] <= brokers, key
+    assert config["min.insync.replicas"] <= config["default.replication.factor"]
+    for topic in of_kind(manifests, "KafkaTopic"):
+        replicas = topic["spec"]["replicas"]
+        min_isr = int(topic["spec"]["config"]["min.insync.replicas"])
+        assert min_isr <= replicas <= brokers
+        if overlay == "prod":
+            # acks=all still succeeds with one broker down (a rolling restart, a lost zone).
+            assert min_isr < replicas
