@@ -11,10 +11,17 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import tomllib
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from openlines.kit.embedded.processes import log_tail
+from openlines.kit.settings import DEV_JWT_SECRET
+from openlines.stack.services import RunningService, ServiceSpec
 
 from .manifests import HADOLINT, REPO, of_kind, render
 
@@ -116,11 +123,10 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
     assert copied == allowed
 
 
-@pytest.mark.infra  # installs the image's environment (from uv's cache, or PyPI)
-def test_every_command_the_manifests_give_the_image_resolves_in_its_environment(
-    tmp_path: Path,
-) -> None:
-    venv = tmp_path / "image"
+@pytest.fixture(scope="module")
+def image_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image's environment: the build stage's `uv sync` line, run as written."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))},
         "UV_PROJECT_ENVIRONMENT": str(venv),
@@ -133,11 +139,22 @@ def test_every_command_the_manifests_give_the_image_resolves_in_its_environment(
         [str(UV), *sync[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    commands = {
-        tuple(c["args"])
-        for w in of_kind(render("prod"), "Deployment") + of_kind(render("prod"), "StatefulSet")
-        for c in w["spec"]["template"]["spec"]["containers"]
+    return venv / "bin" / "python"
+
+
+def _containers() -> dict[str, dict[str, Any]]:
+    manifests = render("prod")
+    return {
+        w["metadata"]["name"]: w["spec"]["template"]["spec"]["containers"][0]
+        for w in of_kind(manifests, "Deployment") + of_kind(manifests, "StatefulSet")
     }
+
+
+@pytest.mark.infra  # installs the image's environment (from uv's cache, or PyPI)
+def test_every_command_the_manifests_give_the_image_resolves_in_its_environment(
+    image_python: Path, tmp_path: Path
+) -> None:
+    commands = {tuple(c["args"]) for c in _containers().values()}
     assert len(commands) == 7
     modules = []
     for command in commands:
@@ -155,7 +172,7 @@ def test_every_command_the_manifests_give_the_image_resolves_in_its_environment(
         "print('ok', len(sys.argv) - 1)\n"
     )
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", probe, *sorted(modules)],
+        [str(image_python), "-c", probe, *sorted(modules)],
         cwd=tmp_path,  # not the repository: nothing importable from the work tree
         capture_output=True,
         text=True,
@@ -163,3 +180,102 @@ def test_every_command_the_manifests_give_the_image_resolves_in_its_environment(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok 7"
+
+
+# Test values for what the cluster's Secrets hold (the manifests name them, never hold them).
+SECRET_VALUES = {"openlines-jwt": "j" * 48, "openlines-channels": "a-real-looking-secret"}
+
+
+def manifest_environment(container: dict[str, Any], pod_name: str) -> dict[str, str]:
+    """The environment Kubernetes would give the container: the ConfigMap, then `env`."""
+    (config,) = [
+        m
+        for m in of_kind(render("prod"), "ConfigMap")
+        if m["metadata"]["name"] == container["envFrom"][0]["configMapRef"]["name"]
+    ]
+    env = dict(config["data"])
+    for var in container["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        elif "secretKeyRef" in var["valueFrom"]:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = SECRET_VALUES.get(ref["name"], "")  # trust auth: no password
+        else:
+            assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            env[var["name"]] = pod_name
+    return env
+
+
+def _start(image_python: Path, name: str, env: dict[str, str], workdir: Path) -> RunningService:
+    container = _containers()[name]
+    # The cluster's own parts, here: the test broker and database, and a port of ours.
+    spec = ServiceSpec(name, [str(image_python), *container["args"][1:]], env=env, port=0)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINES_")}
+    return RunningService(spec, workdir / f"{name}.log", clean)
+
+
+@pytest.mark.parametrize("name", ["dialogs", "ingest"])
+def test_the_image_runs_a_service_as_the_manifests_configure_it(
+    name: str,
+    image_python: Path,
+    kafka_bootstrap: str,
+    database_url: str,
+    db_schema: str,
+    tmp_path: Path,
+) -> None:
+    container = _containers()[name]
+    env = manifest_environment(container, pod_name=f"{name}-0")
+    assert env["OPENLINES_ENV"] == "production"
+    # The lines ConfigMap, mounted where the manifests mount it.
+    (lines_map,) = [
+        m
+        for m in of_kind(render("prod"), "ConfigMap")
+        if m["metadata"]["name"].startswith("openlines-lines")
+    ]
+    lines = tmp_path / "etc" / "lines.yaml"
+    lines.parent.mkdir()
+    lines.write_text(lines_map["data"]["lines.yaml"])
+    env.update(
+        {
+            "OPENLINES_LINES_FILE": str(lines),
+            "OPENLINES_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            # Tansu refuses InitProducerId; Apache Kafka (Strimzi) takes the manifests' true.
+            "OPENLINES_KAFKA_IDEMPOTENCE": "false",
+            # Strimzi creates the topics from the KafkaTopics; here, the service does.
+            "OPENLINES_CREATE_TOPICS": "true",
+            "OPENLINES_TOPIC_NAMESPACE": f"{db_schema}.",
+            "OPENLINES_HTTP_HOST": "127.0.0.1",
+            "OPENLINES_HTTP_PORT": "{port}",  # RunningService's reserved port
+            "OPENLINES_OTLP_ENDPOINT": "",  # no collector here
+        }
+    )
+    if "OPENLINES_DATABASE_URL" in env:
+        env.update({"OPENLINES_DATABASE_URL": database_url, "OPENLINES_DB_SCHEMA": db_schema})
+    service = _start(image_python, name, env, tmp_path)
+    try:
+        # Within the startup probe's budget, as the kubelet would allow it.
+        startup = container["startupProbe"]
+        service.wait_ready(
+            time.monotonic() + startup["periodSeconds"] * startup["failureThreshold"]
+        )
+        for probe in ("livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            with urllib.request.urlopen(f"{service.url}{path}", timeout=5) as response:
+                assert response.status == 200, (probe, path)
+    finally:
+        service.stop()
+    assert service.proc.returncode == 0, log_tail(service.log_path)
+
+
+@pytest.mark.infra  # the image's environment
+def test_the_production_guard_of_the_manifests_refuses_the_dev_jwt_secret(
+    image_python: Path, tmp_path: Path
+) -> None:
+    env = manifest_environment(_containers()["ingest"], pod_name="ingest-0")
+    env["OPENLINES_JWT_SECRET"] = DEV_JWT_SECRET  # as if the Secret held the published one
+    service = _start(image_python, "ingest", env, tmp_path)
+    try:
+        assert service.proc.wait(timeout=60) != 0
+    finally:
+        service.stop()
+    assert "ProductionGuardError" in log_tail(service.log_path)
