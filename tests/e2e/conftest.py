@@ -108,6 +108,46 @@ TIMERS_OPERATORS = {"tm1": "Timer One", "tm2": "Timer Two"}
 TIMERS_SCALE = 0.1
 
 
+# A line of its own for the e-mail test (test_email.py): one operator, so that routing assigns
+# its dialogs to them; a small size limit, so that an oversize mail is cheap to send.
+MAIL_CHANNEL, MAIL_ADDRESS, MAIL_SECRET = "mail-e2e", "help@e2e.openlines.test", "mail-e2e-secret"
+MAIL_OPERATORS = {"ml1": "Mail One"}
+MAIL_MAX_BYTES = 64 * 1024
+
+
+def _mail_line(config: dict[str, Any]) -> None:
+    config["operators"] += [
+        {"id": op, "name": name, "role": "operator", "max_dialogs": 5}
+        for op, name in MAIL_OPERATORS.items()
+    ]
+    relay = {
+        "host": "127.0.0.1",
+        "port": "${OPENLINES_SANDBOX_SMTP_PORT:-8091}",
+        "security": "none",
+    }
+    config["lines"].append(
+        {
+            "id": "mail",
+            "name": "Mail line",
+            "channels": [
+                {
+                    "id": MAIL_CHANNEL,
+                    "type": "email",
+                    "secret": MAIL_SECRET,
+                    "email": {
+                        "address": MAIL_ADDRESS,
+                        "display_name": "E2E support",
+                        "max_message_bytes": MAIL_MAX_BYTES,
+                        "smtp_relay": relay,
+                    },
+                }
+            ],
+            "operators": list(MAIL_OPERATORS),
+            "auto_lead": False,
+        }
+    )
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -190,6 +230,7 @@ def e2e_lines(directory: Path) -> Path:
         auto_close={"inactive_seconds": 150, "unassigned_seconds": 300},
         test_time_scale=TIMERS_SCALE,
     )
+    _mail_line(config)
     return write_lines(directory, config)
 
 

@@ -25,7 +25,13 @@ from openlines.kit.embedded.ports import ephemeral_range
 from openlines.kit.embedded.tansu import kafka_answers
 from openlines.kit.kafka.admin import admin_client
 from openlines.kit.testing.waiting import eventually
-from openlines.stack.services import PYTHON, ServiceSpec, reserve_port_base, stack_ports
+from openlines.stack.services import (
+    PYTHON,
+    ServiceSpec,
+    reserve_port_base,
+    smtp_ports,
+    stack_ports,
+)
 from openlines.stack.state import StackPaths, exclusive, read_state
 from openlines.stack.supervisor import StackConfig, Supervisor
 
@@ -196,6 +202,7 @@ def test_a_test_stack_gets_its_ports_outside_the_ephemeral_range() -> None:
     low, _ = ephemeral_range()
     base = reserve_port_base()
     assert all(20000 <= port < low for port in stack_ports(base).values())
+    assert all(20000 <= port < low for port in smtp_ports(base).values())
 
 
 def test_postgres_and_tansu_killed_under_the_stack_are_restarted(home: Path) -> None:

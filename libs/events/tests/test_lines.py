@@ -120,3 +120,30 @@ def test_a_channel_may_override_the_lines_sla(tmp_path: Path) -> None:
     line = config.lines[0]
     assert (line.sla_of("mail").warning_seconds, line.sla_of("chat").warning_seconds) == (600, 30)
     assert line.sla_seconds("mail") == (300.0, 600.0)  # as they elapse, on the test scale
+
+
+def test_an_email_channel_has_its_own_block_and_relay_password_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    config = load_lines(DEMO, env={"OPENLINES_SMTP_PASSWORD_MAIL_DEMO": "pw"})
+    _, channel = config.channel("mail-demo")  # type: ignore[misc]
+    assert channel.type is ChannelType.EMAIL and channel.email is not None
+    assert channel.email.address == "support@demo.openlines.test"
+    assert channel.email.domain == "demo.openlines.test"
+    assert channel.email.smtp_relay is not None
+    assert (channel.email.smtp_relay.port, channel.email.smtp_relay.password) == (8091, "pw")
+    with pytest.raises(ValidationError, match="an `email` block on a telegram channel"):
+        load_lines(
+            write(
+                tmp_path,
+                "lines: [{id: l, channels: [{id: c, type: telegram, email: {address: a@b.test}}]}]",
+            ),
+            env={},
+        )
+    with pytest.raises(ValidationError, match="address"):
+        load_lines(
+            write(
+                tmp_path, "lines: [{id: l, channels: [{id: c, type: email, email: {address: x}}]}]"
+            ),
+            env={},
+        )

@@ -107,6 +107,9 @@ def test_production_settings_pass_once_every_published_secret_is_replaced(
     with pytest.raises(ProductionGuardError, match="demo token"):
         KitSettings()
     monkeypatch.setenv("OPENLINES_TOKEN_TG_DEMO", "999:a-real-bot-token")
+    with pytest.raises(ProductionGuardError, match="channel 'mail-demo'"):
+        KitSettings()
+    monkeypatch.setenv("OPENLINES_SECRET_MAIL_DEMO", "a-real-thread-secret")
     assert KitSettings().env == "production"
     # Development, the default, runs on the demo values.
     monkeypatch.delenv("OPENLINES_ENV")

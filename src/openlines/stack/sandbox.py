@@ -10,6 +10,7 @@ what a real provider would do:
 - `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted: `sent`, `edited`, `deleted`
   (DELETE forgets it)
 - `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
+- an SMTP relay for `email` channels (sandbox_mail.py), on OPENLINES_SMTP_PORT when set
 
 A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
 """
@@ -51,6 +52,9 @@ FAULT_DESCRIPTIONS = {
 class SandboxSettings(KitSettings):
     service_name: str = "sandbox"
     http_port: int = 8090
+    # The SMTP relay of the email channels (0: none); the local stack runs it on port base + 11.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 0
 
 
 class FaultRequest(BaseModel):
@@ -75,6 +79,9 @@ class FaultRequest(BaseModel):
     )
     delay_seconds: float = Field(default=0.0, ge=0, le=120)
     disconnect: bool = False
+    smtp_code: int | None = Field(
+        default=None, ge=400, le=599, description="the SMTP relay's reply code instead of the usual"
+    )
 
     @model_validator(mode="after")
     def _known_status(self) -> FaultRequest:
@@ -91,6 +98,7 @@ class Fault:
     delay_seconds: float
     disconnect: bool = False
     description: str | None = None
+    smtp_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ class ChannelMailbox:
     deleted: list[MessageChanged] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     rejected: int = 0  # calls answered with a forced failure
+    mails: list[dict[str, Any]] = field(default_factory=list)  # e-mail: headers and parts
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_fault(self) -> Fault | None:
@@ -348,6 +357,7 @@ class Sandbox:
                 "deleted": [m.as_json() for m in mailbox.deleted],
                 "rejected": mailbox.rejected,
                 "faults_pending": len(mailbox.faults),
+                "mails": mailbox.mails,
             }
         )
 
@@ -356,6 +366,7 @@ class Sandbox:
         mailbox.sent.clear()
         mailbox.edited.clear()
         mailbox.deleted.clear()
+        mailbox.mails.clear()
         mailbox.rejected = 0
         return web.json_response({"ok": True})
 
@@ -371,6 +382,7 @@ class Sandbox:
             fault.delay_seconds,
             fault.disconnect,
             fault.description,
+            fault.smtp_code,
         )
         mailbox.faults.extend([queued] * fault.times)
         return web.json_response({"ok": True, "faults_pending": len(mailbox.faults)})
@@ -489,9 +501,18 @@ def _describe(exc: ValidationError) -> str:
 
 
 def create_sandbox_app(
-    settings: KitSettings | None = None, tokens: Mapping[str, str] | None = None
+    settings: KitSettings | None = None,
+    tokens: Mapping[str, str] | None = None,
+    mail_channels: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit)."""
-    app = create_app(settings or SandboxSettings())
-    Sandbox(tokens).install(app)
+    """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit);
+    `mail_channels` (address -> channel id) are relayed by its SMTP server when it has a port."""
+    settings = settings or SandboxSettings()
+    app = create_app(settings)
+    sandbox = Sandbox(tokens)
+    sandbox.install(app)
+    if isinstance(settings, SandboxSettings) and settings.smtp_port:
+        from openlines.stack.sandbox_mail import install_relay
+
+        install_relay(app, sandbox, mail_channels or {}, settings.smtp_host, settings.smtp_port)
     return app

@@ -1,5 +1,6 @@
 """`python -m openlines.stack.sandbox_main`: the sandbox provider as a process (port from
-OPENLINES_HTTP_PORT, default 8090; bot tokens of the channels in OPENLINES_LINES_FILE)."""
+OPENLINES_HTTP_PORT, default 8090; bot tokens of the channels in OPENLINES_LINES_FILE; the SMTP
+relay of their email channels on OPENLINES_SMTP_PORT, when set)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,19 @@ def main() -> None:
     settings = SandboxSettings()
     setup_logging(settings.service_name, settings.log_level, settings.log_json)
     tokens: dict[str, str] = {}
+    mail_channels: dict[str, str] = {}
     if Path(settings.lines_file).is_file():
         lines = load_lines(settings.lines_file)
         tokens = {c.id: c.token for line in lines.lines for c in line.channels if c.token}
-    app = create_sandbox_app(settings, tokens)
-    log.info("sandbox provider", http=f"http://{settings.http_host}:{settings.http_port}")
+        mail_channels = {
+            c.email.address: c.id for line in lines.lines for c in line.channels if c.email
+        }
+    app = create_sandbox_app(settings, tokens, mail_channels)
+    log.info(
+        "sandbox provider",
+        http=f"http://{settings.http_host}:{settings.http_port}",
+        smtp=f"{settings.smtp_host}:{settings.smtp_port}" if settings.smtp_port else None,
+    )
     serve_app(app, settings)
 
 

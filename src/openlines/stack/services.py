@@ -35,6 +35,8 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int | None = None
     ready_url: str | None = None
+    smtp_port: int | None = None
+    """The SMTP port it serves as well (given to it as OPENLINES_SMTP_PORT)."""
 
 
 REPO = Path(__file__).resolve().parents[3]
@@ -52,6 +54,9 @@ PORT_OFFSETS = {
     "notify": 26,
     "analytics": 27,
 }
+# SMTP endpoints, beside the HTTP ports: ingest's for the email channels' mail, the sandbox's
+# relay that stands in for the organisation's (not gateway upstreams: SMTP is no HTTP).
+SMTP_PORT_OFFSETS = {"sandbox": 11, "ingest": 28}
 # The Python module that runs each process.
 MODULES = {
     "gateway": "openlines.stack.gateway_main",
@@ -70,21 +75,27 @@ def stack_ports(port_base: int = 8080) -> dict[str, int]:
     return {name: port_base + offset for name, offset in PORT_OFFSETS.items()}
 
 
+def smtp_ports(port_base: int = 8080) -> dict[str, int]:
+    return {name: port_base + offset for name, offset in SMTP_PORT_OFFSETS.items()}
+
+
 def reserve_port_base() -> int:
     """A gateway port whose whole stack (the fixed offsets above it) is reserved for this
     process: outside the ephemeral range, so no outgoing connection can take one of them
     before the services bind them, or between a service's crash and its restart (ports.py).
     """
-    return reserve_port_block(max(PORT_OFFSETS.values()) + 1)
+    return reserve_port_block(max(*PORT_OFFSETS.values(), *SMTP_PORT_OFFSETS.values()) + 1)
 
 
 def default_services(port_base: int = 8080, lines_file: Path | None = None) -> list[ServiceSpec]:
     """What `openlines up` runs beside Postgres and Kafka, in start order."""
     ports = stack_ports(port_base)
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    smtp = smtp_ports(port_base)
     common = {
         "OPENLINES_LINES_FILE": str((lines_file or DEMO_LINES).resolve()),
         "OPENLINES_SANDBOX_URL": url["sandbox"],
+        "OPENLINES_SANDBOX_SMTP_PORT": str(smtp["sandbox"]),
     }
     gateway_env = {
         "OPENLINES_GATEWAY_UPSTREAMS": json.dumps(
@@ -95,8 +106,13 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         ServiceSpec(
             name,
             [PYTHON, "-m", MODULES[name]],
-            env={**common, **(gateway_env if name == "gateway" else {})},
+            env={
+                **common,
+                **(gateway_env if name == "gateway" else {}),
+                **({"OPENLINES_SMTP_PORT": str(smtp[name])} if name in smtp else {}),
+            },
             port=ports[name],
+            smtp_port=smtp.get(name),
         )
         for name in (
             "sandbox",

@@ -220,6 +220,7 @@ class Supervisor:
                     "name": spec.name,
                     "url": service.url,
                     "log": str(service.log_path),
+                    **({"smtp": f"127.0.0.1:{spec.smtp_port}"} if spec.smtp_port else {}),
                 }
             )
             self._save()
@@ -346,6 +347,8 @@ def show(console: Console, state: dict[str, Any]) -> None:
     table.add_row("topics", f"{len(state.get('topics', []))} created", "", "")
     for service in state.get("services", []):
         table.add_row(service["name"], service["url"], str(service["pid"]), service["log"])
+        if service.get("smtp"):
+            table.add_row(f"{service['name']} smtp", f"smtp://{service['smtp']}", "", "")
     console.print(table)
     gateway = next((svc for svc in state.get("services", []) if svc["name"] == "gateway"), None)
     if gateway:

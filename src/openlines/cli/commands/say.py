@@ -2,6 +2,9 @@
 
 Builds a Telegram Update and posts it to the gateway's `/webhooks/telegram/<channel>` with the
 channel's webhook secret from the lines config, exactly as Telegram would.
+
+`openlines say --channel mail-demo --from ann@example.com "text"` sends a real e-mail instead,
+over SMTP to ingest's endpoint (the stack's port base + 28, or `--smtp host:port`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=os.environ.get("OPENLINES_URL", "http://127.0.0.1:8080"),
         help="base URL of the gateway (default $OPENLINES_URL or http://127.0.0.1:8080)",
     )
-    parser.add_argument("--channel", default="tg-demo", help="Telegram channel id")
-    parser.add_argument("--chat", type=int, required=True, help="Telegram chat id")
+    parser.add_argument("--channel", default="tg-demo", help="channel id (telegram or email)")
+    parser.add_argument("--chat", type=int, default=None, help="Telegram chat id (telegram)")
     parser.add_argument("--name", default="Customer", help="the customer's name")
     parser.add_argument("--user-id", type=int, default=None, help="default: the chat id")
     parser.add_argument("--username", default=None)
@@ -41,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--reply-to", type=int, default=None, help="message id replied to")
     parser.add_argument("--secret", default=None, help="default: the channel's, from config")
     parser.add_argument("--lines-file", default=None, help="default: $OPENLINES_LINES_FILE")
+    email = parser.add_argument_group("e-mail channels")
+    email.add_argument("--from", dest="from_address", default=None, help="the sender's address")
+    email.add_argument("--subject", default="Hello", help="the mail's subject")
+    email.add_argument("--in-reply-to", default=None, help="Message-ID the mail answers")
+    email.add_argument("--smtp", default=None, help="ingest's SMTP endpoint host:port")
     parser.set_defaults(handler=run)
 
 
@@ -98,6 +106,15 @@ def telegram_update(
 
 
 def run(args: argparse.Namespace) -> int:
+    lines = load_lines_config(args.lines_file, required=args.secret is None)
+    found = lines.channel(args.channel) if lines is not None else None
+    if found is not None and found[1].type == "email":
+        from openlines.cli.mail import send_mail
+
+        return send_mail(args, found[1])
+    if args.chat is None:
+        print("--chat is required for a telegram channel", file=sys.stderr)
+        return 2
     secret = args.secret
     if secret is None:
         lines = load_lines_config(args.lines_file)

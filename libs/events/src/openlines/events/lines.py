@@ -5,7 +5,8 @@ library (no aiohttp, sqlalchemy or aiokafka); reading the file is `load_lines`' 
 
 Secrets never need to live in the file: `OPENLINES_SECRET_<CHANNEL_ID>` and
 `OPENLINES_TOKEN_<CHANNEL_ID>` (upper-cased, dashes as underscores) override a channel's
-`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`. Values may also refer to
+`secret` and `token`, e.g. OPENLINES_SECRET_TG_DEMO for `tg-demo`; an e-mail channel's relay
+password comes from OPENLINES_SMTP_PASSWORD_<CHANNEL_ID> the same way. Values may also refer to
 the environment as `${NAME}` or `${NAME:-default}`.
 """
 
@@ -29,11 +30,13 @@ __all__ = [
     "Channel",
     "ChannelType",
     "Consent",
+    "EmailSettings",
     "Line",
     "LinesConfig",
     "Operator",
     "RoutingStrategy",
     "Sla",
+    "SmtpRelay",
     "load_lines",
 ]
 
@@ -63,6 +66,35 @@ class Sla(_Model):
         return self
 
 
+class SmtpRelay(_Model):
+    """Where an e-mail channel's replies go out: the organisation's mail relay (or, in dev, the
+    sandbox). `starttls` upgrades a plain connection (port 587), `tls` is TLS from the first
+    byte (465), `none` is for a relay on the same host only."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+
+
+class EmailSettings(_Model):
+    """The `email` block of a channel of type email (each type's own settings sit in a block of
+    their own, so that the types' names never collide)."""
+
+    address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$", max_length=254)
+    """The address customers write to; mail for it reaches ingest's SMTP endpoint (MX or a
+    forwarding rule) and replies go out from it."""
+    display_name: str = ""
+    smtp_relay: SmtpRelay | None = None
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    """A larger mail is refused at the SMTP endpoint with 552."""
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -75,6 +107,16 @@ class Channel(_Model):
     max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
     # The channel's own SLA thresholds (e.g. e-mail waits longer than chat); None: the line's.
     sla: Sla | None = None
+    # Type-specific settings (type email). For e-mail, `secret` signs the thread tag of the
+    # Message-IDs of replies, so that a customer's answer finds its dialog again.
+    email: EmailSettings | None = None
+
+    @model_validator(mode="after")
+    def _type_block(self) -> Channel:
+        # An email channel without one only has no mailbox yet (no SMTP endpoint, no relay).
+        if self.email is not None and self.type != ChannelType.EMAIL:
+            raise ValueError(f"an `email` block on a {self.type} channel")
+        return self
 
 
 class Operator(_Model):
@@ -204,4 +246,8 @@ def load_lines(path: Path | str, env: dict[str, str] | None = None) -> LinesConf
                 override = env.get(_env_name(kind, str(channel.get("id", ""))))
                 if override:
                     channel[field] = override
+            password = env.get(_env_name("SMTP_PASSWORD", str(channel.get("id", ""))))
+            relay = (channel.get("email") or {}).get("smtp_relay")
+            if password and isinstance(relay, dict):
+                relay["password"] = password
     return LinesConfig.model_validate(data)

@@ -22,7 +22,7 @@ DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
 # The published credentials of config/demo.yaml (webhook secret, sandbox bot token): anyone
 # who read the repository knows them, so no production channel may use them. This is the one
 # list; a kit test checks that it covers every secret and token of config/demo.yaml.
-DEMO_SECRETS = frozenset({"demo-secret", "123456:demo-bot-token"})
+DEMO_SECRETS = frozenset({"demo-secret", "123456:demo-bot-token", "demo-mail-secret"})
 
 Environment = Literal["development", "production"]
 

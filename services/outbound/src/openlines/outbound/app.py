@@ -9,13 +9,15 @@ from pathlib import Path
 from openlines.events.catalog import ChannelType
 from openlines.events.envelope import Envelope
 from openlines.events.lines import load_lines
-from openlines.events.topics import DIALOGS, OUTBOUND
+from openlines.events.topics import DIALOGS, INBOUND, OUTBOUND
 from openlines.kit.runtime import ServiceRuntime
 from openlines.kit.subscription import Subscription
-from openlines.outbound import handlers
+from openlines.outbound import handlers, mail_threads
 from openlines.outbound.domain import Provider
+from openlines.outbound.mail_threads import MailThreads
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
+from openlines.outbound.smtp import EmailProvider
 from openlines.outbound.telegram import TelegramProvider
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +33,9 @@ def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     settings = settings or OutboundSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
-    sender = Sender(runtime, settings, lines, providers())
+    # E-mail replies need the thread (subject, Message-IDs) from outbound's own table.
+    email = EmailProvider(MailThreads(lambda: runtime.engine))
+    sender = Sender(runtime, settings, lines, {**providers(), ChannelType.EMAIL: email})
 
     async def wake_sender(_: list[Envelope]) -> None:
         sender.wake()
@@ -45,6 +49,10 @@ def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
     )
     handlers.subscribe(dialogs)
     runtime.subscribe(dialogs)
+    # The customers' mails, for their subject and Message-IDs (MessageAppended has neither).
+    inbound: Subscription = Subscription.configured("outbound.inbound", [INBOUND], settings)
+    mail_threads.subscribe(inbound)
+    runtime.subscribe(inbound)
     runtime.publishes(OUTBOUND)
     runtime.run_in_background(sender.run)
     runtime.health.live["sender"] = lambda: time.monotonic() - sender.last_round_at < 60

@@ -118,11 +118,13 @@ class Outgoing:
     chat_id: str
     text: str
     reply_to: str | None = None
+    message_id: UUID | None = None
+    """Our id of the message (e-mail derives the Message-ID of the reply from it)."""
 
 
 def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
     assert job.chat_id is not None and job.text is not None, "precheck first"
-    return Outgoing(job.chat_id, job.text, reply_to_provider_id)
+    return Outgoing(job.chat_id, job.text, reply_to_provider_id, message_id=job.message_id)
 
 
 @dataclass(frozen=True)

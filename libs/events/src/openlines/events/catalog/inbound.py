@@ -12,7 +12,7 @@ from pydantic import Field
 
 from openlines.events.catalog.common import Attachment, ChannelType, Customer, DeliveryStatus
 from openlines.events.envelope import EventPayload, UtcDatetime
-from openlines.events.limits import ATTACHMENTS_MAX, Id, Reason, Text
+from openlines.events.limits import ATTACHMENTS_MAX, Id, Name, Reason, Text
 
 __all__ = ["DeliveryReceiptReceived", "InboundMessageEdited", "MessageReceived"]
 
@@ -39,6 +39,8 @@ class MessageReceived(EventPayload):
     """When the provider says the customer sent it."""
     line_id: Id | None = None
     """The line of the channel, when ingest knows it."""
+    subject: Name | None = None
+    """E-mail only: the mail's Subject (an operator's reply answers `Re: <subject>`)."""
 
 
 class InboundMessageEdited(EventPayload):
