@@ -434,11 +434,13 @@ def network_policy(svc: Service) -> dict[str, Any]:
     if svc.name in ("outbound", "notify"):
         # outbound calls the messenger providers; notify delivers webhooks to receivers the
         # admins register (any public https endpoint): both reach the internet on 443, never
-        # a private address (notify's own SSRF check refuses those too).
+        # a private address (notify's own SSRF check refuses those too). outbound also hands
+        # e-mail replies to the channels' SMTP relays (submission 587, implicit TLS 465).
+        ports = [443, 587, 465] if svc.name == "outbound" else [443]
         egress.append(
             {
                 "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
-                "ports": [{"port": 443, "protocol": "TCP"}],
+                "ports": [{"port": port, "protocol": "TCP"} for port in ports],
             }
         )
     return {
