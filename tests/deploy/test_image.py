@@ -135,8 +135,21 @@ def image_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     sync = shlex.split(_uv_sync(DOCKERFILE.read_text()))
     assert sync[0] == "uv"
+    # A docker build starts from no cache; uv's cache would hand back a wheel of a workspace
+    # member built before its sources changed (it watches pyproject.toml only): rebuild them.
+    members = [
+        tomllib.loads(p.read_text())["project"]["name"]
+        for p in REPO.glob("*/*/pyproject.toml")
+        if p.parent.parent.name in ("libs", "services")
+    ]
+    fresh = [arg for name in members for arg in ("--refresh-package", name)]
     done = subprocess.run(
-        [str(UV), *sync[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [str(UV), *sync[1:], *fresh],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     return venv / "bin" / "python"
