@@ -34,6 +34,9 @@ lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs services src tests
+	$(RUN) mypy deploy/k8s/generate.py
+	$(RUN) hadolint Dockerfile
+	$(RUN) python deploy/k8s/generate.py --check
 
 fmt: sync
 	$(RUN) ruff format .
