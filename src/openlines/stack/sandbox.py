@@ -10,6 +10,9 @@ what a real provider would do:
 - `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted: `sent`, `edited`, `deleted`
   (DELETE forgets it)
 - `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
+- `POST /sandbox/{channel_id}/press`   the customer presses an inline keyboard button of a
+  message it sent: Telegram's `callback_query` update goes to the channel's webhook
+  (`webhook_base` + `/webhooks/telegram/<channel_id>`, with the channel's secret)
 
 A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
 """
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,6 +40,7 @@ from openlines.kit.settings import KitSettings
 TELEGRAM_TEXT_LIMIT = 4096
 # Telegram's Integer fits in 52 bits (Bot API docs); a message id is a positive one.
 TELEGRAM_MAX_INTEGER = 2**52
+TELEGRAM_CALLBACK_DATA = 64  # bytes
 
 # What Telegram answers for each status the sandbox can be told to fail with.
 FAULT_DESCRIPTIONS = {
@@ -51,6 +56,30 @@ FAULT_DESCRIPTIONS = {
 class SandboxSettings(KitSettings):
     service_name: str = "sandbox"
     http_port: int = 8090
+    # Where the channels' webhooks are (the gateway): a button press is delivered there, as
+    # Telegram delivers updates to the URL a bot set with setWebhook.
+    webhook_base: str = "http://127.0.0.1:8080"
+
+
+class PressRequest(BaseModel):
+    """`POST /sandbox/{channel_id}/press`: the customer of `chat_id` presses a button of the
+    message `message_id` (default: the latest one sent to the chat with buttons), named by its
+    `data` or its `text` (default: none given is refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int | str
+    message_id: int | None = None
+    data: str | None = None
+    text: str | None = None
+    user_id: int | None = Field(default=None, description="default: the chat id")
+    name: str = Field(default="Customer", max_length=64)
+
+    @model_validator(mode="after")
+    def _one_button(self) -> PressRequest:
+        if (self.data is None) == (self.text is None):
+            raise ValueError("name the button by exactly one of data and text")
+        return self
 
 
 class FaultRequest(BaseModel):
@@ -101,9 +130,11 @@ class SentMessage:
     reply_to_message_id: int | None
     at: float
     api: str
+    reply_markup: dict[str, Any] | None = None
+    """Telegram's inline keyboard, as sent: {"inline_keyboard": [[{text, callback_data}]]}."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        json: dict[str, Any] = {
             "message_id": self.message_id,
             "chat_id": self.chat_id,
             "text": self.text,
@@ -111,6 +142,18 @@ class SentMessage:
             "at": self.at,
             "api": self.api,
         }
+        if self.reply_markup is not None:
+            json["reply_markup"] = self.reply_markup
+        return json
+
+    def button(self, *, data: str | None, text: str | None) -> dict[str, Any] | None:
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        for key in (key for row in rows for key in row):
+            if (data is not None and key.get("callback_data") == data) or (
+                text is not None and key.get("text") == text
+            ):
+                return dict(key)
+        return None
 
 
 @dataclass(frozen=True)
@@ -138,15 +181,39 @@ class ChannelMailbox:
     deleted: list[MessageChanged] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     rejected: int = 0  # calls answered with a forced failure
+    presses: list[dict[str, Any]] = field(default_factory=list)
+    """Buttons pressed (`press`): the callback_query sent and the webhook's answer."""
+    answered_callbacks: list[str] = field(default_factory=list)
+    """callback_query ids the bot answered (answerCallbackQuery, or in a webhook's answer)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_fault(self) -> Fault | None:
         return self.faults.popleft() if self.faults else None
 
-    def record(self, chat_id: int | str, text: str, reply_to: int | None, api: str) -> SentMessage:
-        message = SentMessage(next(self._ids), chat_id, text, reply_to, time.time(), api)
+    def record(
+        self,
+        chat_id: int | str,
+        text: str,
+        reply_to: int | None,
+        api: str,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> SentMessage:
+        message = SentMessage(
+            next(self._ids), chat_id, text, reply_to, time.time(), api, reply_markup
+        )
         self.sent.append(message)
         return message
+
+    def keyboard_message(self, chat_id: int | str, message_id: int | None) -> SentMessage | None:
+        """The message `message_id` of the chat (None: its latest one with buttons)."""
+        for message in reversed(self.sent):
+            if str(message.chat_id) != str(chat_id):
+                continue
+            if message_id is None and message.reply_markup is not None:
+                return message
+            if message.message_id == message_id:
+                return message
+        return None
 
     def current_text(self, chat_id: int | str, message_id: int) -> str | None:
         """The text the chat shows for this message now; None if it has no such message."""
@@ -162,10 +229,19 @@ class ChannelMailbox:
 
 
 class Sandbox:
-    def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, str] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        webhook_base: str = "http://127.0.0.1:8080",
+    ) -> None:
         # Known channels' bot tokens: a wrong one is 401, as Telegram answers. Channels not
         # listed accept any token (tests make up channel ids).
         self.tokens = dict(tokens or {})
+        # Known channels' webhook secrets: what Telegram sends with every update.
+        self.secrets = dict(secrets or {})
+        self.webhook_base = webhook_base.rstrip("/")
         self.mailboxes: dict[str, ChannelMailbox] = {}
 
     def mailbox(self, channel_id: str) -> ChannelMailbox:
@@ -184,10 +260,16 @@ class Sandbox:
             r.add_route(
                 method, "/sandbox/{channel_id}/bot{token}/deleteMessage", self.telegram_delete
             )
+            r.add_route(
+                method,
+                "/sandbox/{channel_id}/bot{token}/answerCallbackQuery",
+                self.telegram_answer_callback,
+            )
         r.add_route("*", "/sandbox/{channel_id}/bot{token}/{method}", self.telegram_unknown)
         r.add_get("/sandbox/{channel_id}/sent", self.get_sent)
         r.add_delete("/sandbox/{channel_id}/sent", self.forget_sent)
         r.add_post("/sandbox/{channel_id}/faults", self.add_faults)
+        r.add_post("/sandbox/{channel_id}/press", self.press)
         r.add_delete("/sandbox/{channel_id}/faults", self.clear_faults)
         r.add_post("/sandbox/{channel_id}/{version}/{phone_number_id}/messages", self.whatsapp_send)
 
@@ -224,10 +306,14 @@ class Sandbox:
             reply_to = _reply_to(params)
         except ValueError:
             return _telegram_error(400, "Bad Request: invalid reply_to_message_id")
+        try:
+            markup = _inline_keyboard(params.get("reply_markup"))
+        except ValueError as exc:
+            return _telegram_error(400, f"Bad Request: {exc}")
         fault, refused = await _scripted_fault(mailbox, request, _telegram_fault)
         if refused is not None:
             return refused
-        message = mailbox.record(chat_id, text, reply_to, "telegram")
+        message = mailbox.record(chat_id, text, reply_to, "telegram", markup)
         if fault is not None and fault.disconnect:
             return _drop(request)
         result: dict[str, Any] = {
@@ -239,7 +325,63 @@ class Sandbox:
         }
         if reply_to is not None:
             result["reply_to_message"] = {"message_id": reply_to, "chat": {"id": chat_id}}
+        if markup is not None:
+            result["reply_markup"] = markup
         return web.json_response({"ok": True, "result": result})
+
+    async def telegram_answer_callback(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        expected = self.tokens.get(channel_id)
+        if expected is not None and request.match_info["token"] != expected:
+            return _telegram_error(401, "Unauthorized")
+        params = await _telegram_params(request)
+        query_id = params.get("callback_query_id") if params is not None else None
+        if not isinstance(query_id, str) or not query_id:
+            return _telegram_error(400, "Bad Request: query is too old or query ID is invalid")
+        self.mailbox(channel_id).answered_callbacks.append(query_id)
+        return web.json_response({"ok": True, "result": True})
+
+    # -- the customer presses a button --------------------------------------------------------
+
+    async def press(self, request: web.Request) -> web.Response:
+        """Telegram's side of a press: the `callback_query` update, posted to the channel's
+        webhook as Telegram would post it; a method call in the webhook's answer (e.g.
+        answerCallbackQuery) is performed, as Telegram performs it."""
+        channel_id = request.match_info["channel_id"]
+        try:
+            wanted = PressRequest.model_validate(await read_json(request))
+        except ValidationError as exc:
+            raise ApiError(400, "invalid_press", _describe(exc)) from None
+        mailbox = self.mailbox(channel_id)
+        message = mailbox.keyboard_message(wanted.chat_id, wanted.message_id)
+        if message is None or message.reply_markup is None:
+            raise ApiError(404, "no_keyboard", "no message with buttons sent to that chat")
+        button = message.button(data=wanted.data, text=wanted.text)
+        if button is None or "callback_data" not in button:
+            raise ApiError(404, "no_such_button", "the message has no such callback button")
+        update = _callback_update(message, button["callback_data"], wanted)
+        status, answer = await self._deliver(channel_id, update)
+        if isinstance(answer, dict) and answer.get("method") == "answerCallbackQuery":
+            mailbox.answered_callbacks.append(str(answer.get("callback_query_id")))
+        pressed = {"update": update, "webhook": {"status": status, "answer": answer}}
+        mailbox.presses.append(pressed)
+        return web.json_response({"ok": 200 <= status < 300, **pressed})
+
+    async def _deliver(self, channel_id: str, update: dict[str, Any]) -> tuple[int, Any]:
+        url = f"{self.webhook_base}/webhooks/telegram/{channel_id}"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.secrets.get(channel_id, "")}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+                http.post(url, json=update, headers=headers) as response,
+            ):
+                text = await response.text()
+                try:
+                    return response.status, json.loads(text)
+                except ValueError:
+                    return response.status, text
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(502, "webhook_unreachable", f"{url}: {type(exc).__name__}") from None
 
     async def telegram_edit(self, request: web.Request) -> web.Response:
         return await self._telegram_change(request, edit=True)
@@ -348,6 +490,8 @@ class Sandbox:
                 "deleted": [m.as_json() for m in mailbox.deleted],
                 "rejected": mailbox.rejected,
                 "faults_pending": len(mailbox.faults),
+                "presses": mailbox.presses,
+                "answered_callbacks": mailbox.answered_callbacks,
             }
         )
 
@@ -357,6 +501,8 @@ class Sandbox:
         mailbox.edited.clear()
         mailbox.deleted.clear()
         mailbox.rejected = 0
+        mailbox.presses.clear()
+        mailbox.answered_callbacks.clear()
         return web.json_response({"ok": True})
 
     async def add_faults(self, request: web.Request) -> web.Response:
@@ -394,6 +540,60 @@ async def _telegram_params(request: web.Request) -> dict[str, Any] | None:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         params.update(await request.post())
     return params
+
+
+def _inline_keyboard(value: Any) -> dict[str, Any] | None:
+    """A sendMessage's `reply_markup` if it is an inline keyboard (JSON, or its text as form
+    data sends it); ValueError with Telegram's words when it is not well formed."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("can't parse reply keyboard markup JSON object") from None
+    rows = value.get("inline_keyboard") if isinstance(value, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise ValueError("can't parse inline keyboard button: InlineKeyboardMarkup expected")
+    for key in (key for row in rows for key in row):
+        if not isinstance(key, dict) or not isinstance(key.get("text"), str) or not key["text"]:
+            raise ValueError("can't parse inline keyboard button: Text must be non-empty")
+        data = key.get("callback_data")
+        if data is not None and not (
+            isinstance(data, str) and 1 <= len(data.encode()) <= TELEGRAM_CALLBACK_DATA
+        ):
+            raise ValueError("BUTTON_DATA_INVALID")
+    return {"inline_keyboard": rows}
+
+
+_callback_ids = itertools.count(1)
+
+
+def _callback_update(message: SentMessage, data: str, press: PressRequest) -> dict[str, Any]:
+    """The Update Telegram sends for a press of a button under `message`."""
+    user_id = press.user_id if press.user_id is not None else press.chat_id
+    first, _, last = press.name.strip().partition(" ")
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first or "Customer"}
+    if last:
+        user["last_name"] = last
+    update_id = time.time_ns() // 1000 + next(_callback_ids)
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(update_id),
+            "from": user,
+            "message": {
+                "message_id": message.message_id,
+                "from": {"id": 0, "is_bot": True, "first_name": "sandbox"},
+                "chat": {"id": message.chat_id, "type": "private"},
+                "date": int(message.at),
+                "text": message.text,
+                "reply_markup": message.reply_markup,
+            },
+            "chat_instance": f"sandbox-{message.chat_id}",
+            "data": data,
+        },
+    }
 
 
 def _chat_id(value: Any) -> int | str | None:
@@ -489,9 +689,13 @@ def _describe(exc: ValidationError) -> str:
 
 
 def create_sandbox_app(
-    settings: KitSettings | None = None, tokens: Mapping[str, str] | None = None
+    settings: KitSettings | None = None,
+    tokens: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit)."""
-    app = create_app(settings or SandboxSettings())
-    Sandbox(tokens).install(app)
+    settings = settings or SandboxSettings()
+    app = create_app(settings)
+    webhook_base = getattr(settings, "webhook_base", SandboxSettings().webhook_base)
+    Sandbox(tokens, secrets=secrets, webhook_base=webhook_base).install(app)
     return app

@@ -1,5 +1,6 @@
 """`python -m openlines.stack.sandbox_main`: the sandbox provider as a process (port from
-OPENLINES_HTTP_PORT, default 8090; bot tokens of the channels in OPENLINES_LINES_FILE)."""
+OPENLINES_HTTP_PORT, default 8090; bot tokens and webhook secrets of the channels in
+OPENLINES_LINES_FILE; button presses go to the webhooks under OPENLINES_WEBHOOK_BASE)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ def main() -> None:
     settings = SandboxSettings()
     setup_logging(settings.service_name, settings.log_level, settings.log_json)
     tokens: dict[str, str] = {}
+    secrets: dict[str, str] = {}
     if Path(settings.lines_file).is_file():
         lines = load_lines(settings.lines_file)
         tokens = {c.id: c.token for line in lines.lines for c in line.channels if c.token}
-    app = create_sandbox_app(settings, tokens)
+        secrets = {c.id: c.secret for line in lines.lines for c in line.channels if c.secret}
+    app = create_sandbox_app(settings, tokens, secrets)
     log.info("sandbox provider", http=f"http://{settings.http_host}:{settings.http_port}")
     serve_app(app, settings)
 

@@ -86,6 +86,8 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         "OPENLINES_LINES_FILE": str((lines_file or DEMO_LINES).resolve()),
         "OPENLINES_SANDBOX_URL": url["sandbox"],
     }
+    # The sandbox delivers button presses (Telegram's callback queries) to the webhooks.
+    sandbox_env = {"OPENLINES_WEBHOOK_BASE": url["gateway"]}
     gateway_env = {
         "OPENLINES_GATEWAY_UPSTREAMS": json.dumps(
             {name: address for name, address in url.items() if name != "gateway"}
@@ -95,7 +97,11 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         ServiceSpec(
             name,
             [PYTHON, "-m", MODULES[name]],
-            env={**common, **(gateway_env if name == "gateway" else {})},
+            env={
+                **common,
+                **(gateway_env if name == "gateway" else {}),
+                **(sandbox_env if name == "sandbox" else {}),
+            },
             port=ports[name],
         )
         for name in (

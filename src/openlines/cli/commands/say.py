@@ -2,6 +2,10 @@
 
 Builds a Telegram Update and posts it to the gateway's `/webhooks/telegram/<channel>` with the
 channel's webhook secret from the lines config, exactly as Telegram would.
+
+`openlines say --chat 42 --press 5`: the customer presses the button "5" under the latest
+message with buttons the chat got (e.g. the rating request): the sandbox provider sends the
+webhook its `callback_query` update, as Telegram would.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ _REPO_LINES = Path(__file__).resolve().parents[4] / "config" / "demo.yaml"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("say", help="a sandbox customer writes (Telegram webhook)")
-    parser.add_argument("text", help="what the customer writes")
+    parser.add_argument("text", nargs="?", help="what the customer writes")
+    parser.add_argument(
+        "--press",
+        metavar="BUTTON",
+        default=None,
+        help="instead of writing, press the button with this text under the chat's latest"
+        " message with buttons (e.g. 5 on the rating request)",
+    )
     parser.add_argument(
         "--url",
         default=os.environ.get("OPENLINES_URL", "http://127.0.0.1:8080"),
@@ -98,6 +109,11 @@ def telegram_update(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.press is not None:
+        return press(args)
+    if args.text is None:
+        print("say what? (give the text, or --press BUTTON)", file=sys.stderr)
+        return 2
     secret = args.secret
     if secret is None:
         lines = load_lines_config(args.lines_file)
@@ -117,19 +133,32 @@ def run(args: argparse.Namespace) -> int:
         reply_to=args.reply_to,
     )
     url = f"{args.url.rstrip('/')}/webhooks/telegram/{args.channel}"
+    return _post(url, update, {SECRET_HEADER: secret})
+
+
+def press(args: argparse.Namespace) -> int:
+    """The sandbox presses the button and delivers the callback query (it knows the secret)."""
+    url = f"{args.url.rstrip('/')}/sandbox/{args.channel}/press"
+    body: dict[str, Any] = {"chat_id": args.chat, "text": args.press, "name": args.name}
+    if args.user_id is not None:
+        body["user_id"] = args.user_id
+    return _post(url, body, {})
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
     request = urllib.request.Request(
         url,
-        data=json.dumps(update).encode(),
+        data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json", SECRET_HEADER: secret},
+        headers={"Content-Type": "application/json", **headers},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, response.read().decode()
+            status, answer = response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read().decode()
+        status, answer = exc.code, exc.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         print(f"cannot reach {url}: {exc} (is the stack running? `openlines up`)", file=sys.stderr)
         return 1
-    print(f"{status} {body}")
+    print(f"{status} {answer}")
     return 0 if 200 <= status < 300 else 1

@@ -40,6 +40,9 @@ class WebhookAnswer(BaseModel):
     ok: bool
     event_id: UUID | None = None
     ignored: str | None = None
+    method: str | None = None
+    """Telegram: a Bot API method the webhook's answer calls (answerCallbackQuery)."""
+    callback_query_id: str | None = None
 
 
 class WebhookApi:
@@ -137,7 +140,7 @@ class WebhookApi:
             raise ApiError(
                 503, "broker_unavailable", "event not acknowledged by the broker; retry"
             ) from None
-        return {"ok": True, "event_id": str(envelope.event_id)}
+        return {"ok": True, "event_id": str(envelope.event_id), **(outcome.webhook_reply or {})}
 
 
 async def _read_body(request: web.Request) -> bytes:

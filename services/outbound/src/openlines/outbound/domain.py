@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from openlines.events.catalog import DeliveryStatus, Direction, MessageAppended, MessageChange
+from openlines.events.catalog import (
+    Button,
+    DeliveryStatus,
+    Direction,
+    MessageAppended,
+    MessageChange,
+)
 from openlines.events.lines import Channel
 
 if TYPE_CHECKING:
@@ -55,6 +61,8 @@ class SendJob:
     """Set for an edit or deletion of `target_message_id` (`text`: the new text); None for
     the send of the message itself."""
     target_message_id: UUID | None = None
+    buttons: tuple[Button, ...] = ()
+    """Buttons under the message (a send only), as its MessageAppended carries them."""
 
 
 def change_job_id(event_id: UUID) -> UUID:
@@ -89,6 +97,7 @@ def send_job_for(
         reply_to=message.reply_to,
         source_event_id=event_id,
         correlation_id=correlation_id,
+        buttons=message.buttons,
     )
 
 
@@ -118,11 +127,14 @@ class Outgoing:
     chat_id: str
     text: str
     reply_to: str | None = None
+    buttons: tuple[Button, ...] = ()
+    """Buttons to show under it; a provider without buttons sends the text alone (the text
+    then says what to answer)."""
 
 
 def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
     assert job.chat_id is not None and job.text is not None, "precheck first"
-    return Outgoing(job.chat_id, job.text, reply_to_provider_id)
+    return Outgoing(job.chat_id, job.text, reply_to_provider_id, job.buttons)
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,15 @@ def telegram_send_message(message: Outgoing) -> dict[str, Any]:
         body["reply_to_message_id"] = int(message.reply_to)
         # A quoted message the customer deleted must not make the reply fail.
         body["allow_sending_without_reply"] = True
+    if message.buttons:
+        # Left to right, as a rating scale reads; Telegram shows at most 8 buttons a row.
+        keys = [{"text": b.text, "callback_data": b.data} for b in message.buttons]
+        rows = [keys[i : i + _TELEGRAM_ROW] for i in range(0, len(keys), _TELEGRAM_ROW)]
+        body["reply_markup"] = {"inline_keyboard": rows}
     return body
+
+
+_TELEGRAM_ROW = 8
 
 
 def _is_int(value: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,7 @@ __all__ = [
     "AssignedBy",
     "Attachment",
     "AttachmentKind",
+    "Button",
     "ChannelType",
     "CloseReason",
     "Customer",
@@ -129,6 +131,16 @@ class Attachment(_Value):
     """Audio, video and voice only."""
     url: Url | None = None
     """Download URL when the provider gives one; it may expire."""
+
+
+class Button(_Value):
+    """A button under a message to the customer (Telegram: an inline keyboard button). The
+    customer's press comes back as ``ButtonPressed`` with ``data``."""
+
+    text: Name
+    """What the button shows."""
+    data: Annotated[str, Field(min_length=1, max_length=64)]
+    """What a press sends back (Telegram's callback_data: 1-64 bytes; ASCII here)."""
 
 
 class Customer(_Value):

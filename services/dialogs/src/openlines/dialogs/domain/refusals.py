@@ -142,3 +142,24 @@ class QuickReplyNotForLine(DomainError, code="quick_reply_not_for_line", status=
 class TemplateNotAllowed(DomainError, code="template_not_allowed", status=422):
     """A template construct beyond plain text and the known variables (filters, calls,
     loops, item access...): quick replies are text with placeholders, never code."""
+
+
+# -- ratings and classification (`feedback`) ------------------------------------------------
+class ScoreOutOfScale(DomainError, code="score_out_of_scale", status=422): ...
+
+
+class RatingNotRequested(DomainError, code="rating_not_requested"):
+    """A customer's rating of a dialog that never asked for one (a forged button press)."""
+
+
+class NotClassifiable(DomainError, code="classification_not_configured", status=422):
+    """The dialog's line has no classification values."""
+
+
+class UnknownClassType(DomainError, code="unknown_classification_type", status=422): ...
+
+
+class UnknownClassReason(DomainError, code="unknown_classification_reason", status=422): ...
+
+
+class UnknownClassStatus(DomainError, code="unknown_classification_status", status=422): ...
