@@ -129,7 +129,7 @@ class TgCallbackQuery(_Tg):
     bytes."""
 
     id: TgFileId = Field(min_length=1)
-    from_: TgUser = Field(alias="from")
+    from_: TgUser | None = Field(default=None, alias="from")
     message: TgMessage | None = None
     chat_instance: TgFileId = ""
     data: Annotated[str, _cut(CALLBACK_DATA_LIMIT)] | None = None
@@ -219,20 +219,21 @@ class TelegramAdapter:
         `answerCallbackQuery` (a webhook may answer with one method call), so the customer's
         button stops spinning without another request."""
         if query.message is None or not query.data:
-            return Ignored("callback_query_without_message_or_data")
+            return Ignored("callback_query")  # an inline-mode message's button: not ours
         chat_id = str(query.message.chat.id)
+        sender = query.from_ or TgUser(id=query.message.chat.id)
         pressed_at = datetime.now(UTC)
         payload = ButtonPressed(
             channel_id=channel.id,
             channel_type=ChannelType.TELEGRAM,
             conversation_key=conversation_key(channel.id, chat_id),
             external_chat_id=chat_id,
-            external_user_id=str(query.from_.id),
+            external_user_id=str(sender.id),
             customer=Customer(
-                name=query.from_.display_name,
-                external_id=str(query.from_.id),
-                username=query.from_.username,
-                language_code=query.from_.language_code,
+                name=sender.display_name,
+                external_id=str(sender.id),
+                username=sender.username,
+                language_code=sender.language_code,
             ),
             data=query.data,
             press_id=query.id,
