@@ -6,6 +6,7 @@ policy)."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 from openlines.dialogs.domain.feedback import rating_button_data, rating_request_id
@@ -96,7 +97,7 @@ async def test_other_text_to_a_dialog_awaiting_its_rating_opens_a_new_one(
         chat = "text-" + uuid.uuid4().hex[:8]
         dialog_id = await closed_by_ann(stack, chat)
         env = await stack.customer_writes(chat, text)
-        await stack.eventually(lambda env=env: _exists(stack, opened_dialog_id(env.event_id)))
+        await stack.eventually(partial(_exists, stack, opened_dialog_id(env.event_id)))
         assert (await stack.dialog(dialog_id)).body["ratings"]["customer"] is None
 
 
@@ -126,8 +127,9 @@ async def test_the_operator_rates_the_customer(stack: DialogsStack) -> None:
     for body in ({"score": 6}, {"score": 0}):
         refused = await rate(stack, dialog_id, "ann", body)
         assert (refused.status, refused.code) == (422, "score_out_of_scale"), refused.body
-    for body in ({"score": "x"}, {"score": 3, "stars": 3}, {}):
-        assert (await rate(stack, dialog_id, "ann", body)).code == "invalid_body"
+    bad_bodies: list[dict[str, Any]] = [{"score": "x"}, {"score": 3, "stars": 3}, {}]
+    for bad in bad_bodies:
+        assert (await rate(stack, dialog_id, "ann", bad)).code == "invalid_body"
     # bob reads his colleague's dialog but may not write it; carl is not on the line.
     assert (await rate(stack, dialog_id, "bob", {"score": 1})).code == "not_allowed"
     assert (await rate(stack, dialog_id, "carl", {"score": 1})).status == 404
