@@ -108,6 +108,17 @@ TIMERS_OPERATORS = {"tm1": "Timer One", "tm2": "Timer Two"}
 TIMERS_SCALE = 0.1
 
 
+# A line of its own for the CSAT test (test_csat.py): manual routing (cs1 takes and closes
+# by hand), a rating request on close and its own classification values.
+CSAT_CHANNEL, CSAT_SECRET = "tg-csat", "csat-secret"
+CSAT_OPERATORS = {"cs1": "Csat One", "cs2": "Csat Two"}
+CSAT_CLASSIFICATION = {
+    "types": ["question", "complaint"],
+    "reasons": ["delivery", "payment"],
+    "statuses": ["resolved", "unresolved"],
+}
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -189,6 +200,17 @@ def e2e_lines(directory: Path) -> Path:
         reroute_after_seconds=90,
         auto_close={"inactive_seconds": 150, "unassigned_seconds": 300},
         test_time_scale=TIMERS_SCALE,
+    )
+    _telegram_line(
+        config,
+        "csat",
+        CSAT_CHANNEL,
+        CSAT_SECRET,
+        CSAT_OPERATORS,
+        max_dialogs=4,
+        routing="manual",
+        csat={"enabled": True, "question": "How did we do?", "scale": 5},
+        classification=CSAT_CLASSIFICATION,
     )
     return write_lines(directory, config)
 
