@@ -19,6 +19,9 @@ from openlines.events.lines import Classification, Csat
 from openlines.kit.http import routes
 
 
+NOT_WRITABLE = "not_allowed: the caller reads the dialog but may not write it (join it first)"
+
+
 class RatingBody(routes.StrictModel):
     score: int = Field(description="1 to the line's `csat.scale` (5 by default)")
     comment: str | None = Field(default=None, max_length=REASON_MAX)
@@ -42,6 +45,7 @@ class FeedbackEndpoints(ApiBase):
         responses={
             200: DialogView,
             **DIALOG_REFUSALS,
+            403: NOT_WRITABLE,
             422: "score_out_of_scale: not 1 to the line's csat.scale",
         },
     )
@@ -63,6 +67,7 @@ class FeedbackEndpoints(ApiBase):
         responses={
             200: DialogView,
             **DIALOG_REFUSALS,
+            403: NOT_WRITABLE,
             422: (
                 "unknown_classification_type, unknown_classification_reason,"
                 " unknown_classification_status: not in the line's classification config;"
