@@ -18,7 +18,6 @@ from openlines.events.limits import REASON_MAX, REASONS_MAX
 from openlines.events.lines import Classification, Csat
 from openlines.kit.http import routes
 
-
 NOT_WRITABLE = "not_allowed: the caller reads the dialog but may not write it (join it first)"
 
 
