@@ -120,3 +120,28 @@ def test_a_channel_may_override_the_lines_sla(tmp_path: Path) -> None:
     line = config.lines[0]
     assert (line.sla_of("mail").warning_seconds, line.sla_of("chat").warning_seconds) == (600, 30)
     assert line.sla_seconds("mail") == (300.0, 600.0)  # as they elapse, on the test scale
+
+
+def test_csat_and_classification_are_validated_at_start_up(tmp_path: Path) -> None:
+    demo = load_lines(DEMO, env={}).lines[0]
+    assert (demo.csat.enabled, demo.csat.scale) == (True, 5)
+    assert demo.classification.types == ("question", "complaint", "order")
+    assert "follow_up" in demo.classification.statuses and demo.classification.configured
+    plain = load_lines(write(tmp_path, "lines: [{id: l, channels: []}]"), env={}).lines[0]
+    assert (plain.csat.enabled, plain.csat.scale, plain.classification.configured) == (
+        False,
+        5,
+        False,
+    )
+    for bad, match in (
+        ("csat: {enabled: true, scale: 1}", "scale"),
+        ("csat: {enabled: true, scale: 11}", "scale"),
+        ("csat: {enabled: true, question: ''}", "question"),
+        ("csat: {enabled: maybe}", "enabled"),
+        ("csat: {stars: 5}", "stars"),
+        ("classification: {types: [a, a]}", "duplicates"),
+        ("classification: {reasons: ['Not An Id']}", "reasons"),
+        ("classification: {status: [done]}", "status"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            load_lines(write(tmp_path, f"lines: [{{id: l, channels: [], {bad}}}]"), env={})
