@@ -80,6 +80,7 @@ async def capture() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     app = web.Application()
     app.router.add_post("/webhooks/telegram/{channel}", webhook)
     app.router.add_post("/webhooks/whatsapp/{channel}", webhook)
+    app.router.add_post("/sandbox/{channel}/press", webhook)
     server = TestServer(app)
     await server.start_server()
     try:
@@ -206,3 +207,19 @@ async def test_say_through_the_real_ingest(kafka_bootstrap: str, lines_file: Pat
     assert (payload.text, payload.customer.name) == ("hello there", "Ann Lee")
     assert payload.conversation_key == "tg-cli:4242"
     assert payload.line_id == "cli-line"
+
+
+async def test_say_press_asks_the_sandbox_to_press_the_button(
+    capture: tuple[str, list[dict[str, Any]]], lines_file: Path
+) -> None:
+    """`--press 4`: the sandbox presses the chat's button "4" and delivers the callback query
+    (it holds the keyboard and the secret), so the CLI only names the chat and the button."""
+    url, seen = capture
+    argv = ["--url", url, "--channel", "tg-cli", "--chat", "42", "--name", "Ann Lee"]
+    code, out, _ = await _say(*argv, "--press", "4", lines_file=lines_file)
+    assert code == 0, out
+    [pressed] = seen
+    assert pressed["path"] == "/sandbox/tg-cli/press"
+    assert pressed["body"] == {"chat_id": 42, "text": "4", "name": "Ann Lee"}
+    code, _, err = await _say("--url", url, "--chat", "42", lines_file=lines_file)
+    assert code == 2 and "--press" in err  # neither text nor a button

@@ -148,6 +148,17 @@ def _mail_line(config: dict[str, Any]) -> None:
     )
 
 
+# A line of its own for the CSAT test (test_csat.py): manual routing (cs1 takes and closes
+# by hand), a rating request on close and its own classification values.
+CSAT_CHANNEL, CSAT_SECRET = "tg-csat", "csat-secret"
+CSAT_OPERATORS = {"cs1": "Csat One", "cs2": "Csat Two"}
+CSAT_CLASSIFICATION = {
+    "types": ["question", "complaint"],
+    "reasons": ["delivery", "payment"],
+    "statuses": ["resolved", "unresolved"],
+}
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -231,6 +242,17 @@ def e2e_lines(directory: Path) -> Path:
         test_time_scale=TIMERS_SCALE,
     )
     _mail_line(config)
+    _telegram_line(
+        config,
+        "csat",
+        CSAT_CHANNEL,
+        CSAT_SECRET,
+        CSAT_OPERATORS,
+        max_dialogs=4,
+        routing="manual",
+        csat={"enabled": True, "question": "How did we do?", "scale": 5},
+        classification=CSAT_CLASSIFICATION,
+    )
     return write_lines(directory, config)
 
 

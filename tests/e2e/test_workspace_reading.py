@@ -120,17 +120,19 @@ async def test_reading_counters_search_and_history(
         status, history = await get_json(http, f"{api}/dialogs/{second}/history", ann)
         assert status == 200, history
         [earlier] = history["items"]
+        # (4 of the customer and ann, and the rating request the demo line sends on close.)
         assert (earlier["id"], earlier["status"], earlier["message_count"]) == (
             dialog_id,
             "closed",
-            4,
+            5,
         )
         status, timeline = await get_json(
             http, f"{api}/dialogs/{second}/history/{dialog_id}/timeline", ann
         )
         assert status == 200
         texts = [m["text"] for m in timeline["items"] if m["direction"] in ("in", "out")]
-        assert texts[0] == f"my order {keyword} is late" and texts[-1] == "On its way!"
+        assert texts[0] == f"my order {keyword} is late" and texts[-2] == "On its way!"
+        assert texts[-1].startswith("How would you rate our help?")
     finally:
         await ws.close()
     # Leave nothing open for the other tests.

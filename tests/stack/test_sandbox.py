@@ -351,3 +351,78 @@ async def test_sandbox_process_serves_and_stops_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+KEYBOARD = {
+    "inline_keyboard": [
+        [{"text": "1", "callback_data": "csat:d:1"}, {"text": "2", "callback_data": "csat:d:2"}]
+    ]
+}
+
+
+async def test_an_inline_keyboard_is_recorded_and_a_press_reaches_the_webhook() -> None:
+    """The rating request's buttons: kept with the message; a press posts Telegram's
+    callback_query update to the channel's webhook with its secret, and the method the
+    webhook answers with (answerCallbackQuery) is performed."""
+    got: list[tuple[dict[str, Any], str | None]] = []
+
+    async def webhook(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        update = await request.json()
+        got.append((update, request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
+        query_id = update["callback_query"]["id"]
+        return aiohttp.web.json_response(
+            {"ok": True, "method": "answerCallbackQuery", "callback_query_id": query_id}
+        )
+
+    receiver = aiohttp.web.Application()
+    receiver.router.add_post("/webhooks/telegram/tg-demo", webhook)
+    async with TestServer(receiver) as bot:
+        settings = SandboxSettings(log_json=False, webhook_base=str(bot.make_url("")))
+        app = create_sandbox_app(settings, tokens={"tg-demo": TOKEN}, secrets={"tg-demo": "s3"})
+        async with TestClient(TestServer(app)) as client:
+            status, sent = await _send(client, chat_id=42, text="Rate us?", reply_markup=KEYBOARD)
+            assert status == 200 and sent["result"]["reply_markup"] == KEYBOARD
+            await _send(client, chat_id=42, text="a later message without buttons")
+            [recorded, _] = (await _sent(client))["sent"]
+            assert recorded["reply_markup"] == KEYBOARD
+
+            resp = await client.post("/sandbox/tg-demo/press", json={"chat_id": 42, "text": "2"})
+            assert resp.status == 200, await resp.text()
+            pressed = await resp.json()
+            [(update, secret)] = got
+            assert secret == "s3"
+            query = update["callback_query"]
+            assert query["data"] == "csat:d:2"
+            assert query["message"]["message_id"] == sent["result"]["message_id"]
+            assert query["message"]["reply_markup"] == KEYBOARD
+            assert query["from"]["id"] == 42 and query["message"]["chat"]["id"] == 42
+            assert pressed["webhook"]["status"] == 200 and pressed["update"] == update
+            assert (await _sent(client))["answered_callbacks"] == [query["id"]]
+
+            for body, code in (
+                ({"chat_id": 42, "text": "7"}, "no_such_button"),
+                ({"chat_id": 99, "data": "csat:d:1"}, "no_keyboard"),
+            ):
+                resp = await client.post("/sandbox/tg-demo/press", json=body)
+                assert resp.status == 404
+                assert (await resp.json())["error"]["code"] == code
+            resp = await client.post("/sandbox/tg-demo/press", json={"chat_id": 42})
+            assert resp.status == 400  # no button named
+            assert len(got) == 1
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        {"inline_keyboard": "no"},
+        {"inline_keyboard": [[{"text": "", "callback_data": "x"}]]},
+        {"inline_keyboard": [[{"text": "x", "callback_data": "x" * 65}]]},
+        "{not json",
+    ],
+)
+async def test_a_malformed_inline_keyboard_is_a_telegram_400(
+    client: TestClient[Any, Any], markup: Any
+) -> None:
+    status, body = await _send(client, chat_id=42, text="x", reply_markup=markup)
+    assert status == 400 and body["ok"] is False
+    assert (await _sent(client))["sent"] == []

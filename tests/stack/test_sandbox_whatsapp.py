@@ -67,8 +67,8 @@ async def ingest() -> AsyncIterator[tuple[Ingest, str]]:
 
 @pytest.fixture
 async def client(ingest: tuple[Ingest, str]) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = SandboxSettings(log_json=False, status_webhook_base=ingest[1])
-    app = create_sandbox_app(settings, {"wa-demo": TOKEN}, app_secrets={"wa-demo": SECRET})
+    settings = SandboxSettings(log_json=False, webhook_base=ingest[1])
+    app = create_sandbox_app(settings, {"wa-demo": TOKEN}, secrets={"wa-demo": SECRET})
     async with TestClient(TestServer(app)) as c:
         yield c
 

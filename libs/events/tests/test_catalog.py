@@ -11,7 +11,12 @@ from openlines.events.envelope import EventPayload
 
 # Copied from the DESIGN section 4 table; change only together with the design.
 EXPECTED = {
-    "openlines.inbound.v1": {"MessageReceived", "MessageEdited", "DeliveryReceiptReceived"},
+    "openlines.inbound.v1": {
+        "MessageReceived",
+        "MessageEdited",
+        "DeliveryReceiptReceived",
+        "ButtonPressed",
+    },
     "openlines.dialogs.v1": {
         "DialogOpened",
         "MessageAppended",
@@ -28,6 +33,8 @@ EXPECTED = {
         "MessageDeleted",
         "DialogRead",
         "DialogLinkedToCrm",
+        "DialogRated",
+        "DialogClassified",
     },
     "openlines.dialogs.commands.v1": {"AssignDialog", "CloseDialog", "ReturnToQueue"},
     "openlines.routing.v1": {

@@ -147,3 +147,28 @@ def test_an_email_channel_has_its_own_block_and_relay_password_from_the_environm
             ),
             env={},
         )
+
+
+def test_csat_and_classification_are_validated_at_start_up(tmp_path: Path) -> None:
+    demo = load_lines(DEMO, env={}).lines[0]
+    assert (demo.csat.enabled, demo.csat.scale) == (True, 5)
+    assert demo.classification.types == ("question", "complaint", "order")
+    assert "follow_up" in demo.classification.statuses and demo.classification.configured
+    plain = load_lines(write(tmp_path, "lines: [{id: l, channels: []}]"), env={}).lines[0]
+    assert (plain.csat.enabled, plain.csat.scale, plain.classification.configured) == (
+        False,
+        5,
+        False,
+    )
+    for bad, match in (
+        ("csat: {enabled: true, scale: 1}", "scale"),
+        ("csat: {enabled: true, scale: 11}", "scale"),
+        ("csat: {enabled: true, question: ''}", "question"),
+        ("csat: {enabled: maybe}", "enabled"),
+        ("csat: {stars: 5}", "stars"),
+        ("classification: {types: [a, a]}", "duplicates"),
+        ("classification: {reasons: ['Not An Id']}", "reasons"),
+        ("classification: {status: [done]}", "status"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            load_lines(write(tmp_path, f"lines: [{{id: l, channels: [], {bad}}}]"), env={})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Literal
+from typing import Literal
 
 from openlines.analytics.metrics import DialogMetrics, Fact, FactKind, metrics_of
 from openlines.events.catalog import (
     CloseReason,
+    DialogRated,
     DialogReopened,
     DialogTransferred,
     Direction,
@@ -20,15 +21,6 @@ from openlines.events.testing import factories
 from openlines.events.testing.factories import DialogStream
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-class DialogRated(EventPayload):
-    """Stand-in for issue 14 §3's event (not in the catalog yet): the hook reads its type."""
-
-    TYPE: ClassVar[str] = "DialogRated"
-    dialog_id: uuid.UUID
-    score: int
-    by: Literal["customer", "operator"]
 
 
 class Script:
@@ -106,7 +98,7 @@ class Script:
         return self.at(second, event)
 
     def rated(self, second: float, score: int, by: Literal["customer", "operator"]) -> Script:
-        return self.at(second, DialogRated(dialog_id=self.dialog_id, score=score, by=by))
+        return self.at(second, DialogRated(dialog_id=self.dialog_id, score=score, scale=5, by=by))
 
     def result(self) -> tuple[DialogMetrics, list[Fact]]:
         metrics, facts = metrics_of(self.history)

@@ -23,6 +23,7 @@ from openlines.analytics.app import build_service
 from openlines.analytics.settings import AnalyticsSettings
 from openlines.analytics.tables import report_facts
 from openlines.events.catalog import (
+    DialogRated,
     DialogTransferred,
     Direction,
     SlaBreached,
@@ -305,3 +306,38 @@ async def test_bad_queries_are_400(analytics: Analytics, query: str) -> None:
 async def test_reports_need_a_token(analytics: Analytics) -> None:
     async with analytics.served.http.get(analytics.served.url + "/api/v1/reports/summary") as r:
         assert r.status == 401
+
+
+async def test_csat_average_and_count_are_the_customers_ratings(analytics: Analytics) -> None:
+    """Two dialogs of bob's rated 5 and 2 by their customers (4 of the operator's own ratings
+    of the customer are not CSAT): average 3.5 of 2, in the summary and in the CSV."""
+    day = a_day_of_its_own()
+    t = lambda s: day + timedelta(hours=10, seconds=s)  # noqa: E731
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    for dialog_id, score in zip(ids, (5, 2), strict=True):
+        await analytics.send(DIALOGS, factories.dialog_opened(dialog_id), t(0))
+        await analytics.send(DIALOGS, factories.message_appended(dialog_id, "hi"), t(1))
+        await analytics.send(DIALOGS, factories.dialog_assigned(dialog_id, "bob"), t(2))
+        await analytics.send(DIALOGS, _reply(dialog_id, "bob"), t(3))
+        await analytics.send(DIALOGS, factories.dialog_closed(dialog_id, "bob"), t(4))
+        by_operator = DialogRated(
+            dialog_id=dialog_id, score=4, scale=5, by="operator", actor_id="bob"
+        )
+        await analytics.send(DIALOGS, by_operator, t(5))
+        rated = DialogRated(
+            dialog_id=dialog_id, score=score, scale=5, by="customer", operator_id="bob"
+        )
+        last = await analytics.send(DIALOGS, rated, t(6))
+        await wait_handled(analytics.runtime.engine, last.event_id)
+    path = "/api/v1/reports/summary"
+    rows = by_key(
+        await analytics.json(path + window(day, group_by="operator"), "sue", "supervisor")
+    )
+    assert (rows["bob"]["csat_average"], rows["bob"]["csat_count"]) == (3.5, 2)
+    lines_ = by_key(await analytics.json(path + window(day, group_by="line"), "sue", "supervisor"))
+    assert (lines_["demo"]["csat_average"], lines_["demo"]["csat_count"]) == (3.5, 2)
+    rows_csv = await analytics.csv("/api/v1/reports/dialogs.csv" + window(day), "sue", "supervisor")
+    assert {row["dialog_id"]: row["csat_score"] for row in rows_csv} == {
+        str(ids[0]): "5",
+        str(ids[1]): "2",
+    }

@@ -223,11 +223,12 @@ async def test_history_lists_earlier_dialogs_readable_from_the_current_one(
     history = await stack.get(f"{LIST}/{second}/history", "ann")
     assert history.status == 200, history.body
     [item] = history.body["items"]
+    # The customer's, bob's, and the rating request the demo line sends on close.
     assert (item["id"], item["status"], item["channel_id"], item["message_count"]) == (
         str(first),
         "closed",
         CHANNEL,
-        2,
+        3,
     )
     assert item["opened_at"] and item["closed_at"]
     # ann reads bob's closed dialog of her line (read-only), and through the history too.
@@ -236,7 +237,9 @@ async def test_history_lists_earlier_dialogs_readable_from_the_current_one(
     timeline = await stack.get(f"{LIST}/{second}/history/{first}/timeline", "ann")
     assert timeline.status == 200
     texts = [m["text"] for m in timeline.body["items"] if m["direction"] in ("in", "out")]
-    assert texts == ["first visit", "hello"]
+    # ... and the rating request the demo line sends on close.
+    assert texts[:2] == ["first visit", "hello"] and len(texts) == 3
+    assert texts[2].startswith("How would you rate our help?")
     # Not for whoever may not read the current dialog, nor for a dialog outside the history.
     assert (await stack.get(f"{LIST}/{second}/history", "zed")).code == "not_found"
     outsider = await stack.open_dialog("5502", "someone else")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openlines.events.catalog import AttachmentKind, MessageReceived
+from openlines.events.catalog import AttachmentKind, ButtonPressed, MessageReceived
 from openlines.events.lines import Channel, Line
 from openlines.ingest.domain import Accepted, Ignored, InvalidUpdate
 from openlines.ingest.telegram import TelegramAdapter
@@ -65,6 +65,47 @@ def test_sender_falls_back_to_username_then_id() -> None:
     # A group message without `from` (anonymous admin): the chat speaks.
     anonymous = _received(_message(text="x", chat={"id": -100, "type": "group", "title": "Team"}))
     assert (anonymous.external_user_id, anonymous.customer.name) == ("-100", "Team")
+
+
+def _press(**fields: object) -> dict[str, object]:
+    query = {
+        "id": "4382",
+        "from": {"id": 7, "is_bot": False, "first_name": "Ann", "username": "ann_c"},
+        "message": _message(text="Rate us?", reply_markup={"inline_keyboard": []}),
+        "chat_instance": "-11",
+        "data": "csat:d:5",
+        **fields,
+    }
+    return {"update_id": 3, "callback_query": query}
+
+
+def test_a_button_press_becomes_button_pressed_and_is_answered_in_the_webhook() -> None:
+    outcome = ADAPTER.normalise(_press(), LINE, CHANNEL)
+    assert isinstance(outcome, Accepted)
+    pressed = outcome.payload
+    assert isinstance(pressed, ButtonPressed)
+    assert (pressed.conversation_key, pressed.external_chat_id) == ("tg-x:42", "42")
+    assert (pressed.external_user_id, pressed.customer.username) == ("7", "ann_c")
+    assert (pressed.data, pressed.press_id, pressed.message_external_id) == (
+        "csat:d:5",
+        "4382",
+        "10",
+    )
+    assert pressed.line_id == "line-x"
+    assert outcome.webhook_reply == {"method": "answerCallbackQuery", "callback_query_id": "4382"}
+    # Telegram's retry of the same press is the same event; another press is another.
+    again = ADAPTER.normalise({**_press(), "update_id": 4}, LINE, CHANNEL)
+    other = ADAPTER.normalise(_press(id="4383"), LINE, CHANNEL)
+    assert isinstance(again, Accepted) and isinstance(other, Accepted)
+    assert again.event_id == outcome.event_id != other.event_id
+
+
+def test_a_press_without_our_message_or_data_is_ignored() -> None:
+    assert ADAPTER.normalise(_press(message=None), LINE, CHANNEL) == Ignored("callback_query")
+    assert ADAPTER.normalise(_press(data=None), LINE, CHANNEL) == Ignored("callback_query")
+    too_long = ADAPTER.normalise(_press(data="x" * 300), LINE, CHANNEL)
+    assert isinstance(too_long, Accepted)
+    assert isinstance(too_long.payload, ButtonPressed) and len(too_long.payload.data) == 64
 
 
 def test_other_update_kinds_are_ignored() -> None:

@@ -6,7 +6,12 @@ import json
 from datetime import UTC, datetime
 
 from openlines.events import decode
-from openlines.events.catalog import AttachmentKind, InboundMessageEdited, MessageReceived
+from openlines.events.catalog import (
+    AttachmentKind,
+    ButtonPressed,
+    InboundMessageEdited,
+    MessageReceived,
+)
 
 from .ingest_helpers import (
     Ingest,
@@ -173,6 +178,32 @@ async def test_updates_without_a_customer_message_are_acknowledged_and_ignored(
     assert status == 200
     records = await _records_of_chat(ingest, chat, body["event_id"])
     assert [header(r, "event_id") for r in records] == [body["event_id"]]
+
+
+async def test_a_button_press_is_published_and_answered_in_the_webhooks_answer(
+    ingest: Ingest,
+) -> None:
+    chat = next_id()
+    message = tg_message(chat)["message"]
+    press = {
+        "update_id": next_id(),
+        "callback_query": {
+            "id": f"cb-{chat}",
+            "from": message["from"],
+            "message": {**message, "reply_markup": {"inline_keyboard": []}},
+            "chat_instance": "1",
+            "data": "csat:d:4",
+        },
+    }
+    status, body = await ingest.post(press)
+    assert status == 200, body
+    # Telegram performs the method a webhook answers with: the button stops spinning.
+    assert (body["method"], body["callback_query_id"]) == ("answerCallbackQuery", f"cb-{chat}")
+    [record] = await _records_of_chat(ingest, chat, body["event_id"])
+    assert header(record, "type") == "ButtonPressed"
+    env = decode(record.value, record.headers, topic="openlines.inbound.v1")
+    assert isinstance(env.payload, ButtonPressed)
+    assert (env.payload.data, env.payload.conversation_key) == ("csat:d:4", f"tg-test:{chat}")
 
 
 async def test_bad_input_gets_its_4xx_and_publishes_nothing(ingest: Ingest) -> None:

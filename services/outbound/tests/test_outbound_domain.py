@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
-from openlines.events.catalog import DeliveryStatus, Direction
+from openlines.events.catalog import Button, DeliveryStatus, Direction
 from openlines.events.lines import Channel
 from openlines.outbound.app import providers
 from openlines.outbound.domain import (
@@ -139,6 +140,18 @@ def test_send_message_body() -> None:
         "reply_to_message_id": 7,
         "allow_sending_without_reply": True,
     }
+
+
+def test_buttons_become_telegrams_inline_keyboard() -> None:
+    buttons = tuple(Button(text=str(n), data=f"csat:d:{n}") for n in range(1, 11))
+    job = replace(_job(), buttons=buttons)
+    body = telegram_send_message(outgoing(job, None))
+    rows = body["reply_markup"]["inline_keyboard"]
+    # At most 8 a row (Telegram's), in order.
+    assert [len(row) for row in rows] == [8, 2]
+    assert [key for row in rows for key in row] == [
+        {"text": str(n), "callback_data": f"csat:d:{n}"} for n in range(1, 11)
+    ]
 
 
 def test_pacer_spaces_sends_per_channel() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from openlines.events.catalog import Direction, MessageDispatched, MessageDispatchFailed
+from openlines.events.catalog import Button, Direction, MessageDispatched, MessageDispatchFailed
 from openlines.events.codec import encode
 from openlines.events.envelope import Envelope
 from openlines.kit.testing.kafka import read_topic
@@ -236,3 +236,34 @@ async def test_the_replys_trace_reaches_the_provider_and_the_outcome(
     assert trace_id in sent.get("traceparent", "")
     carried = next((v.decode() for k, v in outcome.headers if k == "traceparent"), "")
     assert trace_id in carried
+
+
+async def test_a_message_with_buttons_is_sent_with_its_inline_keyboard(
+    make_settings: Settings,
+    provider: Provider,
+    dialogs: Dialogs,
+    outbound_topic: OutboundTopic,
+) -> None:
+    """The rating request: its buttons travel through the job to Telegram's reply_markup."""
+    appended = reply_event("Rate us?", chat="43")
+    buttons = (Button(text="1", data="csat:x:1"), Button(text="2", data="csat:x:2"))
+    appended = appended.model_copy(
+        update={"payload": appended.payload.model_copy(update={"buttons": buttons})}
+    )
+    async with running(build_service(make_settings())):
+        await dialogs.publish(appended)
+        outcome = await outbound_topic.outcome_of(appended.payload.message_id)
+
+    assert isinstance(outcome.payload, MessageDispatched)
+    assert provider.requests[0]["json"] == {
+        "chat_id": 43,
+        "text": "Rate us?",
+        "reply_markup": {
+            "inline_keyboard": [
+                [
+                    {"text": "1", "callback_data": "csat:x:1"},
+                    {"text": "2", "callback_data": "csat:x:2"},
+                ]
+            ]
+        },
+    }

@@ -9,12 +9,15 @@ what a real provider would do:
 - `POST /sandbox/{channel_id}/{version}/{phone_number_id}/messages`   WhatsApp Cloud API (text,
   template, image/document/audio/video/sticker); each accepted message is followed by its
   `sent`, `delivered` and `read` status webhooks, signed with the channel's app secret, posted
-  to `{status_webhook_base}/webhooks/whatsapp/{channel_id}` (`failed` instead when a fault
+  to `{webhook_base}/webhooks/whatsapp/{channel_id}` (`failed` instead when a fault
   with `delivery_failure` is queued)
 - `GET|DELETE /sandbox/{channel_id}/sent`   what it accepted: `sent`, `edited`, `deleted`
   (DELETE forgets it)
 - `POST|DELETE /sandbox/{channel_id}/faults`   queue forced failures / clear them
 - an SMTP relay for `email` channels (sandbox_mail.py), on OPENLINES_SMTP_PORT when set
+- `POST /sandbox/{channel_id}/press`   the customer presses an inline keyboard button of a
+  message it sent: Telegram's `callback_query` update goes to the channel's webhook
+  (`webhook_base` + `/webhooks/telegram/<channel_id>`, with the channel's secret)
 
 A channel's `api_base` is then `http://127.0.0.1:8090/sandbox/<channel_id>`.
 """
@@ -44,6 +47,7 @@ from openlines.kit.settings import KitSettings
 TELEGRAM_TEXT_LIMIT = 4096
 # Telegram's Integer fits in 52 bits (Bot API docs); a message id is a positive one.
 TELEGRAM_MAX_INTEGER = 2**52
+TELEGRAM_CALLBACK_DATA = 64  # bytes
 
 # What Telegram answers for each status the sandbox can be told to fail with.
 FAULT_DESCRIPTIONS = {
@@ -62,8 +66,30 @@ class SandboxSettings(KitSettings):
     # The SMTP relay of the email channels (0: none); the local stack runs it on port base + 11.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0
-    # Where WhatsApp status webhooks go (the gateway, as Meta would post to it); empty: none.
-    status_webhook_base: str = ""
+    # Where the channels' webhooks are (the gateway; empty: none): button presses and WhatsApp
+    # status webhooks are delivered there, as the providers deliver to the URL a bot set.
+    webhook_base: str = ""
+
+
+class PressRequest(BaseModel):
+    """`POST /sandbox/{channel_id}/press`: the customer of `chat_id` presses a button of the
+    message `message_id` (default: the latest one sent to the chat with buttons), named by its
+    `data` or its `text` (default: none given is refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int | str
+    message_id: int | None = None
+    data: str | None = None
+    text: str | None = None
+    user_id: int | None = Field(default=None, description="default: the chat id")
+    name: str = Field(default="Customer", max_length=64)
+
+    @model_validator(mode="after")
+    def _one_button(self) -> PressRequest:
+        if (self.data is None) == (self.text is None):
+            raise ValueError("name the button by exactly one of data and text")
+        return self
 
 
 class FaultRequest(BaseModel):
@@ -128,6 +154,8 @@ class SentMessage:
     """WhatsApp's message type (text, template, image...)."""
     body: dict[str, Any] | None = None
     """WhatsApp: the request body as the sandbox got it."""
+    reply_markup: dict[str, Any] | None = None
+    """Telegram's inline keyboard, as sent: {"inline_keyboard": [[{text, callback_data}]]}."""
 
     def as_json(self) -> dict[str, Any]:
         json: dict[str, Any] = {
@@ -140,11 +168,22 @@ class SentMessage:
         }
         if self.api == "whatsapp":
             json |= {"type": self.type, "body": self.body, "wamid": self.wamid}
+        if self.reply_markup is not None:
+            json["reply_markup"] = self.reply_markup
         return json
 
     @property
     def wamid(self) -> str:
         return f"wamid.sandbox.{self.message_id}"
+
+    def button(self, *, data: str | None, text: str | None) -> dict[str, Any] | None:
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        for key in (key for row in rows for key in row):
+            if (data is not None and key.get("callback_data") == data) or (
+                text is not None and key.get("text") == text
+            ):
+                return dict(key)
+        return None
 
 
 @dataclass(frozen=True)
@@ -175,6 +214,10 @@ class ChannelMailbox:
     mails: list[dict[str, Any]] = field(default_factory=list)  # e-mail: headers and parts
     status_webhooks: list[dict[str, Any]] = field(default_factory=list)
     """WhatsApp: the status webhooks posted back, with ingest's answer."""
+    presses: list[dict[str, Any]] = field(default_factory=list)
+    """Buttons pressed (`press`): the callback_query sent and the webhook's answer."""
+    answered_callbacks: list[str] = field(default_factory=list)
+    """callback_query ids the bot answered (answerCallbackQuery, or in a webhook's answer)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_fault(self) -> Fault | None:
@@ -189,12 +232,32 @@ class ChannelMailbox:
         *,
         type: str = "text",
         body: dict[str, Any] | None = None,
+        reply_markup: dict[str, Any] | None = None,
     ) -> SentMessage:
         message = SentMessage(
-            next(self._ids), chat_id, text, reply_to, time.time(), api, type=type, body=body
+            next(self._ids),
+            chat_id,
+            text,
+            reply_to,
+            time.time(),
+            api,
+            type=type,
+            body=body,
+            reply_markup=reply_markup,
         )
         self.sent.append(message)
         return message
+
+    def keyboard_message(self, chat_id: int | str, message_id: int | None) -> SentMessage | None:
+        """The message `message_id` of the chat (None: its latest one with buttons)."""
+        for message in reversed(self.sent):
+            if str(message.chat_id) != str(chat_id):
+                continue
+            if message_id is None and message.reply_markup is not None:
+                return message
+            if message.message_id == message_id:
+                return message
+        return None
 
     def current_text(self, chat_id: int | str, message_id: int) -> str | None:
         """The text the chat shows for this message now; None if it has no such message."""
@@ -214,15 +277,16 @@ class Sandbox:
         self,
         tokens: Mapping[str, str] | None = None,
         *,
-        app_secrets: Mapping[str, str] | None = None,
-        status_webhook_base: str = "",
+        secrets: Mapping[str, str] | None = None,
+        webhook_base: str = "",
     ) -> None:
         # Known channels' bot tokens: a wrong one is 401, as Telegram answers. Channels not
         # listed accept any token (tests make up channel ids).
         self.tokens = dict(tokens or {})
-        # WhatsApp channels' app secrets: their status webhooks are signed with them.
-        self.app_secrets = dict(app_secrets or {})
-        self.status_webhook_base = status_webhook_base.rstrip("/")
+        # Known channels' webhook secrets: what Telegram sends with every update, and the
+        # WhatsApp app secret that signs status webhooks.
+        self.secrets = dict(secrets or {})
+        self.webhook_base = webhook_base.rstrip("/")
         self.mailboxes: dict[str, ChannelMailbox] = {}
         self._posting: set[asyncio.Task[None]] = set()
 
@@ -242,10 +306,16 @@ class Sandbox:
             r.add_route(
                 method, "/sandbox/{channel_id}/bot{token}/deleteMessage", self.telegram_delete
             )
+            r.add_route(
+                method,
+                "/sandbox/{channel_id}/bot{token}/answerCallbackQuery",
+                self.telegram_answer_callback,
+            )
         r.add_route("*", "/sandbox/{channel_id}/bot{token}/{method}", self.telegram_unknown)
         r.add_get("/sandbox/{channel_id}/sent", self.get_sent)
         r.add_delete("/sandbox/{channel_id}/sent", self.forget_sent)
         r.add_post("/sandbox/{channel_id}/faults", self.add_faults)
+        r.add_post("/sandbox/{channel_id}/press", self.press)
         r.add_delete("/sandbox/{channel_id}/faults", self.clear_faults)
         r.add_post("/sandbox/{channel_id}/{version}/{phone_number_id}/messages", self.whatsapp_send)
 
@@ -282,10 +352,14 @@ class Sandbox:
             reply_to = _reply_to(params)
         except ValueError:
             return _telegram_error(400, "Bad Request: invalid reply_to_message_id")
+        try:
+            markup = _inline_keyboard(params.get("reply_markup"))
+        except ValueError as exc:
+            return _telegram_error(400, f"Bad Request: {exc}")
         fault, refused = await _scripted_fault(mailbox, request, _telegram_fault)
         if refused is not None:
             return refused
-        message = mailbox.record(chat_id, text, reply_to, "telegram")
+        message = mailbox.record(chat_id, text, reply_to, "telegram", reply_markup=markup)
         if fault is not None and fault.disconnect:
             return _drop(request)
         result: dict[str, Any] = {
@@ -297,7 +371,63 @@ class Sandbox:
         }
         if reply_to is not None:
             result["reply_to_message"] = {"message_id": reply_to, "chat": {"id": chat_id}}
+        if markup is not None:
+            result["reply_markup"] = markup
         return web.json_response({"ok": True, "result": result})
+
+    async def telegram_answer_callback(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        expected = self.tokens.get(channel_id)
+        if expected is not None and request.match_info["token"] != expected:
+            return _telegram_error(401, "Unauthorized")
+        params = await _telegram_params(request)
+        query_id = params.get("callback_query_id") if params is not None else None
+        if not isinstance(query_id, str) or not query_id:
+            return _telegram_error(400, "Bad Request: query is too old or query ID is invalid")
+        self.mailbox(channel_id).answered_callbacks.append(query_id)
+        return web.json_response({"ok": True, "result": True})
+
+    # -- the customer presses a button --------------------------------------------------------
+
+    async def press(self, request: web.Request) -> web.Response:
+        """Telegram's side of a press: the `callback_query` update, posted to the channel's
+        webhook as Telegram would post it; a method call in the webhook's answer (e.g.
+        answerCallbackQuery) is performed, as Telegram performs it."""
+        channel_id = request.match_info["channel_id"]
+        try:
+            wanted = PressRequest.model_validate(await read_json(request))
+        except ValidationError as exc:
+            raise ApiError(400, "invalid_press", _describe(exc)) from None
+        mailbox = self.mailbox(channel_id)
+        message = mailbox.keyboard_message(wanted.chat_id, wanted.message_id)
+        if message is None or message.reply_markup is None:
+            raise ApiError(404, "no_keyboard", "no message with buttons sent to that chat")
+        button = message.button(data=wanted.data, text=wanted.text)
+        if button is None or "callback_data" not in button:
+            raise ApiError(404, "no_such_button", "the message has no such callback button")
+        update = _callback_update(message, button["callback_data"], wanted)
+        status, answer = await self._deliver(channel_id, update)
+        if isinstance(answer, dict) and answer.get("method") == "answerCallbackQuery":
+            mailbox.answered_callbacks.append(str(answer.get("callback_query_id")))
+        pressed = {"update": update, "webhook": {"status": status, "answer": answer}}
+        mailbox.presses.append(pressed)
+        return web.json_response({"ok": 200 <= status < 300, **pressed})
+
+    async def _deliver(self, channel_id: str, update: dict[str, Any]) -> tuple[int, Any]:
+        url = f"{self.webhook_base}/webhooks/telegram/{channel_id}"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.secrets.get(channel_id, "")}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+                http.post(url, json=update, headers=headers) as response,
+            ):
+                text = await response.text()
+                try:
+                    return response.status, json.loads(text)
+                except ValueError:
+                    return response.status, text
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(502, "webhook_unreachable", f"{url}: {type(exc).__name__}") from None
 
     async def telegram_edit(self, request: web.Request) -> web.Response:
         return await self._telegram_change(request, edit=True)
@@ -413,8 +543,8 @@ class Sandbox:
     ) -> None:
         """Report the message's fate to ingest as Meta does, in the background: sent, then
         delivered and read (or failed)."""
-        secret = self.app_secrets.get(channel_id)
-        if not self.status_webhook_base or not secret:
+        secret = self.secrets.get(channel_id)
+        if not self.webhook_base or not secret:
             return
         statuses = ["sent", "failed"] if failed else ["sent", "delivered", "read"]
         task = asyncio.create_task(
@@ -431,7 +561,7 @@ class Sandbox:
         statuses: list[str],
         secret: str,
     ) -> None:
-        url = f"{self.status_webhook_base}/webhooks/whatsapp/{channel_id}"
+        url = f"{self.webhook_base}/webhooks/whatsapp/{channel_id}"
         mailbox = self.mailbox(channel_id)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             for status in statuses:
@@ -458,6 +588,8 @@ class Sandbox:
                 "faults_pending": len(mailbox.faults),
                 "mails": mailbox.mails,
                 "status_webhooks": mailbox.status_webhooks,
+                "presses": mailbox.presses,
+                "answered_callbacks": mailbox.answered_callbacks,
             }
         )
 
@@ -469,6 +601,8 @@ class Sandbox:
         mailbox.mails.clear()
         mailbox.status_webhooks.clear()
         mailbox.rejected = 0
+        mailbox.presses.clear()
+        mailbox.answered_callbacks.clear()
         return web.json_response({"ok": True})
 
     async def add_faults(self, request: web.Request) -> web.Response:
@@ -508,6 +642,60 @@ async def _telegram_params(request: web.Request) -> dict[str, Any] | None:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         params.update(await request.post())
     return params
+
+
+def _inline_keyboard(value: Any) -> dict[str, Any] | None:
+    """A sendMessage's `reply_markup` if it is an inline keyboard (JSON, or its text as form
+    data sends it); ValueError with Telegram's words when it is not well formed."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("can't parse reply keyboard markup JSON object") from None
+    rows = value.get("inline_keyboard") if isinstance(value, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise ValueError("can't parse inline keyboard button: InlineKeyboardMarkup expected")
+    for key in (key for row in rows for key in row):
+        if not isinstance(key, dict) or not isinstance(key.get("text"), str) or not key["text"]:
+            raise ValueError("can't parse inline keyboard button: Text must be non-empty")
+        data = key.get("callback_data")
+        if data is not None and not (
+            isinstance(data, str) and 1 <= len(data.encode()) <= TELEGRAM_CALLBACK_DATA
+        ):
+            raise ValueError("BUTTON_DATA_INVALID")
+    return {"inline_keyboard": rows}
+
+
+_callback_ids = itertools.count(1)
+
+
+def _callback_update(message: SentMessage, data: str, press: PressRequest) -> dict[str, Any]:
+    """The Update Telegram sends for a press of a button under `message`."""
+    user_id = press.user_id if press.user_id is not None else press.chat_id
+    first, _, last = press.name.strip().partition(" ")
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first or "Customer"}
+    if last:
+        user["last_name"] = last
+    update_id = time.time_ns() // 1000 + next(_callback_ids)
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(update_id),
+            "from": user,
+            "message": {
+                "message_id": message.message_id,
+                "from": {"id": 0, "is_bot": True, "first_name": "sandbox"},
+                "chat": {"id": message.chat_id, "type": "private"},
+                "date": int(message.at),
+                "text": message.text,
+                "reply_markup": message.reply_markup,
+            },
+            "chat_instance": f"sandbox-{message.chat_id}",
+            "data": data,
+        },
+    }
 
 
 def _chat_id(value: Any) -> int | str | None:
@@ -699,14 +887,14 @@ def create_sandbox_app(
     tokens: Mapping[str, str] | None = None,
     mail_channels: Mapping[str, str] | None = None,
     *,
-    app_secrets: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The sandbox as an aiohttp app (health, metrics and JSON errors from the kit);
     `mail_channels` (address -> channel id) are relayed by its SMTP server when it has a port."""
     settings = settings or SandboxSettings()
-    base = settings.status_webhook_base if isinstance(settings, SandboxSettings) else ""
+    base = settings.webhook_base if isinstance(settings, SandboxSettings) else ""
     app = create_app(settings)
-    sandbox = Sandbox(tokens, app_secrets=app_secrets, status_webhook_base=base)
+    sandbox = Sandbox(tokens, secrets=secrets, webhook_base=base)
     sandbox.install(app)
     if isinstance(settings, SandboxSettings) and settings.smtp_port:
         from openlines.stack.sandbox_mail import install_relay

@@ -1,7 +1,8 @@
 """`python -m openlines.stack.sandbox_main`: the sandbox provider as a process (port from
-OPENLINES_HTTP_PORT, default 8090; bot tokens and WhatsApp app secrets of the channels in
-OPENLINES_LINES_FILE; WhatsApp status webhooks to OPENLINES_STATUS_WEBHOOK_BASE; the SMTP relay
-of their email channels on OPENLINES_SMTP_PORT, when set)."""
+OPENLINES_HTTP_PORT, default 8090; bot tokens and webhook secrets of the channels in
+OPENLINES_LINES_FILE; button presses and WhatsApp status webhooks go to the webhooks under
+OPENLINES_WEBHOOK_BASE; the SMTP relay of their email channels on OPENLINES_SMTP_PORT, when
+set)."""
 
 from __future__ import annotations
 
@@ -20,20 +21,15 @@ def main() -> None:
     setup_logging(settings.service_name, settings.log_level, settings.log_json)
     tokens: dict[str, str] = {}
     mail_channels: dict[str, str] = {}
-    app_secrets: dict[str, str] = {}
+    secrets: dict[str, str] = {}
     if Path(settings.lines_file).is_file():
         lines = load_lines(settings.lines_file)
         tokens = {c.id: c.token for line in lines.lines for c in line.channels if c.token}
         mail_channels = {
             c.email.address: c.id for line in lines.lines for c in line.channels if c.email
         }
-        app_secrets = {
-            c.id: c.secret
-            for line in lines.lines
-            for c in line.channels
-            if c.type == "whatsapp" and c.secret
-        }
-    app = create_sandbox_app(settings, tokens, mail_channels, app_secrets=app_secrets)
+        secrets = {c.id: c.secret for line in lines.lines for c in line.channels if c.secret}
+    app = create_sandbox_app(settings, tokens, mail_channels, secrets=secrets)
     log.info(
         "sandbox provider",
         http=f"http://{settings.http_host}:{settings.http_port}",

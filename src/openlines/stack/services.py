@@ -97,8 +97,9 @@ def default_services(port_base: int = 8080, lines_file: Path | None = None) -> l
         "OPENLINES_SANDBOX_URL": url["sandbox"],
         "OPENLINES_SANDBOX_SMTP_PORT": str(smtp["sandbox"]),
     }
-    # The sandbox posts WhatsApp status webhooks where Meta would: the public base URL.
-    sandbox_env = {"OPENLINES_STATUS_WEBHOOK_BASE": url["gateway"]}
+    # The sandbox posts button presses (Telegram's callback queries) and WhatsApp status
+    # webhooks where the providers would: the public base URL.
+    sandbox_env = {"OPENLINES_WEBHOOK_BASE": url["gateway"]}
     gateway_env = {
         "OPENLINES_GATEWAY_UPSTREAMS": json.dumps(
             {name: address for name, address in url.items() if name != "gateway"}

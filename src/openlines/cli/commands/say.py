@@ -8,6 +8,10 @@ channel (`--channel wa-demo`) it posts a Cloud API notification to
 
 `openlines say --channel mail-demo --from ann@example.com "text"` sends a real e-mail instead,
 over SMTP to ingest's endpoint (the stack's port base + 28, or `--smtp host:port`).
+
+`openlines say --chat 42 --press 5`: the customer presses the button "5" under the latest
+message with buttons the chat got (e.g. the rating request): the sandbox provider sends the
+webhook its `callback_query` update, as Telegram would.
 """
 
 from __future__ import annotations
@@ -35,9 +39,16 @@ _REPO_LINES = Path(__file__).resolve().parents[4] / "config" / "demo.yaml"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "say", help="a sandbox customer writes (Telegram or WhatsApp webhook)"
+        "say", help="a sandbox customer writes (Telegram, WhatsApp or e-mail)"
     )
-    parser.add_argument("text", help="what the customer writes")
+    parser.add_argument("text", nargs="?", help="what the customer writes")
+    parser.add_argument(
+        "--press",
+        metavar="BUTTON",
+        default=None,
+        help="instead of writing, press the button with this text under the chat's latest"
+        " message with buttons (e.g. 5 on the rating request)",
+    )
     parser.add_argument(
         "--url",
         default=os.environ.get("OPENLINES_URL", "http://127.0.0.1:8080"),
@@ -152,6 +163,14 @@ def hub_signature(secret: str, body: bytes) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.press is not None:
+        if args.chat is None:
+            print("--chat is required with --press", file=sys.stderr)
+            return 2
+        return press(args)
+    if args.text is None:
+        print("say what? (give the text, or --press BUTTON)", file=sys.stderr)
+        return 2
     lines = load_lines_config(args.lines_file, required=args.secret is None)
     found = lines.channel(args.channel) if lines is not None else None
     if found is not None and found[1].type == "email":
@@ -169,7 +188,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     secret = args.secret if args.secret is not None else found[1].secret if found else ""
-    headers = {"Content-Type": "application/json"}
     if channel_type == "whatsapp":
         assert found is not None
         settings = found[1].whatsapp
@@ -182,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                 message_id=f"wamid.say.{args.message_id}" if args.message_id else None,
             )
         ).encode()
-        headers[SIGNATURE_HEADER] = hub_signature(secret, body)
+        headers = {SIGNATURE_HEADER: hub_signature(secret, body)}
     else:
         update = telegram_update(
             chat_id=args.chat,
@@ -194,9 +212,27 @@ def run(args: argparse.Namespace) -> int:
             reply_to=args.reply_to,
         )
         body = json.dumps(update).encode()
-        headers[SECRET_HEADER] = secret
-    url = f"{args.url.rstrip('/')}/webhooks/{channel_type}/{args.channel}"
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+        headers = {SECRET_HEADER: secret}
+    return _post(f"{args.url.rstrip('/')}/webhooks/{channel_type}/{args.channel}", body, headers)
+
+
+def press(args: argparse.Namespace) -> int:
+    """The sandbox presses the button and delivers the callback query (it knows the secret)."""
+    url = f"{args.url.rstrip('/')}/sandbox/{args.channel}/press"
+    body: dict[str, Any] = {"chat_id": args.chat, "text": args.press, "name": args.name}
+    if args.user_id is not None:
+        body["user_id"] = args.user_id
+    return _post(url, json.dumps(body).encode(), {})
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    # The body is sent as built: a WhatsApp signature covers these exact bytes.
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, answer = response.status, response.read().decode()

@@ -15,9 +15,11 @@ from pydantic import Field
 
 __all__ = [
     "ATTACHMENTS_MAX",
+    "BUTTONS_MAX",
     "ID_MAX",
     "MENTIONS_MAX",
     "NAME_MAX",
+    "REASONS_MAX",
     "REASON_MAX",
     "TEXT_MAX",
     "URL_MAX",
@@ -39,6 +41,10 @@ REASON_MAX = 1024
 URL_MAX = 2048
 ATTACHMENTS_MAX = 32
 MENTIONS_MAX = 64
+BUTTONS_MAX = 16
+"""Buttons under one message (a rating scale, a consent's accept and decline)."""
+REASONS_MAX = 32
+"""Reasons of one classification."""
 
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Name = Annotated[str, Field(max_length=NAME_MAX)]

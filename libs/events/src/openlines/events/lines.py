@@ -20,7 +20,7 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,7 +32,9 @@ __all__ = [
     "AutoClose",
     "Channel",
     "ChannelType",
+    "Classification",
     "Consent",
+    "Csat",
     "EmailSettings",
     "Line",
     "LinesConfig",
@@ -188,6 +190,40 @@ class Consent(_Model):
     excluded_channels: tuple[str, ...] = ()
 
 
+class Csat(_Model):
+    """Leeloo's rating request: when a dialog closes, the customer is asked to rate it from 1
+    to `scale` (Telegram: buttons under the question; other channels: a digit in reply)."""
+
+    enabled: bool = False
+    question: str = Field(default="How would you rate our help?", min_length=1, max_length=1000)
+    scale: int = Field(default=5, ge=2, le=10)
+
+
+# A classification value: what the API takes and the events carry (a plain, stable id).
+ClassValue = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class Classification(_Model):
+    """The values an operator may classify the line's dialogs with (`POST .../classify`):
+    one `type`, any of the `reasons`, one `status`. Empty: the line does not classify."""
+
+    types: tuple[ClassValue, ...] = ()
+    reasons: tuple[ClassValue, ...] = ()
+    statuses: tuple[ClassValue, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Classification:
+        for name in ("types", "reasons", "statuses"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"classification {name} has duplicates: {list(values)}")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.types or self.reasons or self.statuses)
+
+
 class Line(_Model):
     id: str
     name: str = ""
@@ -198,6 +234,8 @@ class Line(_Model):
     auto_close: AutoClose = AutoClose()
     auto_lead: bool = True
     consent: Consent = Consent()
+    csat: Csat = Csat()
+    classification: Classification = Classification()
     # Operators may take this line's dialogs by hand (take, first reply) beyond their
     # max_dialogs. Off by default: the manual take respects it as routing does. Supervisors and
     # admins are never limited.

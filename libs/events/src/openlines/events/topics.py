@@ -66,7 +66,12 @@ TOPICS: dict[str, Topic] = {
         Topic(
             INBOUND,
             "conversation_key",
-            (c.MessageReceived, c.InboundMessageEdited, c.DeliveryReceiptReceived),
+            (
+                c.MessageReceived,
+                c.InboundMessageEdited,
+                c.DeliveryReceiptReceived,
+                c.ButtonPressed,
+            ),
             "Normalised provider webhooks. Key: conversation key `channel_id:external_chat_id`.",
         ),
         Topic(
@@ -88,6 +93,8 @@ TOPICS: dict[str, Topic] = {
                 c.MessageDeleted,
                 c.DialogRead,
                 c.DialogLinkedToCrm,
+                c.DialogRated,
+                c.DialogClassified,
             ),
             "Dialog aggregate events, written by the dialogs service only. Key: dialog id.",
         ),

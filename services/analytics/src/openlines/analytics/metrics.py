@@ -41,9 +41,8 @@ from openlines.events.catalog.common import OPEN_STATUSES
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.kit.access import DialogFacts
 
-# The CSAT hook: issue 14 §3 adds `DialogRated {score, by: customer|operator}` to the dialogs
-# catalog. Until then no event has this type; `step` reads any payload of this TYPE, so
-# adding the class to projection.APPLIED is all the day it lands needs.
+# `DialogRated {score, by: customer|operator}` (the dialogs catalog): `step` reads any payload
+# of this TYPE (projection.APPLIED subscribes to the class).
 RATING_TYPE = "DialogRated"
 
 

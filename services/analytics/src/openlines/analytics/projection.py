@@ -26,15 +26,16 @@ from openlines.analytics.metrics import (
     step,
 )
 from openlines.analytics.tables import dialog_metrics, report_facts
+from openlines.events.catalog import DialogRated
 from openlines.events.envelope import Envelope, EventPayload
 from openlines.events.topics import DIALOGS, ROUTING, TOPICS
 
 # What the read model is built from: the live subscription registers these, and a replay
 # (`openlines replay analytics`) reads these topics and hands their batches to `apply_batch`.
 TOPICS_READ = (DIALOGS, ROUTING)
-# The CSAT hook: add `DialogRated` here once the catalog has it (issue 14 §3); metrics.step
-# already reads it.
-APPLIED: tuple[type[EventPayload], ...] = (*DIALOG_EVENTS, *SLA_EVENTS)
+# DialogRated: the customer's CSAT answer (and the operator's rating of the customer), which
+# metrics.step reads by its type.
+APPLIED: tuple[type[EventPayload], ...] = (*DIALOG_EVENTS, *SLA_EVENTS, DialogRated)
 
 _METRIC_COLUMNS = tuple(f.name for f in fields(DialogMetrics))
 _DIALOG_EVENTS = frozenset(TOPICS[DIALOGS].event_types)

@@ -20,7 +20,7 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
     settings = settings or DialogsSettings()
     lines = load_lines(settings.lines_file)
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
-    writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts)
+    writer = DialogWriter(runtime.event_store, attempts=settings.command_attempts, lines=lines)
     handlers = Handlers(writer, lines)
 
     inputs: Subscription = Subscription.configured(

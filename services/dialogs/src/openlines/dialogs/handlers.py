@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openlines.dialogs import store
 from openlines.dialogs.domain import Dialog, DialogIsClosed, DomainError
+from openlines.dialogs.domain.feedback import digit_score, parse_rating_data
 from openlines.dialogs.writer import Decide, DialogWriter
 from openlines.events.catalog import (
     AssignDialog,
+    ButtonPressed,
     CloseDialog,
     DeliveryReceiptReceived,
     DeliveryStatus,
@@ -33,7 +35,7 @@ from openlines.events.catalog import (
     SlaWarningReached,
 )
 from openlines.events.envelope import Envelope, EventPayload, utc_now
-from openlines.events.lines import LinesConfig
+from openlines.events.lines import Csat, LinesConfig
 from openlines.kit.log import get_logger
 from openlines.kit.subscription import Subscription
 
@@ -87,6 +89,7 @@ class Handlers:
         sub.on(MessageDispatchFailed)(with_payload(self._dispatch_failed))
         sub.on(AssignDialog, CloseDialog, ReturnToQueue)(self._decided)
         sub.on(SlaWarningReached, SlaBreached)(self._sla_reached)
+        sub.on(ButtonPressed)(with_payload(self._button_pressed))
 
     async def _decided(self, conn: AsyncConnection, env: Envelope) -> None:
         event = env.payload
@@ -137,6 +140,8 @@ class Handlers:
                 except DialogIsClosed:
                     # An operator closed it meanwhile: the customer starts a new dialog.
                     previous = await self.writer.load(conn, current)
+            if await self._rated_by_digit(conn, env, event, previous):
+                return
         line_id = event.line_id or self._line_of(event.channel_id)
         await self.writer.execute(
             conn,
@@ -153,6 +158,47 @@ class Handlers:
             cause=env,
             id_seed=str(env.event_id),
         )
+
+    async def _rated_by_digit(
+        self, conn: AsyncConnection, env: Envelope, event: MessageReceived, dialog: Dialog
+    ) -> bool:
+        """A digit the customer writes to a closed dialog that awaits their rating answers
+        it: rated, and no new dialog. Anything else is a message as always."""
+        if dialog.is_open or not dialog.rating_pending or event.attachments:
+            return False
+        score = digit_score(event.text, self._csat(dialog).scale)
+        if score is None:
+            return False
+        await self._execute_or_log(
+            conn, dialog.id, lambda d: d.rate_by_customer(score, scale=self._csat(d).scale), env
+        )
+        return True
+
+    async def _button_pressed(
+        self, conn: AsyncConnection, env: Envelope, press: ButtonPressed
+    ) -> None:
+        """A button under one of our messages. `csat:` buttons rate the dialog they name,
+        if the press comes from that dialog's conversation (data can be forged)."""
+        rating = parse_rating_data(press.data)
+        if rating is None:
+            log.info("button press ignored", data=press.data, channel=press.channel_id)
+            return
+        dialog_id, score = rating
+        dialog = await self.writer.load(conn, dialog_id)
+        if not dialog.exists or dialog.conversation_key != press.conversation_key:
+            log.info(
+                "rating of another conversation's dialog ignored",
+                dialog_id=str(dialog_id),
+                conversation_key=press.conversation_key,
+            )
+            return
+        await self._execute_or_log(
+            conn, dialog_id, lambda d: d.rate_by_customer(score, scale=self._csat(d).scale), env
+        )
+
+    def _csat(self, dialog: Dialog) -> Csat:
+        line = self.lines.line(dialog.line_id)
+        return line.csat if line is not None else Csat()
 
     def _line_of(self, channel_id: str) -> str:
         found = self.lines.channel(channel_id)

@@ -206,7 +206,27 @@ def dialog_row(dialog: Dialog) -> dict[str, Any]:
         "created_at": dialog.created_at,
         "updated_at": dialog.updated_at,
         "closed_at": dialog.closed_at,
+        "ratings": ratings_json(dialog),
+        "classification": classification_json(dialog),
     }
+
+
+def ratings_json(dialog: Dialog) -> dict[str, Any]:
+    ratings: dict[str, Any] = {}
+    if dialog.customer_rating is not None:
+        score, scale = dialog.customer_rating
+        ratings["customer"] = {"score": score, "scale": scale}
+    if dialog.operator_rating is not None:
+        by, score, scale, comment = dialog.operator_rating
+        ratings["operator"] = {"score": score, "scale": scale, "comment": comment, "by": by}
+    return ratings
+
+
+def classification_json(dialog: Dialog) -> dict[str, Any] | None:
+    if dialog.classification is None:
+        return None
+    type_, reasons, status, by = dialog.classification
+    return {"type": type_, "reasons": list(reasons), "status": status, "by": by}
 
 
 async def rebuild(conn: AsyncConnection, store: EventStore, *, into: str | None = None) -> int:

@@ -82,6 +82,10 @@ dialogs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True)),
+    # {"customer": {score, scale}, "operator": {score, scale, comment, by}}: either may be absent.
+    Column("ratings", JSONB, nullable=False, server_default="{}"),
+    # {type, reasons, status, by}, or NULL while unclassified.
+    Column("classification", JSONB),
     # Full-text search (`q=`, see `search`): the title and the customer's fields, computed by
     # Postgres from the row; and every message's text, folded in as messages are projected.
     Column("profile_search", TSVECTOR, Computed(PROFILE_SEARCH_SQL, persisted=True)),

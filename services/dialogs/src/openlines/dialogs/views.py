@@ -69,6 +69,11 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
             "company_id": _str(row.crm_company_id),
             "deal_id": _str(row.crm_deal_id),
         },
+        "ratings": {
+            "customer": row.ratings.get("customer"),
+            "operator": row.ratings.get("operator"),
+        },
+        "classification": row.classification,
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
         "can_write": can_write,
@@ -131,6 +136,33 @@ class CrmView(BaseModel):
     deal_id: UUID | None
 
 
+class CustomerRatingView(BaseModel):
+    score: int
+    scale: int
+
+
+class OperatorRatingView(BaseModel):
+    score: int
+    scale: int
+    comment: str | None
+    by: str
+    """The operator who rated the customer."""
+
+
+class RatingsView(BaseModel):
+    customer: CustomerRatingView | None
+    """The customer's CSAT answer to the rating request sent on close (once)."""
+    operator: OperatorRatingView | None
+    """The latest rating of the customer by an operator (`POST .../rating`)."""
+
+
+class ClassificationView(BaseModel):
+    type: str | None
+    reasons: list[str]
+    status: str | None
+    by: str
+
+
 class DialogView(BaseModel):
     """A dialog (DESIGN §8)."""
 
@@ -150,6 +182,9 @@ class DialogView(BaseModel):
     """The caller's: customer messages they have not read (reading and replying read)."""
     sla: SlaView
     crm: CrmView
+    ratings: RatingsView
+    classification: ClassificationView | None
+    """The latest `POST .../classify`; None while unclassified."""
     created_at: datetime
     updated_at: datetime
     can_write: bool

@@ -5,7 +5,9 @@ stream writer (load, decide, append, retry on conflict, project: see `kit.stream
 the Dialog aggregate: two operators taking one dialog at once thus get exactly one success and
 one domain error. What is written beside the events, in the same transaction, is the write
 side's own lookups (`store.record`) and the read model (`projection.project`). Long dialogs
-are loaded from a snapshot plus the events after it.
+are loaded from a snapshot plus the events after it. Given the lines config, the writer adds
+what a decision's events call for on the line: a close asks the customer for a rating (CSAT),
+whichever path closed it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from openlines.dialogs import store
 from openlines.dialogs.domain import Dialog
 from openlines.dialogs.domain.state import SNAPSHOT_FORMAT
 from openlines.dialogs.projection import project
-from openlines.events.envelope import Envelope, EventPayload
+from openlines.events.envelope import Envelope, EventPayload, utc_now
+from openlines.events.lines import LinesConfig
 from openlines.events.topics import DIALOGS
 from openlines.kit.eventstore import EventStore
 from openlines.kit.streamwriter import Aggregate, Loaded, Snapshots, StreamWriter, TooMuchContention
@@ -69,10 +72,16 @@ DIALOG = dialog_aggregate()
 
 class DialogWriter:
     def __init__(
-        self, store: EventStore, *, attempts: int = 8, aggregate: Aggregate[Dialog] = DIALOG
+        self,
+        store: EventStore,
+        *,
+        attempts: int = 8,
+        aggregate: Aggregate[Dialog] = DIALOG,
+        lines: LinesConfig | None = None,
     ) -> None:
         self.store = store
         self.stream = StreamWriter(store, aggregate, attempts=attempts)
+        self.lines = lines
 
     async def load(self, conn: AsyncConnection, dialog_id: UUID) -> Dialog:
         return (await self.stream.load(conn, str(dialog_id))).state
@@ -94,9 +103,23 @@ class DialogWriter:
         done = await self.stream.execute(
             conn,
             stream_id,
-            decide,
+            self._with_follow_ups(decide),
             cause=cause,
             id_seed=id_seed,
             loaded=Loaded(str(loaded.id), loaded, loaded.version) if loaded is not None else None,
         )
         return done.state
+
+    def _with_follow_ups(self, decide: Decide) -> Decide:
+        lines = self.lines
+        if lines is None:
+            return decide
+
+        def decide_and_follow(dialog: Dialog) -> Sequence[EventPayload]:
+            decided = list(decide(dialog))
+            line = lines.line(dialog.line_id) if decided else None
+            if line is not None:
+                decided += dialog.rating_request_after(decided, line.csat, now=utc_now())
+            return decided
+
+        return decide_and_follow

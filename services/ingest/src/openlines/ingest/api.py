@@ -43,6 +43,9 @@ class WebhookAnswer(BaseModel):
     event_id: UUID | None = None
     event_ids: list[UUID] | None = None
     ignored: str | None = None
+    method: str | None = None
+    """Telegram: a Bot API method the webhook's answer calls (answerCallbackQuery)."""
+    callback_query_id: str | None = None
 
 
 # Provider-specific routes (a mixin each) come first in the class: installed before the
@@ -137,7 +140,7 @@ class WebhookApi(WhatsAppRoutes):
             return {"ok": True, "ignored": outcome.kind}
         envelope = self._envelope(outcome)
         await self._publish(channel_id, [envelope])
-        return {"ok": True, "event_id": str(envelope.event_id)}
+        return {"ok": True, "event_id": str(envelope.event_id), **(outcome.webhook_reply or {})}
 
     def _envelope(self, outcome: Accepted) -> Envelope:
         return Envelope.new(

@@ -15,10 +15,15 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from openlines.events.catalog import DeliveryReceiptReceived, InboundMessageEdited, MessageReceived
+from openlines.events.catalog import (
+    ButtonPressed,
+    DeliveryReceiptReceived,
+    InboundMessageEdited,
+    MessageReceived,
+)
 from openlines.events.lines import Channel, Line
 
-InboundPayload = MessageReceived | InboundMessageEdited | DeliveryReceiptReceived
+InboundPayload = MessageReceived | InboundMessageEdited | DeliveryReceiptReceived | ButtonPressed
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class Accepted:
     event_id: UUID
     """Deterministic from the provider's ids: a provider retry yields the same id."""
     occurred_at: datetime
+    webhook_reply: Mapping[str, str] | None = None
+    """Added to the webhook's 200 answer: a provider that reads the answer (Telegram: one
+    Bot API method call, e.g. answerCallbackQuery) acts on it."""
 
     @property
     def conversation_key(self) -> str:

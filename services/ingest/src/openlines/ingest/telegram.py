@@ -21,6 +21,7 @@ from openlines.events import deterministic_event_id
 from openlines.events.catalog import (
     Attachment,
     AttachmentKind,
+    ButtonPressed,
     ChannelType,
     Customer,
     InboundMessageEdited,
@@ -41,6 +42,7 @@ NAME_LIMIT = 64
 TEXT_LIMIT = 4096
 TITLE_LIMIT = 128
 LANGUAGE_LIMIT = 35  # the longest IETF language tag in common use
+CALLBACK_DATA_LIMIT = 64
 
 
 def _cut(limit: int) -> AfterValidator:
@@ -121,10 +123,23 @@ class TgMessage(_Tg):
     sticker: TgFile | None = None
 
 
+class TgCallbackQuery(_Tg):
+    """A press of an inline keyboard button under one of the bot's messages. `message` is
+    absent for buttons of inline-mode messages (not ours); Telegram's callback_data is 1-64
+    bytes."""
+
+    id: TgFileId = Field(min_length=1)
+    from_: TgUser | None = Field(default=None, alias="from")
+    message: TgMessage | None = None
+    chat_instance: TgFileId = ""
+    data: Annotated[str, _cut(CALLBACK_DATA_LIMIT)] | None = None
+
+
 class TgUpdate(_Tg):
     update_id: int
     message: TgMessage | None = None
     edited_message: TgMessage | None = None
+    callback_query: TgCallbackQuery | None = None
 
 
 def update_kind(data: Mapping[str, object]) -> str:
@@ -195,7 +210,45 @@ class TelegramAdapter:
             return self._received(update.message, line, channel)
         if update.edited_message is not None:
             return self._edited(update.edited_message, channel)
+        if update.callback_query is not None:
+            return self._pressed(update.callback_query, line, channel)
         return Ignored(update_kind(data))
+
+    def _pressed(self, query: TgCallbackQuery, line: Line, channel: Channel) -> Outcome:
+        """A button press becomes `ButtonPressed`; the webhook's answer carries Telegram's
+        `answerCallbackQuery` (a webhook may answer with one method call), so the customer's
+        button stops spinning without another request."""
+        if query.message is None or not query.data:
+            return Ignored("callback_query")  # an inline-mode message's button: not ours
+        chat_id = str(query.message.chat.id)
+        sender = query.from_ or TgUser(id=query.message.chat.id)
+        pressed_at = datetime.now(UTC)
+        payload = ButtonPressed(
+            channel_id=channel.id,
+            channel_type=ChannelType.TELEGRAM,
+            conversation_key=conversation_key(channel.id, chat_id),
+            external_chat_id=chat_id,
+            external_user_id=str(sender.id),
+            customer=Customer(
+                name=sender.display_name,
+                external_id=str(sender.id),
+                username=sender.username,
+                language_code=sender.language_code,
+            ),
+            data=query.data,
+            press_id=query.id,
+            message_external_id=str(query.message.message_id),
+            pressed_at=pressed_at,
+            line_id=line.id,
+        )
+        # Telegram retries a webhook with the same callback_query id: the same event.
+        event_id = deterministic_event_id(channel.id, "callback", query.id)
+        return Accepted(
+            payload=payload,
+            event_id=event_id,
+            occurred_at=pressed_at,
+            webhook_reply={"method": "answerCallbackQuery", "callback_query_id": query.id},
+        )
 
     def _received(self, message: TgMessage, line: Line, channel: Channel) -> Outcome:
         text = message.text if message.text is not None else message.caption

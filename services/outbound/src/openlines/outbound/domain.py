@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from openlines.events.catalog import (
+    Button,
     ChannelType,
     DeliveryStatus,
     Direction,
@@ -67,6 +68,8 @@ class SendJob:
     target_message_id: UUID | None = None
     template: MessageTemplate | None = None
     """Send as this approved template (WhatsApp); `text` is it filled in."""
+    buttons: tuple[Button, ...] = ()
+    """Buttons under the message (a send only), as its MessageAppended carries them."""
 
 
 def change_job_id(event_id: UUID) -> UUID:
@@ -102,6 +105,7 @@ def send_job_for(
         source_event_id=event_id,
         correlation_id=correlation_id,
         template=message.template,
+        buttons=message.buttons,
     )
 
 
@@ -151,6 +155,9 @@ class Outgoing:
     """Our id of the message (e-mail derives the Message-ID of the reply from it)."""
     template: MessageTemplate | None = None
     media: OutgoingMedia | None = None
+    buttons: tuple[Button, ...] = ()
+    """Buttons to show under it; a provider without buttons sends the text alone (the text
+    then says what to answer)."""
 
 
 def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
@@ -161,6 +168,7 @@ def outgoing(job: SendJob, reply_to_provider_id: str | None) -> Outgoing:
         reply_to_provider_id,
         message_id=job.message_id,
         template=job.template,
+        buttons=job.buttons,
     )
 
 
@@ -220,7 +228,15 @@ def telegram_send_message(message: Outgoing) -> dict[str, Any]:
         body["reply_to_message_id"] = int(message.reply_to)
         # A quoted message the customer deleted must not make the reply fail.
         body["allow_sending_without_reply"] = True
+    if message.buttons:
+        # Left to right, as a rating scale reads; Telegram shows at most 8 buttons a row.
+        keys = [{"text": b.text, "callback_data": b.data} for b in message.buttons]
+        rows = [keys[i : i + _TELEGRAM_ROW] for i in range(0, len(keys), _TELEGRAM_ROW)]
+        body["reply_markup"] = {"inline_keyboard": rows}
     return body
+
+
+_TELEGRAM_ROW = 8
 
 
 def _is_int(value: str) -> bool:

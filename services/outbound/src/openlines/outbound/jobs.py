@@ -11,13 +11,14 @@ send of its message like any later reply of the conversation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.events.catalog import MessageChange, MessageTemplate
+from openlines.events.catalog import Button, MessageChange, MessageTemplate
 from openlines.kit.telemetry import current_traceparent
 from openlines.outbound.domain import SendJob
 
@@ -57,9 +58,10 @@ class SettledJob:
 
 _RECORD = text(
     "INSERT INTO send_jobs (message_id, dialog_id, channel_id, conversation_key, chat_id, text, "
-    "reply_to, source_event_id, correlation_id, traceparent, template) VALUES (:message_id, "
-    ":dialog_id, :channel_id, :conversation_key, :chat_id, :text, :reply_to, :source_event_id, "
-    ":correlation_id, :traceparent, CAST(:template AS jsonb)) "
+    "reply_to, source_event_id, correlation_id, traceparent, template, buttons) VALUES ("
+    ":message_id, :dialog_id, :channel_id, :conversation_key, :chat_id, :text, :reply_to, "
+    ":source_event_id, :correlation_id, :traceparent, CAST(:template AS jsonb), "
+    "CAST(:buttons AS jsonb)) "
     "ON CONFLICT (message_id) DO NOTHING"
 )
 
@@ -100,7 +102,7 @@ _CLAIM = text(
     FROM ready WHERE j.message_id = ready.message_id
     RETURNING j.message_id, j.dialog_id, j.channel_id, j.conversation_key, j.chat_id, j.text,
         j.reply_to, j.source_event_id, j.correlation_id, j.claim_id, j.attempts, j.traceparent,
-        j.kind, j.target_message_id, j.template,
+        j.kind, j.target_message_id, j.template, j.buttons,
         (SELECT r.provider_message_id FROM message_refs r WHERE r.message_id = j.reply_to)
             AS reply_to_provider_id,
         (SELECT r.provider_message_id FROM message_refs r WHERE r.message_id = j.target_message_id)
@@ -173,6 +175,11 @@ async def record(conn: AsyncConnection, job: SendJob) -> None:
             # Recorded in the consumer's span of the MessageAppended: the reply's trace.
             "traceparent": current_traceparent(),
             "template": job.template.model_dump_json() if job.template else None,
+            "buttons": (
+                json.dumps([b.model_dump(mode="json") for b in job.buttons])
+                if job.buttons
+                else None
+            ),
         },
     )
 
@@ -228,6 +235,7 @@ async def claim(conn: AsyncConnection, limit: int) -> list[ClaimedJob]:
                 change=None if r.kind == SEND else MessageChange(r.kind),
                 target_message_id=r.target_message_id,
                 template=MessageTemplate.model_validate(r.template) if r.template else None,
+                buttons=tuple(Button.model_validate(b) for b in r.buttons or ()),
             ),
             claim_id=r.claim_id,
             attempt=r.attempts,

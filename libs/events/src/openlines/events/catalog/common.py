@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,7 @@ __all__ = [
     "AssignedBy",
     "Attachment",
     "AttachmentKind",
+    "Button",
     "ChannelType",
     "CloseReason",
     "Customer",
@@ -145,6 +147,16 @@ class MessageTemplate(_Value):
     language: Name
     variables: tuple[Name, ...] = Field(default=(), max_length=TEMPLATE_VARIABLES_MAX)
     """The values of its numbered placeholders `{{1}}`, `{{2}}`..., in order."""
+
+
+class Button(_Value):
+    """A button under a message to the customer (Telegram: an inline keyboard button). The
+    customer's press comes back as ``ButtonPressed`` with ``data``."""
+
+    text: Name
+    """What the button shows."""
+    data: Annotated[str, Field(min_length=1, max_length=64)]
+    """What a press sends back (Telegram's callback_data: 1-64 bytes; ASCII here)."""
 
 
 class Customer(_Value):

@@ -6,7 +6,7 @@ of the lines config; dialog, message and CRM ids are UUIDs.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -14,6 +14,7 @@ from pydantic import Field
 from openlines.events.catalog.common import (
     AssignedBy,
     Attachment,
+    Button,
     ChannelType,
     CloseReason,
     Customer,
@@ -22,15 +23,26 @@ from openlines.events.catalog.common import (
     MessageTemplate,
 )
 from openlines.events.envelope import EventPayload, UtcDatetime
-from openlines.events.limits import ATTACHMENTS_MAX, MENTIONS_MAX, Id, Name, Reason, Text
+from openlines.events.limits import (
+    ATTACHMENTS_MAX,
+    BUTTONS_MAX,
+    MENTIONS_MAX,
+    REASONS_MAX,
+    Id,
+    Name,
+    Reason,
+    Text,
+)
 
 __all__ = [
     "DialogAssigned",
+    "DialogClassified",
     "DialogClosed",
     "DialogLinkedToCrm",
     "DialogMessageEdited",
     "DialogOpened",
     "DialogPinned",
+    "DialogRated",
     "DialogRead",
     "DialogRenamed",
     "DialogReopened",
@@ -91,6 +103,9 @@ class MessageAppended(EventPayload):
     sent_at: UtcDatetime
     template: MessageTemplate | None = None
     """An operator's message sent as the provider's approved template (`text`: filled in)."""
+    buttons: tuple[Button, ...] = Field(default=(), max_length=BUTTONS_MAX)
+    """Outbound only: buttons the customer may press under the message (the rating request's
+    scale); channels without buttons get none (the text says what to answer instead)."""
 
 
 class DialogAssigned(EventPayload):
@@ -251,3 +266,36 @@ class DialogLinkedToCrm(EventPayload):
     contact_id: UUID | None = None
     company_id: UUID | None = None
     deal_id: UUID | None = None
+
+
+class DialogRated(EventPayload):
+    """A rating of the dialog: the customer's CSAT answer (``by=customer``, recorded once per
+    dialog), or the operator's rating of the customer (``by=operator``, with a comment)."""
+
+    TYPE: ClassVar[str] = "DialogRated"
+
+    dialog_id: UUID
+    score: int = Field(ge=1, le=10)
+    scale: int = Field(ge=2, le=10)
+    """The line's ``csat.scale`` when rated: ``score`` is 1..scale."""
+    by: Literal["customer", "operator"]
+    actor_id: Id | None = None
+    """The operator (``by=operator``); None for the customer."""
+    comment: Text | None = None
+    line_id: Id | None = None
+    operator_id: Id | None = None
+    """The dialog's assignee when rated (whom a customer's CSAT is about)."""
+
+
+class DialogClassified(EventPayload):
+    """An operator classified the dialog with the values of its line's ``classification``
+    config (a later classification replaces it)."""
+
+    TYPE: ClassVar[str] = "DialogClassified"
+
+    dialog_id: UUID
+    type: Id | None = None
+    reasons: tuple[Id, ...] = Field(default=(), max_length=REASONS_MAX)
+    status: Id | None = None
+    actor_id: Id
+    line_id: Id | None = None

@@ -14,7 +14,7 @@ from openlines.events.catalog.common import Attachment, ChannelType, Customer, D
 from openlines.events.envelope import EventPayload, UtcDatetime
 from openlines.events.limits import ATTACHMENTS_MAX, Id, Name, Reason, Text
 
-__all__ = ["DeliveryReceiptReceived", "InboundMessageEdited", "MessageReceived"]
+__all__ = ["ButtonPressed", "DeliveryReceiptReceived", "InboundMessageEdited", "MessageReceived"]
 
 
 class MessageReceived(EventPayload):
@@ -74,3 +74,27 @@ class DeliveryReceiptReceived(EventPayload):
     """Provider's error text for ``failed``."""
     at: UtcDatetime
     """When the provider says it happened."""
+
+
+class ButtonPressed(EventPayload):
+    """The customer pressed a button we sent under a message (Telegram: a ``callback_query``).
+
+    ``data`` is the button's data as we sent it; its prefix says what it answers (``csat:``:
+    a rating request). Anyone may forge a press of a button that was never sent, so a
+    consumer checks that what ``data`` names belongs to this conversation."""
+
+    TYPE: ClassVar[str] = "ButtonPressed"
+
+    channel_id: Id
+    channel_type: ChannelType
+    conversation_key: Id
+    external_chat_id: Id
+    external_user_id: Id
+    customer: Customer
+    data: Id
+    press_id: Id
+    """The provider's id of this press (Telegram's callback_query id)."""
+    message_external_id: Id | None = None
+    """Provider id of the message the button was under."""
+    pressed_at: UtcDatetime
+    line_id: Id | None = None

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from openlines.events.catalog import (
     AssignedBy,
+    ButtonPressed,
     ChannelType,
     CloseReason,
     Customer,
@@ -100,6 +101,30 @@ def message_edited(
         external_message_id=external_message_id,
         text=text,
         edited_at=edited_at or utc_now(),
+        **fields,
+    )
+
+
+def button_pressed(
+    data: str,
+    chat: str = CHAT,
+    *,
+    channel_id: str = CHANNEL,
+    press_id: str | None = None,
+    **fields: Any,
+) -> ButtonPressed:
+    """The customer of chat `chat` pressed a button whose data is `data`."""
+    return ButtonPressed(
+        channel_id=channel_id,
+        channel_type=channel_type_of(channel_id),
+        conversation_key=conversation_key(channel_id, chat),
+        external_chat_id=chat,
+        external_user_id=chat,
+        customer=Customer(name=f"Customer {chat}", external_id=chat),
+        data=data,
+        press_id=press_id or str(next(_external_ids)),
+        pressed_at=utc_now(),
+        line_id=fields.pop("line_id", LINE),
         **fields,
     )
 

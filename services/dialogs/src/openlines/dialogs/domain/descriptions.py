@@ -6,9 +6,11 @@ from openlines.events.catalog import (
     AssignedBy,
     CloseReason,
     DialogAssigned,
+    DialogClassified,
     DialogClosed,
     DialogLinkedToCrm,
     DialogPinned,
+    DialogRated,
     DialogRenamed,
     DialogReopened,
     DialogTransferred,
@@ -104,7 +106,23 @@ def describe(event: EventPayload) -> str | None:
             return f"{actor} deleted a message"
         case MessageDeleted():
             return "The customer deleted a message"
+        case DialogRated(by="customer"):
+            return f"The customer rated the dialog {event.score}/{event.scale}"
+        case DialogRated():
+            comment = f": {event.comment}" if event.comment else ""
+            return f"{event.actor_id} rated the customer {event.score}/{event.scale}{comment}"
+        case DialogClassified():
+            return f"{event.actor_id} classified the dialog: {_classification(event)}"
     return None
+
+
+def _classification(e: DialogClassified) -> str:
+    parts = [
+        f"type {e.type}" if e.type else None,
+        f"reasons {', '.join(e.reasons)}" if e.reasons else None,
+        f"status {e.status}" if e.status else None,
+    ]
+    return "; ".join(p for p in parts if p) or "cleared"
 
 
 def _why(reason: str | None) -> str:

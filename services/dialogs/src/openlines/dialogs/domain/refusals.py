@@ -160,3 +160,24 @@ class TemplateVariables(DomainError, code="invalid_template_variables", status=4
 
 class TemplatesNotSupported(DomainError, code="templates_not_supported", status=422):
     """The dialog's channel has no provider templates (only WhatsApp's have)."""
+
+
+# -- ratings and classification (`feedback`) ------------------------------------------------
+class ScoreOutOfScale(DomainError, code="score_out_of_scale", status=422): ...
+
+
+class RatingNotRequested(DomainError, code="rating_not_requested"):
+    """A customer's rating of a dialog that never asked for one (a forged button press)."""
+
+
+class NotClassifiable(DomainError, code="classification_not_configured", status=422):
+    """The dialog's line has no classification values."""
+
+
+class UnknownClassType(DomainError, code="unknown_classification_type", status=422): ...
+
+
+class UnknownClassReason(DomainError, code="unknown_classification_reason", status=422): ...
+
+
+class UnknownClassStatus(DomainError, code="unknown_classification_status", status=422): ...

@@ -20,11 +20,13 @@ from openlines.events.catalog import (
     Customer,
     DeliveryStatus,
     DialogAssigned,
+    DialogClassified,
     DialogClosed,
     DialogLinkedToCrm,
     DialogMessageEdited,
     DialogOpened,
     DialogPinned,
+    DialogRated,
     DialogRead,
     DialogRenamed,
     DialogReopened,
@@ -40,7 +42,7 @@ from openlines.events.catalog.common import OPEN_STATUSES, DialogStatus
 from openlines.events.envelope import EventPayload
 
 # The shape of `DialogState.to_snapshot`: a snapshot of another format is replayed instead.
-SNAPSHOT_FORMAT = 7
+SNAPSHOT_FORMAT = 8
 
 
 class SlaState(StrEnum):
@@ -133,6 +135,12 @@ class DialogState:
     closed_at: datetime | None = None
     """When it last stopped being open (closed or spam); None while open."""
     messages: dict[UUID, MessageState] = field(default_factory=dict)
+    customer_rating: tuple[int, int] | None = None
+    """The customer's CSAT answer, (score, scale): recorded once."""
+    operator_rating: tuple[str, int, int, str | None] | None = None
+    """The latest rating of the customer by an operator: (operator, score, scale, comment)."""
+    classification: tuple[str | None, tuple[str, ...], str | None, str] | None = None
+    """The latest (type, reasons, status, operator)."""
     _by_external_id: dict[str, UUID] = field(default_factory=dict, repr=False)
     # Provider ids of our outbound messages (from MessageDeliveryUpdated): what a customer's
     # quote of an operator's message names.
@@ -204,6 +212,11 @@ class DialogState:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "closed_at": _iso(self.closed_at),
+            "customer_rating": list(self.customer_rating) if self.customer_rating else None,
+            "operator_rating": list(self.operator_rating) if self.operator_rating else None,
+            "classification": (
+                [c[0], list(c[1]), c[2], c[3]] if (c := self.classification) is not None else None
+            ),
             "messages": [
                 [
                     str(m.message_id),
@@ -268,6 +281,15 @@ class DialogState:
             created_at=_at(data["created_at"]),
             updated_at=_at(data["updated_at"]),
             closed_at=_at(data["closed_at"]),
+            customer_rating=((r[0], r[1]) if (r := data["customer_rating"]) is not None else None),
+            operator_rating=(
+                (o[0], o[1], o[2], o[3]) if (o := data["operator_rating"]) is not None else None
+            ),
+            classification=(
+                (c[0], tuple(c[1]), c[2], c[3])
+                if (c := data["classification"]) is not None
+                else None
+            ),
             messages={m.message_id: m for m in messages},
             _by_external_id={k: ids[i] for k, i in data["by_external_id"].items()},
             _by_provider_id={k: ids[i] for k, i in data["by_provider_id"].items()},
@@ -394,6 +416,15 @@ class DialogState:
         if message is not None:
             message.deleted = True
 
+    def _rated(self, e: DialogRated) -> None:
+        if e.by == "customer":
+            self.customer_rating = (e.score, e.scale)
+        else:
+            self.operator_rating = (e.actor_id or "", e.score, e.scale, e.comment)
+
+    def _classified(self, e: DialogClassified) -> None:
+        self.classification = (e.type, tuple(e.reasons), e.status, e.actor_id)
+
     def _ignored(self, _: EventPayload) -> None:
         """Recorded for the timeline only; no decision depends on it."""
 
@@ -414,6 +445,8 @@ _APPLIERS: dict[type[EventPayload], Callable[[DialogState, Any], None]] = {
     DialogMessageEdited: DialogState._ignored,
     MessageDeleted: DialogState._message_deleted,
     DialogPinned: DialogState._pinned,
+    DialogRated: DialogState._rated,
+    DialogClassified: DialogState._classified,
 }
 
 
