@@ -123,6 +123,7 @@ async def replay(
         # Two stages overlap: this loop fetches and decodes (our CPU) while the writer task
         # streams the previous batch into Postgres (mostly the server's CPU).
         queue: asyncio.Queue[list[Envelope] | None] = asyncio.Queue(maxsize=2)
+        held: list[Envelope] = []
         writer = asyncio.create_task(
             _write_batches(
                 engine, queue, consumer_name if record_inbox else None, apply_batch, stats
@@ -155,10 +156,17 @@ async def replay(
                         envelopes.append(env)
                 stats.phases["fetch"] += t1 - t0
                 stats.phases["decode"] += time.perf_counter() - t1
-                if envelopes:
-                    await queue.put(envelopes)
+                # Fetches return a few hundred records each; the writer gets batches of
+                # `batch_size` (a batch's fixed cost, a transaction and a few statements,
+                # is then paid once per thousands of events, not per fetch).
+                held.extend(envelopes)
+                if len(held) >= batch_size:
+                    await queue.put(held)
+                    held = []
                 if writer.done():
                     break  # it failed: surface its error below
+            if held and not writer.done():
+                await queue.put(held)
         finally:
             if not writer.done():
                 await queue.put(None)
