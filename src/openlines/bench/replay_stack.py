@@ -79,9 +79,8 @@ def varied_history(dialog_id: uuid.UUID, i: int) -> list[EventPayload]:
         factories.message_delivery_updated(
             dialog_id, reply.message_id, DeliveryStatus.SENT, provider_message_id=f"p{i}"
         ),
-        note,
-        factories.message_appended(dialog_id, f"thanks {i}", chat=chat),
     ]
+    # Edits and deletions before later messages: the search words of both must agree.
     if i % 3 == 0:
         events.append(
             DialogMessageEdited(
@@ -92,8 +91,10 @@ def varied_history(dialog_id: uuid.UUID, i: int) -> list[EventPayload]:
                 edited_at=utc_now(),
             )
         )
+    events.append(note)
     if i % 5 == 0:
         events.append(MessageDeleted(dialog_id=dialog_id, message_id=inbound.message_id))
+    events.append(factories.message_appended(dialog_id, f"thanks {i}", chat=chat))
     events.append(factories.dialog_closed(dialog_id, "ann"))
     if i % 4 == 0:
         events.append(DialogReopened(dialog_id=dialog_id, actor_id="ann", operator_id="ann"))

@@ -25,7 +25,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from openlines.events.codec import DecodeError, decode
+from openlines.events.codec import BulkDecoder, DecodeError
 from openlines.events.envelope import Envelope
 from openlines.kit.log import get_logger
 from openlines.kit.topics import TopicNames
@@ -124,6 +124,7 @@ async def replay(
         # streams the previous batch into Postgres (mostly the server's CPU).
         queue: asyncio.Queue[list[Envelope] | None] = asyncio.Queue(maxsize=2)
         held: list[Envelope] = []
+        decoders: dict[str, BulkDecoder] = {}
         writer = asyncio.create_task(
             _write_batches(
                 engine, queue, consumer_name if record_inbox else None, apply_batch, stats
@@ -142,10 +143,13 @@ async def replay(
                     total = max(total, done + lag)
                     progress(ReplayProgress(done, total, lag))
                 envelopes: list[Envelope] = []
-                for records in batch.values():
+                for tp, records in batch.items():
+                    decode = decoders.get(tp.topic)
+                    if decode is None:
+                        decode = decoders[tp.topic] = BulkDecoder(names.logical(tp.topic))
                     for rec in records:
                         try:
-                            env = decode(rec.value, rec.headers, topic=names.logical(rec.topic))
+                            env = decode(rec.value, rec.headers)
                         except DecodeError:
                             stats.undecodable += 1
                             continue
