@@ -40,6 +40,8 @@ from openlines.events.testing import factories
 from openlines.events.topics import DIALOGS
 from openlines.kit.topics import TopicNames
 
+PER_EVENT_UP_TO = 10_000
+"""Up to this many events the history is written one event per append and projection."""
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "replay-bench-secret-of-at-least-32-bytes"
 TEXTS = (
@@ -102,10 +104,19 @@ def varied_history(dialog_id: uuid.UUID, i: int) -> list[EventPayload]:
 
 
 async def fill(
-    engine: Any, schema: str, names: TopicNames, events: int, *, start: int = 0
+    engine: Any,
+    schema: str,
+    names: TopicNames,
+    events: int,
+    *,
+    per_event: bool = True,
+    dialogs_per_transaction: int = 1,
 ) -> tuple[int, int]:
     """Write dialogs' histories as its writers do, until `events` are stored; returns
-    (dialogs, events)."""
+    (dialogs, events). `per_event`: one append and one `project` per event, as a command
+    that decides one event writes it (the strictest comparison for a rebuild, which projects
+    many at once); otherwise each dialog's history in one append and one `project`, as
+    `projection.rebuild` does (faster to write at 100,000 events)."""
     from openlines.dialogs.domain import Dialog
     from openlines.dialogs.projection import project
     from openlines.kit.eventstore import EventStore
@@ -114,24 +125,28 @@ async def fill(
     written, dialogs = 0, 0
     base = utc_now() - timedelta(days=1)
     while written < events:
-        i = start + dialogs
-        dialog_id = uuid.uuid4()
-        history = varied_history(dialog_id, i)[: events - written]
-        dialog = Dialog(dialog_id)
         async with engine.begin() as conn:
-            for version, payload in enumerate(history, start=1):
-                at = base + timedelta(seconds=i, milliseconds=version)
-                [env] = await store.append(
-                    conn,
-                    str(dialog_id),
-                    version - 1,
-                    [_at(payload, at)],
-                    topic=DIALOGS,
-                )
-                dialog.apply(env.payload, env.occurred_at)
-                await project(conn, dialog, [env])
-        written += len(history)
-        dialogs += 1
+            for _ in range(dialogs_per_transaction):
+                if written >= events:
+                    break
+                i = dialogs
+                dialog_id = uuid.uuid4()
+                history = varied_history(dialog_id, i)[: events - written]
+                new = [
+                    _at(payload, base + timedelta(seconds=i, milliseconds=version))
+                    for version, payload in enumerate(history, start=1)
+                ]
+                dialog = Dialog(dialog_id)
+                steps = [[e] for e in new] if per_event else [new]
+                version = 0
+                for step in steps:
+                    envs = await store.append(conn, str(dialog_id), version, step, topic=DIALOGS)
+                    for env in envs:
+                        dialog.apply(env.payload, env.occurred_at)
+                    await project(conn, dialog, envs)
+                    version += len(envs)
+                written += len(history)
+                dialogs += 1
     return dialogs, written
 
 
@@ -230,7 +245,14 @@ async def replay_on_a_stack(
         names = TopicNames(settings.topic_namespace)
         say(f"writing {events:,} dialog events through the event store and the projection")
         started = time.perf_counter()
-        dialogs, written = await fill(runtime.engine, schema, names, events)
+        dialogs, written = await fill(
+            runtime.engine,
+            schema,
+            names,
+            events,
+            per_event=events <= PER_EVENT_UP_TO,
+            dialogs_per_transaction=1 if events <= PER_EVENT_UP_TO else 25,
+        )
         fill_seconds = time.perf_counter() - started
 
         async def relayed() -> bool:
