@@ -2,8 +2,8 @@
 command shows its progress, reports no differences from the live model, and `--switch` runs
 while the API is polled throughout without one failed request.
 
-The size is `OPENLINES_REPLAY_STACK_EVENTS` (default 3,000, which CI affords in well under a
-minute); `openlines bench replay` runs the same scenario at 100,000 and prints its figures.
+The size is `OPENLINES_REPLAY_STACK_EVENTS` (default 2,000, written one event per append and
+projection as the writers do; about a minute on a busy 2-core machine); `openlines bench replay` runs the same scenario at 100,000 and prints its figures.
 Every wait is on a condition (the outbox relayed, the API answering, the command's exit),
 each bounded.
 """
@@ -18,7 +18,7 @@ from openlines.bench.replay_stack import replay_on_a_stack
 
 pytestmark = pytest.mark.infra  # runs the openlines command in processes of its own
 
-EVENTS = int(os.environ.get("OPENLINES_REPLAY_STACK_EVENTS", "3000"))
+EVENTS = int(os.environ.get("OPENLINES_REPLAY_STACK_EVENTS", "2000"))
 
 
 async def test_replay_dialogs_on_a_stack_shows_progress_differs_in_nothing_and_switches(
@@ -40,7 +40,7 @@ async def test_replay_dialogs_on_a_stack_shows_progress_differs_in_nothing_and_s
     assert set(run.statuses) == {200}, run.statuses
     assert run.requests_during_switch > 10
     print(
-        f"{run.events:,} events, {run.dialogs:,} dialogs: rebuild {run.rebuild_rate:,.0f} "
+        f"{run.events:,} events, {run.dialogs:,} dialogs (written in {run.fill_seconds:.1f}s): rebuild {run.rebuild_rate:,.0f} "
         f"events/s, raw fetch {run.raw_fetch_rate:,.0f}/s; "
         f"compare {run.compare.seconds:.1f}s, switch {run.switch.seconds:.1f}s; {run.statuses}"
     )

@@ -13,6 +13,13 @@ INSERT ... SELECT with the statement's own conflict clause (`_copy_insert`). Mea
 0.37-0.44 s with COPY. (Making an INSERT return its key, so that SQLAlchemy sends multi-row
 VALUES, was 4x slower.)
 
+**A fresh copy** (a rebuild's own schema, written by nothing else): the caller keeps the keys
+written so far (`WrittenKeys`) and an `INSERT ... ON CONFLICT (primary key) DO NOTHING` goes
+straight into the table by COPY, its conflicts settled in memory against those keys (no staging
+table, no INSERT ... SELECT); the COPY text is formatted here per column type, which costs less
+CPU than psycopg's `write_row`. Statements the caller writes in bulk itself (`deferred`, e.g.
+dialogs' row upsert, written once per dialog at the end of a rebuild) are dropped.
+
 Why this is the same projection, not a second one: each stream's statements run in the order
 the projection issued them; only statements of *different* streams are interleaved, which is
 sound because a per-stream projection writes its own stream's rows (dialogs: the dialog's row

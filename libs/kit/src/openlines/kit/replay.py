@@ -1,9 +1,10 @@
 """Batched replay: rebuild a read model from the beginning (or a timestamp) of its topics.
 
 The read side is one aiokafka consumer with manual assignment that reads up to the end offsets
-seen at start. Each batch is decoded, deduplicated by event_id, handed to the projection's
-`apply_batch` (which should use COPY or pipelined inserts) and recorded in the inbox with COPY,
-all in one transaction. When a `group` is given, its offsets are committed at the end so a live
+seen at start. Records are decoded as fetched (`codec.BulkDecoder`), deduplicated by event_id,
+gathered into batches of `batch_size` (a fetch brings a few hundred), and each batch handed to
+the projection's `apply_batch` (which should use COPY or pipelined inserts) and recorded in the
+inbox with COPY, all in one transaction. When a `group` is given, its offsets are committed at the end so a live
 consumer of that group carries on exactly where the replay stopped.
 
 Replay stays on raw aiokafka, not a FastStream subscriber: it assigns partitions by hand, seeks
