@@ -3,9 +3,9 @@ command shows its progress, reports no differences from the live model, and `--s
 while the API is polled throughout without one failed request.
 
 The size is `OPENLINES_REPLAY_STACK_EVENTS` (default 2,000, written one event per append and
-projection as the writers do; about a minute on a busy 2-core machine); `openlines bench replay` runs the same scenario at 100,000 and prints its figures.
-Every wait is on a condition (the outbox relayed, the API answering, the command's exit),
-each bounded.
+projection as the writers do; about a minute on a busy 2-core machine); `openlines bench
+replay` runs the same scenario at 100,000 and prints its figures. Every wait is on a condition
+(the outbox relayed, the API answering, the command's exit), each bounded.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def test_replay_dialogs_on_a_stack_shows_progress_differs_in_nothing_and_s
     assert set(run.statuses) == {200}, run.statuses
     assert run.requests_during_switch > 10
     print(
-        f"{run.events:,} events, {run.dialogs:,} dialogs (written in {run.fill_seconds:.1f}s): rebuild {run.rebuild_rate:,.0f} "
-        f"events/s, raw fetch {run.raw_fetch_rate:,.0f}/s; "
+        f"{run.events:,} events, {run.dialogs:,} dialogs (written in {run.fill_seconds:.1f}s): "
+        f"rebuild {run.rebuild_rate:,.0f} events/s, raw fetch {run.raw_fetch_rate:,.0f}/s; "
         f"compare {run.compare.seconds:.1f}s, switch {run.switch.seconds:.1f}s; {run.statuses}"
     )

@@ -4,8 +4,8 @@ The read side is one aiokafka consumer with manual assignment that reads up to t
 seen at start. Records are decoded as fetched (`codec.BulkDecoder`), deduplicated by event_id,
 gathered into batches of `batch_size` (a fetch brings a few hundred), and each batch handed to
 the projection's `apply_batch` (which should use COPY or pipelined inserts) and recorded in the
-inbox with COPY, all in one transaction. When a `group` is given, its offsets are committed at the end so a live
-consumer of that group carries on exactly where the replay stopped.
+inbox with COPY, all in one transaction. When a `group` is given, its offsets are committed at
+the end so a live consumer of that group carries on exactly where the replay stopped.
 
 Replay stays on raw aiokafka, not a FastStream subscriber: it assigns partitions by hand, seeks
 to a timestamp, stops at the end offsets seen at start and commits for another group, none of
