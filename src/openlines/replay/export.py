@@ -187,6 +187,32 @@ def _current_version_hint(headers: Sequence[tuple[str, bytes]]) -> tuple[str, in
         return None
 
 
+class _CurrentKinds:
+    """The payload class a record's headers name at its current version, else None (the
+    codec then upcasts the record). Records written by `codec.encode` carry `type` and
+    `schema_version` first: their answer is looked up once per pair of header values."""
+
+    def __init__(self, by_type: dict[str, type[EventPayload]]) -> None:
+        self.by_type = by_type
+        self.known: dict[tuple[bytes, bytes], type[EventPayload] | None] = {}
+
+    def of(self, headers: Sequence[tuple[str, bytes]]) -> type[EventPayload] | None:
+        if len(headers) >= 2 and headers[0][0] == "type" and headers[1][0] == "schema_version":
+            key = (headers[0][1], headers[1][1])
+            if key in self.known:
+                return self.known[key]
+            kind = self.known[key] = self._resolve(headers)
+            return kind
+        return self._resolve(headers)
+
+    def _resolve(self, headers: Sequence[tuple[str, bytes]]) -> type[EventPayload] | None:
+        hint = _current_version_hint(headers)
+        kind = self.by_type.get(hint[0]) if hint else None
+        if kind is None or hint is None or hint[1] != kind.SCHEMA_VERSION:
+            return None
+        return kind
+
+
 async def export_events(
     directory: Path,
     *,
@@ -206,6 +232,7 @@ async def export_events(
     started = time.perf_counter()
     topics = list(topics or TOPICS)
     groups: dict[tuple[str, str], _Group] = {}
+    current: dict[str, _CurrentKinds] = {}
     until_ms = int(until.timestamp() * 1000) if until else None
     consumer = replay_consumer(bootstrap, batch_size=batch_size)
     loop = asyncio.get_running_loop()
@@ -238,14 +265,15 @@ async def export_events(
             flushed = 0.0
             for tp, records in batch.items():
                 topic = names.logical(tp.topic)
-                by_type = TOPICS[topic].by_type
+                kinds = current.get(topic)
+                if kinds is None:
+                    kinds = current[topic] = _CurrentKinds(TOPICS[topic].by_type)
                 for rec in records:
                     if until_ms is not None and rec.timestamp > until_ms:
                         continue
                     value = rec.value
-                    hint = _current_version_hint(rec.headers)
-                    kind = by_type.get(hint[0]) if hint else None
-                    if kind is None or hint is None or hint[1] != kind.SCHEMA_VERSION:
+                    kind = kinds.of(rec.headers)
+                    if kind is None:
                         try:  # the codec upcasts; the group then gets the current version
                             env = from_json_dict(_json(value), topic=topic)
                         except (DecodeError, ValueError):

@@ -19,18 +19,23 @@ its own state, changed by its own decisions), so there is nothing of it to repla
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import BindParameter, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from openlines.events.envelope import Envelope
 from openlines.events.topics import CRM, DIALOGS, ROUTING
 from openlines.kit.eventstore import EventStore
 from openlines.kit.replay import BatchHandler
-from openlines.replay.batching import StatementBatcher
+from openlines.replay.batching import StatementBatcher, WrittenKeys, copy_rows
 from openlines.replay.registry import (
     ENTRY_POINT_GROUP,
     Pass,
@@ -45,7 +50,15 @@ from openlines.replay.registry import (
 
 class DialogsReplay:
     """Folds each dialog's events into its aggregate (kept between batches) and projects the
-    batch's events of each dialog with the live projection, once per dialog per batch."""
+    batch's events of each dialog with the live projection, once per dialog per batch.
+
+    The copy is fresh and only this handler writes it (the rebuild, then the switch's tail),
+    so it writes in bulk: the timeline rows go in by COPY, their conflicts settled against
+    the message ids written so far; the dialog rows, which the projection upserts once per
+    dialog per batch, are written once per dialog by `finish`, from the aggregate the last
+    upsert would have written, with the search vector the projection recomputes from the
+    timeline (`search.recompute`), which is what its batches folded in (see `finish`).
+    """
 
     def __init__(self, context: RebuildContext) -> None:
         from openlines.dialogs.domain import Dialog
@@ -53,14 +66,20 @@ class DialogsReplay:
         self._new = Dialog
         self.context = context
         self.dialogs: dict[str, object] = {}
+        self.written: WrittenKeys = {}
+        self.dirty: set[str] = set()
+        """Dialogs whose row `finish` has to write."""
+        self.rows: set[str] = set()
+        """Dialogs whose row the copy has."""
 
     async def __call__(self, conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
-        from openlines.dialogs.projection import project
+        from openlines.dialogs.projection import UPSERT_DIALOG, project
+        from openlines.dialogs.search import RECOMPUTE_MESSAGES
 
         by_stream: dict[str, list[Envelope]] = {}
         for env in envelopes:
             by_stream.setdefault(env.stream_id, []).append(env)
-        batcher = StatementBatcher(conn)
+        batcher = StatementBatcher(conn, self.written, deferred=(UPSERT_DIALOG, RECOMPUTE_MESSAGES))
         for stream_id, batch in by_stream.items():
             dialog = self.dialogs.get(stream_id)
             if dialog is None:
@@ -71,7 +90,34 @@ class DialogsReplay:
                 dialog.apply(env.payload, env.occurred_at)  # type: ignore[attr-defined]
             if fresh:
                 await project(batcher.stream(), dialog, fresh)  # type: ignore[arg-type]
+                self.dirty.add(stream_id)
         await batcher.flush()
+
+    async def finish(self, conn: AsyncConnection) -> None:
+        """Write the rows of the dialogs changed since the last call.
+
+        The row is `dialog_row` of the aggregate, as the projection's last upsert writes it.
+        Its messages vector is recomputed from the timeline, as the projection does after an
+        edit or a deletion: the words of every searched message, which is what the
+        projection's upserts fold in one batch at a time (positions stripped, words as a
+        set; the checksum compare of a rebuild with the live model holds them to it)."""
+        from openlines.dialogs.projection import dialog_row
+        from openlines.dialogs.tables import dialogs
+
+        if not self.dirty:
+            return
+        ids = sorted(self.dirty)
+        again = [uuid.UUID(d) for d in ids if d in self.rows]
+        if again:
+            await conn.execute(dialogs.delete().where(dialogs.c.id.in_(again)))
+        rows = [dialog_row(self.dialogs[d]) for d in ids]  # type: ignore[arg-type]
+        await copy_rows(conn, dialogs, list(rows[0]), rows)
+        # A fresh table has no statistics yet: without them the planner scans the whole
+        # timeline once per dialog instead of using its (dialog_id, seq) index.
+        await conn.execute(text("ANALYZE messages"))
+        await conn.execute(_recompute_many(), {"ids": [row["id"] for row in rows]})
+        self.rows.update(ids)
+        self.dirty.clear()
 
     async def _start(self, stream_id: str, first: Envelope) -> object:
         dialog = self._new(uuid.UUID(stream_id))
@@ -84,6 +130,22 @@ class DialogsReplay:
                 if env.stream_version < first.stream_version:
                     dialog.apply(env.payload, env.occurred_at)
         return dialog
+
+
+@functools.cache
+def _recompute_many() -> Any:
+    """`search.RECOMPUTE_MESSAGES` for the dialogs in `:ids` at once: the same statement,
+    its dialog id parameter replaced by the row's own id."""
+    from openlines.dialogs.search import RECOMPUTE_MESSAGES
+    from openlines.dialogs.tables import dialogs
+
+    def by_row(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key == "d_id":
+            return dialogs.c.id
+        return None
+
+    statement: Any = replacement_traverse(RECOMPUTE_MESSAGES, {}, by_row)  # type: ignore[call-overload]
+    return statement.where(dialogs.c.id == any_(bindparam("ids", type_=ARRAY(PgUUID))))
 
 
 _LIVE_VERSIONS = text("SELECT id, version FROM dialogs")

@@ -131,6 +131,7 @@ async def rebuild(
                 record_inbox=False,
                 progress=_labelled(progress, label),
             )
+            await finish(target, handler)
             result.stats.append(stats)
             result.positions.append(stats.positions)
     except BaseException:
@@ -141,6 +142,14 @@ async def rebuild(
         await target.dispose()
         await live.dispose()
     return result
+
+
+async def finish(engine: AsyncEngine, handler: BatchHandler) -> None:
+    """A handler that holds rows back to write them in bulk (`finish(conn)`) writes them now."""
+    done = getattr(handler, "finish", None)
+    if done is not None:
+        async with engine.begin() as conn:
+            await done(conn)
 
 
 def _labelled(progress: Progress | None, label: str) -> Callable[[ReplayProgress], None] | None:
@@ -232,6 +241,7 @@ async def switch(
                 names=names,
                 record_inbox=False,
             )
+            await finish(target, handlers[i])
             positions[i] = stats.positions
             count += stats.events
         return count

@@ -1,4 +1,5 @@
-"""`openlines bench kit|e2e|writer|search|all`: figures, each beside a same-run baseline."""
+"""`openlines bench kit|e2e|writer|search|replay|all`: figures, each beside a same-run
+baseline."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="run benchmarks (each beside a same-run baseline)")
     parser.add_argument(
-        "suite", choices=["kit", "e2e", "writer", "search", "all"], nargs="?", default="all"
+        "suite",
+        choices=["kit", "e2e", "writer", "search", "replay", "all"],
+        nargs="?",
+        default="all",
     )
     parser.add_argument("--events", type=int, default=50_000, help="kit: events per measurement")
     parser.add_argument(
@@ -32,6 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--rate", type=int, default=100, help="e2e: new dialogs per second")
     parser.add_argument("--duration", type=float, default=30.0, help="e2e: seconds of load")
+    parser.add_argument(
+        "--stack-events",
+        type=int,
+        default=100_000,
+        help="replay: dialog events on the stack that `openlines replay dialogs` rebuilds",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -45,7 +55,51 @@ def _run(args: argparse.Namespace) -> int:
         _run_search(args, console)
     if args.suite in ("e2e", "all"):
         _run_e2e(args, console)
+    if args.suite in ("replay", "all"):
+        _run_replay_stack(args, console)
     return 0
+
+
+def _run_replay_stack(args: argparse.Namespace, console: Console) -> None:
+    from openlines.bench.infra import bench_infra
+    from openlines.bench.replay_stack import replay_on_a_stack
+
+    with bench_infra() as infra:
+        console.print(f"broker {infra.kafka_bootstrap}, database {infra.database_url}")
+        run = eventloop.run(
+            replay_on_a_stack(
+                infra.database_url,
+                infra.kafka_bootstrap,
+                args.stack_events,
+                timeout=3600,
+                say=lambda line: console.print(line, markup=False, highlight=False),
+            )
+        )
+    ratio = run.rebuild_rate / run.raw_fetch_rate if run.raw_fetch_rate else 0.0
+    table = Table(title=f"openlines replay dialogs on a stack of {run.events:,} events")
+    for col in ("measurement", "value"):
+        table.add_column(col, justify="left" if col == "measurement" else "right")
+    table.add_row(
+        "dialogs / events written (event store + live projection)",
+        f"{run.dialogs:,} / {run.events:,}",
+    )
+    table.add_row("writing them as the writers do", f"{run.fill_seconds:.1f} s")
+    table.add_row("rebuild, as the command reports it", f"{run.rebuild_rate:,.0f} events/s")
+    table.add_row(
+        "raw aiokafka fetch of the same topic, same run", f"{run.raw_fetch_rate:,.0f} events/s"
+    )
+    table.add_row("ratio", f"{ratio:.2f}")
+    table.add_row(
+        "`openlines replay dialogs` (compare), whole command", f"{run.compare.seconds:.1f} s"
+    )
+    table.add_row(
+        "`openlines replay dialogs --switch`, whole command", f"{run.switch.seconds:.1f} s"
+    )
+    table.add_row(
+        "API requests during the switch (status: count)",
+        ", ".join(f"{k}: {v}" for k, v in sorted(run.statuses.items())),
+    )
+    console.print(table)
 
 
 def _run_writer(args: argparse.Namespace, console: Console) -> None:

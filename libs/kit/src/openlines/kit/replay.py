@@ -1,10 +1,11 @@
 """Batched replay: rebuild a read model from the beginning (or a timestamp) of its topics.
 
 The read side is one aiokafka consumer with manual assignment that reads up to the end offsets
-seen at start. Each batch is decoded, deduplicated by event_id, handed to the projection's
-`apply_batch` (which should use COPY or pipelined inserts) and recorded in the inbox with COPY,
-all in one transaction. When a `group` is given, its offsets are committed at the end so a live
-consumer of that group carries on exactly where the replay stopped.
+seen at start. Records are decoded as fetched (`codec.BulkDecoder`), deduplicated by event_id,
+gathered into batches of `batch_size` (a fetch brings a few hundred), and each batch handed to
+the projection's `apply_batch` (which should use COPY or pipelined inserts) and recorded in the
+inbox with COPY, all in one transaction. When a `group` is given, its offsets are committed at
+the end so a live consumer of that group carries on exactly where the replay stopped.
 
 Replay stays on raw aiokafka, not a FastStream subscriber: it assigns partitions by hand, seeks
 to a timestamp, stops at the end offsets seen at start and commits for another group, none of
@@ -25,7 +26,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from openlines.events.codec import DecodeError, decode
+from openlines.events.codec import BulkDecoder, DecodeError
 from openlines.events.envelope import Envelope
 from openlines.kit.log import get_logger
 from openlines.kit.topics import TopicNames
@@ -123,6 +124,8 @@ async def replay(
         # Two stages overlap: this loop fetches and decodes (our CPU) while the writer task
         # streams the previous batch into Postgres (mostly the server's CPU).
         queue: asyncio.Queue[list[Envelope] | None] = asyncio.Queue(maxsize=2)
+        held: list[Envelope] = []
+        decoders: dict[str, BulkDecoder] = {}
         writer = asyncio.create_task(
             _write_batches(
                 engine, queue, consumer_name if record_inbox else None, apply_batch, stats
@@ -141,10 +144,13 @@ async def replay(
                     total = max(total, done + lag)
                     progress(ReplayProgress(done, total, lag))
                 envelopes: list[Envelope] = []
-                for records in batch.values():
+                for tp, records in batch.items():
+                    decode = decoders.get(tp.topic)
+                    if decode is None:
+                        decode = decoders[tp.topic] = BulkDecoder(names.logical(tp.topic))
                     for rec in records:
                         try:
-                            env = decode(rec.value, rec.headers, topic=names.logical(rec.topic))
+                            env = decode(rec.value, rec.headers)
                         except DecodeError:
                             stats.undecodable += 1
                             continue
@@ -155,10 +161,17 @@ async def replay(
                         envelopes.append(env)
                 stats.phases["fetch"] += t1 - t0
                 stats.phases["decode"] += time.perf_counter() - t1
-                if envelopes:
-                    await queue.put(envelopes)
+                # Fetches return a few hundred records each; the writer gets batches of
+                # `batch_size` (a batch's fixed cost, a transaction and a few statements,
+                # is then paid once per thousands of events, not per fetch).
+                held.extend(envelopes)
+                if len(held) >= batch_size:
+                    await queue.put(held)
+                    held = []
                 if writer.done():
                     break  # it failed: surface its error below
+            if held and not writer.done():
+                await queue.put(held)
         finally:
             if not writer.done():
                 await queue.put(None)
