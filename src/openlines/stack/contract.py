@@ -28,6 +28,7 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
     from openlines.notify.api import StreamApi
     from openlines.routing import api as routing
 
+    widget = _widget_operations()
     return [
         ("ops", KIT_OPERATIONS),
         ("gateway", operations(DocumentApi)),
@@ -37,7 +38,17 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
         ("crm-link", operations(crm_link)),
         ("notify", operations(StreamApi)),
         ("analytics", operations(analytics)),
+        ("widget", widget),
     ]
+
+
+def _widget_operations() -> list[Operation]:
+    """The website widget's public side: ingest's script and visitor endpoints, notify's
+    visitor socket."""
+    from openlines.ingest.visitor import VisitorApi
+    from openlines.notify.visitors import VisitorSocketApi
+
+    return [*operations(VisitorApi), *operations(VisitorSocketApi)]
 
 
 DESCRIPTION = """\

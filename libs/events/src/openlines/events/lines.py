@@ -34,6 +34,7 @@ __all__ = [
     "Operator",
     "RoutingStrategy",
     "Sla",
+    "WidgetSettings",
     "load_lines",
 ]
 
@@ -63,6 +64,23 @@ class Sla(_Model):
         return self
 
 
+class WidgetSettings(_Model):
+    """A `widget` channel's own settings (a nested block, so other types' never collide)."""
+
+    # Sites allowed to embed the widget (their `Origin`), e.g. https://shop.example; empty:
+    # any site. The visitor endpoints refuse other origins with 403 `origin_not_allowed`.
+    allowed_origins: tuple[str, ...] = ()
+    # How long a visitor token lasts: the visitor's conversation lives as long as it.
+    token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Per visitor (and per address, for new sessions), per ingest instance.
+    messages_per_minute: int = Field(default=20, ge=1)
+    # A visitor request's body; larger ones get 413 before they are read.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # The chat box's title and greeting, shown by the embedded script.
+    title: str = Field(default="Chat with us", max_length=80)
+    greeting: str = Field(default="", max_length=500)
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -75,6 +93,8 @@ class Channel(_Model):
     max_text_length: int = Field(default=4096, ge=1, le=TEXT_MAX)
     # The channel's own SLA thresholds (e.g. e-mail waits longer than chat); None: the line's.
     sla: Sla | None = None
+    # type widget only: the embedded chat box's settings (defaults when absent).
+    widget: WidgetSettings | None = None
 
 
 class Operator(_Model):

@@ -12,12 +12,14 @@ from openlines.ingest.api import WebhookApi
 from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
 from openlines.ingest.telegram import TelegramAdapter
+from openlines.ingest.visitor import VisitorApi
+from openlines.ingest.widget import WidgetAdapter
 from openlines.kit.runtime import ServiceRuntime
 
 
 def channel_adapters() -> Mapping[str, ChannelAdapter]:
     """One adapter per channel type that has webhooks (whatsapp and widget come next)."""
-    return {ChannelType.TELEGRAM: TelegramAdapter()}
+    return {ChannelType.TELEGRAM: TelegramAdapter(), ChannelType.WIDGET: WidgetAdapter()}
 
 
 def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
@@ -31,6 +33,14 @@ def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
         producer_name=settings.service_name,
     )
     runtime.routes(api.install)
+    # The widget's script and visitor endpoints (the visitor socket is notify's).
+    visitors = VisitorApi(
+        lines=api.lines,
+        publish=runtime.publish,
+        publish_timeout=settings.publish_timeout_seconds,
+        producer_name=settings.service_name,
+    )
+    runtime.routes(visitors.install)
     runtime.publishes(INBOUND)
 
     async def broker_answers() -> bool:

@@ -17,6 +17,7 @@ from openlines.outbound.domain import Provider
 from openlines.outbound.sender import Sender
 from openlines.outbound.settings import OutboundSettings
 from openlines.outbound.telegram import TelegramProvider
+from openlines.outbound.widget import WidgetProvider
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def providers() -> Mapping[str, Provider]:
     """One provider per channel type outbound sends to (whatsapp and widget come next), as
     ingest's `channel_adapters` has one adapter per channel type it hears from."""
-    return {ChannelType.TELEGRAM: TelegramProvider()}
+    return {ChannelType.TELEGRAM: TelegramProvider(), ChannelType.WIDGET: WidgetProvider()}
 
 
 def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
