@@ -108,6 +108,35 @@ TIMERS_OPERATORS = {"tm1": "Timer One", "tm2": "Timer Two"}
 TIMERS_SCALE = 0.1
 
 
+# A line of its own for the widget tests (test_widget*.py): one operator, a low message rate
+# (the 429 test), many sessions (each test's visitors come from one address).
+WIDGET_CHANNEL, WIDGET_SECRET = "web-e2e", "web-e2e-secret"
+WIDGET_OPERATOR = "wg1"
+WIDGET_RATE = 5
+
+
+def _widget_line(config: dict[str, Any]) -> None:
+    config["operators"].append(
+        {"id": WIDGET_OPERATOR, "name": "Widget Ann", "role": "operator", "max_dialogs": 50}
+    )
+    config["lines"].append(
+        {
+            "id": "widget",
+            "name": "Widget line",
+            "channels": [
+                {
+                    "id": WIDGET_CHANNEL,
+                    "type": "widget",
+                    "secret": WIDGET_SECRET,
+                    "widget": {"messages_per_minute": WIDGET_RATE, "sessions_per_minute": 1000},
+                }
+            ],
+            "operators": [WIDGET_OPERATOR],
+            "auto_lead": False,
+        }
+    )
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -190,6 +219,7 @@ def e2e_lines(directory: Path) -> Path:
         auto_close={"inactive_seconds": 150, "unassigned_seconds": 300},
         test_time_scale=TIMERS_SCALE,
     )
+    _widget_line(config)
     return write_lines(directory, config)
 
 

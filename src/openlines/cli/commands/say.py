@@ -98,6 +98,13 @@ def telegram_update(
 
 
 def run(args: argparse.Namespace) -> int:
+    # A widget channel: the signed widget webhook instead (openlines.cli.say_widget).
+    config = load_lines_config(args.lines_file, required=args.secret is None)
+    widget = config.channel(args.channel) if config is not None else None
+    if widget is not None and widget[1].type == "widget":
+        from openlines.cli.say_widget import say_widget
+
+        return say_widget(args, widget[1].secret)
     secret = args.secret
     if secret is None:
         lines = load_lines_config(args.lines_file)

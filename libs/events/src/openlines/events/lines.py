@@ -72,8 +72,10 @@ class WidgetSettings(_Model):
     allowed_origins: tuple[str, ...] = ()
     # How long a visitor token lasts: the visitor's conversation lives as long as it.
     token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
-    # Per visitor (and per address, for new sessions), per ingest instance.
+    # Requests per visitor (messages and receipts), per ingest instance.
     messages_per_minute: int = Field(default=20, ge=1)
+    # New visitor sessions per client address, per ingest instance.
+    sessions_per_minute: int = Field(default=30, ge=1)
     # A visitor request's body; larger ones get 413 before they are read.
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     # The chat box's title and greeting, shown by the embedded script.

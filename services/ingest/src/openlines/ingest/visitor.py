@@ -211,7 +211,9 @@ class VisitorApi:
     async def new_session(self, request: web.Request) -> web.Response:
         _, channel = self._channel(request)
         settings = self._guard(request, channel)
-        self._limit(f"session:{channel.id}:{_client_address(request)}", settings)
+        self._limit(
+            f"session:{channel.id}:{_client_address(request)}", settings.sessions_per_minute
+        )
         token, visitor = tokens.issue(channel, tokens.new_visitor_id(), settings.token_ttl_seconds)
         answer = SessionAnswer(
             visitor_id=visitor.visitor_id,
@@ -233,7 +235,7 @@ class VisitorApi:
         line, channel = self._channel(request)
         settings = self._guard(request, channel)
         visitor = self._visitor(request, channel)
-        self._limit(f"visitor:{visitor.conversation_key}", settings)
+        self._limit(f"visitor:{visitor.conversation_key}", settings.messages_per_minute)
         body = await self._body(request, VisitorText, settings)
         message = WidgetMessage(
             visitor_id=visitor.visitor_id,
@@ -264,7 +266,7 @@ class VisitorApi:
         _, channel = self._channel(request)
         settings = self._guard(request, channel)
         visitor = self._visitor(request, channel)
-        self._limit(f"visitor:{visitor.conversation_key}", settings)
+        self._limit(f"visitor:{visitor.conversation_key}", settings.messages_per_minute)
         body = await self._body(request, Receipts, settings)
         now = datetime.now(UTC)
         status = DeliveryStatus(body.status)
@@ -314,8 +316,8 @@ class VisitorApi:
         except tokens.InvalidVisitorToken as exc:
             raise ApiError(401, "invalid_visitor_token", f"invalid visitor token: {exc}") from None
 
-    def _limit(self, key: str, settings: WidgetSettings) -> None:
-        wait = self.limiter.take(key, settings.messages_per_minute)
+    def _limit(self, key: str, per_minute: int) -> None:
+        wait = self.limiter.take(key, per_minute)
         if wait > 0:
             raise ApiError(
                 429,
