@@ -147,21 +147,30 @@
     return null;
   }
 
+  var pendingSession = null;
+
   function ensureSession() {
     session = session || stored();
     if (session) return Promise.resolve(session);
-    return fetch(api + "/sessions", { method: "POST" })
-      .then(function (r) {
-        if (!r.ok) throw new Error("session " + r.status);
-        return r.json();
-      })
-      .then(function (answer) {
-        session = answer;
-        try {
-          localStorage.setItem(storeKey, JSON.stringify(answer));
-        } catch (e) {}
-        return session;
-      });
+    // One request however many callers (opening the box and the first message race).
+    pendingSession =
+      pendingSession ||
+      fetch(api + "/sessions", { method: "POST" })
+        .then(function (r) {
+          if (!r.ok) throw new Error("session " + r.status);
+          return r.json();
+        })
+        .then(function (answer) {
+          session = answer;
+          try {
+            localStorage.setItem(storeKey, JSON.stringify(answer));
+          } catch (e) {}
+          return session;
+        })
+        .finally(function () {
+          pendingSession = null;
+        });
+    return pendingSession;
   }
 
   function forget() {
