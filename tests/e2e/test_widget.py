@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -159,7 +160,7 @@ async def test_a_visitor_writes_the_operator_answers_and_the_visitor_sees_it_liv
         http,
         stack.url,
         operator,
-        session["visitor_id"],  # type: ignore[arg-type]
+        session["visitor_id"],
         where=lambda d: d["assignee_id"] == WIDGET_OPERATOR,
     )
     assert dialog["customer"]["name"] == "Vera Visitor"
@@ -207,7 +208,7 @@ async def test_a_visitor_writes_the_operator_answers_and_the_visitor_sees_it_liv
             {"status": status, "message_ids": [shown["id"]]},
         )
         assert code == 202 and body == {"ok": True, "accepted": 1}
-        item = await eventually(lambda s=status: status_is(s), f"the reply marked {status}")
+        item = await eventually(partial(status_is, status), f"the reply marked {status}")
         assert item["delivery"]["provider_message_id"] == shown["id"]
     await ws.close()
     await stream.close()
@@ -237,7 +238,7 @@ async def test_a_visitor_token_opens_its_own_conversation_only(
         http,
         stack.url,
         operator,
-        bob["visitor_id"],  # type: ignore[arg-type]
+        bob["visitor_id"],
     )
     code, _ = await post_json(
         http,

@@ -211,7 +211,7 @@ def test_a_visitor_token_cannot_be_forged_or_retargeted() -> None:
         forged = jwt.encode({**claims, "sub": "v-victim"}, key, algorithm="HS256")
         with pytest.raises(tokens.InvalidVisitorToken):
             tokens.verify(CHANNEL, forged, now=NOW)
-    unsigned = jwt.encode({**claims, "sub": "v-victim"}, None, algorithm="none")
+    unsigned = jwt.encode({**claims, "sub": "v-victim"}, "", algorithm="none")
     with pytest.raises(tokens.InvalidVisitorToken):
         tokens.verify(CHANNEL, unsigned, now=NOW)
     # The secret never appears in a token.
