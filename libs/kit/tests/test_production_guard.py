@@ -107,6 +107,7 @@ def test_production_settings_pass_once_every_published_secret_is_replaced(
     with pytest.raises(ProductionGuardError, match="demo token"):
         KitSettings()
     monkeypatch.setenv("OPENLINES_TOKEN_TG_DEMO", "999:a-real-bot-token")
+    monkeypatch.setenv("OPENLINES_SECRET_WEB_DEMO", "a-real-widget-secret")
     assert KitSettings().env == "production"
     # Development, the default, runs on the demo values.
     monkeypatch.delenv("OPENLINES_ENV")

@@ -23,6 +23,7 @@ DEV_JWT_SECRET = "openlines-dev-secret-change-me-in-production"
 # who read the repository knows them, so no production channel may use them. This is the one
 # list; a kit test checks that it covers every secret and token of config/demo.yaml.
 DEMO_SECRETS = frozenset({"demo-secret", "123456:demo-bot-token"})
+DEMO_SECRETS |= {"demo-widget-secret"}  # web-demo's HMAC secret (visitor tokens derive from it)
 
 Environment = Literal["development", "production"]
 
