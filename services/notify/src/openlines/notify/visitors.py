@@ -84,11 +84,12 @@ _DELETED = text(
 )
 _HISTORY = text(
     "SELECT " + _COLUMNS + " FROM widget_messages WHERE conversation_key = :k AND visible"
-    " AND NOT deleted ORDER BY seq DESC LIMIT :n"
+    " AND NOT deleted ORDER BY sent_at DESC, message_id DESC LIMIT :n"
 )
 _CONVERSATION_OF = text("SELECT conversation_key FROM widget_messages WHERE dialog_id = :d LIMIT 1")
 _LATEST_DIALOG = text(
-    "SELECT dialog_id FROM widget_messages WHERE conversation_key = :k ORDER BY seq DESC LIMIT 1"
+    "SELECT dialog_id FROM widget_messages WHERE conversation_key = :k"
+    " ORDER BY sent_at DESC LIMIT 1"
 )
 
 

@@ -19,7 +19,6 @@ def upgrade() -> None:
     op.create_table(
         "widget_messages",
         sa.Column("message_id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
         sa.Column("conversation_key", sa.Text, nullable=False),
         sa.Column("dialog_id", UUID(as_uuid=True), nullable=False),
         sa.Column("direction", sa.Text, nullable=False),
@@ -32,8 +31,10 @@ def upgrade() -> None:
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     )
+    # In conversation order (when each was written or sent), not in arrival order: a rebuild
+    # from the topic yields the very same rows.
     op.create_index(
-        "widget_messages_conversation_idx", "widget_messages", ["conversation_key", "seq"]
+        "widget_messages_conversation_idx", "widget_messages", ["conversation_key", "sent_at"]
     )
     op.create_index("widget_messages_dialog_idx", "widget_messages", ["dialog_id"])
 
