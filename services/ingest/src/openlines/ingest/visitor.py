@@ -266,7 +266,8 @@ class VisitorApi:
         _, channel = self._channel(request)
         settings = self._guard(request, channel)
         visitor = self._visitor(request, channel)
-        self._limit(f"visitor:{visitor.conversation_key}", settings.messages_per_minute)
+        # A bucket of their own: acknowledging replies never holds back the visitor's writing.
+        self._limit(f"receipts:{visitor.conversation_key}", settings.messages_per_minute)
         body = await self._body(request, Receipts, settings)
         now = datetime.now(UTC)
         status = DeliveryStatus(body.status)

@@ -23,6 +23,7 @@
   var session = null;
   var socket = null;
   var retry = 500;
+  var failures = 0;
   var shown = {};
   var unreadReceipts = { delivered: [], read: [] };
   var receiptTimer = null;
@@ -209,8 +210,30 @@
   }
 
   // -- receipts: delivered when the socket brought it, read when the visitor saw it -------
+  // What this browser already reported, kept across reloads (bounded): a reconnect's
+  // history is not reported again.
+  var ackKey = storeKey + ":acked";
+  var acked = {};
+  try {
+    acked = JSON.parse(localStorage.getItem(ackKey) || "{}") || {};
+  } catch (e) {}
+
+  function remember(ids, status) {
+    ids.forEach(function (id) {
+      if (acked[id] !== "read") acked[id] = status;
+    });
+    var keys = Object.keys(acked);
+    keys.slice(0, Math.max(0, keys.length - 300)).forEach(function (k) {
+      delete acked[k];
+    });
+    try {
+      localStorage.setItem(ackKey, JSON.stringify(acked));
+    } catch (e) {}
+  }
+
   function acknowledge(id) {
-    unreadReceipts.delivered.push(id);
+    if (acked[id] === "read") return;
+    if (!acked[id]) unreadReceipts.delivered.push(id);
     if (open && document.visibilityState === "visible") unreadReceipts.read.push(id);
     else (acknowledge.pendingRead = acknowledge.pendingRead || []).push(id);
     flushSoon();
@@ -230,7 +253,12 @@
       receiptTimer = null;
       ["delivered", "read"].forEach(function (status) {
         var ids = unreadReceipts[status].splice(0, 50);
-        if (ids.length && session) call("/receipts", { status: status, message_ids: ids }).catch(function () {});
+        if (!ids.length || !session) return;
+        call("/receipts", { status: status, message_ids: ids })
+          .then(function (r) {
+            if (r.ok) remember(ids, status);
+          })
+          .catch(function () {});
       });
       if (unreadReceipts.delivered.length || unreadReceipts.read.length) flushSoon();
     }, 200);
@@ -248,7 +276,10 @@
   function connect() {
     var url = api.replace(/^http/, "ws") + "/socket?token=" + encodeURIComponent(session.token);
     socket = new WebSocket(url);
+    var opened = false;
     socket.onopen = function () {
+      opened = true;
+      failures = 0;
       retry = 500;
       root.setAttribute("data-connected", "true");
     };
@@ -271,7 +302,19 @@
     socket.onclose = function (event) {
       socket = null;
       root.setAttribute("data-connected", "false");
-      if (event.code === 4001 || event.code === 4004) forget();
+      // 4001: the token expired. A handshake refused again and again may be a token no
+      // longer valid (a rotated channel secret: browsers report its 401 as 1006) or an
+      // outage: ask ingest (an empty receipt: 401 for a bad token, 422 for a good one).
+      failures = opened ? 0 : failures + 1;
+      if (event.code === 4001) forget();
+      else if (failures >= 3 && session) {
+        failures = 0;
+        call("/receipts", { status: "read", message_ids: [] })
+          .then(function (r) {
+            if (r.status === 401) forget();
+          })
+          .catch(function () {});
+      }
       setTimeout(start, retry);
       retry = Math.min(retry * 2, 15000);
     };
