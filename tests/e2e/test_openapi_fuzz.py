@@ -145,6 +145,7 @@ def _open_dialog(stack: Stack, headers: dict[str, str], name: str) -> str:
     raise AssertionError("the dialog for the contract test never appeared")
 
 
+@pytest.mark.timeout(900)  # ~2300 requests: over 300 s on a loaded 2-core machine
 def test_the_running_suite_honours_its_openapi_document(
     stack: Stack, record_property: Callable[[str, object], None]
 ) -> None:
