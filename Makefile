@@ -22,8 +22,19 @@ sync: .venv/.synced
 run: sync
 	$(RUN) openlines up
 
-test: sync
+test: sync chromium
 	$(RUN) pytest
+
+# The widget's browser test (tests/e2e/test_widget_browser.py) drives Debian's `chromium`:
+# installed here when missing and possible (root with apt-get); else that test skips loudly.
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y chromium || (apt-get update && apt-get install -y chromium) || true; \
+	  fi; \
+	fi; \
+	command -v chromium >/dev/null 2>&1 || echo "!! chromium is not installed: the widget browser test will SKIP"
 
 # The pure tests: no broker, no database, no processes (see the `infra` marker in
 # openlines.kit.testing.plugin). Under 30 s on 2 cores.

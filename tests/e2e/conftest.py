@@ -148,6 +148,35 @@ def _mail_line(config: dict[str, Any]) -> None:
     )
 
 
+# A line of its own for the widget tests (test_widget*.py): one operator, a low message rate
+# (the 429 test), many sessions (each test's visitors come from one address).
+WIDGET_CHANNEL, WIDGET_SECRET = "web-e2e", "web-e2e-secret"
+WIDGET_OPERATOR = "wg1"
+WIDGET_RATE = 5
+
+
+def _widget_line(config: dict[str, Any]) -> None:
+    config["operators"].append(
+        {"id": WIDGET_OPERATOR, "name": "Widget Ann", "role": "operator", "max_dialogs": 50}
+    )
+    config["lines"].append(
+        {
+            "id": "widget",
+            "name": "Widget line",
+            "channels": [
+                {
+                    "id": WIDGET_CHANNEL,
+                    "type": "widget",
+                    "secret": WIDGET_SECRET,
+                    "widget": {"messages_per_minute": WIDGET_RATE, "sessions_per_minute": 1000},
+                }
+            ],
+            "operators": [WIDGET_OPERATOR],
+            "auto_lead": False,
+        }
+    )
+
+
 # A line of its own for the CSAT test (test_csat.py): manual routing (cs1 takes and closes
 # by hand), a rating request on close and its own classification values.
 CSAT_CHANNEL, CSAT_SECRET = "tg-csat", "csat-secret"
@@ -253,6 +282,7 @@ def e2e_lines(directory: Path) -> Path:
         csat={"enabled": True, "question": "How did we do?", "scale": 5},
         classification=CSAT_CLASSIFICATION,
     )
+    _widget_line(config)
     return write_lines(directory, config)
 
 

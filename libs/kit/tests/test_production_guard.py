@@ -120,6 +120,7 @@ def test_production_settings_pass_once_every_published_secret_is_replaced(
     with pytest.raises(ProductionGuardError, match="demo verify token of channel 'wa-demo'"):
         KitSettings()
     monkeypatch.setenv("OPENLINES_VERIFY_TOKEN_WA_DEMO", "a-real-verify-token")
+    monkeypatch.setenv("OPENLINES_SECRET_WEB_DEMO", "a-real-widget-secret")
     assert KitSettings().env == "production"
     # Development, the default, runs on the demo values.
     monkeypatch.delenv("OPENLINES_ENV")

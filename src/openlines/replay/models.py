@@ -221,11 +221,19 @@ def _crm_tables() -> tuple[str, ...]:
 
 
 def _notify_views(_: RebuildContext) -> BatchHandler:
+    from openlines.events.lines import load_lines
+    from openlines.kit.settings import KitSettings
     from openlines.notify.projection import project_view
+    from openlines.notify.visitors import VisitorHub, VisitorProjection
+
+    # The widget transcripts too (which channels are widgets: the lines config).
+    transcripts = VisitorProjection(VisitorHub(), load_lines(KitSettings().lines_file), 0.0)
 
     async def handle(conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
         for env in envelopes:
             await project_view(conn, env)  # the views only: a rebuild never pushes
+            await transcripts.handle(conn, env)
+        transcripts._pending.clear()
 
     return handle
 
@@ -266,7 +274,7 @@ register(
     ReadModel(
         name="notify",
         schema="notify",
-        tables=("dialog_views",),
+        tables=("dialog_views", "widget_messages"),
         passes=(Pass((DIALOGS,), _notify_views),),
     )
 )

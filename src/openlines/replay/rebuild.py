@@ -166,7 +166,9 @@ async def digest(conn: AsyncConnection, schema: str, table: str) -> TableDigest:
         for row in await conn.execute(
             text(
                 "SELECT column_name, column_default FROM information_schema.columns "
-                "WHERE table_schema = :s AND table_name = :t ORDER BY ordinal_position"
+                # By name: a copy made from the table declarations may order its columns
+                # otherwise than the live table's chain of migrations did.
+                "WHERE table_schema = :s AND table_name = :t ORDER BY column_name"
             ),
             {"s": schema, "t": table},
         )

@@ -29,6 +29,7 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
     from openlines.notify.webhooks.api import WebhooksApi
     from openlines.routing import api as routing
 
+    widget = _widget_operations()
     return [
         ("ops", KIT_OPERATIONS),
         ("gateway", operations(DocumentApi)),
@@ -39,7 +40,17 @@ def sections() -> list[tuple[str, Sequence[Operation]]]:
         ("notify", operations(StreamApi)),
         ("notify", operations(WebhooksApi)),
         ("analytics", operations(analytics)),
+        ("widget", widget),
     ]
+
+
+def _widget_operations() -> list[Operation]:
+    """The website widget's public side: ingest's script and visitor endpoints, notify's
+    visitor socket."""
+    from openlines.ingest.visitor import VisitorApi
+    from openlines.notify.visitors import VisitorSocketApi
+
+    return [*operations(VisitorApi), *operations(VisitorSocketApi)]
 
 
 DESCRIPTION = """\

@@ -72,6 +72,9 @@ ROUTES: tuple[Route, ...] = (
     Route(_prefix("/api/v1/webhooks"), "notify"),
     Route(_prefix("/api/v1/reports"), "analytics"),
     Route(_prefix("/sandbox"), "sandbox"),
+    # The website widget: the visitor socket is notify's, the script and endpoints ingest's.
+    Route(re.compile(r"/widget/[^/]+/socket/?"), "notify"),
+    Route(_prefix("/widget"), "ingest"),
 )
 
 HOP_BY_HOP = frozenset(

@@ -178,8 +178,14 @@ def run(args: argparse.Namespace) -> int:
 
         return send_mail(args, found[1])
     if args.chat is None:
-        print("--chat is required for a telegram or whatsapp channel", file=sys.stderr)
+        print("--chat is required for a telegram, whatsapp or widget channel", file=sys.stderr)
         return 2
+    if found is not None and found[1].type == "widget":
+        # The signed widget webhook, as a site's server would post it.
+        from openlines.cli.say_widget import widget_webhook
+
+        body, headers = widget_webhook(args, found[1].secret)
+        return _post(f"{args.url.rstrip('/')}/webhooks/widget/{args.channel}", body, headers)
     channel_type = found[1].type if found is not None else "telegram"
     if args.secret is None and (found is None or channel_type not in ("telegram", "whatsapp")):
         print(

@@ -44,6 +44,7 @@ __all__ = [
     "SmtpRelay",
     "WhatsApp",
     "WhatsAppTemplate",
+    "WidgetSettings",
     "load_lines",
 ]
 
@@ -139,6 +140,25 @@ class WhatsApp(_Model):
         return next((t for t in self.templates if t.name == name and t.language == language), None)
 
 
+class WidgetSettings(_Model):
+    """A `widget` channel's own settings (a nested block, so other types' never collide)."""
+
+    # Sites allowed to embed the widget (their `Origin`), e.g. https://shop.example; empty:
+    # any site. The visitor endpoints refuse other origins with 403 `origin_not_allowed`.
+    allowed_origins: tuple[str, ...] = ()
+    # How long a visitor token lasts: the visitor's conversation lives as long as it.
+    token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Requests per visitor (messages and receipts), per ingest instance.
+    messages_per_minute: int = Field(default=20, ge=1)
+    # New visitor sessions per client address, per ingest instance.
+    sessions_per_minute: int = Field(default=30, ge=1)
+    # A visitor request's body; larger ones get 413 before they are read.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # The chat box's title and greeting, shown by the embedded script.
+    title: str = Field(default="Chat with us", max_length=80)
+    greeting: str = Field(default="", max_length=500)
+
+
 class Channel(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ChannelType
@@ -158,6 +178,9 @@ class Channel(_Model):
     # webhook handshake (no verify token).
     whatsapp: WhatsApp | None = None
 
+    # type widget only: the embedded chat box's settings (defaults when absent).
+    widget: WidgetSettings | None = None
+
     @model_validator(mode="after")
     def _type_block(self) -> Channel:
         # A channel without its type's block only lacks that type's endpoint (no mailbox, no
@@ -166,6 +189,8 @@ class Channel(_Model):
             raise ValueError(f"an `email` block on a {self.type} channel")
         if self.whatsapp is not None and self.type != ChannelType.WHATSAPP:
             raise ValueError(f"a `whatsapp` block on a {self.type} channel")
+        if self.widget is not None and self.type != ChannelType.WIDGET:
+            raise ValueError(f"a `widget` block on a {self.type} channel")
         return self
 
 

@@ -31,6 +31,8 @@ DEMO_SECRETS = frozenset(
         "demo-app-secret",
         "demo-whatsapp-access-token",
         "demo-verify-token",
+        # web-demo's HMAC secret (visitor tokens derive from it)
+        "demo-widget-secret",
     }
 )
 

@@ -14,13 +14,19 @@ from openlines.ingest.domain import ChannelAdapter
 from openlines.ingest.settings import IngestSettings
 from openlines.ingest.smtp import MailEndpoint, MailHandler, email_channels
 from openlines.ingest.telegram import TelegramAdapter
+from openlines.ingest.visitor import VisitorApi
 from openlines.ingest.whatsapp import WhatsAppAdapter
+from openlines.ingest.widget import WidgetAdapter
 from openlines.kit.runtime import ServiceRuntime
 
 
 def channel_adapters() -> Mapping[str, ChannelAdapter]:
-    """One adapter per channel type that has webhooks (widget comes next)."""
-    return {ChannelType.TELEGRAM: TelegramAdapter(), ChannelType.WHATSAPP: WhatsAppAdapter()}
+    """One adapter per channel type that has webhooks (e-mail arrives over SMTP instead)."""
+    return {
+        ChannelType.TELEGRAM: TelegramAdapter(),
+        ChannelType.WHATSAPP: WhatsAppAdapter(),
+        ChannelType.WIDGET: WidgetAdapter(),
+    }
 
 
 def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
@@ -35,6 +41,14 @@ def build_service(settings: IngestSettings | None = None) -> ServiceRuntime:
         producer_name=settings.service_name,
     )
     runtime.routes(api.install)
+    # The widget's script and visitor endpoints (the visitor socket is notify's).
+    visitors = VisitorApi(
+        lines=api.lines,
+        publish=runtime.publish,
+        publish_timeout=settings.publish_timeout_seconds,
+        producer_name=settings.service_name,
+    )
+    runtime.routes(visitors.install)
     runtime.publishes(INBOUND)
 
     async def broker_answers() -> bool:

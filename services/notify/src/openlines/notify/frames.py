@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -112,6 +112,8 @@ class ClientFrames:
         self._engine = engine
         self.throttle = throttle
         self.counters = counters
+        # Told of every relayed typing (dialog, operator): the visitor socket's hook.
+        self.typing_hooks: list[Callable[[UUID, str], Awaitable[None]]] = []
 
     async def handle(self, session: Session, data: str) -> None:
         try:
@@ -152,3 +154,5 @@ class ClientFrames:
             {"type": "typing", "dialog_id": str(dialog_id), "operator_id": operator_id}
         )
         self.hub.relay("typing", message, watchers(view), sender=operator_id)
+        for hook in self.typing_hooks:
+            await hook(dialog_id, operator_id)

@@ -20,14 +20,20 @@ from openlines.outbound.settings import OutboundSettings
 from openlines.outbound.smtp import EmailProvider
 from openlines.outbound.telegram import TelegramProvider
 from openlines.outbound.whatsapp import WhatsAppProvider
+from openlines.outbound.widget import WidgetProvider
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def providers() -> Mapping[str, Provider]:
-    """One provider per channel type outbound sends to (widget comes next), as ingest's
-    `channel_adapters` has one adapter per channel type it hears from."""
-    return {ChannelType.TELEGRAM: TelegramProvider(), ChannelType.WHATSAPP: WhatsAppProvider()}
+    """One provider per channel type outbound sends to (e-mail's needs the database: see
+    build_service), as ingest's `channel_adapters` has one adapter per channel type it hears
+    from."""
+    return {
+        ChannelType.TELEGRAM: TelegramProvider(),
+        ChannelType.WHATSAPP: WhatsAppProvider(),
+        ChannelType.WIDGET: WidgetProvider(),
+    }
 
 
 def build_service(settings: OutboundSettings | None = None) -> ServiceRuntime:
