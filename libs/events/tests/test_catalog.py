@@ -45,6 +45,7 @@ EXPECTED = {
         "DealCreated",
         "DialogLinkedToCrm",
         "CustomersMerged",
+        "ContactUpdated",
     },
     "openlines.outbound.v1": {"MessageDispatched", "MessageDispatchFailed"},
 }

@@ -115,6 +115,7 @@ TOPICS: dict[str, Topic] = {
                 c.DealCreated,
                 c.DialogLinkedToCrm,
                 c.CustomersMerged,
+                c.ContactUpdated,
             ),
             "Customer identities and CRM entities. Key: customer id.",
         ),

@@ -24,6 +24,7 @@ from openlines.events.catalog.common import (
 from openlines.events.catalog.crm import (
     CompanyCreated,
     ContactCreated,
+    ContactUpdated,
     CustomerIdentified,
     CustomersMerged,
     DealCreated,
@@ -70,6 +71,7 @@ __all__ = [
     "CloseReason",
     "CompanyCreated",
     "ContactCreated",
+    "ContactUpdated",
     "Customer",
     "CustomerIdentified",
     "CustomersMerged",
