@@ -125,6 +125,8 @@ class DealCreated(EventPayload):
     source_lead_id: UUID | None = None
     source_dialog_id: UUID | None = None
     actor_id: Id | None = None
+    stage: Name | None = None
+    """The pipeline stage the deal starts in (None: the CRM's first)."""
 
 
 class CustomersMerged(EventPayload):
@@ -138,7 +140,8 @@ class CustomersMerged(EventPayload):
     # What moved from the merged customer to the survivor (additive: absent in older records).
     lead_ids: tuple[UUID, ...] = Field(default=(), max_length=1024)
     deal_ids: tuple[UUID, ...] = Field(default=(), max_length=1024)
-    channel_ids: tuple[Id, ...] = Field(default=(), max_length=1024)
+    accounts: tuple[Id, ...] = Field(default=(), max_length=1024)
+    """The merged customer's messenger accounts, as ``{channel_id}:{external_user_id}``."""
     contact_id: UUID | None = None
     """The survivor's contact after the merge (its own, else the merged customer's)."""
     merged_contact_id: UUID | None = None
