@@ -186,7 +186,7 @@ class MergeBody(BaseModel):
     from_: UUID = Field(alias="from", description="the duplicate, merged into `into`")
 
 
-class ListParams(routes.QueryModel):
+class CrmListParams(routes.QueryModel):
     q: str | None = Field(
         default=None,
         max_length=MAX_FIELD,
@@ -196,7 +196,7 @@ class ListParams(routes.QueryModel):
     limit: int = Field(default=PAGE_DEFAULT, ge=1, le=PAGE_MAX)
 
 
-class DialogView(BaseModel):
+class CrmDialogView(BaseModel):
     dialog_id: UUID
     line_id: str
     channel_id: str
@@ -211,7 +211,7 @@ class DialogView(BaseModel):
     participants: list[str]
 
 
-class ChannelView(BaseModel):
+class CrmChannelView(BaseModel):
     channel_type: str
     channel_id: str
     external_user_id: str
@@ -219,10 +219,10 @@ class ChannelView(BaseModel):
 
 
 class _Linked(BaseModel):
-    dialogs: list[DialogView] = Field(
+    dialogs: list[CrmDialogView] = Field(
         description="newest activity first; only those the caller may see"
     )
-    channels: list[ChannelView]
+    channels: list[CrmChannelView]
 
 
 class LeadView(_Linked):
@@ -272,7 +272,7 @@ class DealView(_Linked):
     created_at: str
 
 
-class CustomerView(_Linked):
+class CrmCustomerView(_Linked):
     id: UUID
     name: str
     labels: list[str]
@@ -290,7 +290,7 @@ class ConvertedView(BaseModel):
     deal_id: UUID | None
 
 
-class MovedView(BaseModel):
+class CrmMovedView(BaseModel):
     merged_into: UUID
 
 
@@ -575,7 +575,7 @@ async def get_deal(request: web.Request) -> web.Response:
 @routes.get(
     "/api/v1/crm/customers/{customer_id}",
     summary="A customer: one person, all their accounts, contact, leads, deals and dialogs",
-    responses={200: CustomerView, 301: MOVED, 404: "not_found"},
+    responses={200: CrmCustomerView, 301: MOVED, 404: "not_found"},
 )
 async def get_customer(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
@@ -588,7 +588,7 @@ async def get_customer(request: web.Request) -> web.Response:
     return web.json_response(_visible(scope, card, "customer"))
 
 
-async def _list(request: web.Request, kind: Kind, params: ListParams) -> web.Response:
+async def _list(request: web.Request, kind: Kind, params: CrmListParams) -> web.Response:
     """Keyset pages, newest first, of the entities the caller may see."""
     ctx = request.app[CONTEXT]
     scope = await ctx.scope(request, kind.name)
@@ -620,30 +620,30 @@ async def _list(request: web.Request, kind: Kind, params: ListParams) -> web.Res
 @routes.get(
     "/api/v1/crm/contacts",
     summary="Contacts, newest first, searched with q",
-    query=ListParams,
+    query=CrmListParams,
     responses={200: ContactPage, 400: "bad_cursor, invalid_query"},
 )
-async def list_contacts(request: web.Request, *, query: ListParams) -> web.Response:
+async def list_contacts(request: web.Request, *, query: CrmListParams) -> web.Response:
     return await _list(request, cards.CONTACT, query)
 
 
 @routes.get(
     "/api/v1/crm/companies",
     summary="Companies, newest first, searched with q",
-    query=ListParams,
+    query=CrmListParams,
     responses={200: CompanyPage, 400: "bad_cursor, invalid_query"},
 )
-async def list_companies(request: web.Request, *, query: ListParams) -> web.Response:
+async def list_companies(request: web.Request, *, query: CrmListParams) -> web.Response:
     return await _list(request, cards.COMPANY, query)
 
 
 @routes.get(
     "/api/v1/crm/deals",
     summary="Deals, newest first, searched with q",
-    query=ListParams,
+    query=CrmListParams,
     responses={200: DealPage, 400: "bad_cursor, invalid_query"},
 )
-async def list_deals(request: web.Request, *, query: ListParams) -> web.Response:
+async def list_deals(request: web.Request, *, query: CrmListParams) -> web.Response:
     return await _list(request, cards.DEAL, query)
 
 
@@ -734,7 +734,7 @@ async def post_contact_channel(request: web.Request, *, body: ChannelBody) -> we
     summary="Merge a duplicate customer into another (RetailCRM): idempotent",
     body=MergeBody,
     responses={
-        200: CustomerView,
+        200: CrmCustomerView,
         404: "not_found: either customer unknown or not the caller's to see",
         409: "already_merged: `from` was merged into another customer",
         422: "same_customer, invalid_body",
