@@ -125,7 +125,7 @@ def test_the_crm_routes_are_documented_and_the_gateway_sends_them_to_crm_link(
     monkeypatch.setenv("OPENLINES_LINES_FILE", LINES)
     api = {(m, p) for m, p in served(all_apps()["crm-link"]) if p.startswith("/api/")}
     assert api == CRM_ROUTES
-    assert CRM_ROUTES <= documented()
+    assert documented() >= CRM_ROUTES
     for _, path in CRM_ROUTES:
         concrete = path.replace("{", "").replace("}", "")
         route = next(r for r in ROUTES if r.pattern.fullmatch(concrete))
