@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -135,7 +136,7 @@ async def test_convert_link_merge_and_every_dialog_shows_the_surviving_contact(
         return None
 
     for dialog in (first, second, third, fourth):
-        shown = await eventually(lambda d=dialog: shows_the_survivor(d["id"]), "the survivor shown")
+        shown = await eventually(partial(shows_the_survivor, dialog["id"]), "the survivor shown")
         assert shown["customer"]["name"] == "Maria Koval-Shevchenko"
         assert shown["customer"]["labels"] == ["VIP"]
         assert deal["id"] in shown["crm"]["deal_ids"]
