@@ -138,9 +138,10 @@ class CustomersMerged(EventPayload):
     merged_customer_id: UUID
     actor_id: Id | None = None
     # What moved from the merged customer to the survivor (additive: absent in older records).
-    lead_ids: tuple[UUID, ...] = Field(default=(), max_length=1024)
-    deal_ids: tuple[UUID, ...] = Field(default=(), max_length=1024)
-    accounts: tuple[Id, ...] = Field(default=(), max_length=1024)
+    # Bounded so that the largest legal record fits one Kafka record (limits.py).
+    lead_ids: tuple[UUID, ...] = Field(default=(), max_length=256)
+    deal_ids: tuple[UUID, ...] = Field(default=(), max_length=256)
+    accounts: tuple[Id, ...] = Field(default=(), max_length=64)
     """The merged customer's messenger accounts, as ``{channel_id}:{external_user_id}``."""
     contact_id: UUID | None = None
     """The survivor's contact after the merge (its own, else the merged customer's)."""
