@@ -192,7 +192,9 @@ class CrmListParams(routes.QueryModel):
         max_length=MAX_FIELD,
         description="name (or title), phone, e-mail or messenger account contains it",
     )
-    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
+    cursor: str | None = Field(
+        default=None, min_length=1, description="`next_cursor` of the previous page"
+    )
     limit: int = Field(default=PAGE_DEFAULT, ge=1, le=PAGE_MAX)
 
 
