@@ -22,7 +22,7 @@ from openlines.notify.app import build_service as notify_service
 from openlines.outbound.app import build_service as outbound_service
 from openlines.routing.app import build_service as routing_service
 from openlines.stack.contract import openapi_document
-from openlines.stack.gateway import GatewaySettings, create_gateway_app
+from openlines.stack.gateway import ROUTES, GatewaySettings, create_gateway_app
 
 LINES = str(Path(__file__).resolve().parents[2] / "config" / "demo.yaml")
 PROXY = "/{tail}"  # the gateway's catch-all: what it proxies is described by the services
@@ -99,3 +99,37 @@ def test_every_schema_reference_resolves() -> None:
         for link in answer.get("links", {}).values()
     ]
     assert links and {link["operationId"] for link in links} <= set(ids)
+
+
+CRM_ROUTES = {
+    ("POST", "/api/v1/dialogs/{dialog_id}/lead"),
+    ("GET", "/api/v1/crm/leads/{lead_id}"),
+    ("POST", "/api/v1/crm/leads/{lead_id}/convert"),
+    ("POST", "/api/v1/dialogs/{dialog_id}/deal"),
+    ("GET", "/api/v1/crm/contacts"),
+    ("GET", "/api/v1/crm/contacts/{entity_id}"),
+    ("PATCH", "/api/v1/crm/contacts/{entity_id}"),
+    ("POST", "/api/v1/crm/contacts/{entity_id}/channels"),
+    ("GET", "/api/v1/crm/companies"),
+    ("GET", "/api/v1/crm/companies/{entity_id}"),
+    ("GET", "/api/v1/crm/deals"),
+    ("GET", "/api/v1/crm/deals/{entity_id}"),
+    ("GET", "/api/v1/crm/customers/{customer_id}"),
+    ("POST", "/api/v1/crm/customers/merge"),
+}
+
+
+def test_the_crm_routes_are_documented_and_the_gateway_sends_them_to_crm_link(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENLINES_LINES_FILE", LINES)
+    api = {(m, p) for m, p in served(all_apps()["crm-link"]) if p.startswith("/api/")}
+    assert api == CRM_ROUTES
+    assert documented() >= CRM_ROUTES
+    for _, path in CRM_ROUTES:
+        concrete = path.replace("{", "").replace("}", "")
+        route = next(r for r in ROUTES if r.pattern.fullmatch(concrete))
+        assert route.upstream == "crm-link", path
+    # The dialog's crm block may be hidden by CRM rights: the document says it may be null.
+    dialog = openapi_document()["components"]["schemas"]["DialogView"]["properties"]["crm"]
+    assert {"type": "null"} in dialog.get("anyOf", [])

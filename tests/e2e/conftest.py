@@ -188,6 +188,13 @@ CSAT_CLASSIFICATION = {
 }
 
 
+# Two lines of their own for the CRM test (test_crm.py), each with its own Telegram bot (the
+# same person writes to both, under two accounts, until WhatsApp exists); cr1 works on both.
+CRM_CHANNEL, CRM_SECRET = "tg-crm", "crm-secret"
+CRM_CHANNEL_2, CRM_SECRET_2 = "tg-crm2", "crm2-secret"
+CRM_OPERATORS = {"cr1": "Crm One"}
+
+
 def _telegram_line(
     config: dict[str, Any],
     line_id: str,
@@ -283,6 +290,11 @@ def e2e_lines(directory: Path) -> Path:
         classification=CSAT_CLASSIFICATION,
     )
     _widget_line(config)
+    _telegram_line(
+        config, "crm", CRM_CHANNEL, CRM_SECRET, CRM_OPERATORS, max_dialogs=4, auto_lead=True
+    )
+    _telegram_line(config, "crm2", CRM_CHANNEL_2, CRM_SECRET_2, {}, max_dialogs=4, auto_lead=True)
+    config["lines"][-1]["operators"] = list(CRM_OPERATORS)
     return write_lines(directory, config)
 
 

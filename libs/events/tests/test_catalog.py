@@ -52,6 +52,7 @@ EXPECTED = {
         "DealCreated",
         "DialogLinkedToCrm",
         "CustomersMerged",
+        "ContactUpdated",
     },
     "openlines.outbound.v1": {"MessageDispatched", "MessageDispatchFailed"},
 }

@@ -34,6 +34,7 @@ from openlines.events.catalog import (
 )
 from openlines.events.lines import LinesConfig
 from openlines.kit.access import (
+    CrmFacts,
     CrmRights,
     DialogFacts,
     Role,
@@ -312,13 +313,48 @@ def test_quick_replies_are_read_by_the_lines_and_written_by_their_supervisors(
 def test_crm_rights() -> None:
     hers = DialogFacts("vip", "active", "ann")
     bobs = DialogFacts("demo", "active", "bob")
+    elsewhere = DialogFacts("other", "active", "bob")
+    mentioned = DialogFacts("other", "closed", "bob", mentioned=("ann",))
     none, own, every = (scope("operator", None, crm) for crm in CrmRights)
     assert (none.crm, own.crm, every.crm) == (CrmRights.NONE, CrmRights.OWN, CrmRights.ALL)
-    assert own.can_see_lead([bobs, hers]) and not own.can_see_lead([bobs])
-    assert not none.can_see_lead([hers]) and not none.may_use_crm()
-    assert every.can_see_lead([bobs]) and every.can_see_lead([])
-    # `all` reaches the lead, not the chats: its dialogs are still filtered by can_see.
+    # own: one of its dialogs is hers (assigned later), or she made or converted it, or she
+    # was @mentioned in one of its dialogs.
+    assert own.can_see_crm(CrmFacts(dialogs=[bobs, hers]))
+    assert not own.can_see_crm(CrmFacts(dialogs=[bobs]))
+    assert own.can_see_crm(CrmFacts(responsible=["ann"], dialogs=[elsewhere]))
+    assert own.can_see_crm(CrmFacts(dialogs=[mentioned]))
+    assert not none.can_see_crm(CrmFacts(responsible=["ann"], dialogs=[hers]))
+    assert not none.may_use_crm() and own.may_use_crm()
+    # all: every entity of her lines (demo), not of lines she does not work on.
+    assert every.can_see_crm(CrmFacts(dialogs=[bobs]))
+    assert not every.can_see_crm(CrmFacts(dialogs=[elsewhere]))
+    assert not every.can_see_crm(CrmFacts())
+    assert scope("admin", None, CrmRights.ALL).can_see_crm(CrmFacts())
+    # `all` reaches the entity, not the chats: its dialogs are still filtered by can_see.
     assert not every.can_see(bobs)
+    # The dialog JSON's crm block follows the same rule.
+    assert not none.sees_crm_of(hers) and own.sees_crm_of(hers) and own.sees_crm_of(mentioned)
+    assert not own.sees_crm_of(bobs) and every.sees_crm_of(bobs)
+
+
+def test_crm_rights_come_from_the_lines_config() -> None:
+    config = LinesConfig.model_validate(
+        {
+            "crm": {"operator": "own", "supervisor": "all", "admin": "all"},
+            "operators": [{"id": "ann"}, {"id": "cara", "crm": "none"}],
+        }
+    )
+
+    def rights(who: str, role: str) -> CrmRights:
+        return Scope.of(Principal(who, frozenset({role}), None), config).crm
+
+    assert rights("ann", "operator") is CrmRights.OWN
+    assert rights("cara", "operator") is CrmRights.NONE  # her own, before her role's
+    assert rights("sue", "supervisor") is CrmRights.ALL
+    assert rights("root", "admin") is CrmRights.ALL
+    assert Scope.of(Principal("x", frozenset({"operator"}), None), LinesConfig()).crm is (
+        CrmRights.OWN
+    )  # the default: today's behaviour
 
 
 @pytest.mark.parametrize(

@@ -41,15 +41,19 @@ from openlines.kit.testing.waiting import eventually, outbox_drained
 JWT_SECRET = "crm-link-tests-secret-of-at-least-32-bytes"
 
 # demo creates leads automatically (two telegram channels); manual does not.
+# CRM rights: operators own, supervisors all; cara (on demo) has none, dan (on demo) all.
 LINES_YAML = """
+crm: {operator: own, supervisor: all, admin: all}
 operators:
   - {id: ann, role: operator}
   - {id: bob, role: operator}
   - {id: sue, role: supervisor}
+  - {id: cara, role: operator, crm: none}
+  - {id: dan, role: operator, crm: all}
 lines:
   - id: demo
     channels: [{id: tg-demo, type: telegram}, {id: tg-other, type: telegram}]
-    operators: [ann]
+    operators: [ann, cara, dan]
     auto_lead: true
   - id: manual
     channels: [{id: tg-manual, type: telegram}, {id: wa-manual, type: whatsapp}]
@@ -75,9 +79,13 @@ def crm_settings(
 
 
 def opened(
-    dialog_id: uuid.UUID, user: str, channel_id: str = "tg-demo", name: str = "Carla"
+    dialog_id: uuid.UUID,
+    user: str,
+    channel_id: str = "tg-demo",
+    name: str = "Carla",
+    phone: str | None = None,
 ) -> DialogOpened:
-    return factories.dialog_opened(
+    event = factories.dialog_opened(
         dialog_id,
         chat=user,
         channel_id=channel_id,
@@ -86,6 +94,10 @@ def opened(
         title=f"{name} ({channel_id})",
         external_chat_id=user,
     )
+    if phone is None:
+        return event
+    customer = event.customer.model_copy(update={"phone": phone})
+    return event.model_copy(update={"customer": customer})
 
 
 def assigned(dialog_id: uuid.UUID, operator_id: str, channel_id: str = "tg-demo") -> DialogAssigned:
@@ -157,15 +169,27 @@ class Crm:
         self, path: str, who: str, role: str = "operator", lines: list[str] | None = None
     ) -> tuple[int, Any]:
         headers = self.auth(who, role, lines)
-        async with self.http.get(f"{self.url}{path}", headers=headers) as resp:
+        async with self.http.get(
+            f"{self.url}{path}", headers=headers, allow_redirects=False
+        ) as resp:
             return resp.status, await resp.json()
 
     async def post(
         self, path: str, who: str, role: str = "operator", body: Any = None
     ) -> tuple[int, Any]:
+        return await self.send_json("POST", path, who, role, body)
+
+    async def patch(
+        self, path: str, who: str, role: str = "operator", body: Any = None
+    ) -> tuple[int, Any]:
+        return await self.send_json("PATCH", path, who, role, body)
+
+    async def send_json(
+        self, method: str, path: str, who: str, role: str, body: Any
+    ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
-        async with self.http.post(
-            f"{self.url}{path}", headers=self.auth(who, role), **kwargs
+        async with self.http.request(
+            method, f"{self.url}{path}", headers=self.auth(who, role), **kwargs
         ) as resp:
             return resp.status, await resp.json()
 

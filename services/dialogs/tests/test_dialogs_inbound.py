@@ -43,7 +43,14 @@ async def test_inbound_message_opens_a_dialog_in_the_unassigned_tab(stack: Dialo
     assert dialog["last_message"]["direction"] == "in"
     assert dialog["unread_count"] == 1
     assert dialog["sla"]["state"] == "ok" and dialog["sla"]["waiting_since"] is not None
-    assert set(dialog["crm"]) == {"customer_id", "lead_id", "contact_id", "company_id", "deal_id"}
+    assert set(dialog["crm"]) == {
+        "customer_id",
+        "lead_id",
+        "contact_id",
+        "company_id",
+        "deal_id",
+        "deal_ids",
+    }
     assert dialog["created_at"] and dialog["updated_at"]
 
     # The same JSON by id; the dialog is not in the other tabs.

@@ -188,6 +188,7 @@ async def test_crm_link_shows_in_the_dialog_and_the_timeline(stack: DialogsStack
         "contact_id": None,
         "company_id": None,
         "deal_id": None,
+        "deal_ids": [],
     }
     system = [m for m in await stack.timeline(dialog_id, "ann") if m["direction"] == "system"]
     assert [m["text"] for m in system] == [f"Linked to CRM lead {lead_id}"]

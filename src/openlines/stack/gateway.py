@@ -61,6 +61,7 @@ def _prefix(path: str) -> re.Pattern[str]:
 # The same paths as the Ingress (deploy/k8s). Ingress routes by path only, so this does too.
 ROUTES: tuple[Route, ...] = (
     Route(re.compile(r"/api/v1/dialogs/[^/]+/lead/?"), "crm-link"),
+    Route(re.compile(r"/api/v1/dialogs/[^/]+/deal/?"), "crm-link"),
     Route(_prefix("/webhooks"), "ingest"),
     Route(_prefix("/api/v1/dialogs"), "dialogs"),
     Route(_prefix("/api/v1/quick-replies"), "dialogs"),

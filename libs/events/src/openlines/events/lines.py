@@ -34,6 +34,8 @@ __all__ = [
     "ChannelType",
     "Classification",
     "Consent",
+    "CrmRight",
+    "CrmRoles",
     "Csat",
     "EmailSettings",
     "Line",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 RoutingStrategy = Literal["manual", "round_robin", "least_loaded", "longest_idle"]
+CrmRight = Literal["none", "own", "all"]
+"""CRM rights (Uspacy): none (no CRM at all), own (the entities one is responsible for), all
+(every entity of one's lines). `openlines.kit.access` applies them."""
 
 
 class _Model(BaseModel):
@@ -200,6 +205,16 @@ class Operator(_Model):
     role: Literal["operator", "supervisor", "admin"] = "operator"
     max_dialogs: int = Field(default=5, ge=1)
     skills: tuple[str, ...] = ()
+    # This operator's CRM rights; None: their role's (the lines config's `crm`).
+    crm: CrmRight | None = None
+
+
+class CrmRoles(_Model):
+    """CRM rights per role (`crm:` at the top of the lines file)."""
+
+    operator: CrmRight = "own"
+    supervisor: CrmRight = "own"
+    admin: CrmRight = "own"
 
 
 class AutoClose(_Model):
@@ -258,6 +273,9 @@ class Line(_Model):
     sla: Sla = Sla()
     auto_close: AutoClose = AutoClose()
     auto_lead: bool = True
+    # A new customer whose channel gives a phone equal to a contact's phone is that contact's
+    # customer (one person across messengers) instead of a new one.
+    link_by_phone: bool = True
     consent: Consent = Consent()
     csat: Csat = Csat()
     classification: Classification = Classification()
@@ -295,6 +313,15 @@ class Line(_Model):
 class LinesConfig(_Model):
     operators: tuple[Operator, ...] = ()
     lines: tuple[Line, ...] = ()
+    crm: CrmRoles = CrmRoles()
+
+    def crm_right(self, operator_id: str, role: str) -> CrmRight:
+        """An operator's CRM rights: their own `crm`, else their role's."""
+        operator = self.operator(operator_id)
+        if operator is not None and operator.crm is not None:
+            return operator.crm
+        right: CrmRight = getattr(self.crm, role, self.crm.operator)
+        return right
 
     @model_validator(mode="after")
     def _references(self) -> LinesConfig:

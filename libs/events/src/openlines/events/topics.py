@@ -122,6 +122,7 @@ TOPICS: dict[str, Topic] = {
                 c.DealCreated,
                 c.DialogLinkedToCrm,
                 c.CustomersMerged,
+                c.ContactUpdated,
             ),
             "Customer identities and CRM entities. Key: customer id.",
         ),

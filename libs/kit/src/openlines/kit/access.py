@@ -37,10 +37,17 @@ an answer that depends on timing. *Transfer* is narrower: the responsible operat
 assignee) or a supervisor of the line. A dialog one may not read is reported as not found
 (404), so its existence does not leak; one read but not written is a 403 `not_allowed`.
 
-**CRM rights** (`CrmRights`), per scope: `none` (no CRM object at all: 403), `own` (the leads
-with a dialog one sees, listing only those dialogs) or `all` (every lead; its dialogs still
-listed only where one sees them). Every role defaults to `own`, today's behaviour; where the
-right comes from (a token claim or the lines config) is for the CRM-permissions issue.
+**CRM rights** (`CrmRights`, Uspacy's), per operator from the lines config (`crm:` per role,
+an operator's own `crm` first), for leads, contacts, companies and deals alike (`CrmFacts`):
+
+- `none`: no CRM at all: every CRM endpoint answers 404 and the dialog JSON has no `crm` block;
+- `own`: the entities one is responsible for: created or converted them, or holds (list) one of
+  their dialogs, which is how an operator who is assigned a customer's chat later becomes
+  responsible; or is @mentioned in one;
+- `all`: `own`, plus every entity with a dialog on a line one works on or supervises.
+
+An entity's dialogs are still listed only where the caller may list them (`can_see`), and the
+dialog JSON's `crm` block follows the same rule (`sees_crm_of`).
 """
 
 from __future__ import annotations
@@ -92,7 +99,14 @@ class CrmRights(StrEnum):
     ALL = "all"
 
 
-DEFAULT_CRM_RIGHTS = {role: CrmRights.OWN for role in Role}
+@dataclass(frozen=True)
+class CrmFacts:
+    """What the policy needs to know of a CRM entity (a lead, contact, company or deal)."""
+
+    responsible: Collection[str] = ()
+    """The operators who created or converted it."""
+    dialogs: Collection[DialogFacts] = ()
+    """The dialogs linked to it (its customer's)."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,7 @@ class Scope:
             role=role,
             member_lines=member,
             supervised_lines=supervised,
-            crm=crm or DEFAULT_CRM_RIGHTS[role],
+            crm=crm or CrmRights(config.crm_right(principal.operator_id, role.value)),
         )
 
     # -- lines -------------------------------------------------------------------------------
@@ -333,14 +347,31 @@ class Scope:
 
     # -- CRM -----------------------------------------------------------------------------
 
-    def can_see_lead(self, dialogs: Iterable[DialogFacts]) -> bool:
-        """A lead, given the dialogs linked to it."""
-        if self.crm is CrmRights.NONE:
-            return False
-        return self.crm is CrmRights.ALL or any(self.can_see(d) for d in dialogs)
-
     def may_use_crm(self) -> bool:
         return self.crm is not CrmRights.NONE
+
+    def can_see_crm(self, entity: CrmFacts) -> bool:
+        """A lead, contact, company or deal (see CRM rights in the module's docstring)."""
+        if self.crm is CrmRights.NONE:
+            return False
+        if self.operator_id in entity.responsible:
+            return True
+        if any(self._owns_crm_of(d) for d in entity.dialogs):
+            return True
+        if self.crm is CrmRights.ALL:
+            return self.sees_all_lines or any(self.sees_queue_of(d.line_id) for d in entity.dialogs)
+        return False
+
+    def sees_crm_of(self, dialog: DialogFacts) -> bool:
+        """The dialog JSON's `crm` block: what the dialog is linked to is the caller's to see."""
+        if self.crm is CrmRights.NONE:
+            return False
+        if self.crm is CrmRights.ALL:
+            return self.can_read(dialog)
+        return self._owns_crm_of(dialog)
+
+    def _owns_crm_of(self, dialog: DialogFacts) -> bool:
+        return self.can_see(dialog) or self.operator_id in dialog.mentioned
 
     # -- reports -------------------------------------------------------------------------
 

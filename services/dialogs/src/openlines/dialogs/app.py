@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from openlines.dialogs import crm_cards
 from openlines.dialogs.api import DialogsApi
 from openlines.dialogs.handlers import Handlers
 from openlines.dialogs.settings import DialogsSettings
@@ -27,6 +28,7 @@ def build_service(settings: DialogsSettings | None = None) -> ServiceRuntime:
         "dialogs", [INBOUND, DIALOG_COMMANDS, OUTBOUND, CRM, ROUTING], settings
     )
     handlers.subscribe(inputs)
+    crm_cards.subscribe(inputs)
     runtime.subscribe(inputs)
     runtime.publishes(DIALOGS)
 

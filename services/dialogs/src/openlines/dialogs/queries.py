@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openlines.dialogs import search
+from openlines.dialogs import crm_cards, search
 from openlines.dialogs.access import Viewer
 from openlines.dialogs.cursors import decode_cursor, encode_cursor
 from openlines.dialogs.domain import SlaState
@@ -63,7 +63,11 @@ _ROW = [c for c in dialogs.c if c.name not in SEARCH_COLUMNS]
 
 def row_columns(viewer: Viewer) -> list[ColumnElement[Any]]:
     """A dialog's columns, with `unread_count` the caller's (never the search vectors)."""
-    return [*_ROW, WORK.unread_for(viewer.operator_id).label("unread_count")]
+    return [
+        *_ROW,
+        WORK.unread_for(viewer.operator_id).label("unread_count"),
+        *crm_cards.columns(),
+    ]
 
 
 _CURSOR = TypeAdapter(tuple[Sort, Order, AwareDatetime, UUID])

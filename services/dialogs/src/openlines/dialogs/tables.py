@@ -186,3 +186,18 @@ drafts = Table(
     Column("text", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- CRM cards (migration 0009) ---------------------------------------------------------------
+
+# What the dialog list and dialog JSON show of a CRM customer: their contact's current name
+# and labels, and their deals. Consumed from openlines.crm.v1 (crm_cards.py), not in dialogs'
+# own events, so a rebuild of the read model leaves it be (write_side).
+crm_cards = Table(
+    "crm_cards",
+    write_side,
+    Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    Column("contact_id", UUID(as_uuid=True)),
+    Column("contact_name", Text),
+    Column("labels", ARRAY(Text), nullable=False),
+    Column("deal_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+)

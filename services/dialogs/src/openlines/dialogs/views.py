@@ -22,8 +22,11 @@ def _str(value: object | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool) -> dict[str, Any]:
-    """`can_write`: may the caller write to it (false: opened read-only, join to write)."""
+def dialog_json(
+    row: Row, lines: LinesConfig, now: datetime, *, can_write: bool, crm_visible: bool = True
+) -> dict[str, Any]:
+    """`can_write`: may the caller write to it (false: opened read-only, join to write);
+    `crm_visible`: may they see its CRM links (CRM rights, `Scope.sees_crm_of`)."""
     line = lines.line(row.line_id)
     # The channel's thresholds, as the line's timers count them (routing's SLA markers).
     warning, breach = (
@@ -45,7 +48,9 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
         "channel_type": row.channel_type,
         "status": row.status,
         "customer": {
-            "name": row.customer_name,
+            # The CRM contact's current name once there is one (edits show at once).
+            "name": _card(row, "crm_contact_name") or row.customer_name,
+            "labels": list(_card(row, "crm_labels") or ()),
             "external_id": row.customer_external_id,
             "username": row.customer_username,
             "phone": row.customer_phone,
@@ -62,13 +67,7 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
             "state": str(sla_state(row.waiting_since, now, warning, breach)),
             "waiting_since": _iso(row.waiting_since),
         },
-        "crm": {
-            "customer_id": _str(row.crm_customer_id),
-            "lead_id": _str(row.crm_lead_id),
-            "contact_id": _str(row.crm_contact_id),
-            "company_id": _str(row.crm_company_id),
-            "deal_id": _str(row.crm_deal_id),
-        },
+        "crm": _crm(row) if crm_visible else None,
         "ratings": {
             "customer": row.ratings.get("customer"),
             "operator": row.ratings.get("operator"),
@@ -77,6 +76,22 @@ def dialog_json(row: Row, lines: LinesConfig, now: datetime, *, can_write: bool)
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
         "can_write": can_write,
+    }
+
+
+def _card(row: Row, name: str) -> Any:
+    """A field of the customer's CRM card (`crm_cards.columns`), when the row carries it."""
+    return row._mapping.get(name)
+
+
+def _crm(row: Row) -> dict[str, Any]:
+    return {
+        "customer_id": _str(row.crm_customer_id),
+        "lead_id": _str(row.crm_lead_id),
+        "contact_id": _str(row.crm_contact_id or _card(row, "crm_card_contact_id")),
+        "company_id": _str(row.crm_company_id),
+        "deal_id": _str(row.crm_deal_id),
+        "deal_ids": [str(d) for d in _card(row, "crm_deal_ids") or ()],
     }
 
 
@@ -111,6 +126,9 @@ def message_json(row: Row) -> dict[str, Any]:
 
 class CustomerView(BaseModel):
     name: str
+    """The CRM contact's current name when the customer has one, else the channel's."""
+    labels: list[str]
+    """The CRM contact's labels (`VIP`, `BAD`, custom)."""
     external_id: str
     username: str | None
     phone: str | None
@@ -134,6 +152,9 @@ class CrmView(BaseModel):
     contact_id: UUID | None
     company_id: UUID | None
     deal_id: UUID | None
+    """The deal linked last."""
+    deal_ids: list[UUID]
+    """Every deal of the customer."""
 
 
 class CustomerRatingView(BaseModel):
@@ -181,7 +202,8 @@ class DialogView(BaseModel):
     unread_count: int
     """The caller's: customer messages they have not read (reading and replying read)."""
     sla: SlaView
-    crm: CrmView
+    crm: CrmView | None
+    """Null when the caller's CRM rights do not cover it (`none`, or `own` and not theirs)."""
     ratings: RatingsView
     classification: ClassificationView | None
     """The latest `POST .../classify`; None while unclassified."""

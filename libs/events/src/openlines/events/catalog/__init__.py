@@ -26,6 +26,7 @@ from openlines.events.catalog.common import (
 from openlines.events.catalog.crm import (
     CompanyCreated,
     ContactCreated,
+    ContactUpdated,
     CustomerIdentified,
     CustomersMerged,
     DealCreated,
@@ -77,6 +78,7 @@ __all__ = [
     "CloseReason",
     "CompanyCreated",
     "ContactCreated",
+    "ContactUpdated",
     "Customer",
     "CustomerIdentified",
     "CustomersMerged",

@@ -17,6 +17,7 @@ from openlines.events.limits import Id, Name
 __all__ = [
     "CompanyCreated",
     "ContactCreated",
+    "ContactUpdated",
     "CustomerIdentified",
     "CustomersMerged",
     "DealCreated",
@@ -80,6 +81,23 @@ class ContactCreated(EventPayload):
     actor_id: Id | None = None
 
 
+class ContactUpdated(EventPayload):
+    """An operator edited a contact's card. Each field given replaces the old value; a field
+    left out (None) stays as it was."""
+
+    TYPE: ClassVar[str] = "ContactUpdated"
+
+    contact_id: UUID
+    customer_id: UUID
+    name: Name | None = None
+    phones: tuple[Name, ...] | None = Field(default=None, max_length=32)
+    emails: tuple[Name, ...] | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=4096)
+    labels: tuple[Name, ...] | None = Field(default=None, max_length=32)
+    """RetailCRM/KeyCRM marks: ``VIP``, ``BAD`` or custom ones."""
+    actor_id: Id | None = None
+
+
 class CompanyCreated(EventPayload):
     TYPE: ClassVar[str] = "CompanyCreated"
 
@@ -107,6 +125,8 @@ class DealCreated(EventPayload):
     source_lead_id: UUID | None = None
     source_dialog_id: UUID | None = None
     actor_id: Id | None = None
+    stage: Name | None = None
+    """The pipeline stage the deal starts in (None: the CRM's first)."""
 
 
 class CustomersMerged(EventPayload):
@@ -117,3 +137,14 @@ class CustomersMerged(EventPayload):
     customer_id: UUID
     merged_customer_id: UUID
     actor_id: Id | None = None
+    # What moved from the merged customer to the survivor (additive: absent in older records).
+    # Bounded so that the largest legal record fits one Kafka record (limits.py).
+    lead_ids: tuple[UUID, ...] = Field(default=(), max_length=256)
+    deal_ids: tuple[UUID, ...] = Field(default=(), max_length=256)
+    accounts: tuple[Id, ...] = Field(default=(), max_length=64)
+    """The merged customer's messenger accounts, as ``{channel_id}:{external_user_id}``."""
+    contact_id: UUID | None = None
+    """The survivor's contact after the merge (its own, else the merged customer's)."""
+    merged_contact_id: UUID | None = None
+    """The merged customer's contact when both had one: it now answers ``merged_into``."""
+    company_id: UUID | None = None

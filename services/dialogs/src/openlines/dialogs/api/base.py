@@ -146,7 +146,14 @@ class ApiBase:
         return row
 
     def dialog_json(self, row: Row, viewer: Viewer, now: datetime) -> dict[str, Any]:
-        return dialog_json(row, self.lines, now, can_write=viewer.can_write(row_facts(row)))
+        facts = row_facts(row)
+        return dialog_json(
+            row,
+            self.lines,
+            now,
+            can_write=viewer.can_write(facts),
+            crm_visible=viewer.sees_crm_of(facts),
+        )
 
     def dialog_response(self, row: Row, viewer: Viewer, status: int = 200) -> web.Response:
         return web.json_response(self.dialog_json(row, viewer, utc_now()), status=status)

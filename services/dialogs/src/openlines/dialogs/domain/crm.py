@@ -28,13 +28,18 @@ class Crm(Decider):
         if wanted == self.crm:
             return []
         mirrored = DialogLinkedToCrm(dialog_id=self.id, **crm_fields(wanted))
+        # The system line names what this link added (a contact, then a deal...), not the
+        # lead the dialog had already.
+        before = crm_fields(self.crm)
+        added = {k: v for k, v in crm_fields(wanted).items() if v != before[k]}
+        news = DialogLinkedToCrm(dialog_id=self.id, **{**added, "customer_id": wanted.customer_id})
         return [
             mirrored,
             MessageAppended(
                 dialog_id=self.id,
                 message_id=system_message_id,
                 direction=Direction.SYSTEM,
-                text=describe_crm_link(mirrored),
+                text=describe_crm_link(news),
                 channel_id=self.channel_id,
                 conversation_key=self.conversation_key,
                 sent_at=now,
