@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from uuid import UUID
 
 from openlines.events.catalog import (
@@ -321,6 +321,35 @@ class Provider(Protocol):
     ) -> ProviderOutcome:
         """Accepted: the message is gone from the customer's chat."""
         ...
+
+
+class CannotChangeSent:
+    """The `edit` and `delete` of a provider that cannot change a message once sent (e-mail,
+    WhatsApp): refused without a call, for the reason the provider names in `cannot_change`."""
+
+    cannot_change: ClassVar[str]
+
+    async def edit(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        edit: Edit,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        return Rejected(self.cannot_change)
+
+    async def delete(
+        self,
+        http: aiohttp.ClientSession,
+        channel: Channel,
+        delete: Delete,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> ProviderOutcome:
+        return Rejected(self.cannot_change)
 
 
 def classify_telegram(status: int, body: object) -> ProviderOutcome:

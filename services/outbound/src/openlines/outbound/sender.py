@@ -19,7 +19,7 @@ twice does no harm, so they are tried again instead: see `domain.decide`.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +35,7 @@ from openlines.events.catalog import MessageDispatched, MessageDispatchFailed
 from openlines.events.envelope import Envelope, EventPayload, deterministic_event_id
 from openlines.events.lines import Channel, LinesConfig
 from openlines.events.topics import OUTBOUND
+from openlines.kit.claimloop import ClaimLoop
 from openlines.kit.db.retry import is_retryable
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
@@ -105,61 +106,35 @@ class Sender:
             rate_limited_attempts=settings.send_rate_limited_attempts,
         )
         self.pacer = ChannelPacer(settings.channel_rate_per_second)
-        self.last_round_at = time.monotonic()
-        self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.claims = ClaimLoop(
+            self._claim,
+            poll_seconds=settings.sender_poll_seconds,
+            waiting_message="sender waiting for the database",
+            crashed_message="send task crashed",
+        )
         self._next_expiry_check = 0.0
 
     def wake(self) -> None:
         """New jobs were recorded: look now rather than at the next poll."""
-        self._wake.set()
+        self.claims.wake()
+
+    @property
+    def last_round_at(self) -> float:
+        """When the loop last looked for work (the liveness check)."""
+        return self.claims.last_round_at
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Cancelled (or crashed): like a killed process, claimed jobs stay in `sending`; the
+        # lease turns them into outcome-unknown failures. A graceful stop records the outcome
+        # of the calls in flight.
         async with aiohttp.ClientSession() as http:
-            try:
-                await self._loop(http, stop)
-            except BaseException:
-                # Cancelled (or crashed): like a killed process, leave claimed jobs in
-                # `sending`; the lease turns them into outcome-unknown failures.
-                for task in list(self._in_flight):
-                    task.cancel()
-                raise
-            # Graceful stop: in-flight calls are bounded by the timeout; record their outcome.
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _loop(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self._expire_stale_claims()
-                claimed = await self._claim()
-                delay = 0.2
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                log.warning("sender waiting for the database", error=repr(exc))
-                claimed = []
-                await _wait_any(stop, asyncio.Event(), delay)
-                delay = min(delay * 2, 5.0)
-            self.last_round_at = time.monotonic()
-            for item in claimed:
-                task = asyncio.create_task(self._attempt(http, item))
-                self._in_flight.add(task)
-                task.add_done_callback(self._finished)
-            await _wait_any(stop, self._wake, self.settings.sender_poll_seconds)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()  # capacity freed; the next job of that conversation may be due
-        if not task.cancelled() and task.exception() is not None:
-            log.error("send task crashed", error=repr(task.exception()))
+            await self.claims.run(stop, functools.partial(self._attempt, http))
 
     async def _claim(self) -> list[jobs.ClaimedJob]:
-        free = self.settings.sender_max_in_flight - len(self._in_flight)
+        await self._expire_stale_claims()
+        free = self.settings.sender_max_in_flight - len(self.claims.in_flight)
         if free <= 0:
             return []
         async with self.runtime.engine.begin() as conn:
@@ -385,14 +360,3 @@ def _failed(job: jobs.SettledJob, reason: str) -> MessageDispatchFailed:
         retryable=False,
         change=job.change,
     )
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)

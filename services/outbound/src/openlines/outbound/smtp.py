@@ -21,8 +21,7 @@ from openlines.kit.log import get_logger
 from openlines.kit.telemetry import tracer
 from openlines.outbound.domain import (
     Accepted,
-    Delete,
-    Edit,
+    CannotChangeSent,
     Outgoing,
     ProviderOutcome,
     Rejected,
@@ -37,11 +36,11 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-CANNOT_CHANGE = "an e-mail cannot be changed once sent"
 
-
-class EmailProvider:
+class EmailProvider(CannotChangeSent):
     """Sends replies through the channel's `email.smtp_relay`."""
+
+    cannot_change = "an e-mail cannot be changed once sent"
 
     def __init__(self, threads: MailThreads) -> None:
         self.threads = threads
@@ -88,28 +87,6 @@ class EmailProvider:
                 # The mail is out; only the next reply's References miss it.
                 log.warning("could not record a sent mail in its thread", error=repr(exc))
         return outcome
-
-    async def edit(
-        self,
-        http: aiohttp.ClientSession,
-        channel: Channel,
-        edit: Edit,
-        *,
-        timeout: float,
-        connect_timeout: float,
-    ) -> ProviderOutcome:
-        return Rejected(CANNOT_CHANGE)
-
-    async def delete(
-        self,
-        http: aiohttp.ClientSession,
-        channel: Channel,
-        delete: Delete,
-        *,
-        timeout: float,
-        connect_timeout: float,
-    ) -> ProviderOutcome:
-        return Rejected(CANNOT_CHANGE)
 
 
 async def _deliver(

@@ -145,16 +145,44 @@ async def _call(
     connect_timeout: float,
 ) -> ProviderOutcome:
     """One Bot API call, one outcome. Never raises for provider or network trouble."""
-    with tracer().start_as_current_span(
+    return await post_json(
+        http,
+        channel,
         f"telegram {method}",
+        method_url(channel, method),
+        body,
+        {},
+        classify,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )
+
+
+async def post_json(
+    http: aiohttp.ClientSession,
+    channel: Channel,
+    span_name: str,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    classify: Callable[[int, object], ProviderOutcome],
+    *,
+    timeout: float,
+    connect_timeout: float,
+) -> ProviderOutcome:
+    """One JSON POST to a provider's HTTP API, its answer read by `classify` (status, parsed
+    body or None) and its failure by `classify_failure`. Never raises for provider or network
+    trouble; shared by the HTTP providers (Telegram, WhatsApp)."""
+    with tracer().start_as_current_span(
+        span_name,
         kind=SpanKind.CLIENT,
         attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
     ) as span:
         try:
             async with http.post(
-                method_url(channel, method),
+                url,
                 json=body,
-                headers=inject_http({}),
+                headers=inject_http(headers),
                 timeout=call_timeout(timeout, connect_timeout),
             ) as response:
                 span.set_attribute("http.response.status_code", response.status)

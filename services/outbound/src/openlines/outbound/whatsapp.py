@@ -10,23 +10,17 @@ are retried, after it the outcome is unknown, exactly as for Telegram (`telegram
 from __future__ import annotations
 
 import aiohttp
-from opentelemetry.trace import SpanKind
 
 from openlines.events.lines import Channel
-from openlines.kit.telemetry import inject_http, tracer
 from openlines.outbound.domain import (
-    Delete,
-    Edit,
+    CannotChangeSent,
     Outgoing,
     ProviderOutcome,
     Rejected,
     classify_whatsapp,
     whatsapp_message,
 )
-from openlines.outbound.telegram import call_timeout, classify_failure
-
-CANNOT_CHANGE = "whatsapp cannot edit or delete a sent message"
-
+from openlines.outbound.telegram import post_json
 
 NOT_CONFIGURED = "whatsapp channel without whatsapp.phone_number_id in the lines config"
 
@@ -39,8 +33,10 @@ def messages_url(channel: Channel) -> str:
     )
 
 
-class WhatsAppProvider:
+class WhatsAppProvider(CannotChangeSent):
     """Sends through the channel's phone number (`whatsapp.phone_number_id`, `token`)."""
+
+    cannot_change = "whatsapp cannot edit or delete a sent message"
 
     async def send(
         self,
@@ -53,46 +49,14 @@ class WhatsAppProvider:
     ) -> ProviderOutcome:
         if channel.whatsapp is None:
             return Rejected(NOT_CONFIGURED)
-        with tracer().start_as_current_span(
+        return await post_json(
+            http,
+            channel,
             "whatsapp messages",
-            kind=SpanKind.CLIENT,
-            attributes={"http.request.method": "POST", "openlines.channel_id": channel.id},
-        ) as span:
-            try:
-                async with http.post(
-                    messages_url(channel),
-                    json=whatsapp_message(message),
-                    headers=inject_http({"Authorization": f"Bearer {channel.token}"}),
-                    timeout=call_timeout(timeout, connect_timeout),
-                ) as response:
-                    span.set_attribute("http.response.status_code", response.status)
-                    try:
-                        data: object = await response.json(content_type=None)
-                    except (ValueError, aiohttp.ClientError, TimeoutError):
-                        # The status came; the body did not: a 2xx without it is unknown.
-                        data = None
-                    return classify_whatsapp(response.status, data)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return classify_failure(exc)
-
-    async def edit(
-        self,
-        http: aiohttp.ClientSession,
-        channel: Channel,
-        edit: Edit,
-        *,
-        timeout: float,
-        connect_timeout: float,
-    ) -> ProviderOutcome:
-        return Rejected(CANNOT_CHANGE)
-
-    async def delete(
-        self,
-        http: aiohttp.ClientSession,
-        channel: Channel,
-        delete: Delete,
-        *,
-        timeout: float,
-        connect_timeout: float,
-    ) -> ProviderOutcome:
-        return Rejected(CANNOT_CHANGE)
+            messages_url(channel),
+            whatsapp_message(message),
+            {"Authorization": f"Bearer {channel.token}"},
+            classify_whatsapp,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )

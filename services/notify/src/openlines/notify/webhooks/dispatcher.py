@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from prometheus_client import Counter, Histogram
 
 from openlines.events.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 from openlines.kit.backoff import RetryPolicy
+from openlines.kit.claimloop import ClaimLoop
 from openlines.kit.db.retry import is_retryable
 from openlines.kit.log import get_logger
 from openlines.kit.runtime import ServiceRuntime
@@ -68,13 +70,21 @@ class Dispatcher:
             max_seconds=settings.webhook_backoff_max_seconds,
             retry_after_cap_seconds=settings.webhook_backoff_max_seconds,
         )
-        self.last_round_at = time.monotonic()
-        self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.claims = ClaimLoop(
+            self._claim,
+            poll_seconds=settings.webhook_poll_seconds,
+            waiting_message="webhook dispatcher waiting for the database",
+            crashed_message="webhook delivery task crashed",
+        )
         self._next_requeue = 0.0
 
     def wake(self) -> None:
-        self._wake.set()
+        self.claims.wake()
+
+    @property
+    def last_round_at(self) -> float:
+        """When the loop last looked for work (the liveness check)."""
+        return self.claims.last_round_at
 
     async def run(self, stop: asyncio.Event) -> None:
         connector = aiohttp.TCPConnector(
@@ -86,46 +96,13 @@ class Dispatcher:
         async with aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": USER_AGENT}
         ) as http:
-            try:
-                await self._loop(http, stop)
-            except BaseException:
-                # Like a killed process: claimed deliveries stay `delivering` until the lease.
-                for task in list(self._in_flight):
-                    task.cancel()
-                raise
-            if self._in_flight:  # graceful stop: calls are bounded by their timeout
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _loop(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self._requeue_expired()
-                claimed = await self._claim()
-                delay = 0.2
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                log.warning("webhook dispatcher waiting for the database", error=repr(exc))
-                claimed = []
-                await _wait_any(stop, asyncio.Event(), delay)
-                delay = min(delay * 2, 5.0)
-            self.last_round_at = time.monotonic()
-            for item in claimed:
-                task = asyncio.create_task(self._deliver(http, item))
-                self._in_flight.add(task)
-                task.add_done_callback(self._finished)
-            await _wait_any(stop, self._wake, self.settings.webhook_poll_seconds)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()  # a slot is free, and the next event of that dialog may be due
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhook delivery task crashed", error=repr(task.exception()))
+            # Cancelled: like a killed process, claimed deliveries stay `delivering` until the
+            # lease.
+            await self.claims.run(stop, functools.partial(self._deliver, http))
 
     async def _claim(self) -> list[store.Claimed]:
-        free = self.settings.webhook_max_in_flight - len(self._in_flight)
+        await self._requeue_expired()
+        free = self.settings.webhook_max_in_flight - len(self.claims.in_flight)
         if free <= 0:
             return []
         async with self.runtime.engine.begin() as conn:
@@ -230,14 +207,3 @@ class Dispatcher:
                 outcome=outcome,
                 decision=repr(decision),
             )
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
