@@ -84,8 +84,9 @@ dialogs = Table(
     Column("closed_at", DateTime(timezone=True)),
     # {"customer": {score, scale}, "operator": {score, scale, comment, by}}: either may be absent.
     Column("ratings", JSONB, nullable=False, server_default="{}"),
-    # {type, reasons, status, by}, or NULL while unclassified.
-    Column("classification", JSONB),
+    # {type, reasons, status, by}, or NULL while unclassified (SQL NULL, not JSON null: the
+    # replay's COPY writes None so, and the copies must compare equal).
+    Column("classification", JSONB(none_as_null=True)),
     # Full-text search (`q=`, see `search`): the title and the customer's fields, computed by
     # Postgres from the row; and every message's text, folded in as messages are projected.
     Column("profile_search", TSVECTOR, Computed(PROFILE_SEARCH_SQL, persisted=True)),
