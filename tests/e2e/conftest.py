@@ -177,6 +177,42 @@ def _widget_line(config: dict[str, Any]) -> None:
     )
 
 
+# A line of its own for the WhatsApp test (test_whatsapp.py), with its own operator: going
+# online on the demo line would hand wa1 the demo line's backlog of the earlier tests.
+WA_CHANNEL, WA_SECRET, WA_VERIFY, WA_PHONE_ID = (
+    "wa-e2e",
+    "wa-e2e-secret",
+    "wa-e2e-verify",
+    "100200399",
+)
+WA_OPERATOR = "wa1"
+
+
+def _whatsapp_line(config: dict[str, Any]) -> None:
+    demo = next(c for line in config["lines"] for c in line["channels"] if c["id"] == "wa-demo")
+    config["operators"].append(
+        {"id": WA_OPERATOR, "name": "Wa One", "role": "operator", "max_dialogs": 20}
+    )
+    whatsapp = dict(demo["whatsapp"], phone_number_id=WA_PHONE_ID, verify_token=WA_VERIFY)
+    channel = {
+        "id": WA_CHANNEL,
+        "type": "whatsapp",
+        "secret": WA_SECRET,
+        "token": demo["token"],
+        "api_base": demo["api_base"].replace("/wa-demo", f"/{WA_CHANNEL}"),
+        "whatsapp": whatsapp,
+    }
+    config["lines"].append(
+        {
+            "id": "wa",
+            "name": "WhatsApp line",
+            "channels": [channel],
+            "operators": [WA_OPERATOR],
+            "auto_lead": False,
+        }
+    )
+
+
 # A line of its own for the CSAT test (test_csat.py): manual routing (cs1 takes and closes
 # by hand), a rating request on close and its own classification values.
 CSAT_CHANNEL, CSAT_SECRET = "tg-csat", "csat-secret"
@@ -290,6 +326,7 @@ def e2e_lines(directory: Path) -> Path:
         classification=CSAT_CLASSIFICATION,
     )
     _widget_line(config)
+    _whatsapp_line(config)
     _telegram_line(
         config, "crm", CRM_CHANNEL, CRM_SECRET, CRM_OPERATORS, max_dialogs=4, auto_lead=True
     )

@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API end to end, through the gateway, on the demo channel `wa-demo`: a customer
+"""WhatsApp Cloud API end to end, through the gateway, on a WhatsApp line of its own: a customer
 writes, routing assigns, the operator answers, the sandbox's Graph API gets it and reports sent,
 delivered and read back through signed status webhooks, which reach the timeline."""
 
@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .conftest import Stack
+from .conftest import WA_CHANNEL, WA_OPERATOR, WA_PHONE_ID, WA_SECRET, WA_VERIFY, Stack
 from .steps import (
     eventually,
     get_json,
@@ -26,12 +26,7 @@ from .steps import (
 
 pytestmark = pytest.mark.infra  # runs servers or processes of its own
 
-CHANNEL, APP_SECRET, VERIFY_TOKEN, PHONE_NUMBER_ID = (
-    "wa-demo",
-    "demo-app-secret",
-    "demo-verify-token",
-    "100200300",
-)
+CHANNEL, APP_SECRET, VERIFY_TOKEN, PHONE_NUMBER_ID = WA_CHANNEL, WA_SECRET, WA_VERIFY, WA_PHONE_ID
 WEBHOOK = f"/webhooks/whatsapp/{CHANNEL}"
 
 
@@ -109,7 +104,7 @@ async def outbound_status(
 async def close(
     http: aiohttp.ClientSession, base: str, sue: dict[str, str], dialog_id: str
 ) -> None:
-    # Frees the assignee's capacity for the other tests of the demo line.
+    # Frees the assignee's capacity for the other tests of the line.
     status, body = await post_json(http, f"{base}/api/v1/dialogs/{dialog_id}/close", sue)
     assert status == 200, body
 
@@ -118,15 +113,15 @@ async def test_a_whatsapp_conversation_end_to_end(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     base = stack.url
-    ann, sue = stack.auth("ann"), stack.auth("sue", "supervisor")
+    wa1, sue = stack.auth(WA_OPERATOR), stack.auth("sue", "supervisor")
     wa_id = _wa_id()
-    await set_presence(http, base, ann, "ann", "online")
-    ws = await http.ws_connect(f"{base}/api/v1/stream?token={stack.token('ann')}")
+    await set_presence(http, base, wa1, WA_OPERATOR, "online")
+    ws = await http.ws_connect(f"{base}/api/v1/stream?token={stack.token(WA_OPERATOR)}")
     try:
         answer = await customer_writes(http, base, wa_id, "Hola, is my order coming?")
         assert len(answer["event_ids"]) == 1
 
-        # Routing assigns it (ann is online on the demo line).
+        # Routing assigns it (wa1 is online on the line).
         dialog = await dialog_of(http, base, sue, wa_id, status="active")
         dialog_id, assignee = dialog["id"], dialog["assignee_id"]
         assert dialog["channel_type"] == "whatsapp"
@@ -160,7 +155,7 @@ async def test_a_whatsapp_conversation_end_to_end(
 
         delivery = await eventually(read, "delivery status read in the timeline")
         assert delivery["provider_message_id"] == sent["wamid"]
-        if assignee == "ann":
+        if assignee == WA_OPERATOR:
             seen: list[str] = []
             while seen[-1:] != ["read"]:
                 event = await next_ws_event(
@@ -294,6 +289,10 @@ async def test_webhook_signature_handshake_and_size(
         assert await resp.text() == "8765309"
     async with http.get(base + WEBHOOK, params={**hub, "hub.verify_token": "guess"}) as resp:
         assert resp.status == 403
+    # The demo channel of config/demo.yaml answers Meta's handshake with its published token.
+    demo = {**hub, "hub.verify_token": "demo-verify-token"}
+    async with http.get(base + "/webhooks/whatsapp/wa-demo", params=demo) as resp:
+        assert (resp.status, await resp.text()) == (200, "8765309")
 
     huge = notification(_wa_id(), "x" * (2 * 1024 * 1024))
     async with http.post(base + WEBHOOK, data=huge, headers=signed(huge)) as resp:

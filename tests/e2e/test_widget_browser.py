@@ -147,8 +147,20 @@ async def test_a_visitor_chats_in_the_browser_and_sees_the_operator_answer_live(
             await stream.send_json({"type": "typing", "dialog_id": dialog["id"]})
             await expect(page.locator(".ol-typing")).to_have_text("Widget Ann is typing…")
             # The visitor types too: the operator's stream hears of it.
-            await page.fill(".ol-input", "and")
-            seen = await next_ws_event(stream, lambda f: f["type"] == "customer_typing")
+            # The widget sends typing at most every 3 s, and notify tells the dialog's watchers
+            # as its own view has them (it may lag the assignment just seen): type again until
+            # the operator hears of it.
+            seen: dict[str, Any] | None = None
+            for attempt in range(10):
+                await page.fill(".ol-input", "and" + "." * attempt)
+                try:
+                    seen = await next_ws_event(
+                        stream, lambda f: f["type"] == "customer_typing", timeout=4
+                    )
+                    break
+                except TimeoutError:
+                    continue
+            assert seen is not None, "the visitor's typing never reached the operator"
             assert seen["dialog_id"] == dialog["id"]
             await stream.close()
             code, reply = await post_json(
